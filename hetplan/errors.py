@@ -1,0 +1,45 @@
+"""Errors that reach the user as one clear line (the CLI prints them and exits 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydantic
+
+
+class InputError(Exception):
+    """Bad user input: a file that is missing, malformed or semantically invalid.
+
+    `where` names the file (and field, when known) so the one-line message says exactly
+    what to fix.
+    """
+
+    def __init__(self, message: str, *, file: str | Path | None = None, field: str | None = None):
+        self.message = message
+        self.file = str(file) if file is not None else None
+        self.field = field
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        where = ""
+        if self.file and self.field:
+            where = f"{self.file}: {self.field}: "
+        elif self.file:
+            where = f"{self.file}: "
+        elif self.field:
+            where = f"{self.field}: "
+        return f"{where}{self.message}"
+
+
+def from_validation_error(err: pydantic.ValidationError, *, file: str | Path | None,
+                          prefix: str = "") -> InputError:
+    """Condense a pydantic ValidationError into one InputError naming the first bad field."""
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
+    if prefix:
+        loc = f"{prefix}.{loc}" if loc else prefix
+    msg = first.get("msg", "invalid value")
+    more = len(err.errors()) - 1
+    if more > 0:
+        msg += f" (and {more} more error{'s' if more > 1 else ''})"
+    return InputError(msg, file=file, field=loc or None)

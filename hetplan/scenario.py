@@ -1,0 +1,147 @@
+"""Scenario: one YAML file naming the model, workload, SLO, GPU catalog subset, prices,
+constraints and objective of a planning problem.
+
+Relative paths inside a scenario (a trace file, a local config.json) are resolved against
+the scenario file's directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt,
+                      ValidationError, model_validator)
+
+from hetplan.catalog import Catalog, load_catalog, unknown_name_message
+from hetplan.dtypes import Dtype
+from hetplan.errors import InputError, from_validation_error
+from hetplan.io import load_yaml
+from hetplan.model import ModelSpec, load_model
+
+Role = Literal["prefill", "decode", "colocated"]
+
+
+class SLO(BaseModel):
+    """Latency targets met at `percentile` (e.g. p90 TTFT <= 1000 ms and p90 TPOT <= 50 ms)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ttft_ms: PositiveFloat
+    tpot_ms: PositiveFloat
+    percentile: float = Field(default=90.0, gt=0.0, le=100.0)
+
+
+class WorkloadRef(BaseModel):
+    """Either a trace file (with its format) or a synthetic generator spec."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trace: str | None = None
+    format: str | None = None          # azure | mooncake | burstgpt | generic (see workload)
+    column_map: dict[str, str] | None = None
+    synthetic: dict[str, Any] | None = None
+    planning_rate: str = "mean"        # "mean" or "p<percentile>" of windowed rate, e.g. "p95"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "WorkloadRef":
+        if (self.trace is None) == (self.synthetic is None):
+            raise ValueError("give exactly one of 'trace' or 'synthetic'")
+        return self
+
+
+class CatalogSelection(BaseModel):
+    """Which GPUs the planner may use and at what prices."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gpus: list[str] | None = None               # None: every GPU that has a price
+    prices: str                                 # price sheet name (file stem in catalogs/prices)
+    use_spot: bool = False
+    availability: dict[str, int] = {}           # GPU -> max GPUs (overrides the sheet's counts)
+
+
+class Constraints(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    budget_usd_per_hour: PositiveFloat | None = None
+    allow_cross_vendor: bool = False            # prefill and decode on different vendors
+    roles: list[Role] = ["prefill", "decode", "colocated"]
+    weight_dtypes: list[Dtype] = ["bf16", "fp8"]
+    kv_dtypes: list[Dtype] = ["bf16", "fp8"]
+    max_tp: PositiveInt = 8
+    max_pp: PositiveInt = 1
+    target_utilization: float = Field(default=0.8, gt=0.0, le=1.0)
+    kv_link: str = "ib-400g"                    # fabric between prefill and decode pools
+
+
+class Scenario(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str = ""
+    model: str                                  # bundled key, HF id, or path to config.json
+    workload: WorkloadRef
+    slo: SLO
+    catalog: CatalogSelection
+    constraints: Constraints = Constraints()
+    objective: Literal["min_cost", "max_goodput"] = "min_cost"
+    base_dir: str = "."                         # set by the loader: the scenario's directory
+
+    def resolve_path(self, p: str) -> Path:
+        path = Path(p)
+        return path if path.is_absolute() else Path(self.base_dir) / path
+
+
+def load_scenario(path: str | Path, catalog: Catalog | None = None) -> Scenario:
+    """Load and cross-check a scenario: the model loads, GPUs and price sheet exist."""
+    path = Path(path)
+    raw = load_yaml(path)
+    if not isinstance(raw, dict):
+        raise InputError("expected a mapping of scenario fields", file=path)
+    raw.setdefault("name", path.stem)
+    raw["base_dir"] = str(path.resolve().parent)
+    try:
+        scenario = Scenario(**raw)
+    except ValidationError as e:
+        raise from_validation_error(e, file=path) from None
+    check_scenario(scenario, catalog or load_catalog(), file=path)
+    return scenario
+
+
+def check_scenario(s: Scenario, catalog: Catalog, file: str | Path | None = None) -> None:
+    """Cross-references a schema cannot check; each failure names the field."""
+    try:
+        scenario_model(s)
+    except InputError as e:
+        raise InputError(e.message, file=file, field="model") from None
+    if s.catalog.prices not in catalog.price_sheets:
+        raise InputError(unknown_name_message("price sheet", s.catalog.prices,
+                                              catalog.price_sheets), file=file,
+                         field="catalog.prices")
+    for i, g in enumerate(s.catalog.gpus or []):
+        if g not in catalog.gpus:
+            raise InputError(unknown_name_message("GPU", g, catalog.gpus), file=file,
+                             field=f"catalog.gpus.{i}")
+    for g, n in s.catalog.availability.items():
+        if g not in catalog.gpus:
+            raise InputError(unknown_name_message("GPU", g, catalog.gpus), file=file,
+                             field=f"catalog.availability.{g}")
+        if n < 0:
+            raise InputError("must be >= 0", file=file, field=f"catalog.availability.{g}")
+    if s.workload.trace is not None and not s.resolve_path(s.workload.trace).exists():
+        raise InputError(f"trace file not found: {s.resolve_path(s.workload.trace)}",
+                         file=file, field="workload.trace")
+
+
+def scenario_model(s: Scenario) -> ModelSpec:
+    ref = s.model
+    local = s.resolve_path(ref)
+    return load_model(local if local.exists() else ref)
+
+
+def scenario_gpus(s: Scenario, catalog: Catalog) -> list[str]:
+    """GPUs the scenario may use: its subset (or all) that have an offer in its price sheet."""
+    priced = {o.gpu for o in catalog.offers(s.catalog.prices)}
+    names = s.catalog.gpus if s.catalog.gpus is not None else sorted(catalog.gpus)
+    return [g for g in names if g in priced]
