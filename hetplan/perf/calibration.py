@@ -1,0 +1,105 @@
+"""Per-GPU efficiencies of the measured-roofline model, with their provenance.
+
+A calibration file (`catalogs/calibration/<GPU>.yaml`) holds the fractions of datasheet peak
+that real kernels reach on that GPU, fitted to measurements (`hetplan calibrate`), and says
+which measurements, when and where. GPUs without a file use DEFAULT below, and every
+estimate for them says so (`Calibration.is_default`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hetplan.errors import InputError, from_validation_error
+from hetplan.io import catalogs_dir, dumps_json, load_yaml, write_atomic
+
+
+class Provenance(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: str                     # e.g. "microbenchmarks", "fit to published table"
+    measured_on: str = ""           # host / cloud / paper
+    date: str = ""                  # ISO date of the measurement or fit
+    measurements: list[str] = []    # ids or files of the measurements used
+    fit_error_pct: float | None = None   # median abs % error of the fit on its own data
+    notes: str = ""
+
+
+class Calibration(BaseModel):
+    """Fractions of peak reached in practice, and fixed per-step costs.
+
+    compute_efficiency: large dense GEMMs (prefill projections/MLP), of dense peak TFLOPS
+        (bf16; `compute_efficiency_by_dtype` may refine it for fp8/fp4).
+    attention_efficiency: prefill attention (FlashAttention-style), of bf16 peak.
+    memory_efficiency: streaming weights / KV cache, of datasheet bandwidth.
+    collective_efficiency: all-reduce bus bandwidth, of the intra-node link's unidirectional
+        bandwidth.
+    step_overhead_ms: fixed cost per engine step (scheduling, sampling, launches).
+    layer_overhead_us: fixed cost per layer per step (kernel launch gaps; small with graphs).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gpu: str
+    compute_efficiency: float = Field(gt=0.0, le=1.0)
+    compute_efficiency_by_dtype: dict[str, float] = {}   # overrides for fp8, fp4, ...
+    attention_efficiency: float = Field(gt=0.0, le=1.0)
+    memory_efficiency: float = Field(gt=0.0, le=1.0)
+    collective_efficiency: float = Field(gt=0.0, le=1.0)
+    step_overhead_ms: float = Field(ge=0.0)
+    layer_overhead_us: float = Field(ge=0.0)
+    provenance: Provenance
+
+    def compute_efficiency_for(self, dtype: str) -> float:
+        return self.compute_efficiency_by_dtype.get(dtype, self.compute_efficiency)
+
+    @property
+    def is_default(self) -> bool:
+        return self.provenance.method == "default"
+
+
+# Documented fallback for GPUs never measured: mid-range figures typical of vLLM on
+# datacenter GPUs (GEMM ~70% of peak, FlashAttention ~50%, HBM streaming ~80%, NCCL ~75%).
+# They are assumptions, not measurements; output built on them says so.
+DEFAULT = dict(compute_efficiency=0.70, attention_efficiency=0.50, memory_efficiency=0.80,
+               collective_efficiency=0.75, step_overhead_ms=2.0, layer_overhead_us=10.0)
+
+
+def default_calibration(gpu: str) -> Calibration:
+    return Calibration(gpu=gpu, **DEFAULT, provenance=Provenance(
+        method="default", notes="no measurement for this GPU: hetplan's documented defaults"))
+
+
+def calibration_dir() -> Path:
+    return catalogs_dir() / "calibration"
+
+
+def load_calibration_file(path: str | Path) -> Calibration:
+    path = Path(path)
+    raw = load_yaml(path)
+    if not isinstance(raw, dict):
+        raise InputError("expected a mapping of calibration fields", file=path)
+    try:
+        return Calibration(**raw)
+    except ValidationError as e:
+        raise from_validation_error(e, file=path) from None
+
+
+@lru_cache(maxsize=4)
+def load_calibrations(directory: str | None = None) -> dict[str, Calibration]:
+    """All calibration files in `directory` (default: catalogs/calibration), by GPU name."""
+    d = Path(directory) if directory else calibration_dir()
+    out: dict[str, Calibration] = {}
+    for p in sorted(d.glob("*.yaml")):
+        c = load_calibration_file(p)
+        out[c.gpu] = c
+    return out
+
+
+def save_calibration(cal: Calibration, path: str | Path) -> None:
+    """Write a calibration as YAML (JSON is valid YAML; keys sorted for stable diffs)."""
+    write_atomic(path, "# hetplan calibration (measured-roofline efficiencies); "
+                 "see hetplan/perf/calibration.py\n" + dumps_json(cal.model_dump()))

@@ -1,0 +1,195 @@
+"""PerfModel: prefill, decode and mixed-step latencies, VRAM fit and KV transfer for one
+model on any catalog GPU, from the roofline in `roofline.py` and per-GPU calibrations.
+
+Units: seconds in `*_s`, bytes in `*_bytes`, tokens in `*_tokens`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from hetplan.catalog import Catalog
+from hetplan.errors import InputError
+from hetplan.model import ModelSpec
+from hetplan.perf.calibration import Calibration, default_calibration, load_calibrations
+from hetplan.perf.links import Link, LinkCatalog, load_links
+from hetplan.perf.roofline import StepBreakdown, step_time
+from hetplan.perf.shape import ReplicaShape, unsupported_reason
+
+GPU_MEMORY_UTILIZATION = 0.90     # vLLM's default --gpu-memory-utilization
+RUNTIME_RESERVE_BYTES = 1.5e9     # CUDA context, NCCL buffers, CUDA graphs (approximate)
+MAX_NUM_BATCHED_TOKENS = 8192     # activation peak is sized for this many tokens per step
+
+
+@dataclass(frozen=True)
+class MemoryFit:
+    """VRAM budget of one GPU of a replica; the KV capacity is for the whole replica."""
+
+    weights_bytes_per_gpu: float
+    activation_bytes_per_gpu: float
+    kv_bytes_per_gpu: float            # left for the KV cache (<= 0: does not fit)
+    kv_capacity_tokens: int            # tokens the replica's KV cache holds (full attention)
+    fits: bool
+    reason: str = ""
+
+
+class PerfModel:
+    """Latency and memory model of `model` on catalog GPUs.
+
+    `calibrations` maps GPU name to measured efficiencies; GPUs without one use the
+    documented default (see `uses_default_calibration`).
+    """
+
+    def __init__(self, model: ModelSpec, catalog: Catalog,
+                 calibrations: dict[str, Calibration] | None = None,
+                 links: LinkCatalog | None = None,
+                 gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION):
+        self.model = model
+        self.catalog = catalog
+        self.calibrations = load_calibrations() if calibrations is None else calibrations
+        self.links = links or load_links()
+        self.gpu_memory_utilization = gpu_memory_utilization
+        self._cache: dict[tuple, float] = {}
+
+    # ---- inputs ----------------------------------------------------------------------
+    def calibration(self, gpu: str) -> Calibration:
+        return self.calibrations.get(gpu) or default_calibration(gpu)
+
+    def uses_default_calibration(self, gpu: str) -> bool:
+        return gpu not in self.calibrations
+
+    def check(self, shape: ReplicaShape) -> str | None:
+        """Why the shape cannot serve the model (None if it can, memory aside)."""
+        return unsupported_reason(shape, self.catalog.gpu(shape.gpu), self.model)
+
+    # ---- memory ----------------------------------------------------------------------
+    def kv_bytes_per_token_per_gpu(self, shape: ReplicaShape) -> float:
+        from hetplan.perf.roofline import kv_shard_factor
+        return (self.model.kv_bytes_per_token(shape.kv_dtype)
+                / kv_shard_factor(self.model, shape.tp) / shape.pp)
+
+    def memory(self, shape: ReplicaShape) -> MemoryFit:
+        gpu = self.catalog.gpu(shape.gpu)
+        m = self.model
+        weights = m.weight_bytes(shape.weight_dtype) / shape.num_gpus
+        act = RUNTIME_RESERVE_BYTES + MAX_NUM_BATCHED_TOKENS * 2.0 * (
+            4 * m.hidden_size + 2 * m.intermediate_size / shape.tp)
+        kv = gpu.memory_bytes * self.gpu_memory_utilization - weights - act
+        per_tok = self.kv_bytes_per_token_per_gpu(shape)
+        tokens = int(kv // per_tok) if kv > 0 else 0
+        fits = tokens >= 1024   # room for at least one modest sequence
+        reason = "" if fits else (
+            f"weights {weights / 1e9:.1f} GB + runtime {act / 1e9:.1f} GB leave "
+            f"{max(kv, 0) / 1e9:.1f} GB of {gpu.memory_gb:g} GB x "
+            f"{self.gpu_memory_utilization} for KV cache")
+        return MemoryFit(weights, act, kv, tokens, fits, reason)
+
+    def max_decode_batch(self, shape: ReplicaShape, context_tokens: float,
+                         max_num_seqs: int = 1024) -> int:
+        """Largest number of sequences of `context_tokens` whose KV cache fits."""
+        fit = self.memory(shape)
+        if not fit.fits:
+            return 0
+        per_seq = self.model.kv_bytes_per_sequence(max(1, int(context_tokens)), shape.kv_dtype)
+        per_seq_gpu = per_seq * self.kv_bytes_per_token_per_gpu(shape) / \
+            self.model.kv_bytes_per_token(shape.kv_dtype)
+        return int(min(max_num_seqs, fit.kv_bytes_per_gpu // per_seq_gpu))
+
+    # ---- time ------------------------------------------------------------------------
+    def _step(self, shape: ReplicaShape, new_tokens: float, seqs: float, attended: float,
+              kv_read: float) -> StepBreakdown:
+        gpu = self.catalog.gpu(shape.gpu)
+        return step_time(self.model, gpu, shape, self.calibration(shape.gpu),
+                         self.links.intra_node(gpu), new_tokens=new_tokens, seqs=seqs,
+                         attended_keys=attended, kv_bytes_read=kv_read)
+
+    def prefill_breakdown(self, shape: ReplicaShape, prompt_tokens: Sequence[int],
+                          cached_tokens: int = 0) -> StepBreakdown:
+        """One step that prefills every prompt in `prompt_tokens` (a batch) in full."""
+        m = self.model
+        new = float(sum(prompt_tokens))
+        attended = sum(m.prefill_attended_keys(n, cached_tokens) for n in prompt_tokens)
+        kv_written = sum(m.kv_bytes_per_sequence(n + cached_tokens, shape.kv_dtype)
+                         for n in prompt_tokens)
+        return self._step(shape, new, len(prompt_tokens), attended, kv_written)
+
+    def prefill_time_s(self, shape: ReplicaShape, prompt_tokens: Sequence[int] | int,
+                       batch: int = 1, cached_tokens: int = 0) -> float:
+        """Seconds to prefill `batch` prompts of `prompt_tokens` each (or a list of lengths)."""
+        lens = [prompt_tokens] * batch if isinstance(prompt_tokens, int) else list(prompt_tokens)
+        key = ("p", shape, tuple(lens), cached_tokens)
+        if key not in self._cache:
+            self._cache[key] = self.prefill_breakdown(shape, lens, cached_tokens).total_s
+        return self._cache[key]
+
+    def decode_breakdown(self, shape: ReplicaShape, batch: int,
+                         context_tokens: float) -> StepBreakdown:
+        """One decode step of `batch` sequences, each with `context_tokens` in its KV cache."""
+        m = self.model
+        ctx = max(1.0, float(context_tokens))
+        attended = batch * m.attended_keys_per_token(ctx)
+        kv_read = batch * m.kv_bytes_per_sequence(int(round(ctx)), shape.kv_dtype)
+        return self._step(shape, float(batch), float(batch), attended, kv_read)
+
+    def decode_step_s(self, shape: ReplicaShape, batch: int, context_tokens: float) -> float:
+        key = ("d", shape, int(batch), int(round(context_tokens)))
+        if key not in self._cache:
+            self._cache[key] = self.decode_breakdown(shape, batch, context_tokens).total_s
+        return self._cache[key]
+
+    def mixed_step_s(self, shape: ReplicaShape, decode_batch: int, context_tokens: float,
+                     prefill_chunk_tokens: int, prefill_context_tokens: int = 0) -> float:
+        """A chunked-prefill (colocated) step: `decode_batch` decode tokens plus one prefill
+        chunk of `prefill_chunk_tokens` that follows `prefill_context_tokens` of its prompt."""
+        m = self.model
+        ctx = max(1.0, float(context_tokens))
+        attended = decode_batch * m.attended_keys_per_token(ctx) + m.prefill_attended_keys(
+            prefill_chunk_tokens, prefill_context_tokens)
+        kv_read = decode_batch * m.kv_bytes_per_sequence(int(round(ctx)), shape.kv_dtype) \
+            + m.kv_bytes_per_sequence(prefill_chunk_tokens + prefill_context_tokens,
+                                      shape.kv_dtype)
+        seqs = decode_batch + (1 if prefill_chunk_tokens else 0)
+        return self._step(shape, float(decode_batch + prefill_chunk_tokens), float(seqs),
+                          attended, kv_read).total_s
+
+    # ---- KV transfer -----------------------------------------------------------------
+    def kv_transfer_s(self, prompt_tokens: int, kv_dtype: str, link: Link | str,
+                      prefill_s: float = 0.0, cross_vendor: bool = False,
+                      pipelined: bool = True) -> float:
+        """Seconds of KV hand-off that add to TTFT after a prefill of `prefill_s`.
+
+        Layer-pipelined: layer i's KV leaves while layer i+1 computes, so only the part that
+        outlasts the prefill, plus the last `exposed_layers` layers, shows. A cross-vendor
+        hand-off pays a fixed layout/dtype translation."""
+        if isinstance(link, str):
+            link = self.links.link(link)
+        total = (self.model.kv_bytes_per_sequence(prompt_tokens, kv_dtype)
+                 / link.achieved_bytes_per_s)
+        if pipelined:
+            per_layer = total / self.model.num_layers
+            exposed = max(total - prefill_s, 0.0) + self.links.kv.exposed_layers * per_layer
+            exposed = min(exposed, total)
+        else:
+            exposed = total
+        t = exposed + link.latency_us * 1e-6
+        if cross_vendor:
+            t += self.links.kv.cross_vendor_translation_us * 1e-6
+        return t
+
+
+@lru_cache(maxsize=32)
+def _cached_perf_model(model: ModelSpec, catalog: Catalog) -> PerfModel:
+    return PerfModel(model, catalog)
+
+
+def perf_model_for(model: ModelSpec, catalog: Catalog) -> PerfModel:
+    """A shared PerfModel with the bundled calibrations (memoises step times)."""
+    try:
+        return _cached_perf_model(model, catalog)
+    except TypeError:   # unhashable inputs
+        return PerfModel(model, catalog)
+
+
+__all__ = ["PerfModel", "MemoryFit", "ReplicaShape", "InputError"]

@@ -1,0 +1,169 @@
+"""End-to-end measurements (published tables, `vllm bench serve` results) and how well the
+perf model predicts them: loading, prediction, overhead fitting, error summaries.
+
+A measurement is one prefill latency (ms for a batch of prompts in one step, or TTFT at low
+load) or one decode time per output token (ms at a batch size and average context).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from hetplan.catalog import Catalog
+from hetplan.errors import InputError
+from hetplan.io import data_root
+from hetplan.model import ModelSpec, load_model
+from hetplan.perf.calibration import Calibration
+from hetplan.perf.estimator import PerfModel
+from hetplan.perf.shape import ReplicaShape
+
+COLUMNS = ("id", "phase", "model", "gpu", "tp", "weight_dtype", "kv_dtype", "batch",
+           "input_tokens", "output_tokens", "context_tokens", "measured_ms", "metric",
+           "engine", "source")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    id: str
+    phase: str            # prefill | decode
+    model: str
+    gpu: str
+    tp: int
+    weight_dtype: str
+    kv_dtype: str
+    batch: int
+    input_tokens: int
+    context_tokens: float
+    measured_ms: float
+    metric: str = ""
+    source: str = ""
+
+    @property
+    def shape(self) -> ReplicaShape:
+        return ReplicaShape(self.gpu, self.tp, 1, self.weight_dtype, self.kv_dtype)
+
+
+def load_measurements(path: str | Path) -> list[Measurement]:
+    """Read a measurement CSV (columns COLUMNS); bad rows are errors naming the line."""
+    path = Path(path)
+    try:
+        rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    except FileNotFoundError:
+        raise InputError("file not found", file=path) from None
+    if rows and (missing := [c for c in COLUMNS if c not in rows[0]]):
+        raise InputError(f"missing columns: {', '.join(missing)}", file=path)
+    out = []
+    for line, r in enumerate(rows, start=2):
+        try:
+            phase = r["phase"].strip()
+            if phase not in ("prefill", "decode"):
+                raise ValueError(f"phase must be prefill or decode, not {phase!r}")
+            inp = int(float(r["input_tokens"] or 0))
+            ctx = float(r["context_tokens"] or 0) or inp + int(float(r["output_tokens"] or 0)) / 2
+            m = Measurement(id=r["id"], phase=phase, model=r["model"].strip(), gpu=r["gpu"].strip(),
+                            tp=int(r["tp"]), weight_dtype=r["weight_dtype"].strip() or "bf16",
+                            kv_dtype=(r["kv_dtype"].strip() or "bf16").replace("fp16", "bf16"),
+                            batch=int(float(r["batch"])), input_tokens=inp, context_tokens=ctx,
+                            measured_ms=float(r["measured_ms"]), metric=r.get("metric", ""),
+                            source=r.get("source", ""))
+        except (ValueError, TypeError, KeyError) as e:
+            raise InputError(f"line {line}: {e}", file=path) from None
+        if m.measured_ms <= 0 or m.batch <= 0 or m.tp <= 0:
+            raise InputError(f"line {line}: measured_ms, batch and tp must be > 0", file=path)
+        out.append(m)
+    return out
+
+
+def resolve_model(ref: str, base: Path | None = None) -> ModelSpec:
+    """A measurement's model: a bundled key/HF id, or a config path (relative to the repo)."""
+    for root in (base, data_root()):
+        if root is not None and ref.endswith(".json") and (root / ref).exists():
+            return load_model(root / ref)
+    return load_model(ref)
+
+
+def predict_ms(pm: PerfModel, m: Measurement) -> float:
+    """The perf model's figure for a measurement, in ms (uncached: calibrations may vary)."""
+    if m.phase == "prefill":
+        return pm.prefill_breakdown(m.shape, [m.input_tokens] * m.batch).total_s * 1e3
+    return pm.decode_breakdown(m.shape, m.batch, m.context_tokens).total_s * 1e3
+
+
+class Predictor:
+    """PerfModels per model reference, sharing one calibration dict that callers may edit."""
+
+    def __init__(self, catalog: Catalog, calibrations: dict[str, Calibration],
+                 base: Path | None = None):
+        self.catalog = catalog
+        self.calibrations = calibrations
+        self.base = base
+        self._pms: dict[str, PerfModel] = {}
+
+    def __call__(self, m: Measurement) -> float:
+        if m.model not in self._pms:
+            self._pms[m.model] = PerfModel(resolve_model(m.model, self.base), self.catalog,
+                                           calibrations=self.calibrations)
+        return predict_ms(self._pms[m.model], m)
+
+
+def abs_pct_errors(pred: np.ndarray, meas: np.ndarray) -> np.ndarray:
+    return np.abs(pred - meas) / meas * 100.0
+
+
+def fit_step_overhead(pred: Predictor, gpu: str, rows: list[Measurement],
+                      base: Calibration) -> Calibration:
+    """Fit the GPU's per-step overhead (ms) to end-to-end rows, kernel efficiencies fixed:
+    the grid value in [0, 15] ms that minimises the median absolute % error."""
+    mine = [r for r in rows if r.gpu == gpu]
+    if not mine:
+        return base
+    meas = np.array([r.measured_ms for r in mine])
+    best = (np.inf, base.step_overhead_ms)
+    for ov in np.round(np.arange(0.0, 15.01, 0.25), 2):
+        pred.calibrations[gpu] = base.model_copy(update={"step_overhead_ms": float(ov)})
+        err = float(np.median(abs_pct_errors(np.array([pred(r) for r in mine]), meas)))
+        if err < best[0] - 1e-9:
+            best = (err, float(ov))
+    pred.calibrations[gpu] = base
+    prov = base.provenance.model_copy(update={
+        "notes": base.provenance.notes + f"; step_overhead_ms fitted to {len(mine)} "
+                 f"end-to-end rows ({', '.join(r.id for r in mine[:6])}"
+                 + (", ..." if len(mine) > 6 else "") + ")"})
+    return base.model_copy(update={"step_overhead_ms": best[1], "provenance": prov})
+
+
+def cross_validated_errors(pred: Predictor, rows: list[Measurement], folds: int = 5,
+                           fit: bool = True) -> dict[str, float]:
+    """Held-out absolute % error of every row: for each of `folds` folds, the step
+    overhead is fitted on the other folds (per GPU) and the fold is predicted."""
+    base = dict(pred.calibrations)
+    errors: dict[str, float] = {}
+    for f in range(folds):
+        test = [r for i, r in enumerate(rows) if i % folds == f]
+        train = [r for i, r in enumerate(rows) if i % folds != f]
+        for gpu in sorted({r.gpu for r in test}):
+            if fit and gpu in base:
+                pred.calibrations[gpu] = fit_step_overhead(pred, gpu, train, base[gpu])
+        for r in test:
+            errors[r.id] = float(abs_pct_errors(np.array([pred(r)]),
+                                                np.array([r.measured_ms]))[0])
+        pred.calibrations.clear()
+        pred.calibrations.update(base)
+    return errors
+
+
+def error_summary(rows: list[Measurement], errors: dict[str, float]) -> list[dict]:
+    """Median and max absolute % error per (GPU, phase), sorted by GPU then phase."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for r in rows:
+        groups.setdefault((r.gpu, r.phase), []).append(errors[r.id])
+    return [{"gpu": g, "phase": p, "n": len(v), "median_abs_pct": float(np.median(v)),
+             "max_abs_pct": float(np.max(v))} for (g, p), v in sorted(groups.items())]
+
+
+__all__ = ["Measurement", "load_measurements", "predict_ms", "Predictor", "fit_step_overhead",
+           "cross_validated_errors", "error_summary", "replace"]

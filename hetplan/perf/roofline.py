@@ -1,0 +1,133 @@
+"""Measured-roofline time of one engine step.
+
+A step processes `new_tokens` tokens from `seqs` sequences (prefill chunks and/or decode
+tokens). Per GPU of a TP group, with peak P (TFLOPS), bandwidth B and calibrated
+efficiencies e_*:
+
+    t_gemm = max(gemm_flops / (P_w e_c), weight_bytes_read / (B e_m))
+    t_attn = max(attn_flops / (P_bf16 e_a), kv_bytes_read / (B e_m))
+    t_comm = 2 all-reduces per layer of new_tokens x hidden activations (ring over the link)
+           + pipeline-stage sends when pp > 1
+    t_step = t_gemm + t_attn + t_comm + step_overhead + layers x layer_overhead
+
+Assumptions: GEMM and attention kernels do not overlap each other; all-reduces are not
+overlapped with compute; with PP the step latency covers all stages in sequence (throughput
+gains from interleaving micro-batches are credited by the callers, not here); MoE experts
+are sharded with TP (vLLM's default), and a step reads only the experts its tokens touch,
+expected E(1 - (1 - k/E)^n) of E per MoE layer for n tokens with k routed each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hetplan.catalog import GPU
+from hetplan.dtypes import bytes_per_element
+from hetplan.model import ModelSpec
+from hetplan.perf.calibration import Calibration
+from hetplan.perf.links import Link
+from hetplan.perf.shape import ReplicaShape
+
+ACT_BYTES = 2.0   # activations exchanged in 16-bit
+
+
+@dataclass(frozen=True)
+class StepBreakdown:
+    """Seconds spent per component of one step (for reports and tests)."""
+
+    gemm_s: float
+    attention_s: float
+    comm_s: float
+    overhead_s: float
+    gemm_compute_bound: bool
+
+    @property
+    def total_s(self) -> float:
+        return self.gemm_s + self.attention_s + self.comm_s + self.overhead_s
+
+
+def expected_experts_touched(num_experts: int, k: int, tokens: float) -> float:
+    """Expected distinct experts hit by `tokens` tokens each routed to k of E uniformly."""
+    if tokens <= 0:
+        return 0.0
+    return num_experts * (1.0 - (1.0 - k / num_experts) ** tokens)
+
+
+def weight_bytes_read(model: ModelSpec, weight_dtype: str, tokens: float, seqs: float) -> float:
+    """Bytes of weights one step streams from memory (whole replica, before TP split):
+    attention and dense-MLP weights, the experts the step's tokens touch, the LM head."""
+    b = bytes_per_element(weight_dtype)
+    dense = (model.attention_params_per_layer() * model.num_layers
+             + model.dense_mlp_params() * model.num_dense_layers)
+    if model.moe is not None:
+        m = model.moe
+        touched = expected_experts_touched(m.num_experts, m.experts_per_token, tokens)
+        per_layer = (touched * model.expert_params() + model.router_params()
+                     + m.num_shared_experts * 3 * model.hidden_size * m.expert_intermediate_size)
+        dense += per_layer * model.num_moe_layers
+    norms = 2 * model.hidden_size * model.num_layers
+    lm_head = model.vocab_size * model.hidden_size if seqs > 0 else 0.0
+    return dense * b + (norms + lm_head) * 2.0
+
+
+def gemm_flops(model: ModelSpec, tokens: float, seqs: float) -> float:
+    """Matmul FLOPs of a step: block weights for every new token, LM head only for the
+    last token of each sequence (vLLM computes logits for sampled positions only)."""
+    block = model.block_params(active=True) - 2 * model.hidden_size * model.num_layers
+    return 2.0 * (block * tokens + model.vocab_size * model.hidden_size * seqs)
+
+
+def ring_allreduce_s(nbytes: float, n: int, link: Link, efficiency: float) -> float:
+    """Ring all-reduce of `nbytes` over n GPUs: 2(n-1)/n of the data crosses each link,
+    in 2(n-1) latency-bound steps."""
+    if n <= 1 or nbytes <= 0:
+        return 0.0
+    bw = link.bandwidth_gbit_per_s * 1e9 / 8.0 * efficiency
+    return 2.0 * (n - 1) / n * nbytes / bw + 2.0 * (n - 1) * link.latency_us * 1e-6
+
+
+def kv_shard_factor(model: ModelSpec, tp: int) -> int:
+    """How many ways the KV cache is split across a TP group: KV heads shard up to their
+    count (replicated beyond); MLA's single latent is replicated on every rank."""
+    if model.mla is not None:
+        return 1
+    return min(tp, model.num_kv_heads)
+
+
+def step_time(model: ModelSpec, gpu: GPU, shape: ReplicaShape, cal: Calibration,
+              intra_link: Link, *, new_tokens: float, seqs: float, attended_keys: float,
+              kv_bytes_read: float, pp_link: Link | None = None) -> StepBreakdown:
+    """Time of one step on one replica (see the module docstring for the formula).
+
+    new_tokens: tokens processed this step (prompt tokens + one per decoding sequence).
+    seqs: sequences that produce a token this step (LM-head rows).
+    attended_keys: sum over new tokens and layers of keys attended (ModelSpec.attended_keys_per_token).
+    kv_bytes_read: KV-cache bytes read by attention (whole replica, before the TP split).
+    """
+    tp, pp = shape.tp, shape.pp
+    compute_dtype = shape.weight_dtype if gpu.supports(shape.weight_dtype) else "bf16"
+    peak_w = gpu.tflops(compute_dtype) * 1e12
+    peak_attn = gpu.tflops("bf16" if gpu.supports("bf16") else "fp16") * 1e12
+    bw = gpu.mem_bw_bytes_per_s
+
+    flops = gemm_flops(model, new_tokens, seqs) / tp
+    wbytes = weight_bytes_read(model, shape.weight_dtype, new_tokens, seqs) / tp
+    t_compute = flops / (peak_w * cal.compute_efficiency_for(compute_dtype))
+    t_weights = wbytes / (bw * cal.memory_efficiency)
+    gemm_s = max(t_compute, t_weights)
+
+    attn_flops = model.attention_flops_per_key() * attended_keys / tp
+    kv_per_gpu = kv_bytes_read / kv_shard_factor(model, tp)
+    attention_s = max(attn_flops / (peak_attn * cal.attention_efficiency),
+                      kv_per_gpu / (bw * cal.memory_efficiency))
+
+    act = new_tokens * model.hidden_size * ACT_BYTES
+    comm_s = 2 * model.num_layers * ring_allreduce_s(act, tp, intra_link,
+                                                     cal.collective_efficiency)
+    if pp > 1:
+        link = pp_link or intra_link
+        comm_s += (pp - 1) * (act / link.achieved_bytes_per_s + link.latency_us * 1e-6)
+
+    overhead_s = cal.step_overhead_ms * 1e-3 + model.num_layers * cal.layer_overhead_us * 1e-6
+    return StepBreakdown(gemm_s=gemm_s, attention_s=attention_s, comm_s=comm_s,
+                         overhead_s=overhead_s, gemm_compute_bound=t_compute >= t_weights)
