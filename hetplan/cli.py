@@ -128,9 +128,10 @@ def scenario_check(path: str, as_json: bool = typer.Option(False, "--json")) -> 
     typer.echo(f"  objective {s.objective}")
 
 
-from hetplan import cli_perf  # noqa: E402  (registers estimate / calibrate)
+from hetplan import cli_perf, cli_plan  # noqa: E402  (register their commands)
 
 cli_perf.register(app, echo_json)
+cli_plan.register(app, echo_json)
 
 
 def main() -> None:

@@ -1,0 +1,211 @@
+"""Candidate replica configurations and their capacity per workload class at the SLO.
+
+A candidate is a replica shape (GPU, TP, PP, weight dtype, KV dtype) in one role:
+- prefill: runs prompts; capacity = prompts/s with batches small enough that a batch's
+  prefill plus the KV hand-off fits in half the TTFT budget (the other half is left for
+  queueing, which the MILP's target utilization bounds);
+- decode: runs generations; capacity = B / (output_tokens x step_time(B)) with B the
+  largest batch whose KV fits in VRAM and whose step time meets the TPOT target;
+- colocated: chunked prefill; each step carries B decode tokens and a prefill chunk of
+  C = B x input/output tokens, so prompt and decode work stay balanced; the step must meet
+  the TPOT target and the prompt's ceil(input/C) steps half the TTFT budget.
+Throughput uses a class's mean lengths; latency checks use its p90 lengths.
+Approximation: classes sharing a replica are combined by time-sharing (sum of rate /
+capacity), which ignores batching across classes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from hetplan.catalog import Catalog
+from hetplan.perf import PerfModel, ReplicaShape
+from hetplan.scenario import SLO
+
+ROLES = ("prefill", "decode", "colocated")
+MAX_BATCHED_TOKENS = 8192       # prefill tokens per step (vLLM's default budget order)
+MAX_NUM_SEQS = 1024             # decode batch cap
+TTFT_SHARE_FOR_SERVICE = 0.5    # share of the TTFT target a prefill step may use
+
+
+class ClassLike(Protocol):
+    name: str
+    rate_rps: float
+    mean_input_tokens: float
+    mean_output_tokens: float
+    p90_input_tokens: float
+    p90_output_tokens: float
+
+
+@dataclass(frozen=True)
+class ClassCapacity:
+    """One replica's figures for one class (capacity 0: cannot serve it, `why` says why)."""
+
+    capacity_rps: float
+    ttft_ms: float = math.nan        # service part of TTFT (prefill step + KV hand-off)
+    tpot_ms: float = math.nan        # decode step time at the chosen batch
+    batch: int = 0                   # prompts per prefill step, or decode batch
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    shape: ReplicaShape
+    role: str
+    vendor: str
+    price_usd_per_hour: float        # per replica (all its GPUs)
+    per_class: dict[str, ClassCapacity] = field(hash=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.role}:{self.shape.label()}"
+
+    @property
+    def num_gpus(self) -> int:
+        return self.shape.num_gpus
+
+    def capacity(self, cls: str) -> float:
+        c = self.per_class.get(cls)
+        return c.capacity_rps if c else 0.0
+
+
+def _largest(pred: Callable[[int], bool], hi: int) -> int:
+    """Largest b in [1, hi] with pred(b) true, assuming pred is monotone (true then false)."""
+    if hi < 1 or not pred(1):
+        return 0
+    lo = 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if pred(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def prefill_capacity(pm: PerfModel, s: ReplicaShape, c: ClassLike, slo: SLO,
+                     kv_link: str, cross_vendor: bool) -> ClassCapacity:
+    budget_s = slo.ttft_ms / 1e3 * TTFT_SHARE_FOR_SERVICE
+    p90_in = max(1, int(round(c.p90_input_tokens)))
+    mean_in = max(1, int(round(c.mean_input_tokens)))
+
+    def latency_s(k: int) -> float:
+        t = pm.prefill_time_s(s, p90_in, k)
+        return t + pm.kv_transfer_s(p90_in, s.kv_dtype, kv_link, t, cross_vendor)
+
+    max_k = max(1, MAX_BATCHED_TOKENS // max(mean_in, 1))
+    k = _largest(lambda k: latency_s(k) <= budget_s, max_k)
+    if k == 0:
+        return ClassCapacity(0.0, ttft_ms=latency_s(1) * 1e3, why=(
+            f"TTFT: prefill of a {p90_in}-token prompt + KV hand-off takes "
+            f"{latency_s(1) * 1e3:.0f} ms > {budget_s * 1e3:.0f} ms "
+            f"({TTFT_SHARE_FOR_SERVICE:.0%} of the {slo.ttft_ms:g} ms target)"))
+    return ClassCapacity(k / pm.prefill_time_s(s, mean_in, k), ttft_ms=latency_s(k) * 1e3,
+                         batch=k)
+
+
+def decode_capacity(pm: PerfModel, s: ReplicaShape, c: ClassLike, slo: SLO) -> ClassCapacity:
+    mean_in, mean_out = c.mean_input_tokens, max(1.0, c.mean_output_tokens)
+    ctx_avg = mean_in + mean_out / 2
+    b_mem = pm.max_decode_batch(s, mean_in + mean_out, MAX_NUM_SEQS)
+    if b_mem == 0:
+        return ClassCapacity(0.0, why=f"VRAM: no room for one {int(mean_in + mean_out)}-token "
+                                      f"sequence ({pm.memory(s).reason or 'KV cache full'})")
+    target_s = slo.tpot_ms / 1e3
+    b = _largest(lambda b: pm.decode_step_s(s, b, ctx_avg) <= target_s, b_mem)
+    if b == 0:
+        t1 = pm.decode_step_s(s, 1, ctx_avg) * 1e3
+        return ClassCapacity(0.0, tpot_ms=t1, why=f"TPOT: a decode step takes {t1:.1f} ms at "
+                                                  f"batch 1 > {slo.tpot_ms:g} ms")
+    t = pm.decode_step_s(s, b, ctx_avg)
+    return ClassCapacity(b / (mean_out * t), tpot_ms=t * 1e3, batch=b)
+
+
+def colocated_capacity(pm: PerfModel, s: ReplicaShape, c: ClassLike,
+                       slo: SLO) -> ClassCapacity:
+    mean_in = max(1.0, c.mean_input_tokens)
+    mean_out = max(1.0, c.mean_output_tokens)
+    ctx_avg = mean_in + mean_out / 2
+    b_mem = pm.max_decode_batch(s, mean_in + mean_out, MAX_NUM_SEQS)
+    if b_mem == 0:
+        return ClassCapacity(0.0, why="VRAM: no room for one sequence")
+    ttft_budget_s = slo.ttft_ms / 1e3 * TTFT_SHARE_FOR_SERVICE
+    best = ClassCapacity(0.0, why=f"TPOT/TTFT: no batch meets {slo.tpot_ms:g} ms per token "
+                                  f"and {slo.ttft_ms:g} ms to first token with chunked prefill")
+
+    def step(b: int) -> tuple[float, int]:
+        chunk = int(min(MAX_BATCHED_TOKENS, max(16, math.ceil(b * mean_in / mean_out))))
+        return pm.mixed_step_s(s, b, ctx_avg, chunk, int(mean_in // 2)), chunk
+
+    b = 1
+    while b <= b_mem:
+        t, chunk = step(b)
+        ttft = math.ceil(c.p90_input_tokens / chunk) * t
+        if t <= slo.tpot_ms / 1e3 and ttft <= ttft_budget_s:
+            rate = min(chunk / (mean_in * t), b / (mean_out * t))
+            if rate > best.capacity_rps:
+                best = ClassCapacity(rate, ttft_ms=ttft * 1e3, tpot_ms=t * 1e3, batch=b)
+        elif t > slo.tpot_ms / 1e3:
+            break     # larger batches only get slower
+        b = b * 2 if b < 8 else b + max(1, b // 4)
+    return best
+
+
+def shapes_for(pm: PerfModel, gpus: Sequence[str], max_tp: int, max_pp: int,
+               weight_dtypes: Sequence[str], kv_dtypes: Sequence[str]) -> tuple[
+                   list[ReplicaShape], list[str]]:
+    """Every shape that can hold the model, and why the others were dropped."""
+    shapes, dropped = [], []
+    for g in gpus:
+        for tp in (1, 2, 4, 8, 16, 32, 72):
+            if tp > max_tp:
+                continue
+            for pp in range(1, max_pp + 1):
+                for wd in weight_dtypes:
+                    for kd in kv_dtypes:
+                        s = ReplicaShape(g, tp, pp, wd, kd)
+                        why = pm.check(s)
+                        if why is None and not pm.memory(s).fits:
+                            why = "VRAM: " + pm.memory(s).reason
+                        if why:
+                            dropped.append(f"{s.label()}: {why}")
+                        else:
+                            shapes.append(s)
+    return shapes, dropped
+
+
+def build_candidates(pm: PerfModel, catalog: Catalog, prices: dict[str, float],
+                     classes: Sequence[ClassLike], slo: SLO, *, roles: Sequence[str] = ROLES,
+                     max_tp: int = 8, max_pp: int = 1, weight_dtypes=("bf16",),
+                     kv_dtypes=("bf16",), kv_link: str = "ib-400g",
+                     allow_cross_vendor: bool = False,
+                     progress: Callable[[str], None] | None = None
+                     ) -> tuple[list[Candidate], list[str]]:
+    """All (shape, role) candidates with capacity for at least one class.
+
+    prices: GPU -> $/GPU-hour (GPUs without a price are skipped). Returns the candidates and
+    the reasons shapes were dropped (for infeasibility reports)."""
+    shapes, dropped = shapes_for(pm, sorted(prices), max_tp, max_pp, weight_dtypes, kv_dtypes)
+    out: list[Candidate] = []
+    for i, s in enumerate(shapes):
+        gpu = catalog.gpu(s.gpu)
+        for role in roles:
+            per = {}
+            for c in classes:
+                if role == "prefill":
+                    per[c.name] = prefill_capacity(pm, s, c, slo, kv_link, allow_cross_vendor)
+                elif role == "decode":
+                    per[c.name] = decode_capacity(pm, s, c, slo)
+                else:
+                    per[c.name] = colocated_capacity(pm, s, c, slo)
+            if any(v.capacity_rps > 0 for v in per.values()):
+                out.append(Candidate(s, role, gpu.vendor, prices[s.gpu] * s.num_gpus, per))
+            else:
+                dropped.append(f"{role}:{s.label()}: "
+                               + "; ".join(sorted({v.why for v in per.values() if v.why})))
+        if progress:
+            progress(f"candidates: {i + 1}/{len(shapes)} shapes")
+    return out, dropped

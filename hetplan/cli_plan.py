@@ -1,0 +1,103 @@
+"""CLI: `hetplan solve`, `hetplan compare`, `hetplan frontier`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from hetplan.errors import InputError
+
+
+def _progress(msg: str) -> None:
+    if sys.stderr.isatty():
+        typer.echo(f"\r{msg}\033[K", err=True, nl=False)
+
+
+def register(app: typer.Typer, echo_json) -> None:
+    @app.command("solve")
+    def solve_cmd(
+        scenario: Path = typer.Argument(..., help="Scenario YAML (see workloads/default.yaml)."),
+        out: Path = typer.Option(None, help="Directory for plan.json and report.md."),
+        solver: str = typer.Option("highs", help="highs | cbc | ortools"),
+        time_limit: float = typer.Option(60.0, help="Solver time limit, seconds."),
+        as_json: bool = typer.Option(False, "--json", help="Print the plan summary as JSON."),
+    ) -> None:
+        """Plan the cheapest mix (or most goodput under a budget) that meets the SLO."""
+        from hetplan.catalog import load_catalog
+        from hetplan.io import write_atomic
+        from hetplan.planner import Infeasible, plan_scenario
+        from hetplan.report import plan_report
+        from hetplan.scenario import load_scenario
+
+        cat = load_catalog()
+        s = load_scenario(scenario, cat)
+        try:
+            plan = plan_scenario(s, cat, solver=solver, time_limit_s=time_limit,
+                                 progress=_progress)
+        except Infeasible as e:
+            _progress("")
+            typer.echo("infeasible: no plan meets the scenario", err=True)
+            for r in e.reasons:
+                typer.echo(f"  - {r}", err=True)
+            raise typer.Exit(3) from None
+        _progress("")
+        if out:
+            write_atomic(out / "plan.json", plan.to_json())
+            write_atomic(out / "report.md", plan_report(plan))
+        if as_json:
+            echo_json(plan.summary())
+            return
+        typer.echo(plan_report(plan) if not out else
+                   f"{plan.status}: ${plan.cost_usd_per_hour:.2f}/h, "
+                   f"${plan.usd_per_million_tokens:.3f} per M tokens, P:D {plan.golden_ratio}; "
+                   f"wrote {out / 'plan.json'} and {out / 'report.md'}")
+
+    @app.command("compare")
+    def compare_cmd(
+        scenario: Path = typer.Argument(...),
+        solver: str = typer.Option("highs"), time_limit: float = typer.Option(60.0),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Homogeneous vs heterogeneous, colocated vs disaggregated, side by side."""
+        from hetplan.catalog import load_catalog
+        from hetplan.compare import compare, compare_table
+        from hetplan.scenario import load_scenario
+
+        cat = load_catalog()
+        rows = compare(load_scenario(scenario, cat), cat, solver=solver,
+                       time_limit_s=time_limit, progress=_progress)
+        _progress("")
+        if as_json:
+            echo_json(rows)
+        else:
+            typer.echo(compare_table(rows))
+
+    @app.command("frontier")
+    def frontier_cmd(
+        scenario: Path = typer.Argument(...),
+        vary: str = typer.Option("slo", help="slo (TTFT and TPOT together) | ttft | tpot | "
+                                             "budget"),
+        factors: str = typer.Option("0.5,0.75,1,1.5,2,3",
+                                    help="Multipliers of the scenario's SLO or budget."),
+        out: Path = typer.Option(Path("frontier"), help="Directory for frontier.csv/.png."),
+        solver: str = typer.Option("highs"), time_limit: float = typer.Option(30.0),
+    ) -> None:
+        """Cost vs SLO (or goodput vs budget) Pareto sweep: a table and a PNG."""
+        from hetplan.catalog import load_catalog
+        from hetplan.compare import frontier, frontier_outputs
+        from hetplan.scenario import load_scenario
+
+        try:
+            fs = [float(x) for x in factors.split(",") if x.strip()]
+        except ValueError:
+            raise InputError("expected comma-separated numbers", field="--factors") from None
+        if vary not in ("slo", "ttft", "tpot", "budget") or not fs or min(fs) <= 0:
+            raise InputError("--vary must be slo|ttft|tpot|budget and factors > 0",
+                             field="--vary")
+        cat = load_catalog()
+        rows = frontier(load_scenario(scenario, cat), cat, vary, fs, solver=solver,
+                        time_limit_s=time_limit, progress=_progress)
+        _progress("")
+        typer.echo(frontier_outputs(rows, vary, out))

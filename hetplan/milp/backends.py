@@ -1,0 +1,110 @@
+"""Solve a LinearProgram with PuLP (HiGHS or CBC) or OR-Tools (SCIP).
+
+OR-Tools and highspy each bundle a HiGHS shared library under the same soname, and loading
+both into one process breaks whichever comes second. OR-Tools therefore runs in a child
+process (`python -m hetplan.milp.ortools_worker`) that never imports highspy; the program
+travels as JSON. All backends run single-threaded so repeated solves give the same plan.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+
+from hetplan.errors import InputError
+from hetplan.milp.lp import INF, LinearProgram, Solution
+
+SOLVERS = ("highs", "cbc", "ortools")
+
+
+def solve(lp: LinearProgram, solver: str = "highs", time_limit_s: float = 60.0) -> Solution:
+    if solver == "highs":
+        return _solve_pulp(lp, "highs", time_limit_s)
+    if solver == "cbc":
+        return _solve_pulp(lp, "cbc", time_limit_s)
+    if solver in ("ortools", "ortools-scip", "scip"):
+        return _solve_ortools(lp, time_limit_s)
+    raise InputError(f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)}",
+                     field="--solver")
+
+
+def _solve_pulp(lp: LinearProgram, which: str, time_limit_s: float) -> Solution:
+    import pulp
+
+    prob = pulp.LpProblem("hetplan", pulp.LpMaximize if lp.maximize else pulp.LpMinimize)
+    xs = [pulp.LpVariable(f"v{i}", lowBound=None if v.lb == -INF else v.lb,
+                          upBound=None if v.ub == INF else v.ub,
+                          cat=pulp.LpInteger if v.integer else pulp.LpContinuous)
+          for i, v in enumerate(lp.vars)]
+    prob += pulp.lpSum(c * xs[i] for i, c in lp.objective.items())
+    for j, c in enumerate(lp.constraints):
+        expr = pulp.lpSum(coef * xs[i] for i, coef in c.terms.items())
+        rel = {"<=": expr <= c.rhs, ">=": expr >= c.rhs, "==": expr == c.rhs}[c.sense]
+        prob += rel, f"c{j}"
+    if which == "highs":
+        cmd = pulp.HiGHS(msg=False, timeLimit=time_limit_s, threads=1, mip_rel_gap=1e-6)
+    else:
+        cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, threads=1, gapRel=1e-6)
+    t0 = time.perf_counter()
+    try:
+        prob.solve(cmd)
+    except pulp.PulpSolverError as e:
+        return Solution("error", None, [], which, message=str(e))
+    elapsed = time.perf_counter() - t0
+    values = [x.value() if x.value() is not None else math.nan for x in xs]
+    has_values = all(not math.isnan(v) for v in values) and len(values) > 0
+    status = pulp.LpStatus[prob.status]
+    gap, bound = None, None
+    if which == "highs" and getattr(prob, "solverModel", None) is not None:
+        info = prob.solverModel.getInfo()
+        gap = float(info.mip_gap) if math.isfinite(info.mip_gap) else None
+        bound = float(info.mip_dual_bound) if math.isfinite(info.mip_dual_bound) else None
+        model_status = prob.solverModel.modelStatusToString(prob.solverModel.getModelStatus())
+        if "Time limit" in model_status:
+            status = "TimeLimit"
+    return _classify(status, has_values, values, lp, which, gap, bound, elapsed, time_limit_s)
+
+
+def _classify(status: str, has_values: bool, values, lp, solver, gap, bound, elapsed,
+              limit) -> Solution:
+    obj = sum(c * values[i] for i, c in lp.objective.items()) if has_values else None
+    if status == "Optimal" and elapsed < limit * 0.98:
+        return Solution("optimal", obj, values, solver, gap=gap if gap is not None else 0.0,
+                        bound=bound, time_s=elapsed)
+    if status in ("Optimal", "Not Solved", "TimeLimit") and has_values and _feasible(lp, values):
+        return Solution("feasible", obj, values, solver, gap=gap, bound=bound, time_s=elapsed,
+                        message="time limit reached; best plan found")
+    if status == "Infeasible":
+        return Solution("infeasible", None, [], solver, time_s=elapsed)
+    if status == "Unbounded":
+        return Solution("unbounded", None, [], solver, time_s=elapsed)
+    return Solution("no_solution", None, [], solver, time_s=elapsed,
+                    message=f"solver status {status}")
+
+
+def _feasible(lp: LinearProgram, values: list[float], tol: float = 1e-5) -> bool:
+    for c in lp.constraints:
+        lhs = sum(coef * values[i] for i, coef in c.terms.items())
+        scale = max(1.0, abs(c.rhs))
+        if (c.sense == "<=" and lhs > c.rhs + tol * scale) or \
+           (c.sense == ">=" and lhs < c.rhs - tol * scale) or \
+           (c.sense == "==" and abs(lhs - c.rhs) > tol * scale):
+            return False
+    return True
+
+
+def _solve_ortools(lp: LinearProgram, time_limit_s: float) -> Solution:
+    payload = json.dumps({"lp": lp.to_dict(), "time_limit_s": time_limit_s})
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "hetplan.milp.ortools_worker"], input=payload,
+                          capture_output=True, text=True, timeout=time_limit_s + 60)
+    if proc.returncode != 0:
+        return Solution("error", None, [], "ortools", message=proc.stderr.strip()[-500:])
+    out = json.loads(proc.stdout)
+    values = out["values"]
+    sol = _classify(out["status"], bool(values), values, lp, "ortools-scip", out.get("gap"),
+                    out.get("bound"), out.get("time_s", time.perf_counter() - t0), time_limit_s)
+    return sol

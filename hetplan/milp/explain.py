@@ -1,0 +1,92 @@
+"""Say why a scenario has no plan, and what the nearest feasible relaxation is.
+
+Two passes:
+1. precheck: a class that no candidate can serve in a phase (SLO too tight for every shape,
+   or no shape fits in VRAM) is named with the best latency any shape reaches, which is the
+   SLO to relax to.
+2. elastic re-solve: drop availability and budget, solve for the cheapest plan, and report
+   each limit that plan exceeds (GPUs needed vs available, cost vs budget); if even that has
+   no plan, try allowing cross-vendor prefill->decode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hetplan.candidates import TTFT_SHARE_FOR_SERVICE
+from hetplan.milp.formulation import Problem
+from hetplan.milp.solve import solve_problem
+
+
+def precheck(ctx, problem: Problem) -> list[str]:
+    s = ctx.scenario
+    reasons = []
+    if not problem.candidates:
+        vram = [d for d in ctx.dropped if "VRAM" in d]
+        if vram and len(vram) == len(ctx.dropped):
+            reasons.append(f"VRAM: no allowed shape holds {ctx.perf.model.name} "
+                           f"(max_tp {s.constraints.max_tp}, max_pp {s.constraints.max_pp}, "
+                           f"weights {', '.join(s.constraints.weight_dtypes)}); e.g. "
+                           f"{vram[-1]}")
+        else:
+            reasons.append("no candidate replica can serve any class: "
+                           + "; ".join(ctx.dropped[-3:]))
+        return reasons
+    for w in problem.classes:
+        for phase in ("prefill", "decode"):
+            able = [c for c in problem.candidates
+                    if (c.role == phase or c.role == "colocated") and c.capacity(w.name) > 0]
+            if able:
+                continue
+            per = [c.per_class[w.name] for c in problem.candidates
+                   if c.role == phase or c.role == "colocated"]
+            if phase == "prefill":
+                best = min((p.ttft_ms for p in per if p.ttft_ms == p.ttft_ms), default=None)
+                need = f"; nearest feasible: TTFT target >= {best / TTFT_SHARE_FOR_SERVICE:.0f} " \
+                       f"ms (best service time {best:.0f} ms)" if best else ""
+                reasons.append(f"SLO: no replica meets p{s.slo.percentile:g} TTFT <= "
+                               f"{s.slo.ttft_ms:g} ms for class {w.name} "
+                               f"({w.p90_input_tokens:.0f}-token prompts){need}")
+            else:
+                best = min((p.tpot_ms for p in per if p.tpot_ms == p.tpot_ms), default=None)
+                vram = all(p.why.startswith("VRAM") for p in per)
+                if vram:
+                    reasons.append(f"VRAM: no decode-capable replica holds a "
+                                   f"{w.mean_input_tokens + w.mean_output_tokens:.0f}-token "
+                                   f"sequence of class {w.name}")
+                else:
+                    need = f"; nearest feasible: TPOT target >= {best:.1f} ms" if best else ""
+                    reasons.append(f"SLO: no replica meets p{s.slo.percentile:g} TPOT <= "
+                                   f"{s.slo.tpot_ms:g} ms for class {w.name}{need}")
+    return reasons
+
+
+def explain_infeasible(ctx, problem: Problem, solver: str, time_limit_s: float) -> list[str]:
+    free = replace(problem, availability={}, budget_usd_per_hour=None)
+    out = solve_problem(free, solver, time_limit_s)
+    if not out.solution.has_solution:
+        if not problem.allow_cross_vendor:
+            cross = solve_problem(replace(free, allow_cross_vendor=True), solver, time_limit_s)
+            if cross.solution.has_solution:
+                return ["vendor compatibility: no single vendor serves both prefill and "
+                        "decode; nearest feasible: allow_cross_vendor: true"]
+        return ["no plan even without availability and budget limits "
+                f"(solver status {out.solution.status})"]
+    reasons = []
+    used: dict[str, int] = {}
+    for ch in out.chosen:
+        used[ch.candidate.shape.gpu] = used.get(ch.candidate.shape.gpu, 0) + \
+            ch.replicas * ch.candidate.num_gpus
+    for g, n in sorted(used.items()):
+        if g in problem.availability and n > problem.availability[g]:
+            reasons.append(f"availability[{g}]: the cheapest plan needs {n} {g} GPUs, "
+                           f"{problem.availability[g]} available")
+    cost = sum(ch.replicas * ch.candidate.price_usd_per_hour for ch in out.chosen)
+    if problem.budget_usd_per_hour is not None and cost > problem.budget_usd_per_hour:
+        reasons.append(f"budget: the cheapest plan costs ${cost:.2f}/h > budget "
+                       f"${problem.budget_usd_per_hour:.2f}/h; nearest feasible: "
+                       f"budget >= ${cost:.2f}/h")
+    if not reasons:
+        reasons.append("availability and budget jointly bind: the cheapest unconstrained plan "
+                       f"(${cost:.2f}/h, GPUs {used}) must be reshaped to fit both")
+    return reasons

@@ -1,0 +1,119 @@
+"""Plan: the planner's output. Pools (role, GPU shape, replicas), routing of classes to
+pools, predicted latencies, cost, and the solver's status. Serialises to byte-identical JSON
+for identical inputs (sorted keys, rounded floats)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from hetplan.io import dumps_json
+
+ROUND = 6
+
+
+class ClassRoute(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workload_class: str
+    rate_rps: float
+    predicted_ttft_ms: float | None = None     # service part (prefill + KV hand-off)
+    predicted_tpot_ms: float | None = None
+    batch: int = 0
+
+
+class Pool(BaseModel):
+    """`replicas` identical replicas of one shape in one role."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    role: str                    # prefill | decode | colocated
+    gpu: str
+    vendor: str
+    tp: int
+    pp: int
+    weight_dtype: str
+    kv_dtype: str
+    replicas: int
+    gpus: int
+    cost_usd_per_hour: float
+    utilization: float           # sum over classes of rate / capacity, per replica
+    routes: list[ClassRoute]
+
+
+class ClassSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    rate_rps: float
+    mean_input_tokens: float
+    mean_output_tokens: float
+    p90_input_tokens: float
+    p90_output_tokens: float
+
+
+class Plan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scenario: str
+    model: str
+    status: str                  # optimal | feasible | infeasible | ...
+    gap: float | None
+    solver: str
+    objective: str
+    slo: dict
+    pools: list[Pool]
+    classes: list[ClassSummary]
+    demand_rps: float
+    served_rps: float            # demand x goodput scale (equal to demand for min_cost)
+    cost_usd_per_hour: float
+    tokens_per_second: float     # input + output tokens served per second
+    usd_per_million_tokens: float | None
+    usd_per_million_output_tokens: float | None
+    prefill_gpus: int
+    decode_gpus: int
+    colocated_gpus: int
+    golden_ratio: str            # "P:D" prefill to decode GPUs, reduced
+    calibration_notes: list[str]
+    notes: list[str]
+    hetplan_version: str
+
+    def to_json(self) -> str:
+        return dumps_json(_rounded(self.model_dump()))
+
+    def summary(self) -> dict:
+        """The `--json` summary of `hetplan solve`."""
+        return _rounded({
+            "status": self.status, "gap": self.gap, "cost_usd_per_hour": self.cost_usd_per_hour,
+            "usd_per_million_tokens": self.usd_per_million_tokens,
+            "golden_ratio": self.golden_ratio,
+            "pools": [{"name": p.name, "role": p.role, "gpu": p.gpu, "tp": p.tp, "pp": p.pp,
+                       "weight_dtype": p.weight_dtype, "kv_dtype": p.kv_dtype,
+                       "replicas": p.replicas, "gpus": p.gpus,
+                       "cost_usd_per_hour": p.cost_usd_per_hour} for p in self.pools]})
+
+
+def _rounded(obj):
+    if isinstance(obj, float):
+        return round(obj, ROUND)
+    if isinstance(obj, dict):
+        return {k: _rounded(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_rounded(v) for v in obj]
+    return obj
+
+
+def load_plan(path) -> Plan:
+    """Read a plan.json written by `hetplan solve`; bad files are one-line InputErrors."""
+    from pydantic import ValidationError
+
+    from hetplan.errors import InputError, from_validation_error
+    from hetplan.io import load_json
+
+    raw = load_json(path)
+    if not isinstance(raw, dict):
+        raise InputError("expected a plan object", file=path)
+    try:
+        return Plan(**raw)
+    except ValidationError as e:
+        raise from_validation_error(e, file=path) from None

@@ -1,0 +1,188 @@
+"""Plan a scenario end to end: workload classes -> candidates -> MILP -> Plan.
+
+This is the library entry point behind `hetplan solve`, `compare` and `frontier`; notebooks
+call `plan_scenario` directly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from hetplan import __version__
+from hetplan.candidates import Candidate, ClassLike, build_candidates
+from hetplan.catalog import Catalog
+from hetplan.errors import InputError
+from hetplan.milp import Outcome, Problem, solve_problem
+from hetplan.perf import PerfModel
+from hetplan.plan import ClassRoute, ClassSummary, Plan, Pool
+from hetplan.scenario import SLO, Scenario, scenario_gpus, scenario_model
+
+
+@dataclass
+class Context:
+    """What a scenario resolves to before solving (reused by compare / frontier)."""
+
+    scenario: Scenario
+    catalog: Catalog
+    perf: PerfModel
+    classes: list[ClassLike]
+    prices: dict[str, float]
+    availability: dict[str, int]
+    candidates: list[Candidate] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+
+
+def scenario_classes(s: Scenario) -> list[ClassLike]:
+    from hetplan.workload import bucket, load_workload
+    trace = load_workload(s.workload, s.base_dir)
+    return list(bucket(trace, planning_rate=s.workload.planning_rate))
+
+
+def offer_terms(s: Scenario, catalog: Catalog) -> tuple[dict[str, float], dict[str, int]]:
+    """Cheapest $/GPU-hour per scenario GPU (spot if asked and offered) and availability
+    (the scenario's override, else the sum of the sheet's counts; absent = unlimited)."""
+    prices: dict[str, float] = {}
+    avail: dict[str, int] = {}
+    for g in scenario_gpus(s, catalog):
+        offers = catalog.offers(s.catalog.prices, [g])
+        cand = [(o.spot_price_usd_per_hour if s.catalog.use_spot and o.spot_price_usd_per_hour
+                 else o.price_usd_per_hour) for o in offers]
+        prices[g] = min(cand)
+        counts = [o.available_count for o in offers]
+        if counts and all(c is not None for c in counts):
+            avail[g] = sum(counts)
+        if g in s.catalog.availability:
+            avail[g] = s.catalog.availability[g]
+    return prices, avail
+
+
+def prepare(s: Scenario, catalog: Catalog, classes: Sequence[ClassLike] | None = None,
+            slo: SLO | None = None, progress: Callable[[str], None] | None = None) -> Context:
+    spec = scenario_model(s)
+    ctx = Context(s, catalog, PerfModel(spec, catalog),
+                  list(classes) if classes is not None else scenario_classes(s),
+                  *offer_terms(s, catalog))
+    if not ctx.prices:
+        raise InputError(f"no GPU of the scenario has a price in sheet {s.catalog.prices!r}",
+                         field="catalog.gpus")
+    k = s.constraints
+    ctx.candidates, ctx.dropped = build_candidates(
+        ctx.perf, catalog, ctx.prices, ctx.classes, slo or s.slo, roles=k.roles,
+        max_tp=k.max_tp, max_pp=k.max_pp, weight_dtypes=k.weight_dtypes, kv_dtypes=k.kv_dtypes,
+        kv_link=k.kv_link, allow_cross_vendor=k.allow_cross_vendor, progress=progress)
+    return ctx
+
+
+def problem_for(ctx: Context, candidates: Sequence[Candidate] | None = None) -> Problem:
+    s, m = ctx.scenario, ctx.perf.model
+    kvb = {(d, w.name): m.kv_bytes_per_sequence(max(1, int(w.mean_input_tokens)), d)
+           for d in s.constraints.kv_dtypes for w in ctx.classes}
+    return Problem(
+        candidates=list(ctx.candidates if candidates is None else candidates),
+        classes=ctx.classes, utilization=s.constraints.target_utilization,
+        availability=ctx.availability, budget_usd_per_hour=s.constraints.budget_usd_per_hour,
+        allow_cross_vendor=s.constraints.allow_cross_vendor, kv_bytes_per_request=kvb,
+        kv_link_bytes_per_s=ctx.perf.links.link(s.constraints.kv_link).achieved_bytes_per_s,
+        objective=s.objective)
+
+
+def plan_scenario(s: Scenario, catalog: Catalog, *, solver: str = "highs",
+                  time_limit_s: float = 60.0, classes: Sequence[ClassLike] | None = None,
+                  progress: Callable[[str], None] | None = None) -> Plan:
+    """Solve a scenario; infeasible ones raise `Infeasible` with an explanation."""
+    ctx = prepare(s, catalog, classes, progress=progress)
+    return solve_context(ctx, solver=solver, time_limit_s=time_limit_s)
+
+
+class Infeasible(Exception):
+    """No plan meets the scenario; `reasons` say which constraints bind and by how much."""
+
+    def __init__(self, reasons: list[str]):
+        self.reasons = reasons
+        super().__init__("infeasible: " + " | ".join(reasons))
+
+
+def solve_context(ctx: Context, candidates: Sequence[Candidate] | None = None, *,
+                  solver: str = "highs", time_limit_s: float = 60.0,
+                  label: str | None = None) -> Plan:
+    from hetplan.milp.explain import explain_infeasible, precheck
+    if ctx.scenario.objective == "max_goodput" and ctx.scenario.constraints.budget_usd_per_hour \
+            is None:
+        raise InputError("objective max_goodput needs constraints.budget_usd_per_hour",
+                         field="constraints.budget_usd_per_hour")
+    problem = problem_for(ctx, candidates)
+    reasons = precheck(ctx, problem)
+    if reasons:
+        raise Infeasible(reasons)
+    out = solve_problem(problem, solver, time_limit_s)
+    if not out.solution.has_solution:
+        if out.solution.status in ("error", "no_solution"):
+            raise Infeasible([f"solver {out.solution.solver}: {out.solution.status} "
+                              f"{out.solution.message}".strip()])
+        raise Infeasible(explain_infeasible(ctx, problem, solver, time_limit_s))
+    return build_plan(ctx, out, label)
+
+
+def _ratio(p: int, d: int) -> str:
+    if p == 0 or d == 0:
+        return f"{p}:{d}"
+    g = math.gcd(p, d)
+    return f"{p // g}:{d // g}"
+
+
+def build_plan(ctx: Context, out: Outcome, label: str | None = None) -> Plan:
+    s = ctx.scenario
+    pools = []
+    for ch in sorted(out.chosen, key=lambda c: (["prefill", "decode", "colocated"].index(
+            c.candidate.role), c.candidate.key)):
+        c = ch.candidate
+        routes = [ClassRoute(workload_class=w, rate_rps=r,
+                             predicted_ttft_ms=_num(c.per_class[w].ttft_ms),
+                             predicted_tpot_ms=_num(c.per_class[w].tpot_ms),
+                             batch=c.per_class[w].batch) for w, r in sorted(ch.rates.items())]
+        pools.append(Pool(name=f"{c.role}-{c.shape.label()}", role=c.role, gpu=c.shape.gpu,
+                          vendor=c.vendor, tp=c.shape.tp, pp=c.shape.pp,
+                          weight_dtype=c.shape.weight_dtype, kv_dtype=c.shape.kv_dtype,
+                          replicas=ch.replicas, gpus=ch.replicas * c.num_gpus,
+                          cost_usd_per_hour=ch.replicas * c.price_usd_per_hour,
+                          utilization=ch.utilization, routes=routes))
+    demand = sum(w.rate_rps for w in ctx.classes)
+    served = demand * out.scale
+    tok_s = out.scale * sum(w.rate_rps * (w.mean_input_tokens + w.mean_output_tokens)
+                            for w in ctx.classes)
+    out_tok_s = out.scale * sum(w.rate_rps * w.mean_output_tokens for w in ctx.classes)
+    cost = sum(p.cost_usd_per_hour for p in pools)
+    by_role = {r: sum(p.gpus for p in pools if p.role == r)
+               for r in ("prefill", "decode", "colocated")}
+    gpus_used = sorted({p.gpu for p in pools})
+    cal_notes = [f"{g}: default efficiencies (no measurement)" if ctx.perf.uses_default_calibration(g)
+                 else f"{g}: {ctx.perf.calibration(g).provenance.method}" for g in gpus_used]
+    sol = out.solution
+    notes = ["latencies are the perf model's service times (prefill + KV hand-off, decode "
+             "step); queueing is bounded by the target utilization, not simulated here"]
+    if sol.status == "feasible":
+        notes.append(f"solver stopped at its time limit: best plan found, gap {sol.gap}")
+    if label:
+        notes.append(label)
+    return Plan(
+        scenario=s.name, model=ctx.perf.model.name, status=sol.status,
+        gap=sol.gap, solver=sol.solver, objective=s.objective, slo=s.slo.model_dump(),
+        pools=pools,
+        classes=[ClassSummary(name=w.name, rate_rps=w.rate_rps,
+                              mean_input_tokens=w.mean_input_tokens,
+                              mean_output_tokens=w.mean_output_tokens,
+                              p90_input_tokens=w.p90_input_tokens,
+                              p90_output_tokens=w.p90_output_tokens) for w in ctx.classes],
+        demand_rps=demand, served_rps=served, cost_usd_per_hour=cost, tokens_per_second=tok_s,
+        usd_per_million_tokens=cost / (tok_s * 3600) * 1e6 if tok_s else None,
+        usd_per_million_output_tokens=cost / (out_tok_s * 3600) * 1e6 if out_tok_s else None,
+        prefill_gpus=by_role["prefill"], decode_gpus=by_role["decode"],
+        colocated_gpus=by_role["colocated"],
+        golden_ratio=_ratio(by_role["prefill"], by_role["decode"]),
+        calibration_notes=cal_notes, notes=notes, hetplan_version=__version__)
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or math.isnan(x) else x
