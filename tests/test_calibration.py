@@ -31,8 +31,8 @@ def test_fit_gemm_recovers_efficiencies():
             bytes_ms = (2 * n * k + 2 * m * (n + k)) / H100.mem_bw_bytes_per_s * 1e3
             lat = flops_ms / 0.8 if m >= 2048 else bytes_ms / 0.7
             rows.append({"gemm_dtype": "bfloat16", "m": m, "n": n, "k": k, "latency": lat})
-            rows.append({"gemm_dtype": "fp8", "m": m, "n": n, "k": k,
-                         "latency": flops_ms / 2 / 0.6})
+            fp8_ms = 2 * m * n * k / (H100.tflops("fp8") * 1e12) * 1e3
+            rows.append({"gemm_dtype": "fp8", "m": m, "n": n, "k": k, "latency": fp8_ms / 0.6})
     fitted = fit_gemm(pd.DataFrame(rows), H100)
     assert fitted["compute_bf16"] == pytest.approx(0.8)
     assert fitted["compute_fp8"] == pytest.approx(0.6)

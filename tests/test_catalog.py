@@ -69,7 +69,7 @@ def test_unknown_gpu_suggests_close_names(catalog):
 
 
 GOOD_GPU = """
-references: {ds: "a datasheet"}
+references: {{ds: "a datasheet"}}
 gpus:
   X1:
     vendor: nvidia

@@ -56,9 +56,13 @@ class _Tables:
 
     def read(self, name: str):
         import pandas as pd
-        if self.zip:
-            return pd.read_parquet(io.BytesIO(self.zip.read(name)))
-        return pd.read_parquet(self.source / name)
+        try:
+            if self.zip:
+                return pd.read_parquet(io.BytesIO(self.zip.read(name)))
+            return pd.read_parquet(self.source / name)
+        except ImportError:
+            raise InputError("reading parquet needs pyarrow (pip install 'hetplan[parquet]')",
+                             file=self.source) from None
 
 
 def _median_ratio(model_s: np.ndarray, measured_s: np.ndarray) -> float | None:
@@ -89,7 +93,8 @@ def fit_gemm(df, gpu: GPU) -> dict[str, float]:
 
 
 def fit_context_attention(df, gpu: GPU) -> float | None:
-    sel = ((df["kv_cache_dtype"] == "bfloat16") & (df["window_size"] == 0)
+    window = df["window_size"] if "window_size" in df else 0      # older tables: no windows
+    sel = ((df["kv_cache_dtype"] == "bfloat16") & (window == 0)
            & (df["batch_size"] * df["isl"] >= 4096)).to_numpy()
     b, s, h, d = (df[c].to_numpy(float) for c in ("batch_size", "isl", "num_heads", "head_dim"))
     flops = b * 4 * h * d * s * (s + 1) / 2.0          # causal QK^T + AV
@@ -124,42 +129,50 @@ def import_aiconfigurator(source: str | Path, catalog: Catalog,
         if gemm_path is None or gpu_name not in catalog.gpus:
             continue
         gpu = catalog.gpu(gpu_name)
-        used = [gemm_path]
-        fitted = fit_gemm(tables.read(gemm_path), gpu)
-        attn_path = tables.find(system, "attention", "context_attention_perf.parquet")
-        if attn_path:
-            used.append(attn_path)
-            fitted["attention"] = fit_context_attention(tables.read(attn_path), gpu)
-        ar_path = tables.find(system, "comm", "custom_allreduce_perf.parquet")
-        if ar_path:
-            used.append(ar_path)
-            fitted["collective"] = fit_allreduce(tables.read(ar_path), gpu)
-        by_dtype = {k.split("_", 1)[1]: round(v, 3) for k, v in fitted.items()
-                    if k.startswith("compute_") and v}
-        base = by_dtype.get("bf16", DEFAULT["compute_efficiency"])
-        missing = [k for k in ("memory", "attention", "collective") if not fitted.get(k)]
-        cals.append(Calibration(
-            gpu=gpu_name,
-            compute_efficiency=base,
-            compute_efficiency_by_dtype=by_dtype,
-            attention_efficiency=round(fitted.get("attention") or DEFAULT["attention_efficiency"], 3),
-            memory_efficiency=round(fitted.get("memory") or DEFAULT["memory_efficiency"], 3),
-            collective_efficiency=round(fitted.get("collective")
-                                        or DEFAULT["collective_efficiency"], 3),
-            step_overhead_ms=DEFAULT["step_overhead_ms"],
-            layer_overhead_us=DEFAULT["layer_overhead_us"],
-            provenance=Provenance(
-                method="kernel microbenchmarks (aiconfigurator-core measured tables)",
-                measured_on=f"aiconfigurator system '{system}' (vLLM kernels)",
-                date=date.today().isoformat(),
-                measurements=[_short(p) for p in used],
-                notes=("efficiency = median(roofline time at 100% / measured latency); "
-                       "step/layer overheads are hetplan defaults"
-                       + (f"; defaults used for: {', '.join(missing)}" if missing else "")),
-            )))
+        try:
+            cals.append(_fit_system(tables, system, gpu, gemm_path))
+        except KeyError as e:
+            raise InputError(f"unexpected table layout for {system}: no column {e}",
+                             file=source) from None
     if not cals:
         raise InputError("no aiconfigurator system with vLLM GEMM tables found", file=source)
     return cals
+
+
+def _fit_system(tables: _Tables, system: str, gpu: GPU, gemm_path: str) -> Calibration:
+    used = [gemm_path]
+    fitted = fit_gemm(tables.read(gemm_path), gpu)
+    attn_path = tables.find(system, "attention", "context_attention_perf.parquet")
+    if attn_path:
+        used.append(attn_path)
+        fitted["attention"] = fit_context_attention(tables.read(attn_path), gpu)
+    ar_path = tables.find(system, "comm", "custom_allreduce_perf.parquet")
+    if ar_path:
+        used.append(ar_path)
+        fitted["collective"] = fit_allreduce(tables.read(ar_path), gpu)
+    by_dtype = {k.split("_", 1)[1]: round(v, 3) for k, v in fitted.items()
+                if k.startswith("compute_") and v}
+    base = by_dtype.get("bf16", DEFAULT["compute_efficiency"])
+    missing = [k for k in ("memory", "attention", "collective") if not fitted.get(k)]
+    return Calibration(
+        gpu=gpu.name,
+        compute_efficiency=base,
+        compute_efficiency_by_dtype=by_dtype,
+        attention_efficiency=round(fitted.get("attention") or DEFAULT["attention_efficiency"], 3),
+        memory_efficiency=round(fitted.get("memory") or DEFAULT["memory_efficiency"], 3),
+        collective_efficiency=round(fitted.get("collective")
+                                    or DEFAULT["collective_efficiency"], 3),
+        step_overhead_ms=DEFAULT["step_overhead_ms"],
+        layer_overhead_us=DEFAULT["layer_overhead_us"],
+        provenance=Provenance(
+            method="kernel microbenchmarks (aiconfigurator-core measured tables)",
+            measured_on=f"aiconfigurator system '{system}' (vLLM kernels)",
+            date=date.today().isoformat(),
+            measurements=[_short(p) for p in used],
+            notes=("efficiency = median(roofline time at 100% / measured latency); "
+                   "step/layer overheads are hetplan defaults"
+                   + (f"; defaults used for: {', '.join(missing)}" if missing else "")),
+        ))
 
 
 def _short(path: str) -> str:
