@@ -32,11 +32,12 @@ def _row(kind: str, plan=None, why: str = "") -> dict:
 
 
 def compare(s: Scenario, catalog: Catalog, *, solver: str = "highs", time_limit_s: float = 60,
+            classes: Sequence | None = None,
             progress: Callable[[str], None] | None = None) -> list[dict]:
     """Four rows: best homogeneous colocated, best homogeneous disaggregated (each the
     cheapest over GPU types, the per-type results under `details`), heterogeneous colocated
     (Melange-style) and full hetplan."""
-    ctx = prepare(s, catalog, progress=progress)
+    ctx = prepare(s, catalog, classes, progress=progress)
     cands = ctx.candidates
     rows = []
     for kind, keep in (("homogeneous colocated", lambda c: c.role == "colocated"),
@@ -82,11 +83,11 @@ def compare_table(rows: Sequence[dict]) -> str:
 
 
 def frontier(s: Scenario, catalog: Catalog, vary: str, factors: Sequence[float], *,
-             solver: str = "highs", time_limit_s: float = 30,
+             solver: str = "highs", time_limit_s: float = 30, classes: Sequence | None = None,
              progress: Callable[[str], None] | None = None) -> list[dict]:
     """Solve the scenario at each factor x (SLO targets, or budget). Classes are computed
     once; candidates are rebuilt per SLO because capacities depend on it."""
-    base = prepare(s, catalog, progress=progress)
+    base = prepare(s, catalog, classes, progress=progress)
     rows = []
     for f in sorted(factors):
         slo, scen = s.slo, s

@@ -55,7 +55,7 @@ class Formulation:
         self.n: dict[int, int] = {}                    # candidate index -> var
         self.x: dict[tuple[int, str], int] = {}        # (candidate, class) -> var
         self.scale: int | None = None
-        self.max_replicas = self._max_replicas()
+        self.ub = [self._upper_bound(c) for c in p.candidates]
         self._variables()
         self.demand()
         self.capacity()
@@ -67,19 +67,27 @@ class Formulation:
         self.objective()
 
     # ---- variables -------------------------------------------------------------------
-    def _max_replicas(self) -> int:
-        """A safe upper bound on any n[c]: enough replicas of the slowest useful candidate
-        to carry all demand alone (used as big-M)."""
-        total = sum(w.rate_rps for w in self.p.classes)
-        worst = min((c.capacity(w.name) for c in self.p.candidates for w in self.p.classes
-                     if c.capacity(w.name) > 0), default=1.0)
-        scale = 1.0 if self.p.objective == "min_cost" else 1e3
-        return int(min(1e6, total * scale / (worst * self.p.utilization) + len(self.p.classes)
-                       + 1))
+    def _upper_bound(self, c: Candidate) -> int:
+        """Most replicas of c an optimal plan can use (its upper bound and big-M): enough to
+        carry every class alone plus enough GPUs for all KV traffic; in goodput mode, what
+        the budget buys; never more than the GPU's availability allows."""
+        p = self.p
+        if p.objective == "max_goodput" and p.budget_usd_per_hour:
+            bound = p.budget_usd_per_hour / c.price_usd_per_hour
+        else:
+            bound = sum(w.rate_rps / (c.capacity(w.name) * p.utilization)
+                        for w in p.classes if c.capacity(w.name) > 0)
+            if p.kv_link_bytes_per_s and p.kv_bytes_per_request and c.role != "colocated":
+                kv = sum(w.rate_rps * p.kv_bytes_per_request[c.shape.kv_dtype, w.name]
+                         for w in p.classes)
+                bound += kv / (p.kv_link_bytes_per_s * LINK_UTILIZATION * c.num_gpus)
+        if c.shape.gpu in p.availability:
+            bound = min(bound, p.availability[c.shape.gpu] / c.num_gpus)
+        return int(min(1e6, bound)) + 1
 
     def _variables(self) -> None:
         for i, c in enumerate(self.p.candidates):
-            self.n[i] = self.lp.add_var(f"n[{c.key}]", 0, self.max_replicas, integer=True)
+            self.n[i] = self.lp.add_var(f"n[{c.key}]", 0, self.ub[i], integer=True)
             for w in self.p.classes:
                 if c.capacity(w.name) > 0:
                     self.x[i, w.name] = self.lp.add_var(f"x[{c.key},{w.name}]")
@@ -132,7 +140,7 @@ class Formulation:
         self.lp.add_constraint(f"{family}[one]", {v: 1.0 for v in pick.values()}, "<=", 1)
         for i, c in split:
             self.lp.add_constraint(f"{family}[{c.key}]",
-                                   {self.n[i]: 1.0, pick[key_of(c)]: -self.max_replicas},
+                                   {self.n[i]: 1.0, pick[key_of(c)]: -self.ub[i]},
                                    "<=", 0.0)
 
     def vendor_compat(self) -> None:

@@ -102,7 +102,9 @@ def fit_context_attention(df, gpu: GPU) -> float | None:
                          df["latency"].to_numpy(float)[sel] * 1e-3)
 
 
-def fit_allreduce(df, gpu: GPU) -> float | None:
+def fit_allreduce(df, gpu: GPU) -> dict[int, float]:
+    """Collective efficiency per TP size (PCIe switch topologies make 4 and 8 GPUs much
+    slower per byte than 2), plus the median over all sizes under key 0."""
     link = load_links().intra_node(gpu)
     sel = (df["kernel_source"].astype(str).str.contains("graph")
            & (df["message_size"] * 2 >= 2**20) & (df["message_size"] * 2 <= 2**26)).to_numpy()
@@ -110,7 +112,15 @@ def fit_allreduce(df, gpu: GPU) -> float | None:
     nbytes = df["message_size"].to_numpy(float) * 2.0
     t = df["latency"].to_numpy(float) * 1e-3 - 2 * (n - 1) * link.latency_us * 1e-6
     ring_s = 2 * (n - 1) / n * nbytes / (link.bandwidth_gbit_per_s * 1e9 / 8)
-    return _median_ratio(ring_s[sel], t[sel])
+    out = {}
+    for size in sorted(set(n[sel].astype(int))):
+        eff = _median_ratio(ring_s[sel & (n == size)], t[sel & (n == size)])
+        if eff:
+            out[int(size)] = round(eff, 3)
+    overall = _median_ratio(ring_s[sel], t[sel])
+    if overall:
+        out[0] = round(overall, 3)
+    return out
 
 
 def import_aiconfigurator(source: str | Path, catalog: Catalog,
@@ -146,10 +156,12 @@ def _fit_system(tables: _Tables, system: str, gpu: GPU, gemm_path: str) -> Calib
     if attn_path:
         used.append(attn_path)
         fitted["attention"] = fit_context_attention(tables.read(attn_path), gpu)
+    by_tp: dict[int, float] = {}
     ar_path = tables.find(system, "comm", "custom_allreduce_perf.parquet")
     if ar_path:
         used.append(ar_path)
-        fitted["collective"] = fit_allreduce(tables.read(ar_path), gpu)
+        by_tp = fit_allreduce(tables.read(ar_path), gpu)
+        fitted["collective"] = by_tp.pop(0, None)
     by_dtype = {k.split("_", 1)[1]: round(v, 3) for k, v in fitted.items()
                 if k.startswith("compute_") and v}
     base = by_dtype.get("bf16", DEFAULT["compute_efficiency"])
@@ -162,6 +174,7 @@ def _fit_system(tables: _Tables, system: str, gpu: GPU, gemm_path: str) -> Calib
         memory_efficiency=round(fitted.get("memory") or DEFAULT["memory_efficiency"], 3),
         collective_efficiency=round(fitted.get("collective")
                                     or DEFAULT["collective_efficiency"], 3),
+        collective_efficiency_by_tp=by_tp,
         step_overhead_ms=DEFAULT["step_overhead_ms"],
         layer_overhead_us=DEFAULT["layer_overhead_us"],
         provenance=Provenance(

@@ -49,9 +49,13 @@ class Calibration(BaseModel):
     attention_efficiency: float = Field(gt=0.0, le=1.0)
     memory_efficiency: float = Field(gt=0.0, le=1.0)
     collective_efficiency: float = Field(gt=0.0, le=1.0)
+    collective_efficiency_by_tp: dict[int, float] = {}   # PCIe topologies vary with TP size
     step_overhead_ms: float = Field(ge=0.0)
     layer_overhead_us: float = Field(ge=0.0)
     provenance: Provenance
+
+    def collective_efficiency_for(self, tp: int) -> float:
+        return self.collective_efficiency_by_tp.get(tp, self.collective_efficiency)
 
     def compute_efficiency_for(self, dtype: str) -> float:
         return self.compute_efficiency_by_dtype.get(dtype, self.compute_efficiency)

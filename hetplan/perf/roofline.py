@@ -123,7 +123,7 @@ def step_time(model: ModelSpec, gpu: GPU, shape: ReplicaShape, cal: Calibration,
 
     act = new_tokens * model.hidden_size * ACT_BYTES
     comm_s = 2 * model.num_layers * ring_allreduce_s(act, tp, intra_link,
-                                                     cal.collective_efficiency)
+                                                     cal.collective_efficiency_for(tp))
     if pp > 1:
         link = pp_link or intra_link
         comm_s += (pp - 1) * (act / link.achieved_bytes_per_s + link.latency_us * 1e-6)
