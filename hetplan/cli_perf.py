@@ -134,9 +134,11 @@ def calibrate_fit_overhead(
     gpu: str = typer.Option(None, help="For bench JSONs without hetplan metadata."),
     tp: int = typer.Option(None), model: str = typer.Option(None),
     calibration_dir_opt: Path = typer.Option(None, "--calibration-dir"),
+    include_uncalibrated: bool = typer.Option(False, help="Also GPUs with no kernel data."),
 ) -> None:
-    """Fit each GPU's per-step overhead to end-to-end measurements and update its file."""
-    _fit_overhead(table, gpu, tp, model, calibration_dir_opt)
+    """Fit each GPU's step and layer overheads to end-to-end measurements (CSV tables or
+    vllm bench JSONs) and update its calibration file."""
+    _fit_overhead(table, gpu, tp, model, calibration_dir_opt, include_uncalibrated)
 
 
 @calibrate_app.command("import-bench")
@@ -149,7 +151,7 @@ def calibrate_import_bench(
     _fit_overhead(results, gpu, tp, model, calibration_dir_opt)
 
 
-def _fit_overhead(paths, gpu, tp, model, cal_dir) -> None:
+def _fit_overhead(paths, gpu, tp, model, cal_dir, include_uncalibrated=False) -> None:
     from hetplan.catalog import load_catalog
     from hetplan.perf import default_calibration, load_calibrations
     from hetplan.perf.bench_import import measurements_from_bench
@@ -164,8 +166,14 @@ def _fit_overhead(paths, gpu, tp, model, cal_dir) -> None:
     cals = dict(load_calibrations(str(cal_dir)))
     pred = Predictor(load_catalog(), cals, base=Path(paths[0]).resolve().parent)
     for g in sorted({r.gpu for r in rows}):
+        if g not in cals and not include_uncalibrated:
+            typer.echo(f"{g}: skipped (no kernel calibration; fitting overheads onto default "
+                       "efficiencies would absorb their error; --include-uncalibrated to force)")
+            continue
         before = cals.get(g) or default_calibration(g)
         after = fit_step_overhead(pred, g, rows, before)
         save_calibration(after, cal_dir / f"{g}.yaml")
         typer.echo(f"{g}: step_overhead_ms {before.step_overhead_ms} -> "
-                   f"{after.step_overhead_ms} from {sum(r.gpu == g for r in rows)} rows")
+                   f"{after.step_overhead_ms}, layer_overhead_us {before.layer_overhead_us} -> "
+                   f"{after.layer_overhead_us} from {sum(r.gpu == g for r in rows)} rows "
+                   f"(median abs error {after.provenance.fit_error_pct}%)")

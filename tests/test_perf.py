@@ -73,7 +73,8 @@ def test_decode_step_memory_bound_hand_computed(tiny):
     norms = 4 * 2 * 1024
     weights = (attn + mlp) * 2 + (norms + 32000 * 1024) * 2
     kv = 1000 * 4 * 2 * 2 * 128 * 2        # tokens x layers x (K,V) x kv heads x dim x bytes
-    expect = weights / 0.8e12 + kv / 0.8e12 + 1e-3
+    elem = 1 * 4 * 2 * (12 * 1024 + 3 * 4096)   # element-wise passes, 1 token x 4 layers
+    expect = weights / 0.8e12 + kv / 0.8e12 + elem / 0.8e12 + 1e-3
     b = tiny.decode_breakdown(ReplicaShape("T1"), 1, 1000)
     assert not b.gemm_compute_bound
     assert b.total_s == pytest.approx(expect, rel=1e-9)
@@ -86,7 +87,8 @@ def test_prefill_compute_bound_hand_computed(tiny):
     block = (4 * (1024 * 1024 + 2 * 1024 * 256 + 1024 * 1024) + 4 * 3 * 1024 * 4096)
     gemm = 2 * (block * n + 32000 * 1024 * 1)            # LM head for the last token only
     attn = 4 * 8 * 128 * 4 * n * (n + 1) / 2               # 4 layers, causal
-    expect = gemm / (100e12 * 0.5) + attn / (100e12 * 0.25) + 1e-3
+    elem = n * 4 * 2 * (12 * 1024 + 3 * 4096)
+    expect = gemm / (100e12 * 0.5) + attn / (100e12 * 0.25) + elem / 0.8e12 + 1e-3
     b = tiny.prefill_breakdown(ReplicaShape("T1"), [n])
     assert b.gemm_compute_bound
     assert b.total_s == pytest.approx(expect, rel=1e-9)

@@ -114,26 +114,35 @@ def abs_pct_errors(pred: np.ndarray, meas: np.ndarray) -> np.ndarray:
     return np.abs(pred - meas) / meas * 100.0
 
 
+STEP_OVERHEAD_GRID_MS = tuple(float(x) for x in np.round(np.arange(0.0, 12.01, 0.5), 2))
+LAYER_OVERHEAD_GRID_US = (0.0, 10.0, 20.0, 40.0, 60.0, 90.0, 120.0)
+
+
 def fit_step_overhead(pred: Predictor, gpu: str, rows: list[Measurement],
                       base: Calibration) -> Calibration:
-    """Fit the GPU's per-step overhead (ms) to end-to-end rows, kernel efficiencies fixed:
-    the grid value in [0, 15] ms that minimises the median absolute % error."""
+    """Fit the GPU's fixed costs to end-to-end rows, kernel efficiencies kept: the
+    (step_overhead_ms, layer_overhead_us) grid point with the least median absolute % error
+    (ties: the smaller overheads)."""
     mine = [r for r in rows if r.gpu == gpu]
     if not mine:
         return base
     meas = np.array([r.measured_ms for r in mine])
-    best = (np.inf, base.step_overhead_ms)
-    for ov in np.round(np.arange(0.0, 15.01, 0.25), 2):
-        pred.calibrations[gpu] = base.model_copy(update={"step_overhead_ms": float(ov)})
-        err = float(np.median(abs_pct_errors(np.array([pred(r) for r in mine]), meas)))
-        if err < best[0] - 1e-9:
-            best = (err, float(ov))
+    best = (np.inf, base.step_overhead_ms, base.layer_overhead_us)
+    for layer_us in LAYER_OVERHEAD_GRID_US:
+        for ov in STEP_OVERHEAD_GRID_MS:
+            pred.calibrations[gpu] = base.model_copy(update={"step_overhead_ms": ov,
+                                                             "layer_overhead_us": layer_us})
+            err = float(np.median(abs_pct_errors(np.array([pred(r) for r in mine]), meas)))
+            if err < best[0] - 1e-9:
+                best = (err, ov, layer_us)
     pred.calibrations[gpu] = base
+    ids = ", ".join(r.id for r in mine[:6]) + (", ..." if len(mine) > 6 else "")
     prov = base.provenance.model_copy(update={
-        "notes": base.provenance.notes + f"; step_overhead_ms fitted to {len(mine)} "
-                 f"end-to-end rows ({', '.join(r.id for r in mine[:6])}"
-                 + (", ..." if len(mine) > 6 else "") + ")"})
-    return base.model_copy(update={"step_overhead_ms": best[1], "provenance": prov})
+        "fit_error_pct": round(best[0], 2),
+        "notes": base.provenance.notes + f"; step_overhead_ms and layer_overhead_us fitted to "
+                 f"{len(mine)} end-to-end rows ({ids})"})
+    return base.model_copy(update={"step_overhead_ms": best[1], "layer_overhead_us": best[2],
+                                   "provenance": prov})
 
 
 def cross_validated_errors(pred: Predictor, rows: list[Measurement], folds: int = 5,

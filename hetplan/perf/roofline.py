@@ -8,7 +8,10 @@ efficiencies e_*:
     t_attn = max(attn_flops / (P_bf16 e_a), kv_bytes_read / (B e_m))
     t_comm = 2 all-reduces per layer of new_tokens x hidden activations (ring over the link)
            + pipeline-stage sends when pp > 1
-    t_step = t_gemm + t_attn + t_comm + step_overhead + layers x layer_overhead
+    t_elem = activation bytes of element-wise ops (norms, residual adds, RoPE, SiLU*mul)
+             / (B e_m): about ACT_PASSES_HIDDEN reads+writes of a hidden vector and
+             ACT_PASSES_FFN of an FFN-width vector per token per layer (approximate)
+    t_step = t_gemm + t_attn + t_elem + t_comm + step_overhead + layers x layer_overhead
 
 Assumptions: GEMM and attention kernels do not overlap each other; all-reduces are not
 overlapped with compute; with PP the step latency covers all stages in sequence (throughput
@@ -29,6 +32,11 @@ from hetplan.perf.links import Link
 from hetplan.perf.shape import ReplicaShape
 
 ACT_BYTES = 2.0   # activations exchanged in 16-bit
+# Element-wise passes per token per layer (reads + writes): 2 RMSNorms (2 each), 2 residual
+# adds (3 each), RoPE on q/k (~2) over hidden-width vectors; SiLU and the gate product over
+# FFN-width vectors (3). Hidden-width work is replicated on every TP rank; FFN-width is split.
+ACT_PASSES_HIDDEN = 12
+ACT_PASSES_FFN = 3
 
 
 @dataclass(frozen=True)
@@ -37,13 +45,15 @@ class StepBreakdown:
 
     gemm_s: float
     attention_s: float
+    elementwise_s: float
     comm_s: float
     overhead_s: float
     gemm_compute_bound: bool
 
     @property
     def total_s(self) -> float:
-        return self.gemm_s + self.attention_s + self.comm_s + self.overhead_s
+        return (self.gemm_s + self.attention_s + self.elementwise_s + self.comm_s
+                + self.overhead_s)
 
 
 def expected_experts_touched(num_experts: int, k: int, tokens: float) -> float:
@@ -121,6 +131,12 @@ def step_time(model: ModelSpec, gpu: GPU, shape: ReplicaShape, cal: Calibration,
     attention_s = max(attn_flops / (peak_attn * cal.attention_efficiency),
                       kv_per_gpu / (bw * cal.memory_efficiency))
 
+    ffn = model.moe.expert_intermediate_size * model.moe.experts_per_token if model.moe \
+        else model.intermediate_size
+    elem_bytes = new_tokens * model.num_layers * ACT_BYTES * (
+        ACT_PASSES_HIDDEN * model.hidden_size + ACT_PASSES_FFN * ffn / tp)
+    elementwise_s = elem_bytes / (bw * cal.memory_efficiency)
+
     act = new_tokens * model.hidden_size * ACT_BYTES
     comm_s = 2 * model.num_layers * ring_allreduce_s(act, tp, intra_link,
                                                      cal.collective_efficiency_for(tp))
@@ -129,5 +145,6 @@ def step_time(model: ModelSpec, gpu: GPU, shape: ReplicaShape, cal: Calibration,
         comm_s += (pp - 1) * (act / link.achieved_bytes_per_s + link.latency_us * 1e-6)
 
     overhead_s = cal.step_overhead_ms * 1e-3 + model.num_layers * cal.layer_overhead_us * 1e-6
-    return StepBreakdown(gemm_s=gemm_s, attention_s=attention_s, comm_s=comm_s,
-                         overhead_s=overhead_s, gemm_compute_bound=t_compute >= t_weights)
+    return StepBreakdown(gemm_s=gemm_s, attention_s=attention_s, elementwise_s=elementwise_s,
+                         comm_s=comm_s, overhead_s=overhead_s,
+                         gemm_compute_bound=t_compute >= t_weights)
