@@ -67,6 +67,10 @@ class Candidate:
     def num_gpus(self) -> int:
         return self.shape.num_gpus
 
+    @property
+    def useful(self) -> bool:
+        return any(c.capacity_rps > 0 for c in self.per_class.values())
+
     def capacity(self, cls: str) -> float:
         c = self.per_class.get(cls)
         return c.capacity_rps if c else 0.0
@@ -184,10 +188,11 @@ def build_candidates(pm: PerfModel, catalog: Catalog, prices: dict[str, float],
                      allow_cross_vendor: bool = False,
                      progress: Callable[[str], None] | None = None
                      ) -> tuple[list[Candidate], list[str]]:
-    """All (shape, role) candidates with capacity for at least one class.
+    """All (shape, role) candidates of the shapes that fit, with per-class capacity (zero,
+    with the reason, where the SLO cannot be met: the infeasibility report reads those).
 
     prices: GPU -> $/GPU-hour (GPUs without a price are skipped). Returns the candidates and
-    the reasons shapes were dropped (for infeasibility reports)."""
+    the reasons shapes were dropped before that (VRAM, TP, dtype support)."""
     shapes, dropped = shapes_for(pm, sorted(prices), max_tp, max_pp, weight_dtypes, kv_dtypes)
     out: list[Candidate] = []
     for i, s in enumerate(shapes):
@@ -201,11 +206,7 @@ def build_candidates(pm: PerfModel, catalog: Catalog, prices: dict[str, float],
                     per[c.name] = decode_capacity(pm, s, c, slo)
                 else:
                     per[c.name] = colocated_capacity(pm, s, c, slo)
-            if any(v.capacity_rps > 0 for v in per.values()):
-                out.append(Candidate(s, role, gpu.vendor, prices[s.gpu] * s.num_gpus, per))
-            else:
-                dropped.append(f"{role}:{s.label()}: "
-                               + "; ".join(sorted({v.why for v in per.values() if v.why})))
+            out.append(Candidate(s, role, gpu.vendor, prices[s.gpu] * s.num_gpus, per))
         if progress:
             progress(f"candidates: {i + 1}/{len(shapes)} shapes")
     return out, dropped

@@ -24,7 +24,7 @@ def _row(kind: str, plan=None, why: str = "") -> dict:
     if plan is None:
         return {"variant": kind, "feasible": False, "cost_usd_per_hour": None,
                 "usd_per_million_tokens": None, "mix": "", "golden_ratio": "", "note": why}
-    mix = ", ".join(f"{p.role[0].upper()}:{p.replicas}x{p.gpu}-tp{p.tp}-{p.weight_dtype}"
+    mix = ", ".join(f"{p.role[0].upper()}:{p.replicas}x{p.gpu}-tp{p.tp}-w{p.weight_dtype}-kv{p.kv_dtype}"
                     for p in plan.pools)
     return {"variant": kind, "feasible": True, "cost_usd_per_hour": plan.cost_usd_per_hour,
             "usd_per_million_tokens": plan.usd_per_million_tokens, "mix": mix,

@@ -80,7 +80,8 @@ def problem_for(ctx: Context, candidates: Sequence[Candidate] | None = None) -> 
     kvb = {(d, w.name): m.kv_bytes_per_sequence(max(1, int(w.mean_input_tokens)), d)
            for d in s.constraints.kv_dtypes for w in ctx.classes}
     return Problem(
-        candidates=list(ctx.candidates if candidates is None else candidates),
+        candidates=[c for c in (ctx.candidates if candidates is None else candidates)
+                    if c.useful],
         classes=ctx.classes, utilization=s.constraints.target_utilization,
         availability=ctx.availability, budget_usd_per_hour=s.constraints.budget_usd_per_hour,
         allow_cross_vendor=s.constraints.allow_cross_vendor, kv_bytes_per_request=kvb,
@@ -113,7 +114,7 @@ def solve_context(ctx: Context, candidates: Sequence[Candidate] | None = None, *
         raise InputError("objective max_goodput needs constraints.budget_usd_per_hour",
                          field="constraints.budget_usd_per_hour")
     problem = problem_for(ctx, candidates)
-    reasons = precheck(ctx, problem)
+    reasons = precheck(ctx, problem, ctx.candidates if candidates is None else candidates)
     if reasons:
         raise Infeasible(reasons)
     out = solve_problem(problem, solver, time_limit_s)

@@ -129,6 +129,9 @@ def check_scenario(s: Scenario, catalog: Catalog, file: str | Path | None = None
                              field=f"catalog.availability.{g}")
         if n < 0:
             raise InputError("must be >= 0", file=file, field=f"catalog.availability.{g}")
+    if s.workload.synthetic is not None:
+        from hetplan.workload import parse_synthetic
+        parse_synthetic(s.workload.synthetic, file=file)
     if s.workload.trace is not None and not s.resolve_path(s.workload.trace).exists():
         raise InputError(f"trace file not found: {s.resolve_path(s.workload.trace)}",
                          file=file, field="workload.trace")

@@ -18,10 +18,12 @@ from hetplan.milp.formulation import Problem
 from hetplan.milp.solve import solve_problem
 
 
-def precheck(ctx, problem: Problem) -> list[str]:
+def precheck(ctx, problem: Problem, all_candidates) -> list[str]:
+    """Classes no candidate can serve in a phase, with the best latency any shape reaches
+    (from `all_candidates`, which keeps zero-capacity candidates and their reasons)."""
     s = ctx.scenario
     reasons = []
-    if not problem.candidates:
+    if not all_candidates:
         vram = [d for d in ctx.dropped if "VRAM" in d]
         if vram and len(vram) == len(ctx.dropped):
             reasons.append(f"VRAM: no allowed shape holds {ctx.perf.model.name} "
@@ -38,7 +40,7 @@ def precheck(ctx, problem: Problem) -> list[str]:
                     if (c.role == phase or c.role == "colocated") and c.capacity(w.name) > 0]
             if able:
                 continue
-            per = [c.per_class[w.name] for c in problem.candidates
+            per = [c.per_class[w.name] for c in all_candidates
                    if c.role == phase or c.role == "colocated"]
             if phase == "prefill":
                 best = min((p.ttft_ms for p in per if p.ttft_ms == p.ttft_ms), default=None)
@@ -49,7 +51,7 @@ def precheck(ctx, problem: Problem) -> list[str]:
                                f"({w.p90_input_tokens:.0f}-token prompts){need}")
             else:
                 best = min((p.tpot_ms for p in per if p.tpot_ms == p.tpot_ms), default=None)
-                vram = all(p.why.startswith("VRAM") for p in per)
+                vram = bool(per) and all(p.why.startswith("VRAM") for p in per)
                 if vram:
                     reasons.append(f"VRAM: no decode-capable replica holds a "
                                    f"{w.mean_input_tokens + w.mean_output_tokens:.0f}-token "

@@ -1,0 +1,79 @@
+"""Workload classes: requests bucketed by (input, output) length, with per-class rate and
+token statistics. The planner sizes replicas per class."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from hetplan.workload.trace import Trace
+
+
+@dataclass(frozen=True)
+class WorkloadClass:
+    """Requests with input in [input_lo, input_hi] and output in [output_lo, output_hi]
+    tokens. rate_rps = share x the trace's planning rate."""
+
+    name: str
+    input_lo: int
+    input_hi: int
+    output_lo: int
+    output_hi: int
+    count: int
+    share: float
+    rate_rps: float
+    mean_input_tokens: float
+    mean_output_tokens: float
+    p90_input_tokens: float
+    p90_output_tokens: float
+    mean_prefix_tokens: float = 0.0
+
+
+def _edges(x: np.ndarray, n: int, method: str) -> np.ndarray:
+    lo, hi = int(x.min()), int(x.max())
+    if lo == hi or n <= 1:
+        return np.array([lo, hi + 1])
+    if method == "quantile":
+        e = np.unique(np.round(np.quantile(x, np.linspace(0, 1, n + 1))).astype(np.int64))
+    else:
+        e = np.unique(np.round(np.geomspace(max(lo, 1), hi, n + 1)).astype(np.int64))
+    e[0], e[-1] = lo, hi + 1          # right edge exclusive: every value falls in a bin
+    return np.unique(e)
+
+
+def bucket(trace: Trace, n_input: int = 4, n_output: int = 4,
+           method: Literal["log", "quantile"] = "log",
+           planning_rate: str = "mean") -> list[WorkloadClass]:
+    """Bucket requests into at most n_input x n_output classes; empty ones are dropped.
+    Shares sum to 1 and class rates to the planning rate."""
+    if trace.num_requests == 0:
+        raise ValueError("the workload has no requests")
+    if method not in ("log", "quantile"):
+        raise ValueError(f"method must be 'log' or 'quantile', not {method!r}")
+    ie, oe = _edges(trace.input_tokens, n_input, method), _edges(trace.output_tokens, n_output,
+                                                                method)
+    ib = np.clip(np.searchsorted(ie, trace.input_tokens, side="right") - 1, 0, len(ie) - 2)
+    ob = np.clip(np.searchsorted(oe, trace.output_tokens, side="right") - 1, 0, len(oe) - 2)
+    rate = trace.planning_rate_rps(planning_rate) if trace.num_requests > 1 else 0.0
+    n = trace.num_requests
+    out = []
+    for i in range(len(ie) - 1):
+        for o in range(len(oe) - 1):
+            m = (ib == i) & (ob == o)
+            c = int(m.sum())
+            if c == 0:
+                continue
+            inp, outp = trace.input_tokens[m], trace.output_tokens[m]
+            pre = trace.prefix_tokens[m] if trace.prefix_tokens is not None else np.zeros(1)
+            out.append(WorkloadClass(
+                name=f"in{ie[i]}-{ie[i + 1] - 1}_out{oe[o]}-{oe[o + 1] - 1}",
+                input_lo=int(ie[i]), input_hi=int(ie[i + 1] - 1),
+                output_lo=int(oe[o]), output_hi=int(oe[o + 1] - 1), count=c, share=c / n,
+                rate_rps=rate * c / n, mean_input_tokens=float(inp.mean()),
+                mean_output_tokens=float(outp.mean()),
+                p90_input_tokens=float(np.percentile(inp, 90)),
+                p90_output_tokens=float(np.percentile(outp, 90)),
+                mean_prefix_tokens=float(pre.mean())))
+    return out
