@@ -167,3 +167,21 @@ def test_availability_infeasible_is_reported_by_name():
     assert out.solution.status == "infeasible"
     freed = solve_problem(replace(p, availability={}), "highs", 10)
     assert freed.chosen[0].replicas == 10
+
+
+def test_time_limit_returns_best_plan_with_gap():
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from bench_solve import instance
+    p = instance(20, 64)                     # ~7 s to optimality on 2 cores
+    out = solve_problem(p, "highs", 1.0)
+    assert out.solution.status in ("feasible", "optimal")
+    assert out.chosen
+    if out.solution.status == "feasible":
+        assert out.solution.gap is not None and out.solution.gap > 0
+        assert "time limit" in out.solution.message
+    for w in p.classes:
+        served = sum(ch.rates.get(w.name, 0) for ch in out.chosen
+                     if ch.candidate.role in ("prefill", "colocated"))
+        assert served == pytest.approx(w.rate_rps, rel=1e-5)

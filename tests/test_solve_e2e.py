@@ -112,3 +112,13 @@ def test_goodput_under_budget(tmp_path):
     r = run("solve", str(p), "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["cost_usd_per_hour"] <= 12.0 + 1e-6
+
+
+def test_frontier_cost_never_rises_as_slo_loosens(tmp_path):
+    r = run("frontier", str(DEFAULT), "--out", str(tmp_path), "--factors", "0.5,1,2")
+    assert r.returncode == 0, r.stderr
+    import csv
+    rows = list(csv.DictReader((tmp_path / "frontier.csv").open()))
+    costs = [float(x["cost_usd_per_hour"]) for x in rows]
+    assert len(costs) == 3 and costs[0] >= costs[1] >= costs[2]
+    assert (tmp_path / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
