@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,16 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hetplan.candidates import Candidate, ClassCapacity  # noqa: E402
 from hetplan.milp import Problem, solve_problem  # noqa: E402
 from hetplan.perf import ReplicaShape  # noqa: E402
-
-
-@dataclass(frozen=True)
-class Cls:
-    name: str
-    rate_rps: float
-    mean_input_tokens: float
-    mean_output_tokens: float
-    p90_input_tokens: float
-    p90_output_tokens: float
+from hetplan.workload import single_class  # noqa: E402
 
 
 def instance(n_gpus: int, n_classes: int, seed: int = 0) -> Problem:
@@ -41,7 +31,8 @@ def instance(n_gpus: int, n_classes: int, seed: int = 0) -> Problem:
     classes = []
     for w in range(n_classes):
         i, o = float(rng.lognormal(7, 1)), float(rng.lognormal(5, 1))
-        classes.append(Cls(f"c{w}", float(rng.uniform(0.1, 2.0)), i, o, 1.5 * i, 1.5 * o))
+        classes.append(single_class(f"c{w}", float(rng.uniform(0.1, 2.0)), i, o, 1.5 * i,
+                                    1.5 * o))
     cands, avail = [], {}
     for g in range(n_gpus):
         name = f"G{g:02d}"

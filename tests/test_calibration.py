@@ -127,3 +127,19 @@ def test_bench_json_import(write):
     with pytest.raises(InputError, match="unknown gpu"):
         measurements_from_bench(write("c.json", json.dumps(d)))
     assert np.isfinite(rows[0].measured_ms)
+
+
+def test_calibrate_run_smoke_on_cpu(tmp_path):
+    """The PyTorch microbenchmark path end to end, on the CPU (skipped without torch; on a
+    GPU machine run `hetplan calibrate run --gpu NAME` for real figures)."""
+    pytest.importorskip("torch")
+    import subprocess
+    import sys
+    out = tmp_path / "cal.yaml"
+    r = subprocess.run([sys.executable, "-m", "hetplan.cli", "calibrate", "run", "--gpu",
+                        "H100-SXM", "--model", "llama-3.1-8b", "--device", "cpu", "--quick",
+                        "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    cal = load_calibration_file(out)
+    assert cal.provenance.method == "kernel microbenchmarks (hetplan calibrate run)"
+    assert 0 < cal.compute_efficiency < 0.5      # a CPU reaches a sliver of H100 peak

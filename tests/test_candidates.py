@@ -3,8 +3,6 @@ cannot serve say why."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
 from hetplan.candidates import (TTFT_SHARE_FOR_SERVICE, build_candidates, colocated_capacity,
@@ -13,24 +11,15 @@ from hetplan.catalog import load_catalog
 from hetplan.model import load_model
 from hetplan.perf import PerfModel, ReplicaShape
 from hetplan.scenario import SLO
+from hetplan.workload import single_class
 
 CAT = load_catalog()
 PM = PerfModel(load_model("llama-3.1-70b"), CAT)
 SLO_CHAT = SLO(ttft_ms=1000, tpot_ms=50, percentile=90)
 
 
-@dataclass(frozen=True)
-class Cls:
-    name: str
-    rate_rps: float
-    mean_input_tokens: float
-    mean_output_tokens: float
-    p90_input_tokens: float
-    p90_output_tokens: float
-
-
-CHAT = Cls("chat", 10, 256, 512, 256, 512)
-LONG = Cls("long", 1, 30_000, 200, 32_000, 300)
+CHAT = single_class("chat", 10, 256, 512)
+LONG = single_class("long", 1, 30_000, 200, 32_000, 300)
 
 
 def test_decode_batch_meets_tpot_and_is_maximal():

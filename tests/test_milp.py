@@ -4,7 +4,7 @@ infeasibility is explained by the binding constraint, and goodput mode respects 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,16 +13,7 @@ from scipy.optimize import linprog
 from hetplan.candidates import Candidate, ClassCapacity
 from hetplan.milp import Problem, solve_problem
 from hetplan.perf import ReplicaShape
-
-
-@dataclass(frozen=True)
-class Cls:
-    name: str
-    rate_rps: float
-    mean_input_tokens: float = 512
-    mean_output_tokens: float = 256
-    p90_input_tokens: float = 512
-    p90_output_tokens: float = 256
+from hetplan.workload import single_class
 
 
 def cand(gpu, role, price, caps, tp=1, vendor="nvidia", kv="bf16"):
@@ -32,7 +23,7 @@ def cand(gpu, role, price, caps, tp=1, vendor="nvidia", kv="bf16"):
 
 def random_problem(seed: int) -> Problem:
     rng = np.random.default_rng(seed)
-    classes = [Cls(f"w{i}", float(rng.uniform(0.3, 1.5))) for i in range(2)]
+    classes = [single_class(f"w{i}", float(rng.uniform(0.3, 1.5)), 512, 256) for i in range(2)]
     cands = []
     for g, role in itertools.product(("G1", "G2"), ("prefill", "decode", "colocated")):
         caps = {w.name: float(rng.uniform(0.8, 3.0)) for w in classes if rng.random() > 0.2}
@@ -119,7 +110,7 @@ def test_capacity_and_demand_hold_in_solution():
 
 
 def test_vendor_compat_keeps_pd_on_one_vendor():
-    w = [Cls("w", 10.0)]
+    w = [single_class("w", 10.0, 512, 256)]
     cands = [cand("N", "prefill", 1.0, {"w": 5}), cand("N", "decode", 10.0, {"w": 5}),
              cand("A", "prefill", 10.0, {"w": 5}, vendor="amd"),
              cand("A", "decode", 1.0, {"w": 5}, vendor="amd")]
@@ -132,7 +123,7 @@ def test_vendor_compat_keeps_pd_on_one_vendor():
 
 
 def test_kv_format_shared_by_prefill_and_decode():
-    w = [Cls("w", 4.0)]
+    w = [single_class("w", 4.0, 512, 256)]
     cands = [cand("N", "prefill", 1.0, {"w": 5}, kv="fp8"), cand("N", "decode", 5.0, {"w": 5}),
              cand("M", "prefill", 5.0, {"w": 5}), cand("M", "decode", 1.0, {"w": 5}, kv="fp8")]
     out = solve_problem(Problem(cands, w, 1.0, {}), "highs", 10)
@@ -140,7 +131,7 @@ def test_kv_format_shared_by_prefill_and_decode():
 
 
 def test_kv_bandwidth_limits_prefill_rate():
-    w = [Cls("w", 10.0)]
+    w = [single_class("w", 10.0, 512, 256)]
     cands = [cand("N", "prefill", 1.0, {"w": 100}), cand("N", "decode", 1.0, {"w": 100})]
     base = Problem(cands, w, 1.0, {}, kv_bytes_per_request={("bf16", "w"): 1e9},
                    kv_link_bytes_per_s=1e9)
@@ -152,7 +143,7 @@ def test_kv_bandwidth_limits_prefill_rate():
 
 
 def test_goodput_mode_spends_budget():
-    w = [Cls("w", 1.0)]
+    w = [single_class("w", 1.0, 512, 256)]
     cands = [cand("N", "colocated", 2.0, {"w": 1.0})]
     p = Problem(cands, w, 1.0, {}, budget_usd_per_hour=10.0, objective="max_goodput")
     out = solve_problem(p, "highs", 10)
@@ -161,7 +152,7 @@ def test_goodput_mode_spends_budget():
 
 
 def test_availability_infeasible_is_reported_by_name():
-    w = [Cls("w", 10.0)]
+    w = [single_class("w", 10.0, 512, 256)]
     p = Problem([cand("N", "colocated", 1.0, {"w": 1.0})], w, 1.0, {"N": 3})
     out = solve_problem(p, "highs", 10)
     assert out.solution.status == "infeasible"

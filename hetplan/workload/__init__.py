@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from hetplan.errors import InputError, from_validation_error
-from hetplan.workload.classes import WorkloadClass, bucket
+from hetplan.workload.classes import WorkloadClass, bucket, single_class
 from hetplan.workload.synthetic import SyntheticSpec, generate
 from hetplan.workload.trace import Trace, make_trace
 
@@ -68,4 +68,4 @@ def load_workload(ref, base_dir: str | Path = ".") -> Trace:
 
 
 __all__ = ["Trace", "make_trace", "SyntheticSpec", "generate", "parse_synthetic",
-           "WorkloadClass", "bucket", "load_workload", "load_csv_trace"]
+           "WorkloadClass", "bucket", "single_class", "load_workload", "load_csv_trace"]

@@ -77,3 +77,17 @@ def bucket(trace: Trace, n_input: int = 4, n_output: int = 4,
                 p90_output_tokens=float(np.percentile(outp, 90)),
                 mean_prefix_tokens=float(pre.mean())))
     return out
+
+
+def single_class(name: str, rate_rps: float, input_tokens: float, output_tokens: float,
+                 p90_input_tokens: float | None = None,
+                 p90_output_tokens: float | None = None) -> WorkloadClass:
+    """A class given by its figures alone (what-if studies, tests, synthetic benchmarks);
+    p90 lengths default to the means."""
+    p90_in = input_tokens if p90_input_tokens is None else p90_input_tokens
+    p90_out = output_tokens if p90_output_tokens is None else p90_output_tokens
+    return WorkloadClass(name=name, input_lo=int(input_tokens), input_hi=int(p90_in),
+                         output_lo=int(output_tokens), output_hi=int(p90_out), count=0,
+                         share=1.0, rate_rps=rate_rps, mean_input_tokens=input_tokens,
+                         mean_output_tokens=output_tokens, p90_input_tokens=p90_in,
+                         p90_output_tokens=p90_out)
