@@ -163,5 +163,3 @@ def _plot(rows: Sequence[dict], vary: str) -> bytes:
     plt.close(fig)
     return buf.getvalue()
 
-
-__all__ = ["compare", "compare_table", "frontier", "frontier_outputs", "Path"]

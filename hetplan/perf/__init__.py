@@ -5,9 +5,9 @@ how much VRAM is left for KV cache, and how long a KV hand-off takes over a link
 """
 
 from hetplan.perf.calibration import Calibration, default_calibration, load_calibrations
-from hetplan.perf.estimator import MemoryFit, PerfModel, perf_model_for
+from hetplan.perf.estimator import MemoryFit, PerfModel
 from hetplan.perf.links import Link, load_links
 from hetplan.perf.shape import ReplicaShape, unsupported_reason
 
 __all__ = ["Calibration", "default_calibration", "load_calibrations", "MemoryFit", "PerfModel",
-           "perf_model_for", "Link", "load_links", "ReplicaShape", "unsupported_reason"]
+           "Link", "load_links", "ReplicaShape", "unsupported_reason"]

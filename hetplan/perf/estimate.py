@@ -47,8 +47,7 @@ def estimate(pm: PerfModel, shape: ReplicaShape, batch: int, input_tokens: int,
     full_ctx = input_tokens + output_tokens
     max_batch = pm.max_decode_batch(shape, full_ctx, max_num_seqs=1 << 30)
     m = pm.model
-    per_seq_gpu = (m.kv_bytes_per_sequence(full_ctx, shape.kv_dtype)
-                   * pm.kv_bytes_per_token_per_gpu(shape) / m.kv_bytes_per_token(shape.kv_dtype))
+    per_seq_gpu = pm.kv_bytes_per_sequence_per_gpu(shape, full_ctx)
     fits = why is None and mem.fits and batch <= max_batch
     reason = why or mem.reason or ("" if batch <= max_batch else
                                    f"batch {batch} > {max_batch} sequences of {full_ctx} tokens "

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 from hetplan.catalog import Catalog
-from hetplan.errors import InputError
 from hetplan.model import ModelSpec
 from hetplan.perf.calibration import Calibration, default_calibration, load_calibrations
 from hetplan.perf.links import Link, LinkCatalog, load_links
-from hetplan.perf.roofline import StepBreakdown, step_time
+from hetplan.perf.roofline import StepBreakdown, kv_shard_factor, step_time
 from hetplan.perf.shape import ReplicaShape, unsupported_reason
 
 GPU_MEMORY_UTILIZATION = 0.90     # vLLM's default --gpu-memory-utilization
@@ -66,8 +64,12 @@ class PerfModel:
 
     # ---- memory ----------------------------------------------------------------------
     def kv_bytes_per_token_per_gpu(self, shape: ReplicaShape) -> float:
-        from hetplan.perf.roofline import kv_shard_factor
         return (self.model.kv_bytes_per_token(shape.kv_dtype)
+                / kv_shard_factor(self.model, shape.tp) / shape.pp)
+
+    def kv_bytes_per_sequence_per_gpu(self, shape: ReplicaShape, context_tokens: int) -> float:
+        """One GPU's share of a sequence's KV cache (windowed layers capped)."""
+        return (self.model.kv_bytes_per_sequence(max(1, int(context_tokens)), shape.kv_dtype)
                 / kv_shard_factor(self.model, shape.tp) / shape.pp)
 
     def memory(self, shape: ReplicaShape) -> MemoryFit:
@@ -92,9 +94,7 @@ class PerfModel:
         fit = self.memory(shape)
         if not fit.fits:
             return 0
-        per_seq = self.model.kv_bytes_per_sequence(max(1, int(context_tokens)), shape.kv_dtype)
-        per_seq_gpu = per_seq * self.kv_bytes_per_token_per_gpu(shape) / \
-            self.model.kv_bytes_per_token(shape.kv_dtype)
+        per_seq_gpu = self.kv_bytes_per_sequence_per_gpu(shape, int(context_tokens))
         return int(min(max_num_seqs, fit.kv_bytes_per_gpu // per_seq_gpu))
 
     # ---- time ------------------------------------------------------------------------
@@ -179,17 +179,4 @@ class PerfModel:
         return t
 
 
-@lru_cache(maxsize=32)
-def _cached_perf_model(model: ModelSpec, catalog: Catalog) -> PerfModel:
-    return PerfModel(model, catalog)
-
-
-def perf_model_for(model: ModelSpec, catalog: Catalog) -> PerfModel:
-    """A shared PerfModel with the bundled calibrations (memoises step times)."""
-    try:
-        return _cached_perf_model(model, catalog)
-    except TypeError:   # unhashable inputs
-        return PerfModel(model, catalog)
-
-
-__all__ = ["PerfModel", "MemoryFit", "ReplicaShape", "InputError"]
+__all__ = ["PerfModel", "MemoryFit", "ReplicaShape"]

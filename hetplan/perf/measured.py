@@ -8,7 +8,7 @@ load) or one decode time per output token (ms at a batch size and average contex
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -175,4 +175,4 @@ def error_summary(rows: list[Measurement], errors: dict[str, float]) -> list[dic
 
 
 __all__ = ["Measurement", "load_measurements", "predict_ms", "Predictor", "fit_step_overhead",
-           "cross_validated_errors", "error_summary", "replace"]
+           "cross_validated_errors", "error_summary"]
