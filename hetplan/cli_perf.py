@@ -102,7 +102,10 @@ def calibrate_run(
     spec = load_model(model)
     gemm, attn = run_microbenchmarks(spec, g, tp, device, quick,
                                      progress=lambda s: typer.echo(s, err=True))
-    cal = calibration_from_microbench(gemm, attn, g, spec, device, torch.__version__)
+    from hetplan.perf.microbench import copy_bandwidth_tbps
+    copy_tbps = copy_bandwidth_tbps(device, gib=0.25 if quick else 2.0)
+    typer.echo(f"device-to-device copy: {copy_tbps:.2f} TB/s", err=True)
+    cal = calibration_from_microbench(gemm, attn, g, spec, device, torch.__version__, copy_tbps)
     path = out or calibration_dir() / f"{gpu}.yaml"
     save_calibration(cal, path)
     typer.echo(f"wrote {path}: compute {cal.compute_efficiency}, attention "

@@ -334,24 +334,32 @@ def model_index(root: Path | None = None) -> dict[str, dict[str, Any]]:
     return raw["models"]
 
 
-def load_model(ref: str | Path) -> ModelSpec:
-    """Load a model by bundled key (`llama-3.1-70b`), by HF id in the index, or from a
-    path to a `config.json` (or a folder holding one)."""
+def _resolve(ref: str | Path) -> tuple[Path, str]:
     ref_str = str(ref)
     path = Path(ref_str)
     if path.is_dir():
         path = path / "config.json"
     if path.suffix == ".json" or path.exists():
-        name = path.parent.name if path.name == "config.json" else path.stem
-        return _load_config_file(path, name)
+        return path, (path.parent.name if path.name == "config.json" else path.stem)
     root = catalogs_dir() / "models"
     index = model_index(root)
     for key, meta in index.items():
         if ref_str in (key, meta.get("hf_id")):
-            return _load_config_file(root / meta["config"], key)
+            return root / meta["config"], key
     from hetplan.catalog import unknown_name_message
     raise InputError(unknown_name_message("model", ref_str, index) +
                      " (or give a path to a config.json)")
+
+
+def resolve_model_path(ref: str | Path) -> Path:
+    """The config.json a model reference names (see load_model)."""
+    return _resolve(ref)[0]
+
+
+def load_model(ref: str | Path) -> ModelSpec:
+    """Load a model by bundled key (`llama-3.1-70b`), by HF id in the index, or from a
+    path to a `config.json` (or a folder holding one)."""
+    return _load_config_file(*_resolve(ref))
 
 
 # ModelSpec field -> the config.json key it came from (so errors name the user's field)
