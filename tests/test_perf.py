@@ -95,6 +95,18 @@ def test_prefill_compute_bound_hand_computed(tiny):
     assert m.prefill_attended_keys(n) == 4 * n * (n + 1) / 2
 
 
+def test_prefill_compute_scale_derates_prefill_only(tiny):
+    """The scale divides prefill's compute and attention terms; decode is untouched."""
+    n = 4096
+    base = tiny.prefill_breakdown(ReplicaShape("T1"), [n])
+    dec = tiny.decode_breakdown(ReplicaShape("T1"), 64, 1000).total_s
+    tiny.calibrations["T1"] = cal(prefill_compute_scale=0.5)
+    slow = tiny.prefill_breakdown(ReplicaShape("T1"), [n])
+    assert slow.gemm_s == pytest.approx(2 * base.gemm_s, rel=1e-9)      # compute-bound
+    assert slow.attention_s == pytest.approx(2 * base.attention_s, rel=1e-9)
+    assert tiny.decode_breakdown(ReplicaShape("T1"), 64, 1000).total_s == dec
+
+
 def test_fp8_weights_use_fp8_peak_and_half_bytes(tiny):
     bf = tiny.prefill_breakdown(ReplicaShape("T1"), [4096])
     f8 = tiny.prefill_breakdown(ReplicaShape("T1", weight_dtype="fp8"), [4096])

@@ -2,9 +2,12 @@
 sourced), held out by 5-fold cross-validation of the fitted overheads.
 
 Issue 3's target is a median absolute error <= 15% on H100 and A100 prefill and decode.
-Decode meets it; prefill does not yet (H100 ~24%, A100-80G ~17%: most misses are 2023-era
-engines in the Splitwise and LMDeploy tables, slower than the kernels the calibration
-measured). The prefill bounds below guard what is achieved, not the target."""
+Each fold refits the overheads and the prefill compute scale on the other folds, so every
+row is predicted by a fit that never saw it.
+
+A second, independent table (tests/data/measured_h100_hf.csv, a transformers layer stack
+timed on an H100 by scripts/measure_hf_layers.py) is predicted with the committed
+calibration, which was fitted to the published table only."""
 
 from __future__ import annotations
 
@@ -28,14 +31,42 @@ def summary():
 
 
 @pytest.mark.parametrize("gpu", ["H100-SXM", "A100-80G-SXM", "A100-40G-SXM"])
-def test_decode_meets_15pct_target(summary, gpu):
-    assert summary[0][gpu, "decode"]["median_abs_pct"] <= 15.0
+@pytest.mark.parametrize("phase", ["prefill", "decode"])
+def test_meets_15pct_target(summary, gpu, phase):
+    assert summary[0][gpu, phase]["median_abs_pct"] <= 15.0
 
 
-@pytest.mark.parametrize("gpu, bound", [("H100-SXM", 26.0), ("A100-80G-SXM", 19.0),
-                                        ("A100-40G-SXM", 15.0)])
-def test_prefill_within_achieved_bound(summary, gpu, bound):
-    assert summary[0][gpu, "prefill"]["median_abs_pct"] <= bound
+def test_h100_measured_layer_stack_prefill():
+    """Kernel-bound prefill (>= 1024 prompt tokens) of three real decoder stacks on an H100,
+    predicted with the calibration fitted to other engines' published numbers."""
+    import numpy as np
+
+    from hetplan.catalog import load_catalog
+    from hetplan.perf import load_calibrations
+    from hetplan.perf.measured import Predictor, abs_pct_errors, load_measurements
+    table = ROOT / "tests/data/measured_h100_hf.csv"
+    rows = [r for r in load_measurements(table)
+            if r.phase == "prefill" and r.batch * r.input_tokens >= 1024]
+    pred = Predictor(load_catalog(), dict(load_calibrations()), base=table.parent)
+    err = abs_pct_errors(np.array([pred(r) for r in rows]),
+                         np.array([r.measured_ms for r in rows]))
+    assert len(rows) >= 20 and float(np.median(err)) <= 15.0
+
+
+def test_h100_measured_mha_decode():
+    """Decode steps of Llama-2-13B (no GQA, so transformers' SDPA path reads the KV cache
+    once, as a paged-attention engine does): median within 10%, each within 15%."""
+    import numpy as np
+
+    from hetplan.catalog import load_catalog
+    from hetplan.perf import load_calibrations
+    from hetplan.perf.measured import Predictor, abs_pct_errors, load_measurements
+    table = ROOT / "tests/data/measured_h100_hf.csv"
+    rows = [r for r in load_measurements(table) if r.phase == "decode" and "13b" in r.model]
+    pred = Predictor(load_catalog(), dict(load_calibrations()), base=table.parent)
+    err = abs_pct_errors(np.array([pred(r) for r in rows]),
+                         np.array([r.measured_ms for r in rows]))
+    assert len(rows) == 5 and float(np.median(err)) <= 10.0 and float(err.max()) <= 15.0
 
 
 def test_every_row_is_sourced_and_predicted(summary):

@@ -39,6 +39,10 @@ class Calibration(BaseModel):
         bandwidth.
     step_overhead_ms: fixed cost per engine step (scheduling, sampling, launches).
     layer_overhead_us: fixed cost per layer per step (kernel launch gaps; small with graphs).
+    prefill_compute_scale: share of the isolated kernels' compute efficiency that a whole
+        prefill pass keeps (unfused element-wise work, kernel tails, KV writes); 1 = none
+        lost. Fitted with the overheads to end-to-end prefill measurements, never to
+        kernels; decode steps are memory-bound and do not use it.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -52,6 +56,7 @@ class Calibration(BaseModel):
     collective_efficiency_by_tp: dict[int, float] = {}   # PCIe topologies vary with TP size
     step_overhead_ms: float = Field(ge=0.0)
     layer_overhead_us: float = Field(ge=0.0)
+    prefill_compute_scale: float = Field(default=1.0, gt=0.0, le=1.0)
     provenance: Provenance
 
     def collective_efficiency_for(self, tp: int) -> float:

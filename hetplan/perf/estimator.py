@@ -99,11 +99,15 @@ class PerfModel:
 
     # ---- time ------------------------------------------------------------------------
     def _step(self, shape: ReplicaShape, new_tokens: float, seqs: float, attended: float,
-              kv_read: float) -> StepBreakdown:
+              kv_read: float, prefill: bool) -> StepBreakdown:
+        """prefill: the step holds prompt tokens (compute efficiencies derated by the
+        calibration's prefill_compute_scale)."""
         gpu = self.catalog.gpu(shape.gpu)
-        return step_time(self.model, gpu, shape, self.calibration(shape.gpu),
-                         self.links.intra_node(gpu), new_tokens=new_tokens, seqs=seqs,
-                         attended_keys=attended, kv_bytes_read=kv_read)
+        cal = self.calibration(shape.gpu)
+        return step_time(self.model, gpu, shape, cal, self.links.intra_node(gpu),
+                         new_tokens=new_tokens, seqs=seqs, attended_keys=attended,
+                         kv_bytes_read=kv_read,
+                         compute_scale=cal.prefill_compute_scale if prefill else 1.0)
 
     def prefill_breakdown(self, shape: ReplicaShape, prompt_tokens: Sequence[int],
                           cached_tokens: int = 0) -> StepBreakdown:
@@ -113,7 +117,7 @@ class PerfModel:
         attended = sum(m.prefill_attended_keys(n, cached_tokens) for n in prompt_tokens)
         kv_written = sum(m.kv_bytes_per_sequence(n + cached_tokens, shape.kv_dtype)
                          for n in prompt_tokens)
-        return self._step(shape, new, len(prompt_tokens), attended, kv_written)
+        return self._step(shape, new, len(prompt_tokens), attended, kv_written, prefill=True)
 
     def prefill_time_s(self, shape: ReplicaShape, prompt_tokens: Sequence[int] | int,
                        batch: int = 1, cached_tokens: int = 0) -> float:
@@ -131,7 +135,7 @@ class PerfModel:
         ctx = max(1.0, float(context_tokens))
         attended = batch * m.attended_keys_per_token(ctx)
         kv_read = batch * m.kv_bytes_per_sequence(int(round(ctx)), shape.kv_dtype)
-        return self._step(shape, float(batch), float(batch), attended, kv_read)
+        return self._step(shape, float(batch), float(batch), attended, kv_read, prefill=False)
 
     def decode_step_s(self, shape: ReplicaShape, batch: int, context_tokens: float) -> float:
         key = ("d", shape, int(batch), int(round(context_tokens)))
@@ -152,7 +156,7 @@ class PerfModel:
                                       shape.kv_dtype)
         seqs = decode_batch + (1 if prefill_chunk_tokens else 0)
         return self._step(shape, float(decode_batch + prefill_chunk_tokens), float(seqs),
-                          attended, kv_read).total_s
+                          attended, kv_read, prefill=prefill_chunk_tokens > 0).total_s
 
     # ---- KV transfer -----------------------------------------------------------------
     def kv_transfer_s(self, prompt_tokens: int, kv_dtype: str, link: Link | str,

@@ -8,6 +8,7 @@ load) or one decode time per output token (ms at a batch size and average contex
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,33 +117,57 @@ def abs_pct_errors(pred: np.ndarray, meas: np.ndarray) -> np.ndarray:
 
 STEP_OVERHEAD_GRID_MS = tuple(float(x) for x in np.round(np.arange(0.0, 12.01, 0.5), 2))
 LAYER_OVERHEAD_GRID_US = (0.0, 10.0, 20.0, 40.0, 60.0, 90.0, 120.0)
+PREFILL_COMPUTE_SCALE_GRID = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6)
 
 
 def fit_step_overhead(pred: Predictor, gpu: str, rows: list[Measurement],
                       base: Calibration) -> Calibration:
-    """Fit the GPU's fixed costs to end-to-end rows, kernel efficiencies kept: the
-    (step_overhead_ms, layer_overhead_us) grid point with the least median absolute % error
-    (ties: the smaller overheads)."""
+    """Fit the GPU's end-to-end terms to whole-model rows, kernel efficiencies kept: the
+    (step_overhead_ms, layer_overhead_us) grid point with the least mean over phases of the
+    median absolute % error (ties: the smaller overheads), then prefill_compute_scale on its grid by the prefill
+    rows' median (ties: the scale nearest 1, no derate), then the overheads again."""
     mine = [r for r in rows if r.gpu == gpu]
     if not mine:
         return base
     meas = np.array([r.measured_ms for r in mine])
-    best = (np.inf, base.step_overhead_ms, base.layer_overhead_us)
-    for layer_us in LAYER_OVERHEAD_GRID_US:
-        for ov in STEP_OVERHEAD_GRID_MS:
-            pred.calibrations[gpu] = base.model_copy(update={"step_overhead_ms": ov,
-                                                             "layer_overhead_us": layer_us})
-            err = float(np.median(abs_pct_errors(np.array([pred(r) for r in mine]), meas)))
-            if err < best[0] - 1e-9:
-                best = (err, ov, layer_us)
+    is_prefill = np.array([r.phase == "prefill" for r in mine])
+
+    def errors(cal: Calibration) -> np.ndarray:
+        pred.calibrations[gpu] = cal
+        return abs_pct_errors(np.array([pred(r) for r in mine]), meas)
+
+    def balanced(e: np.ndarray) -> float:
+        """Mean of the phases' medians, so the larger phase does not outvote the other."""
+        return float(np.mean([np.median(e[m]) for m in (is_prefill, ~is_prefill) if m.any()]))
+
+    def best_overheads(cal: Calibration) -> tuple[float, Calibration]:
+        best = (np.inf, cal)
+        for layer_us in LAYER_OVERHEAD_GRID_US:
+            for ov in STEP_OVERHEAD_GRID_MS:
+                c = cal.model_copy(update={"step_overhead_ms": ov, "layer_overhead_us": layer_us})
+                e = balanced(errors(c))
+                if e < best[0] - 1e-9:
+                    best = (e, c)
+        return best
+
+    e, cal = best_overheads(base)
+    if is_prefill.any():              # the scale moves prefill rows only: fit it on them
+        best_p = float(np.median(errors(cal)[is_prefill]))
+        for scale in PREFILL_COMPUTE_SCALE_GRID:     # descending: ties keep the larger
+            c = cal.model_copy(update={"prefill_compute_scale": scale})
+            if (ep := float(np.median(errors(c)[is_prefill]))) < best_p - 1e-9:
+                best_p, cal = ep, c
+        if cal.prefill_compute_scale != base.prefill_compute_scale:
+            e, cal = best_overheads(cal)
     pred.calibrations[gpu] = base
     ids = ", ".join(r.id for r in mine[:6]) + (", ..." if len(mine) > 6 else "")
+    kept = re.sub(r"; step/layer overheads are hetplan defaults|; step_overhead_ms.*fitted to .*$",
+                  "", base.provenance.notes)    # a refit replaces the previous fit's note
     prov = base.provenance.model_copy(update={
-        "fit_error_pct": round(best[0], 2),
-        "notes": base.provenance.notes + f"; step_overhead_ms and layer_overhead_us fitted to "
-                 f"{len(mine)} end-to-end rows ({ids})"})
-    return base.model_copy(update={"step_overhead_ms": best[1], "layer_overhead_us": best[2],
-                                   "provenance": prov})
+        "fit_error_pct": round(e, 2),
+        "notes": kept + f"; step_overhead_ms, layer_overhead_us and "
+                 f"prefill_compute_scale fitted to {len(mine)} end-to-end rows ({ids})"})
+    return cal.model_copy(update={"provenance": prov})
 
 
 def cross_validated_errors(pred: Predictor, rows: list[Measurement], folds: int = 5,

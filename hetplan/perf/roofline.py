@@ -106,13 +106,16 @@ def kv_shard_factor(model: ModelSpec, tp: int) -> int:
 
 def step_time(model: ModelSpec, gpu: GPU, shape: ReplicaShape, cal: Calibration,
               intra_link: Link, *, new_tokens: float, seqs: float, attended_keys: float,
-              kv_bytes_read: float, pp_link: Link | None = None) -> StepBreakdown:
+              kv_bytes_read: float, pp_link: Link | None = None,
+              compute_scale: float = 1.0) -> StepBreakdown:
     """Time of one step on one replica (see the module docstring for the formula).
 
     new_tokens: tokens processed this step (prompt tokens + one per decoding sequence).
     seqs: sequences that produce a token this step (LM-head rows).
     attended_keys: sum over new tokens and layers of keys attended (ModelSpec.attended_keys_per_token).
     kv_bytes_read: KV-cache bytes read by attention (whole replica, before the TP split).
+    compute_scale: multiplies the compute and attention efficiencies (a whole pass keeps
+        less of peak than isolated kernels; Calibration.prefill_compute_scale).
     """
     tp, pp = shape.tp, shape.pp
     compute_dtype = shape.weight_dtype if gpu.supports(shape.weight_dtype) else "bf16"
@@ -122,13 +125,14 @@ def step_time(model: ModelSpec, gpu: GPU, shape: ReplicaShape, cal: Calibration,
 
     flops = gemm_flops(model, new_tokens, seqs) / tp
     wbytes = weight_bytes_read(model, shape.weight_dtype, new_tokens, seqs) / tp
-    t_compute = flops / (peak_w * cal.compute_efficiency_for(compute_dtype))
+    scale = compute_scale
+    t_compute = flops / (peak_w * cal.compute_efficiency_for(compute_dtype) * scale)
     t_weights = wbytes / (bw * cal.memory_efficiency)
     gemm_s = max(t_compute, t_weights)
 
     attn_flops = model.attention_flops_per_key() * attended_keys / tp
     kv_per_gpu = kv_bytes_read / kv_shard_factor(model, tp)
-    attention_s = max(attn_flops / (peak_attn * cal.attention_efficiency),
+    attention_s = max(attn_flops / (peak_attn * cal.attention_efficiency * scale),
                       kv_per_gpu / (bw * cal.memory_efficiency))
 
     ffn = model.moe.expert_intermediate_size * model.moe.experts_per_token if model.moe \
