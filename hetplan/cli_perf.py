@@ -106,10 +106,35 @@ def calibrate_run(
     copy_tbps = copy_bandwidth_tbps(device, gib=0.25 if quick else 2.0)
     typer.echo(f"device-to-device copy: {copy_tbps:.2f} TB/s", err=True)
     cal = calibration_from_microbench(gemm, attn, g, spec, device, torch.__version__, copy_tbps)
+    n_gpus = torch.cuda.device_count() if device.startswith("cuda") else 0
+    if n_gpus >= 2:
+        cal = _with_allreduce(cal, g, n_gpus, quick)
+    else:
+        typer.echo("all-reduce: fewer than 2 GPUs visible, collective efficiency left at "
+                   "its default", err=True)
     path = out or calibration_dir() / f"{gpu}.yaml"
     save_calibration(cal, path)
     typer.echo(f"wrote {path}: compute {cal.compute_efficiency}, attention "
                f"{cal.attention_efficiency}, memory {cal.memory_efficiency}")
+
+
+def _with_allreduce(cal, gpu, n_gpus: int, quick: bool):
+    """Time NCCL all-reduces over 2, 4, 8 of the local GPUs; fit efficiency per TP size."""
+    from hetplan.perf.allreduce_bench import fit_collective_efficiency, time_allreduce
+    from hetplan.perf.links import load_links
+
+    samples = {}
+    for n in (w for w in (2, 4, 8) if w <= n_gpus):
+        samples[n] = time_allreduce(n, "nccl", reps=5 if quick else 20)
+        typer.echo(f"all-reduce over {n} GPUs: " + ", ".join(
+            f"{b >> 20} MiB {t * 1e6:.0f} us" for b, t in samples[n]), err=True)
+    by_tp = fit_collective_efficiency(samples, load_links().intra_node(gpu))
+    median = round(float(sorted(by_tp.values())[len(by_tp) // 2]), 3)
+    notes = cal.provenance.notes.replace("collective efficiency and ", "") + \
+        f"; all-reduce measured over {', '.join(map(str, samples))} GPUs (NCCL)"
+    return cal.model_copy(update={
+        "collective_efficiency": median, "collective_efficiency_by_tp": by_tp,
+        "provenance": cal.provenance.model_copy(update={"notes": notes})})
 
 
 @calibrate_app.command("import-aiconfigurator")

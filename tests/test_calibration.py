@@ -143,3 +143,27 @@ def test_calibrate_run_smoke_on_cpu(tmp_path):
     cal = load_calibration_file(out)
     assert cal.provenance.method == "kernel microbenchmarks (hetplan calibrate run)"
     assert 0 < cal.compute_efficiency < 0.5      # a CPU reaches a sliver of H100 peak
+
+
+def test_allreduce_fit_hand_computed():
+    """A link of 800 Gbit/s (100 GB/s) and 1 us latency: a 2-GPU ring moves the whole
+    message once each way, so 100 MB in 1 ms + 2 us is 100% and twice that is 50%."""
+    from hetplan.perf.allreduce_bench import fit_collective_efficiency
+    from hetplan.perf.links import Link
+    link = Link(name="t", kind="intra_node", bandwidth_gbit_per_s=800.0, efficiency=1.0,
+                latency_us=1.0)
+    ideal = 1e8 / 1e11 + 2e-6
+    eff = fit_collective_efficiency({2: [(int(1e8), ideal)], 4: [(int(1e8), 2 * ideal)]}, link)
+    assert eff[2] == 1.0
+    # 4 GPUs: 1.5 x 100 MB / 100 GB/s + 6 us at 100%, measured 2 x the 2-GPU ideal
+    assert eff[4] == round((1.5e-3 + 6e-6) / (2 * ideal), 3)
+
+
+def test_allreduce_benchmark_runs_between_cpu_processes():
+    """The torch.distributed path end to end with gloo on the CPU (a smoke test: CPU
+    numbers say nothing about a GPU link)."""
+    pytest.importorskip("torch")
+    from hetplan.perf.allreduce_bench import time_allreduce
+    rows = time_allreduce(2, "gloo", sizes=(2**12, 2**16), reps=2)
+    assert [b for b, _ in rows] == [2**12, 2**16]
+    assert all(t > 0 for _, t in rows)

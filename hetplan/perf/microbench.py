@@ -5,8 +5,9 @@ aiconfigurator's tables (so both sources mean the same thing).
 Needs PyTorch (not a hetplan dependency). FP8 GEMMs (torch._scaled_mm) run where the GPU has
 FP8 in the catalog and torch supports them. A device-to-device copy measures the attainable
 memory bandwidth, reported beside the GEMV-fitted memory efficiency (decode's weight reads
-are GEMVs, so that is the figure the model uses). Multi-GPU all-reduce is not benchmarked: the
-collective efficiency stays at its default and the provenance says so.
+are GEMVs, so that is the figure the model uses). All-reduce runs where several GPUs are
+visible (allreduce_bench.py); with one, the collective efficiency stays at its default and
+the provenance says so.
 """
 
 from __future__ import annotations
