@@ -111,3 +111,39 @@ def test_embedded_specs_generate_what_they_declare(path):
 def test_embedded_specs_exist():
     assert {p.stem for p in SPECS} >= {"splitwise-conversation", "splitwise-coding",
                                        "mooncake", "agentic"}
+
+
+@pytest.mark.parametrize("name", ["splitwise-conversation", "splitwise-coding", "mooncake",
+                                  "agentic"])
+def test_embedded_scenarios_use_their_specs(name):
+    from hetplan.catalog import load_catalog
+    from hetplan.planner import scenario_classes
+    from hetplan.scenario import load_scenario
+
+    s = load_scenario(workloads_dir() / f"{name}.yaml", load_catalog())
+    assert s.workload.spec == f"specs/{name}.yaml"
+    classes = scenario_classes(s)
+    b = s.workload.classes
+    assert 1 <= len(classes) <= b.n_input * b.n_output
+    spec = load_spec_file(workloads_dir() / "specs" / f"{name}.yaml")
+    t = generate(spec)
+    assert sum(c.rate_rps for c in classes) == pytest.approx(
+        t.planning_rate_rps(s.workload.planning_rate))
+
+
+def test_scenario_spec_file_errors_name_the_field(write):
+    from hetplan.catalog import load_catalog
+    from hetplan.errors import InputError
+    from hetplan.scenario import load_scenario
+
+    text = (workloads_dir() / "agentic.yaml").read_text().replace(
+        "spec: specs/agentic.yaml", "spec: nowhere.yaml")
+    with pytest.raises(InputError) as e:
+        load_scenario(write("s.yaml", text), load_catalog())
+    assert e.value.field == "workload.spec"
+    write("bad-spec.yaml", "arrival: {rate_rps: 1}\ninput_tokens: {dist: fixed}\n"
+                           "output_tokens: {dist: fixed, value: 1}\n")
+    with pytest.raises(InputError, match="fixed needs 'value'") as e:
+        load_scenario(write("s2.yaml", text.replace("nowhere.yaml", "bad-spec.yaml")),
+                      load_catalog())
+    assert e.value.field == "input_tokens"
