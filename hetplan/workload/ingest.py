@@ -151,6 +151,12 @@ class TraceBuilder:
     def _seconds(self, raw: pd.Series) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
         """(arrival seconds, [(reason, bad mask)]) for the time column."""
         name = self.columns["time"]
+        typed_dt = pd.api.types.is_datetime64_any_dtype(raw)     # e.g. a Parquet timestamp
+        if typed_dt and self.time_unit != "datetime":
+            if self.time_unit is not None:
+                raise InputError(f"{name} holds timestamps; its time unit is datetime, not "
+                                 f"{self.time_unit}", file=self.report.path, field="time_unit")
+            self.time_unit = "datetime"
         if self.time_unit is None:        # infer from the first chunk: numbers or datetimes
             num, missing, nonnum = _numeric(raw)
             self.time_unit = "s" if (~nonnum).sum() >= nonnum.sum() else "datetime"
@@ -162,7 +168,11 @@ class TraceBuilder:
                 (f"missing {name}", missing), (f"non-numeric {name}", nonnum),
                 (f"negative {name}", num < 0)]
         missing = raw.isna().to_numpy()
-        dt = pd.to_datetime(raw.astype("string"), format="ISO8601", errors="coerce", utc=True)
+        if typed_dt:
+            dt = raw if raw.dt.tz is not None else raw.dt.tz_localize("UTC")
+        else:
+            dt = pd.to_datetime(raw.astype("string"), format="ISO8601", errors="coerce",
+                                utc=True)
         ok = dt.notna().to_numpy()
         ns = np.zeros(len(raw), dtype=np.int64)
         ns[ok] = dt[ok].dt.as_unit("ns").astype("int64").to_numpy()
@@ -299,9 +309,10 @@ class TraceBuilder:
         if not p["arrival_s"] or sum(x.size for x in p["arrival_s"]) == 0:
             raise InputError("no valid requests" + (f" ({self.report.bad_rows:,} bad rows)"
                              if self.report.bad_rows else ""), file=self.report.path)
-        cat = {k: (np.concatenate(v) if v else None) for k, v in p.items()}
-        for k in list(p):
-            p[k].clear()
+        cat = {}
+        for k, parts in p.items():       # one column at a time: peak = kept arrays + 1 column
+            cat[k] = np.concatenate(parts) if parts else None
+            parts.clear()
         extra = {k: cat[k] for k in ("session_id", "prefix_tokens") if cat[k] is not None}
         t = make_trace(cat["arrival_s"], cat["input_tokens"], cat["output_tokens"], name=name,
                        source=source, **extra)
