@@ -63,6 +63,17 @@ def test_azure_seven_digit_timestamps(write):
     assert t.report.rows_kept == 4 and t.report.bad_rows == 0
 
 
+def test_azure_2024_mixed_timestamps(write):
+    """The 2024 trace mixes '...00.001163+00:00' and '...00+00:00' (no fraction)."""
+    p = write("AzureLLMInferenceTrace_code_1week.csv",
+              "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+              "2024-05-12 00:00:00.001163+00:00,10,2\n2024-05-12 00:00:00+00:00,20,3\n"
+              "2024-05-12 01:00:00+01:00,30,4\n")
+    t = load_trace(p, warn=False)
+    assert t.arrival_s == pytest.approx([0.0, 0.0, 0.001163])   # 01:00+01:00 is 00:00 UTC
+    assert list(t.input_tokens) == [20, 30, 10] and t.report.out_of_order == 2
+
+
 def test_bad_rows_are_counted_reported_and_skipped(write, capsys):
     p = write("az.csv", AZURE_BAD)
     t = load_trace(p)
@@ -145,6 +156,14 @@ def test_generic_column_map_and_time_units(write, unit, values, expect):
     t = load_trace(p, column_map=cmap, time_unit=unit)
     assert t.arrival_s == pytest.approx(expect)
     assert list(t.input_tokens) == [10, 11, 12] and list(t.session_id) == [0, 1, 0]
+
+
+def test_arrival_s_means_seconds_and_text_sessions_are_numbered(write):
+    p = write("s.csv", "t,i,o,sess\n1000,1,1,x\n1001,1,1,\n1003,1,1,y\n")
+    t = load_trace(p, column_map={"arrival_s": "t", "input_tokens": "i",
+                                  "output_tokens": "o", "session_id": "sess"})
+    assert list(t.arrival_s) == [0, 1, 3] and t.report.time_unit == "s"
+    assert list(t.session_id) == [0, -1, 1] and not t.report.notes
 
 
 def test_generic_jsonl_infers_time_unit_and_keeps_integer_sessions(write):

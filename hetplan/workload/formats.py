@@ -265,8 +265,8 @@ def load_trace(path: str | Path, format: str | None = None,
     header = _header(path, container)
     cols = _columns(spec, header, column_map, path)
     unit = time_unit or spec.time_unit
-    if unit is None and cols["time"] == "arrival_s":
-        unit = "s"
+    if unit is None and ("arrival_s" in (column_map or {}) or cols["time"] == "arrival_s"):
+        unit = "s"                         # arrival_s means seconds; a timestamp is inferred
     report = LoadReport(str(path), name, time_unit=unit or "",
                         line_word="row" if container == "parquet" else "line",
                         bytes_total=os.path.getsize(path))
