@@ -37,7 +37,9 @@ class Context:
 def scenario_classes(s: Scenario) -> list[ClassLike]:
     from hetplan.workload import bucket, load_workload
     trace = load_workload(s.workload, s.base_dir)
-    return list(bucket(trace, planning_rate=s.workload.planning_rate))
+    b = s.workload.classes
+    return list(bucket(trace, b.n_input, b.n_output, method=b.method,
+                       planning_rate=s.workload.planning_rate))
 
 
 def offer_terms(s: Scenario, catalog: Catalog) -> tuple[dict[str, float], dict[str, int]]:

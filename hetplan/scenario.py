@@ -32,21 +32,36 @@ class SLO(BaseModel):
     percentile: float = Field(default=90.0, gt=0.0, le=100.0)
 
 
+class Bucketing(BaseModel):
+    """How the workload is split into classes (input x output length bins)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_input: PositiveInt = 4
+    n_output: PositiveInt = 4
+    method: Literal["log", "quantile"] = "log"
+
+
 class WorkloadRef(BaseModel):
-    """Either a trace file (with its format) or a synthetic generator spec."""
+    """A trace file (with its format), an inline synthetic generator spec, or a spec file."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     trace: str | None = None
     format: str | None = None          # azure | mooncake | burstgpt | generic (see workload)
     column_map: dict[str, str] | None = None
+    time_unit: Literal["s", "ms", "us", "datetime"] | None = None   # generic traces
+    on_bad: Literal["skip", "error"] = "skip"       # bad trace rows: skip (warned) or error
     synthetic: dict[str, Any] | None = None
+    spec: str | None = None            # a synthetic spec file (e.g. workloads/specs/*.yaml)
     planning_rate: str = "mean"        # "mean" or "p<percentile>" of windowed rate, e.g. "p95"
+    classes: Bucketing = Bucketing()
 
     @model_validator(mode="after")
     def _one_source(self) -> "WorkloadRef":
-        if (self.trace is None) == (self.synthetic is None):
-            raise ValueError("give exactly one of 'trace' or 'synthetic'")
+        if sum(x is not None for x in (self.trace, self.synthetic, self.spec)) != 1:
+            raise ValueError("give exactly one of 'trace' or 'synthetic' (or 'spec': a "
+                             "synthetic spec file)")
         return self
 
 
@@ -135,6 +150,12 @@ def check_scenario(s: Scenario, catalog: Catalog, file: str | Path | None = None
     if s.workload.trace is not None and not s.resolve_path(s.workload.trace).exists():
         raise InputError(f"trace file not found: {s.resolve_path(s.workload.trace)}",
                          file=file, field="workload.trace")
+    if s.workload.spec is not None:
+        if not s.resolve_path(s.workload.spec).exists():
+            raise InputError(f"spec file not found: {s.resolve_path(s.workload.spec)}",
+                             file=file, field="workload.spec")
+        from hetplan.workload import load_spec_file
+        load_spec_file(s.resolve_path(s.workload.spec))
 
 
 def scenario_model(s: Scenario) -> ModelSpec:

@@ -1,19 +1,23 @@
 """Stage 3: workloads — traces, synthetic generators, and classes for planning.
 
-This is the planner-facing core (synthetic specs, a plain CSV trace, bucketing). Loaders
-for the public trace formats (Azure, Mooncake, BurstGPT) are issue 4's scope.
+Traces load from the public formats (Azure 2023/2024, Mooncake, BurstGPT) or generic CSV /
+JSONL / Parquet files (`formats.load_trace`), or are generated from a synthetic spec
+(`synthetic.generate`, including multi-turn agentic sessions); `classes.bucket` turns a
+trace into the workload classes the planner sizes replicas for.
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
-import numpy as np
 from pydantic import ValidationError
 
 from hetplan.errors import InputError, from_validation_error
+from hetplan.io import load_yaml
 from hetplan.workload.classes import WorkloadClass, bucket, single_class
+from hetplan.workload.formats import FORMAT_NAMES, detect_format, load_trace
+from hetplan.workload.ingest import LoadReport
+from hetplan.workload.save import save_trace
 from hetplan.workload.synthetic import SyntheticSpec, generate
 from hetplan.workload.trace import Trace, make_trace
 
@@ -25,47 +29,47 @@ def parse_synthetic(raw: dict, file=None, prefix: str = "workload.synthetic") ->
         raise from_validation_error(e, file=file, prefix=prefix) from None
 
 
-def load_csv_trace(path: str | Path) -> Trace:
-    """A CSV with columns arrival_s, input_tokens, output_tokens (seconds, tokens). Rows
-    with missing, non-numeric or negative values are errors naming the line."""
+def load_spec_file(path: str | Path) -> SyntheticSpec:
+    """A synthetic spec from YAML: a bare spec, or a scenario whose workload is synthetic."""
     path = Path(path)
-    cols: dict[str, list[float]] = {"arrival_s": [], "input_tokens": [], "output_tokens": []}
-    try:
-        with path.open(encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in cols if c not in (reader.fieldnames or [])]
-            if missing:
-                raise InputError(f"missing columns: {', '.join(missing)}", file=path)
-            for line, row in enumerate(reader, start=2):
-                try:
-                    vals = {c: float(row[c]) for c in cols}
-                except (TypeError, ValueError):
-                    raise InputError(f"line {line}: missing or non-numeric value",
-                                     file=path) from None
-                if min(vals.values()) < 0 or vals["output_tokens"] < 1:
-                    raise InputError(f"line {line}: negative time/tokens or zero output",
-                                     file=path)
-                for c in cols:
-                    cols[c].append(vals[c])
-    except FileNotFoundError:
-        raise InputError("file not found", file=path) from None
-    if not cols["arrival_s"]:
-        raise InputError("no requests", file=path)
-    return make_trace(cols["arrival_s"], np.rint(cols["input_tokens"]),
-                      np.rint(cols["output_tokens"]), name=path.stem, source=str(path))
+    raw = load_yaml(path)
+    if not isinstance(raw, dict):
+        raise InputError("expected a mapping (a synthetic workload spec)", file=path)
+    if isinstance(raw.get("workload"), dict):
+        inner = raw["workload"]
+        if inner.get("synthetic") is not None:
+            return parse_synthetic(inner["synthetic"], file=path)
+        if inner.get("spec") is not None:
+            return load_spec_file(path.parent / inner["spec"])
+        raise InputError("the scenario's workload is a trace, not a synthetic spec",
+                         file=path, field="workload")
+    return parse_synthetic(raw, file=path, prefix="")
+
+
+def load_csv_trace(path: str | Path) -> Trace:
+    """A CSV with columns arrival_s, input_tokens, output_tokens (seconds, tokens). Strict:
+    any bad row (missing, non-numeric, negative value, zero output) is an error naming its
+    line. `load_trace` reads every format and can skip bad rows instead."""
+    return load_trace(path, format="csv", on_bad="error", warn=False)
 
 
 def load_workload(ref, base_dir: str | Path = ".") -> Trace:
-    """The trace a scenario's `workload` names: a synthetic spec or a CSV trace file."""
+    """The trace a scenario's `workload` names: a synthetic spec (inline or a spec file) or
+    a trace file in any supported format (`format`, `column_map`, `time_unit`, `on_bad`)."""
     if ref.synthetic is not None:
         return generate(parse_synthetic(ref.synthetic))
+    spec_file = getattr(ref, "spec", None)
+    if spec_file is not None:
+        p = Path(spec_file)
+        return generate(load_spec_file(p if p.is_absolute() else Path(base_dir) / p))
     path = Path(ref.trace)
     path = path if path.is_absolute() else Path(base_dir) / path
-    if ref.format not in (None, "generic", "csv"):
-        raise InputError(f"trace format {ref.format!r} is not supported yet (csv with "
-                         "arrival_s,input_tokens,output_tokens)", field="workload.format")
-    return load_csv_trace(path)
+    return load_trace(path, format=ref.format, column_map=ref.column_map,
+                      time_unit=getattr(ref, "time_unit", None),
+                      on_bad=getattr(ref, "on_bad", "skip"))
 
 
 __all__ = ["Trace", "make_trace", "SyntheticSpec", "generate", "parse_synthetic",
-           "WorkloadClass", "bucket", "single_class", "load_workload", "load_csv_trace"]
+           "WorkloadClass", "bucket", "single_class", "load_workload", "load_csv_trace",
+           "load_trace", "detect_format", "FORMAT_NAMES", "LoadReport", "save_trace",
+           "load_spec_file"]

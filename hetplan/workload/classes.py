@@ -14,7 +14,8 @@ from hetplan.workload.trace import Trace
 @dataclass(frozen=True)
 class WorkloadClass:
     """Requests with input in [input_lo, input_hi] and output in [output_lo, output_hi]
-    tokens. rate_rps = share x the trace's planning rate."""
+    tokens. rate_rps = share x the trace's planning rate. Token statistics are over the
+    class's requests (p50 / p90: percentiles, linear interpolation)."""
 
     name: str
     input_lo: int
@@ -29,6 +30,8 @@ class WorkloadClass:
     p90_input_tokens: float
     p90_output_tokens: float
     mean_prefix_tokens: float = 0.0
+    p50_input_tokens: float = 0.0
+    p50_output_tokens: float = 0.0
 
 
 def _edges(x: np.ndarray, n: int, method: str) -> np.ndarray:
@@ -75,7 +78,9 @@ def bucket(trace: Trace, n_input: int = 4, n_output: int = 4,
                 mean_output_tokens=float(outp.mean()),
                 p90_input_tokens=float(np.percentile(inp, 90)),
                 p90_output_tokens=float(np.percentile(outp, 90)),
-                mean_prefix_tokens=float(pre.mean())))
+                mean_prefix_tokens=float(pre.mean()),
+                p50_input_tokens=float(np.percentile(inp, 50)),
+                p50_output_tokens=float(np.percentile(outp, 50))))
     return out
 
 
@@ -83,11 +88,12 @@ def single_class(name: str, rate_rps: float, input_tokens: float, output_tokens:
                  p90_input_tokens: float | None = None,
                  p90_output_tokens: float | None = None) -> WorkloadClass:
     """A class given by its figures alone (what-if studies, tests, synthetic benchmarks);
-    p90 lengths default to the means."""
+    p90 lengths default to the means, p50 lengths are the means."""
     p90_in = input_tokens if p90_input_tokens is None else p90_input_tokens
     p90_out = output_tokens if p90_output_tokens is None else p90_output_tokens
     return WorkloadClass(name=name, input_lo=int(input_tokens), input_hi=int(p90_in),
                          output_lo=int(output_tokens), output_hi=int(p90_out), count=0,
                          share=1.0, rate_rps=rate_rps, mean_input_tokens=input_tokens,
                          mean_output_tokens=output_tokens, p90_input_tokens=p90_in,
-                         p90_output_tokens=p90_out)
+                         p90_output_tokens=p90_out, p50_input_tokens=input_tokens,
+                         p50_output_tokens=output_tokens)

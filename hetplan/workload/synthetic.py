@@ -1,5 +1,6 @@
 """Seeded synthetic workloads: Poisson or gamma (bursty) arrivals with an optional diurnal
-rate, and fixed / uniform / lognormal / empirical length distributions.
+rate, and fixed / uniform / lognormal / empirical length distributions. `pattern: agentic`
+generates multi-turn sessions instead of independent requests (see `agentic.py`).
 
 Deterministic: numpy's PCG64 seeded with `seed`; the same spec gives the same trace.
 """
@@ -11,7 +12,12 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
 
+from hetplan.workload.agentic import AgenticSpec, sessions
+from hetplan.workload.distributions import Durations, Lengths
 from hetplan.workload.trace import Trace, make_trace
+
+__all__ = ["Arrival", "Diurnal", "Durations", "Lengths", "AgenticSpec", "SyntheticSpec",
+           "arrivals", "generate"]
 
 
 class Diurnal(BaseModel):
@@ -33,52 +39,11 @@ class Arrival(BaseModel):
     diurnal: Diurnal | None = None
 
 
-class Lengths(BaseModel):
-    """Token-length distribution. lognormal: `median` (or `mean`) and `sigma`; all kinds are
-    clipped to [min, max] and rounded to whole tokens >= 1."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    dist: Literal["fixed", "uniform", "lognormal", "empirical"]
-    value: int | None = Field(default=None, ge=1)
-    median: PositiveFloat | None = None
-    mean: PositiveFloat | None = None
-    sigma: float | None = Field(default=None, ge=0.0)
-    min: int = Field(default=1, ge=1)
-    max: int = Field(default=1_000_000, ge=1)
-    values: list[int] | None = None
-    weights: list[float] | None = None
-
-    @model_validator(mode="after")
-    def _complete(self) -> "Lengths":
-        need = {"fixed": self.value is not None,
-                "uniform": self.min <= self.max,
-                "lognormal": self.sigma is not None and (self.median or self.mean) is not None,
-                "empirical": bool(self.values) and (self.weights is None
-                                                    or len(self.weights) == len(self.values))}
-        if not need[self.dist]:
-            raise ValueError({"fixed": "fixed needs 'value'", "uniform": "min must be <= max",
-                              "lognormal": "lognormal needs 'sigma' and 'median' or 'mean'",
-                              "empirical": "empirical needs 'values' (and equal-length "
-                                           "'weights')"}[self.dist])
-        return self
-
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        if self.dist == "fixed":
-            x = np.full(n, float(self.value))
-        elif self.dist == "uniform":
-            x = rng.integers(self.min, self.max + 1, size=n).astype(float)
-        elif self.dist == "lognormal":
-            mu = np.log(self.median) if self.median else np.log(self.mean) - self.sigma ** 2 / 2
-            x = rng.lognormal(mu, self.sigma, size=n)
-        else:
-            w = np.asarray(self.weights if self.weights else [1.0] * len(self.values), float)
-            x = rng.choice(np.asarray(self.values, float), size=n, p=w / w.sum())
-        return np.clip(np.rint(x), self.min, self.max).astype(np.int64)
-
-
 class SyntheticSpec(BaseModel):
-    """`workload.synthetic` in a scenario."""
+    """`workload.synthetic` in a scenario. pattern `independent` (default): each arrival is
+    one request with input_tokens / output_tokens drawn independently. pattern `agentic`:
+    each arrival starts a session (rate_rps is sessions/s) whose first turn's new input is
+    input_tokens and every turn's generation is output_tokens; see the `agentic` block."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -88,6 +53,16 @@ class SyntheticSpec(BaseModel):
     duration_s: PositiveFloat = 600.0
     seed: int = 0
     name: str = "synthetic"
+    pattern: Literal["independent", "agentic"] = "independent"
+    agentic: AgenticSpec | None = None
+
+    @model_validator(mode="after")
+    def _pattern_block(self) -> "SyntheticSpec":
+        if self.pattern == "agentic" and self.agentic is None:
+            raise ValueError("pattern 'agentic' needs an 'agentic' block")
+        if self.pattern != "agentic" and self.agentic is not None:
+            raise ValueError("an 'agentic' block needs pattern: agentic")
+        return self
 
 
 def arrivals(spec: Arrival, duration_s: float, rng: np.random.Generator) -> np.ndarray:
@@ -116,6 +91,12 @@ def arrivals(spec: Arrival, duration_s: float, rng: np.random.Generator) -> np.n
 def generate(spec: SyntheticSpec) -> Trace:
     rng = np.random.Generator(np.random.PCG64(spec.seed))
     t = arrivals(spec.arrival, spec.duration_s, rng)
+    if spec.pattern == "agentic":
+        cols = sessions(spec.agentic, t, spec.input_tokens, spec.output_tokens,
+                        spec.duration_s, rng)
+        return make_trace(cols["arrival_s"], cols["input_tokens"], cols["output_tokens"],
+                          name=spec.name, source=f"synthetic(agentic, seed={spec.seed})",
+                          session_id=cols["session_id"], prefix_tokens=cols["prefix_tokens"])
     n = t.size
     return make_trace(t, spec.input_tokens.sample(rng, n), spec.output_tokens.sample(rng, n),
                       name=spec.name, source=f"synthetic(seed={spec.seed})")

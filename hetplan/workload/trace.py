@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -16,8 +17,9 @@ class Trace:
     output_tokens: np.ndarray    # int64
     name: str = ""
     source: str = ""
-    session_id: np.ndarray | None = None
-    prefix_tokens: np.ndarray | None = None
+    session_id: np.ndarray | None = None       # int64; -1 = no session
+    prefix_tokens: np.ndarray | None = None    # int64; leading tokens shared with earlier requests
+    report: Any = field(default=None, compare=False, repr=False)   # LoadReport of a file
 
     @property
     def num_requests(self) -> int:
@@ -33,13 +35,14 @@ class Trace:
         return (self.num_requests - 1) / d if d > 0 else 0.0
 
     def window_rates_rps(self, window_s: float = 60.0) -> np.ndarray:
-        """Requests per second in consecutive windows of `window_s` (last partial dropped
-        unless it is the only one)."""
+        """Requests per second in consecutive windows of `window_s` from t = 0. A last,
+        partial window is dropped (it would read low, or double-count if merged into its
+        neighbour) unless it is the only one."""
         if self.num_requests == 0:
             return np.zeros(0)
         n_win = max(1, int(self.duration_s // window_s))
-        counts = np.bincount(np.minimum((self.arrival_s // window_s).astype(np.int64),
-                                        n_win - 1), minlength=n_win)
+        idx = (self.arrival_s // window_s).astype(np.int64)
+        counts = np.bincount(idx[idx < n_win], minlength=n_win)
         return counts / window_s
 
     def planning_rate_rps(self, spec: str = "mean", window_s: float = 60.0) -> float:
@@ -58,12 +61,18 @@ class Trace:
 
 def make_trace(arrival_s, input_tokens, output_tokens, name: str = "", source: str = "",
                **extra) -> Trace:
-    """Sort by arrival, shift to start at 0, fix dtypes."""
+    """Sort by arrival (stable), shift to start at 0, fix dtypes. Already-sorted int64 input
+    is not copied (large traces)."""
     a = np.asarray(arrival_s, dtype=np.float64)
-    order = np.argsort(a, kind="stable")
-    a = a[order]
-    a = a - a[0] if a.size else a
-    opt = {k: (np.asarray(v, dtype=np.int64)[order] if v is not None else None)
-           for k, v in extra.items()}
-    return Trace(a, np.asarray(input_tokens, dtype=np.int64)[order],
-                 np.asarray(output_tokens, dtype=np.int64)[order], name, source, **opt)
+    order = None if a.size < 2 or bool(np.all(a[1:] >= a[:-1])) else np.argsort(a, kind="stable")
+
+    def arr(v, dtype):
+        v = np.asarray(v, dtype=dtype)
+        return v if order is None else v[order]
+
+    a = arr(a, np.float64)
+    if a.size and a[0] != 0:
+        a = a - a[0]
+    opt = {k: (arr(v, np.int64) if v is not None else None) for k, v in extra.items()}
+    return Trace(a, arr(input_tokens, np.int64), arr(output_tokens, np.int64), name, source,
+                 **opt)

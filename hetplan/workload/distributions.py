@@ -1,0 +1,95 @@
+"""Distributions for synthetic workloads: token lengths (whole tokens) and durations
+(seconds). Both are pydantic models so a spec file names them with one clear error."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+
+
+class Lengths(BaseModel):
+    """Token-length distribution. lognormal: `median` (or `mean`) and `sigma`; all kinds are
+    clipped to [min, max] and rounded to whole tokens >= 1."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dist: Literal["fixed", "uniform", "lognormal", "empirical"]
+    value: int | None = Field(default=None, ge=1)
+    median: PositiveFloat | None = None
+    mean: PositiveFloat | None = None
+    sigma: float | None = Field(default=None, ge=0.0)
+    min: int = Field(default=1, ge=1)
+    max: int = Field(default=1_000_000, ge=1)
+    values: list[int] | None = None
+    weights: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Lengths":
+        need = {"fixed": self.value is not None,
+                "uniform": self.min <= self.max,
+                "lognormal": self.sigma is not None and (self.median or self.mean) is not None,
+                "empirical": bool(self.values) and (self.weights is None
+                                                    or len(self.weights) == len(self.values))}
+        if not need[self.dist]:
+            raise ValueError({"fixed": "fixed needs 'value'", "uniform": "min must be <= max",
+                              "lognormal": "lognormal needs 'sigma' and 'median' or 'mean'",
+                              "empirical": "empirical needs 'values' (and equal-length "
+                                           "'weights')"}[self.dist])
+        return self
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        if self.dist == "fixed":
+            x = np.full(n, float(self.value))
+        elif self.dist == "uniform":
+            x = rng.integers(self.min, self.max + 1, size=n).astype(float)
+        elif self.dist == "lognormal":
+            mu = np.log(self.median) if self.median else np.log(self.mean) - self.sigma ** 2 / 2
+            x = rng.lognormal(mu, self.sigma, size=n)
+        else:
+            w = np.asarray(self.weights if self.weights else [1.0] * len(self.values), float)
+            x = rng.choice(np.asarray(self.values, float), size=n, p=w / w.sum())
+        return np.clip(np.rint(x), self.min, self.max).astype(np.int64)
+
+
+class Durations(BaseModel):
+    """A duration distribution in seconds. fixed: `value`; exponential: `mean`;
+    lognormal: `median` (or `mean`) and `sigma`; uniform: [min_s, max_s]. All kinds are
+    clipped to [min_s, max_s]."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dist: Literal["fixed", "exponential", "lognormal", "uniform"]
+    value: float | None = Field(default=None, ge=0.0)
+    mean: PositiveFloat | None = None
+    median: PositiveFloat | None = None
+    sigma: float | None = Field(default=None, ge=0.0)
+    min_s: float = Field(default=0.0, ge=0.0)
+    max_s: float = Field(default=86_400.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Durations":
+        need = {"fixed": self.value is not None,
+                "exponential": self.mean is not None,
+                "lognormal": self.sigma is not None and (self.median or self.mean) is not None,
+                "uniform": self.min_s <= self.max_s}
+        if not need[self.dist] or self.min_s > self.max_s:
+            raise ValueError({"fixed": "fixed needs 'value'", "exponential":
+                              "exponential needs 'mean'", "lognormal":
+                              "lognormal needs 'sigma' and 'median' or 'mean'",
+                              "uniform": "min_s must be <= max_s"}[self.dist]
+                             if not need[self.dist] else "min_s must be <= max_s")
+        return self
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        if self.dist == "fixed":
+            x = np.full(n, float(self.value))
+        elif self.dist == "exponential":
+            x = rng.exponential(self.mean, size=n)
+        elif self.dist == "lognormal":
+            mu = np.log(self.median) if self.median else np.log(self.mean) - self.sigma ** 2 / 2
+            x = rng.lognormal(mu, self.sigma, size=n)
+        else:
+            x = rng.uniform(self.min_s, self.max_s, size=n)
+        return np.clip(x, self.min_s, self.max_s)
