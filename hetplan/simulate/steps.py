@@ -123,7 +123,9 @@ class StepModel:
 
 
 class ConstantSteps:
-    """A stand-in with fixed step times, for checks against queueing theory."""
+    """A stand-in with fixed step times, for checks against queueing theory: a step with
+    prompt tokens in it (more new tokens than sequences) takes `prefill_s`, a pure decode
+    step `decode_s`; KV has no size."""
 
     bytes_per_layer_token = 0.0
 

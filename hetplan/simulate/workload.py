@@ -22,6 +22,9 @@ def scenario_trace(s: Scenario, requests: int | None = None,
                    duration_s: float | None = None) -> Trace:
     """The scenario's workload; a synthetic one can be re-generated for `duration_s` or
     until it has `requests` requests (a trace file is only cut to `requests`)."""
+    if s.workload.synthetic is None and duration_s is not None:
+        raise InputError("--duration applies to a synthetic workload; this scenario replays "
+                         "a trace file", field="--duration")
     if s.workload.synthetic is None or (requests is None and duration_s is None):
         return truncate(load_workload(s.workload, s.base_dir), requests)
     spec = parse_synthetic(s.workload.synthetic)
