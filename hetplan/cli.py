@@ -128,10 +128,11 @@ def scenario_check(path: str, as_json: bool = typer.Option(False, "--json")) -> 
     typer.echo(f"  objective {s.objective}")
 
 
-from hetplan import cli_perf, cli_plan, cli_workload  # noqa: E402  (register their commands)
+from hetplan import cli_perf, cli_plan, cli_sim, cli_workload  # noqa: E402  (register commands)
 
 cli_perf.register(app, echo_json)
 cli_plan.register(app, echo_json)
+cli_sim.register(app, echo_json)
 cli_workload.register(app, echo_json)
 
 

@@ -23,6 +23,10 @@ def register(app: typer.Typer, echo_json) -> None:
         solver: str = typer.Option("highs", help="highs | cbc | ortools"),
         time_limit: float = typer.Option(60.0, help="Solver time limit, seconds."),
         as_json: bool = typer.Option(False, "--json", help="Print the plan summary as JSON."),
+        validate: bool = typer.Option(False, "--validate", help="Simulate the plan on the "
+                                      "scenario's workload; lower the target utilization and "
+                                      "re-solve while the SLO is missed."),
+        max_rounds: int = typer.Option(5, help="Most solve-and-simulate rounds (--validate)."),
     ) -> None:
         """Plan the cheapest mix (or most goodput under a budget) that meets the SLO."""
         from hetplan.catalog import load_catalog
@@ -33,9 +37,21 @@ def register(app: typer.Typer, echo_json) -> None:
 
         cat = load_catalog()
         s = load_scenario(scenario, cat)
+        val = None
+
+        def show_round(r) -> None:       # a result line; stderr keeps --json output clean
+            _progress("")
+            typer.echo(r.line(), err=as_json)
+
         try:
-            plan = plan_scenario(s, cat, solver=solver, time_limit_s=time_limit,
-                                 progress=_progress)
+            if validate:
+                from hetplan.simulate.repair import solve_validated
+                plan, val = solve_validated(s, cat, solver=solver, time_limit_s=time_limit,
+                                            max_rounds=max_rounds, progress=_progress,
+                                            on_round=show_round)
+            else:
+                plan = plan_scenario(s, cat, solver=solver, time_limit_s=time_limit,
+                                     progress=_progress)
         except Infeasible as e:
             _progress("")
             typer.echo("infeasible: no plan meets the scenario", err=True)
@@ -43,13 +59,17 @@ def register(app: typer.Typer, echo_json) -> None:
                 typer.echo(f"  - {r}", err=True)
             raise typer.Exit(3) from None
         _progress("")
+        report = plan_report(plan) + (val.markdown() if val else "")
         if out:
             write_atomic(out / "plan.json", plan.to_json())
-            write_atomic(out / "report.md", plan_report(plan))
+            write_atomic(out / "report.md", report)
+            if val:
+                from hetplan.cli_sim import write_sim_outputs
+                write_sim_outputs(out, val.report, val.result)
         if as_json:
-            echo_json(plan.summary())
+            echo_json(plan.summary() | ({"validation": val.summary()} if val else {}))
             return
-        typer.echo(plan_report(plan) if not out else
+        typer.echo(report if not out else
                    f"{plan.status}: ${plan.cost_usd_per_hour:.2f}/h, "
                    f"${plan.usd_per_million_tokens:.3f} per M tokens, P:D {plan.golden_ratio}; "
                    f"wrote {out / 'plan.json'} and {out / 'report.md'}")

@@ -50,6 +50,12 @@ class ClassSummary(BaseModel):
     mean_output_tokens: float
     p90_input_tokens: float
     p90_output_tokens: float
+    # The class's token bins (inclusive), so a simulator can route requests; absent in
+    # plans written before they were recorded.
+    input_lo: int | None = None
+    input_hi: int | None = None
+    output_lo: int | None = None
+    output_hi: int | None = None
 
 
 class Plan(BaseModel):
@@ -77,6 +83,8 @@ class Plan(BaseModel):
     calibration_notes: list[str]
     notes: list[str]
     hetplan_version: str
+    kv_link: str | None = None               # fabric assumed between prefill and decode pools
+    target_utilization: float | None = None  # the rho the capacities were sized at
 
     def to_json(self) -> str:
         return dumps_json(_rounded(self.model_dump()))

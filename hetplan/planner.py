@@ -177,14 +177,23 @@ def build_plan(ctx: Context, out: Outcome, label: str | None = None) -> Plan:
                               mean_input_tokens=w.mean_input_tokens,
                               mean_output_tokens=w.mean_output_tokens,
                               p90_input_tokens=w.p90_input_tokens,
-                              p90_output_tokens=w.p90_output_tokens) for w in ctx.classes],
+                              p90_output_tokens=w.p90_output_tokens,
+                              **_bins(w)) for w in ctx.classes],
         demand_rps=demand, served_rps=served, cost_usd_per_hour=cost, tokens_per_second=tok_s,
         usd_per_million_tokens=cost / (tok_s * 3600) * 1e6 if tok_s else None,
         usd_per_million_output_tokens=cost / (out_tok_s * 3600) * 1e6 if out_tok_s else None,
         prefill_gpus=by_role["prefill"], decode_gpus=by_role["decode"],
         colocated_gpus=by_role["colocated"],
         golden_ratio=_ratio(by_role["prefill"], by_role["decode"]),
-        calibration_notes=cal_notes, notes=notes, hetplan_version=__version__)
+        calibration_notes=cal_notes, notes=notes, hetplan_version=__version__,
+        kv_link=s.constraints.kv_link, target_utilization=s.constraints.target_utilization)
+
+
+def _bins(w: ClassLike) -> dict:
+    """A class's token bins, where it has them (ad-hoc classes may not)."""
+    keys = ("input_lo", "input_hi", "output_lo", "output_hi")
+    vals = {k: getattr(w, k, None) for k in keys}
+    return {k: int(v) for k, v in vals.items() if v is not None}
 
 
 def _num(x: float) -> float | None:

@@ -1,0 +1,93 @@
+"""CLI: `hetplan simulate` (replay a trace on a plan)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from hetplan.errors import InputError
+
+
+def _progress(frac: float) -> None:
+    if sys.stderr.isatty():
+        typer.echo(f"\rsimulating: {frac:.0%} of arrivals\033[K", err=True, nl=False)
+
+
+def load_sim_inputs(plan, trace: Path | None, scenario: Path | None,
+                    duration: float | None, requests: int | None):
+    """(trace, PerfModel, scenario or None) for simulating `plan`."""
+    from hetplan.catalog import load_catalog
+    from hetplan.model import load_model
+    from hetplan.perf import PerfModel
+    from hetplan.scenario import load_scenario, scenario_model
+    from hetplan.simulate.workload import find_scenario, scenario_trace, trace_file
+
+    cat = load_catalog()
+    path = find_scenario(plan.scenario, trace, scenario)
+    s = load_scenario(path, cat) if path is not None else None
+    if s is not None:
+        spec = scenario_model(s)
+        if spec.name != plan.model:
+            raise InputError(f"the plan is for {plan.model}, the scenario for {spec.name}",
+                             file=path, field="model")
+    else:
+        spec = load_model(plan.model)
+    if trace is not None:
+        if duration is not None:
+            raise InputError("--duration applies to a synthetic workload, not a trace file",
+                             field="--duration")
+        tr = trace_file(trace, requests)
+    else:
+        tr = scenario_trace(s, requests=requests, duration_s=duration)
+    return tr, PerfModel(spec, cat), s
+
+
+def write_sim_outputs(out: Path, report, res) -> list[Path]:
+    from hetplan.io import write_atomic, write_bytes_atomic
+    from hetplan.simulate import cdf_png
+
+    paths = [out / "sim.json", out / "latency_cdf.png"]
+    write_atomic(paths[0], report.to_json())
+    write_bytes_atomic(paths[1], cdf_png(res, report.slo))
+    return paths
+
+
+def register(app: typer.Typer, echo_json) -> None:
+    @app.command("simulate")
+    def simulate_cmd(
+        plan_path: Path = typer.Argument(..., metavar="PLAN.json",
+                                         help="A plan written by `hetplan solve --out`."),
+        trace: Path = typer.Option(None, help="CSV trace (arrival_s,input_tokens,"
+                                              "output_tokens) to replay."),
+        scenario: Path = typer.Option(None, help="Scenario whose workload to replay (default: "
+                                                 "workloads/<plan's scenario>.yaml)."),
+        duration: float = typer.Option(None, help="Re-generate a synthetic workload for this "
+                                                  "many seconds."),
+        requests: int = typer.Option(None, help="Replay at most (synthetic: exactly) this "
+                                                "many requests."),
+        seed: int = typer.Option(0, help="Seed of the routing draws."),
+        kv_link: str = typer.Option(None, help="KV fabric (default: the plan's)."),
+        out: Path = typer.Option(None, help="Directory for sim.json and latency_cdf.png."),
+        as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    ) -> None:
+        """Replay a trace on a plan: latency percentiles, SLO attainment, utilization."""
+        from hetplan.plan import load_plan
+        from hetplan.simulate import SimOptions, report_text, simulate_plan
+
+        if duration is not None and duration <= 0:
+            raise InputError("must be > 0", field="--duration")
+        plan = load_plan(plan_path)
+        tr, pm, _ = load_sim_inputs(plan, trace, scenario, duration, requests)
+        report, res = simulate_plan(plan, tr, pm, SimOptions(seed=seed, kv_link=kv_link),
+                                    progress=_progress)
+        if sys.stderr.isatty():
+            typer.echo("\r\033[K", err=True, nl=False)
+        written = write_sim_outputs(out, report, res) if out else []
+        if as_json:
+            echo_json(report.summary())
+            return
+        typer.echo(report_text(report))
+        if written:
+            typer.echo("wrote " + " and ".join(str(p) for p in written))

@@ -1,0 +1,154 @@
+"""The discrete-event core: pools of replicas, KV links between them, and one run.
+
+`run` takes plain arrays (arrivals, token counts, the first-stage and decode pool of every
+request) and pool specifications, so tests can drive it with fixed step times; `run_plan`
+in `hetplan.simulate.sim` builds those from a Plan and the perf model.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hetplan.simulate.colocated import ColocatedReplica
+from hetplan.simulate.replicas import DecodeReplica, PrefillReplica, run_heap
+
+
+@dataclass(frozen=True)
+class LinkModel:
+    """A KV hand-off path, timed like `PerfModel.kv_transfer_s`: the transfer is pipelined
+    with the prefill layer by layer, so what shows is the part that outlasts the prefill
+    plus the last `exposed_layers` layers, plus a fixed latency (and a cross-vendor
+    translation where the two pools' vendors differ)."""
+
+    bytes_per_s: float
+    latency_s: float
+    exposed_layers: int = 0
+    num_layers: int = 1
+
+    def transfer_s(self, nbytes: float, prefill_s: float) -> tuple[float, float]:
+        """(seconds of bytes on one link, seconds added after the prefill)."""
+        total = nbytes / self.bytes_per_s
+        exposed = total - prefill_s
+        exposed = (exposed if exposed > 0 else 0.0) + self.exposed_layers * total / self.num_layers
+        return total, (exposed if exposed < total else total) + self.latency_s
+
+
+@dataclass
+class PoolSpec:
+    """One pool: `replicas` replicas of a role with a step model (`StepModel` or a
+    stand-in). `links[d]` is the KV path to decode pool d (prefill pools only)."""
+
+    name: str
+    role: str                        # prefill | decode | colocated
+    replicas: int
+    steps: object
+    max_seqs: int = 1024
+    kv_tokens: int = 1 << 62         # KV-cache capacity per replica, tokens
+    prefill_max_tokens: int = 8192   # prompt tokens per prefill step
+    token_budget: int = 8192         # colocated: tokens per mixed step
+    min_chunk: int = 16              # colocated: prompt tokens per step at least
+    nic_bytes_per_s: float = 1.0     # prefill: the replica's NICs together
+    links: dict[int, LinkModel] = field(default_factory=dict)
+
+
+class _Pool:
+    __slots__ = ("spec", "replicas", "links", "is_prefill")
+
+    def __init__(self, spec: PoolSpec, sim: Sim):
+        self.spec, self.links = spec, spec.links
+        self.is_prefill = spec.role == "prefill"
+        if spec.role == "prefill":
+            self.replicas = [PrefillReplica(sim, self, spec.steps, spec.prefill_max_tokens,
+                                            spec.max_seqs, spec.nic_bytes_per_s)
+                             for _ in range(spec.replicas)]
+        elif spec.role == "decode":
+            self.replicas = [DecodeReplica(sim, self, spec.steps, spec.max_seqs, spec.kv_tokens)
+                             for _ in range(spec.replicas)]
+        elif spec.role == "colocated":
+            self.replicas = [ColocatedReplica(sim, self, spec.steps, spec.max_seqs,
+                                              spec.kv_tokens, spec.token_budget, spec.min_chunk)
+                             for _ in range(spec.replicas)]
+        else:
+            raise ValueError(f"unknown pool role {spec.role!r}")
+
+
+class Sim:
+    """Per-request state (Python lists: the hot loop indexes them) and the event heap."""
+
+    def __init__(self, input_tokens, output_tokens, kv_layer_tokens, decode_pool):
+        n = len(input_tokens)
+        self.inp = [int(x) for x in input_tokens]
+        self.out = [int(x) for x in output_tokens]
+        self.kvl = [float(x) for x in kv_layer_tokens]
+        self.dpool = [int(x) for x in decode_pool]
+        self.gen = [0] * n
+        self.fin = [0] * n
+        self.preempt = [0] * n
+        self.dropped = [0] * n
+        self.t_start = [-1.0] * n
+        self.t_first = [-1.0] * n
+        self.t_done = [-1.0] * n
+        self.heap: list = []
+        self._seq = 0
+        self.pools: list[_Pool] = []
+
+    def push(self, t: float, obj, rid: int) -> None:
+        self._seq += 1
+        heapq.heappush(self.heap, (t, self._seq, obj, rid))
+
+
+@dataclass
+class RunResult:
+    """Per-request times (s; -1 where never reached) and per-pool activity."""
+
+    arrival_s: np.ndarray
+    start_s: np.ndarray              # prefill (or first chunk) began
+    first_token_s: np.ndarray
+    done_s: np.ndarray
+    generated: np.ndarray
+    preemptions: np.ndarray
+    dropped: np.ndarray
+    pool_busy_s: list[list[float]]   # per pool, per replica
+    pool_batch_s: list[float]        # per pool: integral of decode batch over time
+    pool_steps: list[int]
+    pool_preemptions: list[int]
+    outstanding: int = 0             # requests still held by a replica at the end (0)
+
+
+def run(arrival_s: np.ndarray, input_tokens: np.ndarray, output_tokens: np.ndarray,
+        first_pool: np.ndarray, decode_pool: np.ndarray, pools: list[PoolSpec],
+        progress: Callable[[float], None] | None = None) -> RunResult:
+    """Replay requests through the pools. A request whose first pool is a prefill pool and
+    whose decode pool is -1 ends when its prompt is prefilled (prefill-only)."""
+    if len(pools) == 0:
+        raise ValueError("no pools")
+    lens, inv = np.unique(np.asarray(input_tokens, dtype=np.int64), return_inverse=True)
+    steps0 = pools[0].steps
+    kvl = np.array([steps0.kv_layer_tokens(int(n)) for n in lens], dtype=float)[inv]
+    sim = Sim(input_tokens, output_tokens, kvl, decode_pool)
+    sim.pools = [_Pool(p, sim) for p in pools]
+    first = [sim.pools[int(i)] for i in first_pool]
+
+    def route(now: float, rid: int) -> None:
+        min(first[rid].replicas, key=_load).enqueue(now, rid)
+
+    run_heap(sim, np.asarray(arrival_s, dtype=float).tolist(), route, progress)
+    return RunResult(
+        arrival_s=np.asarray(arrival_s, dtype=float), start_s=np.array(sim.t_start),
+        first_token_s=np.array(sim.t_first), done_s=np.array(sim.t_done),
+        generated=np.array(sim.gen), preemptions=np.array(sim.preempt),
+        dropped=np.array(sim.dropped, dtype=bool),
+        pool_busy_s=[[r.busy_s for r in p.replicas] for p in sim.pools],
+        pool_batch_s=[sum(getattr(r, "batch_s", 0.0) for r in p.replicas) for p in sim.pools],
+        pool_steps=[sum(r.steps_run for r in p.replicas) for p in sim.pools],
+        pool_preemptions=[sum(getattr(r, "preemptions", 0) for r in p.replicas)
+                          for p in sim.pools],
+        outstanding=sum(r.load for p in sim.pools for r in p.replicas))
+
+
+def _load(r) -> int:
+    return r.load

@@ -1,0 +1,275 @@
+"""What a simulation reports: latency percentiles, SLO attainment per class, utilization per
+pool, cost per token; the `sim.json` model, a text summary and the latency CDF plot.
+
+Definitions: TTFT = first token - arrival; TPOT = (completion - first token) / (output
+tokens - 1), per request (requests of one output token count as meeting TPOT); E2E =
+completion - arrival. Attainment is the share of requests meeting a target; a class meets
+the SLO at percentile q when both its TTFT and its TPOT attainment are >= q / 100; the
+plan meets it when every class does that has at least 10 / (1 - q/100) requests (100 at
+p90: fewer leave under ten requests in the tail, too few to judge), or, when no class has
+that many, when all requests together do. Requests
+the engine had to drop (a sequence that cannot fit in KV memory even alone) miss both.
+Every request counts, including the warm-up from an empty system.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from hetplan.io import dumps_json
+from hetplan.plan import Plan
+from hetplan.tables import fmt_num, text_table
+from hetplan.workload import Trace
+
+ROUND = 6
+CDF_POINTS = 1000
+
+
+class ClassResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    requests: int
+    ttft_p90_ms: float | None
+    tpot_p90_ms: float | None
+    ttft_at_slo_ms: float | None        # at the SLO's percentile
+    tpot_at_slo_ms: float | None
+    predicted_ttft_ms: float | None     # the planner's service-time figures (worst route)
+    predicted_tpot_ms: float | None
+    attainment_ttft: float
+    attainment_tpot: float
+    attainment: float                   # both targets
+    slo_met: bool
+    decides: bool                       # enough requests to count for the plan's verdict
+
+
+class PoolResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    role: str
+    replicas: int
+    utilization: float                  # busy time / (replicas x simulated time)
+    planned_utilization: float
+    mean_batch: float | None            # decode / colocated: time-averaged sequences
+    steps: int
+    preemptions: int
+
+
+class SimReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scenario: str
+    trace: str
+    seed: int
+    kv_link: str
+    requests: int
+    completed: int
+    dropped: int
+    preempted_requests: int
+    preemptions: int
+    duration_s: float
+    ttft_p50_ms: float
+    ttft_p90_ms: float
+    ttft_p99_ms: float
+    tpot_p50_ms: float | None
+    tpot_p90_ms: float | None
+    tpot_p99_ms: float | None
+    e2e_p50_ms: float
+    e2e_p90_ms: float
+    e2e_p99_ms: float
+    slo: dict
+    slo_attainment: float               # share of requests meeting both targets
+    slo_attainment_ttft: float
+    slo_attainment_tpot: float
+    slo_met: bool                       # every class at the SLO percentile
+    classes: list[ClassResult]
+    pools: list[PoolResult]
+    cost_usd_per_hour: float
+    tokens_per_second: float
+    usd_per_million_tokens: float | None
+    notes: list[str]
+
+    def to_json(self) -> str:
+        return dumps_json(_rounded(self.model_dump()))
+
+    def summary(self) -> dict:
+        return _rounded(self.model_dump())
+
+
+def _rounded(obj):
+    if isinstance(obj, float):
+        return round(obj, ROUND)
+    if isinstance(obj, dict):
+        return {k: _rounded(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_rounded(v) for v in obj]
+    return obj
+
+
+def _pct(x: np.ndarray, q: float) -> float | None:
+    return float(np.percentile(x, q)) if x.size else None
+
+
+def latencies_ms(res) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """TTFT, TPOT (NaN for one-token outputs), E2E in ms, and the served mask."""
+    ok = (res.done_s >= 0) & ~res.dropped
+    ttft = (res.first_token_s - res.arrival_s) * 1e3
+    e2e = (res.done_s - res.arrival_s) * 1e3
+    steps = res.generated - 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where(steps > 0, (res.done_s - res.first_token_s) * 1e3 / np.maximum(steps, 1),
+                        np.nan)
+    return ttft, tpot, e2e, ok
+
+
+def summarize(plan: Plan, trace: Trace, res, cls: np.ndarray, class_names: list[str],
+              seed: int, kv_link: str) -> SimReport:
+    slo = plan.slo
+    q = float(slo.get("percentile", 90.0))
+    ttft, tpot, e2e, ok = latencies_ms(res)
+    meet_ttft = ok & (ttft <= slo["ttft_ms"])
+    meet_tpot = ok & (np.isnan(tpot) | (tpot <= slo["tpot_ms"]))
+    both = meet_ttft & meet_tpot
+    tp = tpot[ok & ~np.isnan(tpot)]
+    pred = {}
+    for p in plan.pools:
+        for r in p.routes:
+            t, o = pred.get(r.workload_class, (None, None))
+            t = _max(t, r.predicted_ttft_ms)
+            o = _max(o, r.predicted_tpot_ms)
+            pred[r.workload_class] = (t, o)
+    min_n = 10.0 / (1.0 - q / 100) if q < 100 else 1.0
+    classes = []
+    for j, name in enumerate(class_names):
+        m = cls == j
+        n = int(m.sum())
+        if n == 0:
+            continue
+        cm = m & ok
+        ct = tpot[cm & ~np.isnan(tpot)]
+        a_t, a_o = float(meet_ttft[m].mean()), float(meet_tpot[m].mean())
+        classes.append(ClassResult(
+            name=name, requests=n, ttft_p90_ms=_pct(ttft[cm], 90), tpot_p90_ms=_pct(ct, 90),
+            ttft_at_slo_ms=_pct(ttft[cm], q), tpot_at_slo_ms=_pct(ct, q),
+            predicted_ttft_ms=pred.get(name, (None, None))[0],
+            predicted_tpot_ms=pred.get(name, (None, None))[1],
+            attainment_ttft=a_t, attainment_tpot=a_o, attainment=float(both[m].mean()),
+            slo_met=bool(a_t >= q / 100 and a_o >= q / 100), decides=n >= min_n))
+    end = float(res.done_s.max()) if res.done_s.size else 0.0
+    duration = max(end - float(res.arrival_s.min()), 1e-9)
+    pools = []
+    for i, p in enumerate(plan.pools):
+        busy = res.pool_busy_s[i]
+        pools.append(PoolResult(
+            name=p.name, role=p.role, replicas=p.replicas,
+            utilization=sum(busy) / (max(len(busy), 1) * duration),
+            planned_utilization=p.utilization,
+            mean_batch=(res.pool_batch_s[i] / max(sum(busy), 1e-12)
+                        if p.role != "prefill" else None),
+            steps=res.pool_steps[i], preemptions=res.pool_preemptions[i]))
+    tokens = float(trace.input_tokens[ok].sum() + res.generated[ok].sum())
+    hours = duration / 3600
+    cost = plan.cost_usd_per_hour
+    return SimReport(
+        scenario=plan.scenario, trace=trace.name or trace.source, seed=seed, kv_link=kv_link,
+        requests=int(res.arrival_s.size), completed=int(ok.sum()),
+        dropped=int(res.dropped.sum()), preempted_requests=int((res.preemptions > 0).sum()),
+        preemptions=int(res.preemptions.sum()), duration_s=duration,
+        ttft_p50_ms=_pct(ttft[ok], 50) or 0.0, ttft_p90_ms=_pct(ttft[ok], 90) or 0.0,
+        ttft_p99_ms=_pct(ttft[ok], 99) or 0.0, tpot_p50_ms=_pct(tp, 50),
+        tpot_p90_ms=_pct(tp, 90), tpot_p99_ms=_pct(tp, 99),
+        e2e_p50_ms=_pct(e2e[ok], 50) or 0.0, e2e_p90_ms=_pct(e2e[ok], 90) or 0.0,
+        e2e_p99_ms=_pct(e2e[ok], 99) or 0.0, slo=dict(slo),
+        slo_attainment=float(both.mean()), slo_attainment_ttft=float(meet_ttft.mean()),
+        slo_attainment_tpot=float(meet_tpot.mean()),
+        slo_met=_verdict(classes, float(meet_ttft.mean()), float(meet_tpot.mean()), q),
+        classes=classes, pools=pools,
+        cost_usd_per_hour=cost, tokens_per_second=tokens / duration,
+        usd_per_million_tokens=cost * hours / tokens * 1e6 if tokens else None,
+        notes=["step times from the perf model (see hetplan/simulate/steps.py); the system "
+               "starts empty and every request counts; TTFT ends with the first decode step "
+               "(disaggregated) or the last prefill chunk (colocated)"])
+
+
+def _verdict(classes: list[ClassResult], att_ttft: float, att_tpot: float, q: float) -> bool:
+    deciding = [c for c in classes if c.decides]
+    if deciding:
+        return all(c.slo_met for c in deciding)
+    return att_ttft >= q / 100 and att_tpot >= q / 100
+
+
+def _max(a, b):
+    if a is None:
+        return b
+    return a if b is None else max(a, b)
+
+
+def report_text(r: SimReport) -> str:
+    """The human summary printed by `hetplan simulate`."""
+    slo = r.slo
+    q = slo.get("percentile", 90.0)
+    lines = [
+        f"simulated {r.requests:,} requests over {r.duration_s:,.0f} s ({r.trace}, seed "
+        f"{r.seed}): {r.completed:,} completed, {r.dropped:,} dropped, "
+        f"{r.preempted_requests:,} preempted",
+        text_table(["", "p50", "p90", "p99"],
+                   [["TTFT ms", fmt_num(r.ttft_p50_ms), fmt_num(r.ttft_p90_ms),
+                     fmt_num(r.ttft_p99_ms)],
+                    ["TPOT ms", fmt_num(r.tpot_p50_ms), fmt_num(r.tpot_p90_ms),
+                     fmt_num(r.tpot_p99_ms)],
+                    ["E2E ms", fmt_num(r.e2e_p50_ms), fmt_num(r.e2e_p90_ms),
+                     fmt_num(r.e2e_p99_ms)]]),
+        "",
+        f"SLO p{q:g} TTFT <= {slo['ttft_ms']:g} ms and TPOT <= {slo['tpot_ms']:g} ms: "
+        f"{'met' if r.slo_met else 'NOT met'}; attainment {r.slo_attainment:.1%} (TTFT "
+        f"{r.slo_attainment_ttft:.1%}, TPOT {r.slo_attainment_tpot:.1%})",
+        text_table(["class", "requests", f"TTFT p{q:g}", "planned", f"TPOT p{q:g}", "planned",
+                    "attain", "met"],
+                   [[c.name, c.requests, fmt_num(c.ttft_at_slo_ms), fmt_num(c.predicted_ttft_ms),
+                     fmt_num(c.tpot_at_slo_ms), fmt_num(c.predicted_tpot_ms),
+                     f"{c.attainment:.1%}",
+                     ("yes" if c.slo_met else "no") + ("" if c.decides else " (few)")]
+                    for c in r.classes]),
+        "",
+        text_table(["pool", "replicas", "utilization", "planned", "mean batch", "preemptions"],
+                   [[p.name, p.replicas, f"{p.utilization:.0%}", f"{p.planned_utilization:.0%}",
+                     fmt_num(p.mean_batch), p.preemptions] for p in r.pools]),
+        "",
+        f"cost ${r.cost_usd_per_hour:.2f}/h, {fmt_num(r.tokens_per_second)} tokens/s, "
+        f"${fmt_num(r.usd_per_million_tokens)} per M tokens (in+out)",
+    ]
+    return "\n".join(lines)
+
+
+def cdf_png(res, slo: dict) -> bytes:
+    """TTFT, TPOT and E2E CDFs (PNG bytes), SLO targets marked."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ttft, tpot, e2e, ok = latencies_ms(res)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    qs = np.linspace(0, 100, CDF_POINTS)
+    for ax, (label, x, target) in zip(axes, (("TTFT", ttft[ok], slo.get("ttft_ms")),
+                                             ("TPOT", tpot[ok & ~np.isnan(tpot)],
+                                              slo.get("tpot_ms")),
+                                             ("end to end", e2e[ok], None))):
+        if x.size:
+            ax.plot(np.percentile(x, qs), qs / 100, lw=1.6)
+        if target:
+            ax.axvline(target, color="tab:red", ls="--", lw=1, label=f"SLO {target:g} ms")
+            ax.axhline(slo.get("percentile", 90) / 100, color="grey", ls=":", lw=1)
+            ax.legend(loc="lower right", fontsize=8)
+        ax.set_xlabel(f"{label} (ms)")
+        ax.set_ylim(0, 1.01)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("fraction of requests")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,110 @@
+"""Simulate a Plan on a trace: build the pools from the plan and the perf model, route,
+run, summarise.
+
+Serving settings the simulator assumes (what the emitted configs should set):
+- prefill replicas batch up to `prefill_max_tokens` prompt tokens and at most the plan's
+  prefill batch of prompts per step;
+- decode and colocated replicas run at most the plan's batch of sequences (vLLM's
+  `--max-num-seqs`), in a KV cache of `PerfModel.memory(shape).kv_capacity_tokens` tokens;
+- colocated replicas spend batch + chunk tokens per step, chunk = batch x mean input /
+  mean output (as the planner sized them), at least one chunk of prompt tokens per step;
+- KV hand-offs use the plan's `kv_link` (the scenario's fabric) until placement records
+  per-pool links; a transfer starts with its prefill (layer-pipelined) and shares the
+  sending replica's NICs (one per GPU) with the other transfers in order;
+- prefix caching is not modelled (every prompt is prefilled in full).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from hetplan.candidates import MAX_BATCHED_TOKENS, MAX_NUM_SEQS
+from hetplan.errors import InputError
+from hetplan.perf import PerfModel, ReplicaShape
+from hetplan.plan import Plan
+from hetplan.scenario import Constraints
+from hetplan.simulate.engine import LinkModel, PoolSpec, RunResult, run
+from hetplan.simulate.metrics import SimReport, summarize
+from hetplan.simulate.router import assign_classes, class_routes, draw_pools
+from hetplan.simulate.steps import StepModel
+from hetplan.workload import Trace
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    seed: int = 0                          # routing draws
+    kv_link: str | None = None             # None: the plan's, else the scenario default
+    max_num_seqs: int | None = None        # decode/colocated; None: the plan's batch
+    prefill_max_seqs: int | None = None    # None: the plan's prefill batch
+    prefill_max_tokens: int = MAX_BATCHED_TOKENS
+
+
+def pool_specs(plan: Plan, pm: PerfModel, opts: SimOptions) -> list[PoolSpec]:
+    """The engine's view of the plan's pools."""
+    link_name = opts.kv_link or plan.kv_link or Constraints().kv_link
+    link = pm.links.link(link_name)
+    kv = pm.links.kv
+    classes = {c.name: c for c in plan.classes}
+    steps_by_shape: dict[ReplicaShape, StepModel] = {}
+    specs = []
+    for p in plan.pools:
+        shape = ReplicaShape(p.gpu, p.tp, p.pp, p.weight_dtype, p.kv_dtype)
+        why = pm.check(shape)
+        if why:
+            raise InputError(f"pool {p.name}: {why}", field="pools")
+        steps = steps_by_shape.get(shape) or steps_by_shape.setdefault(shape,
+                                                                      StepModel(pm, shape))
+        batch = max((r.batch for r in p.routes), default=0) or MAX_NUM_SEQS
+        spec = PoolSpec(name=p.name, role=p.role, replicas=p.replicas, steps=steps,
+                        max_seqs=batch, kv_tokens=pm.memory(shape).kv_capacity_tokens,
+                        prefill_max_tokens=opts.prefill_max_tokens)
+        if p.role == "prefill":
+            spec.max_seqs = opts.prefill_max_seqs or batch
+            spec.nic_bytes_per_s = link.achieved_bytes_per_s * shape.num_gpus
+            for d, q in enumerate(plan.pools):
+                if q.role == "decode":
+                    xv = kv.cross_vendor_translation_us if q.vendor != p.vendor else 0.0
+                    spec.links[d] = LinkModel(link.achieved_bytes_per_s,
+                                              (link.latency_us + xv) * 1e-6,
+                                              kv.exposed_layers, pm.model.num_layers)
+        else:
+            spec.max_seqs = opts.max_num_seqs or batch
+        if p.role == "colocated":
+            chunk = 16
+            for r in p.routes:
+                c = classes.get(r.workload_class)
+                if c is not None and r.batch:
+                    chunk = max(chunk, math.ceil(r.batch * max(c.mean_input_tokens, 1.0)
+                                                 / max(c.mean_output_tokens, 1.0)))
+            chunk = min(chunk, MAX_BATCHED_TOKENS)
+            spec.token_budget, spec.min_chunk = spec.max_seqs + chunk, chunk
+        if not spec.kv_tokens and p.role != "prefill":
+            raise InputError(f"pool {p.name}: the model does not fit in VRAM", field="pools")
+        specs.append(spec)
+    return specs
+
+
+def simulate_plan(plan: Plan, trace: Trace, pm: PerfModel, opts: SimOptions = SimOptions(),
+                  progress: Callable[[float], None] | None = None) -> tuple[SimReport, RunResult]:
+    """Replay `trace` on `plan`; the report and the raw per-request times."""
+    if trace.num_requests == 0:
+        raise InputError("the trace has no requests", field="--trace")
+    routes = class_routes(plan)
+    classes = [c for c in plan.classes if c.name in routes]
+    if not classes:
+        raise InputError("the plan routes no workload class", field="pools")
+    cls = assign_classes(trace.input_tokens, trace.output_tokens, classes)
+    rng = np.random.Generator(np.random.PCG64(opts.seed))
+    first, dec = draw_pools(cls, [routes[c.name] for c in classes], rng)
+    is_prefill = np.array([p.role == "prefill" for p in plan.pools])
+    dec = np.where(is_prefill[first], dec, -1)
+    specs = pool_specs(plan, pm, opts)
+    res = run(trace.arrival_s, trace.input_tokens, trace.output_tokens, first, dec, specs,
+              progress)
+    report = summarize(plan, trace, res, cls, [c.name for c in classes], opts.seed,
+                       opts.kv_link or plan.kv_link or Constraints().kv_link)
+    return report, res
