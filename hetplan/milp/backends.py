@@ -8,8 +8,10 @@ travels as JSON. All backends run single-threaded so repeated solves give the sa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -50,7 +52,8 @@ def _solve_pulp(lp: LinearProgram, which: str, time_limit_s: float) -> Solution:
         cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, threads=1, gapRel=1e-6)
     t0 = time.perf_counter()
     try:
-        prob.solve(cmd)
+        with _quiet_stdout():
+            prob.solve(cmd)
     except pulp.PulpSolverError as e:
         return Solution("error", None, [], which, message=str(e))
     elapsed = time.perf_counter() - t0
@@ -66,6 +69,26 @@ def _solve_pulp(lp: LinearProgram, which: str, time_limit_s: float) -> Solution:
         if "Time limit" in model_status:
             status = "TimeLimit"
     return _classify(status, has_values, values, lp, which, gap, bound, elapsed, time_limit_s)
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Silence file descriptor 1 while a solver runs (it was asked for msg=False).
+
+    highspy >= 1.16 prints a banner from C when a model is created, before `msg=False`
+    can silence it; on stdout it would corrupt `--json` output.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _classify(status: str, has_values: bool, values, lp, solver, gap, bound, elapsed,
