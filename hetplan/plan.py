@@ -58,6 +58,57 @@ class ClassSummary(BaseModel):
     output_hi: int | None = None
 
 
+class PlacedNode(BaseModel):
+    """A node of the inventory that holds at least one replica shard."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    gpu: str
+    gpus: int                    # GPUs on the node
+    rack: str
+    fabric: str
+    address: str                 # host name or IP the emitted configs use (default: id)
+    nic_gbps: float = 0.0
+    spot: bool = False
+
+
+class PlacedShard(BaseModel):
+    """One pipeline stage of one replica, on one node: `tp` GPUs of that node."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pool: str                    # Pool.name
+    replica: int                 # 0-based index inside the pool
+    stage: int                   # pipeline stage, 0..pp-1
+    node: str                    # PlacedNode.id
+    gpu_indices: list[int]       # local GPU indices on that node (len == tp)
+
+
+class LinkLoad(BaseModel):
+    """KV-cache traffic the plan sends over one network link (between fabrics or racks)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    link: str                    # e.g. "fabric-a<->fabric-b" or "rack-1"
+    kv_gbps: float               # predicted KV traffic, Gb/s
+    capacity_gbps: float
+
+
+class Placement(BaseModel):
+    """Where every replica runs. Written by the placement stage when the scenario has an
+    inventory; emitters use it for hosts and GPU indices."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inventory: str               # inventory file the placement was made on
+    nodes: list[PlacedNode]
+    shards: list[PlacedShard]
+    link_loads: list[LinkLoad] = []
+    moved_replicas: int | None = None   # set by an incremental re-plan (--failed)
+    notes: list[str] = []
+
+
 class Plan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -85,6 +136,8 @@ class Plan(BaseModel):
     hetplan_version: str
     kv_link: str | None = None               # fabric assumed between prefill and decode pools
     target_utilization: float | None = None  # the rho the capacities were sized at
+    model_ref: str | None = None             # the scenario's model field (HF id, key or path)
+    placement: Placement | None = None       # present when the scenario has an inventory
 
     def to_json(self) -> str:
         return dumps_json(_rounded(self.model_dump()))

@@ -186,7 +186,8 @@ def build_plan(ctx: Context, out: Outcome, label: str | None = None) -> Plan:
         colocated_gpus=by_role["colocated"],
         golden_ratio=_ratio(by_role["prefill"], by_role["decode"]),
         calibration_notes=cal_notes, notes=notes, hetplan_version=__version__,
-        kv_link=s.constraints.kv_link, target_utilization=s.constraints.target_utilization)
+        kv_link=s.constraints.kv_link, target_utilization=s.constraints.target_utilization,
+        model_ref=s.model)
 
 
 def _bins(w: ClassLike) -> dict:
