@@ -71,6 +71,8 @@ class PlacedNode(BaseModel):
     address: str                 # host name or IP the emitted configs use (default: id)
     nic_gbps: float = 0.0
     spot: bool = False
+    provider: str = ""
+    kv_gbps: float = 0.0         # KV traffic its replicas send or receive, Gb/s (predicted)
 
 
 class PlacedShard(BaseModel):
@@ -107,6 +109,8 @@ class Placement(BaseModel):
     link_loads: list[LinkLoad] = []
     moved_replicas: int | None = None   # set by an incremental re-plan (--failed)
     notes: list[str] = []
+    spare_replicas: dict[str, int] = {}  # pool -> replicas added for N+1 / spot headroom
+    failed_nodes: list[str] = []         # nodes a re-plan (--failed) left out
 
 
 class Plan(BaseModel):
