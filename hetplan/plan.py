@@ -155,7 +155,12 @@ class Plan(BaseModel):
             "pools": [{"name": p.name, "role": p.role, "gpu": p.gpu, "tp": p.tp, "pp": p.pp,
                        "weight_dtype": p.weight_dtype, "kv_dtype": p.kv_dtype,
                        "replicas": p.replicas, "gpus": p.gpus,
-                       "cost_usd_per_hour": p.cost_usd_per_hour} for p in self.pools]})
+                       "cost_usd_per_hour": p.cost_usd_per_hour} for p in self.pools]}
+            | ({"placement": {"nodes": len(self.placement.nodes),
+                              "shards": len(self.placement.shards),
+                              "moved_replicas": self.placement.moved_replicas,
+                              "failed_nodes": self.placement.failed_nodes}}
+               if self.placement else {}))
 
 
 def _rounded(obj):
