@@ -101,7 +101,21 @@ def problem_for(ctx: Context, candidates: Sequence[Candidate] | None = None) -> 
         availability=ctx.availability, budget_usd_per_hour=s.constraints.budget_usd_per_hour,
         allow_cross_vendor=s.constraints.allow_cross_vendor, kv_bytes_per_request=kvb,
         kv_link_bytes_per_s=ctx.perf.links.link(s.constraints.kv_link).achieved_bytes_per_s,
-        objective=s.objective, n_plus_one_nodes=_nodes_per_tp(ctx))
+        objective=s.objective, n_plus_one_nodes=_nodes_per_tp(ctx),
+        usable_share=_usable_share(ctx))
+
+
+def _usable_share(ctx: Context) -> dict[str, float] | None:
+    """GPU -> 1 - spot_headroom x the share of its inventory GPUs on spot nodes."""
+    h = ctx.scenario.constraints.reliability.spot_headroom
+    if ctx.inventory is None or h <= 0:
+        return None
+    spot: dict[str, list[int]] = {}
+    for n in ctx.inventory.nodes:
+        tot = spot.setdefault(n.gpu, [0, 0])
+        tot[0] += n.gpus * n.spot
+        tot[1] += n.gpus
+    return {g: 1.0 - h * a / b for g, (a, b) in sorted(spot.items())}
 
 
 def _nodes_per_tp(ctx: Context) -> dict[str, dict[int, int]] | None:
@@ -124,7 +138,8 @@ def plan_scenario(s: Scenario, catalog: Catalog, *, solver: str = "highs",
     return solve_context(ctx, solver=solver, time_limit_s=time_limit_s)
 
 
-PLACEMENT_ROUNDS = 4      # sizing -> placement rounds when placement pushes back
+PLACEMENT_ROUNDS = 6      # sizing -> placement rounds when placement pushes back
+SPARE_STEP = 0.02         # least share of a GPU type held back per round for spares
 
 
 class Infeasible(Exception):
@@ -170,8 +185,9 @@ def solve_context(ctx: Context, candidates: Sequence[Candidate] | None = None, *
             # sizing (drop pools that cannot be placed at all, keep GPUs free for spares).
             rounds.append(f"placement round {len(rounds) + 1}: {'; '.join(e.reasons[:2])}")
             cands = [c for c in cands if f"{c.role}-{c.shape.label()}" not in e.blocked]
-            for g, n in e.spare_gpus.items():
-                availability[g] = max(0, availability.get(g, 0) - n)
+            for g, n in e.spare_gpus.items():     # at least SPARE_STEP of the type per round
+                step = math.ceil(SPARE_STEP * ctx.availability.get(g, 0))
+                availability[g] = max(0, availability.get(g, 0) - max(n, step))
             continue
         if rounds:
             pl = placed.placement

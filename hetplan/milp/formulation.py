@@ -14,6 +14,8 @@ scale s >= 0 on every class's rate.
   kv_format[c]:       n[c] <= M * f[kv_dtype(c)],  sum_d f[d] <= 1  (P and D share one KV dtype)
   kv_bandwidth_out / kv_bandwidth_in: KV bytes/s leaving prefill (entering decode) GPUs
                       <= link bytes/s x rho_link x their GPU count (one NIC per GPU)
+  capacity[c] with an inventory's spot headroom h counts each replica at 1 - h x the spot
+                      share of its GPU type's nodes (exact when a pool fills the type).
   n_plus_one[c]:      (inventory with N+1) spare replicas s[c] >= pp n[c] / nodes able to
                       hold c, s[c] >= [n[c] > 0], and capacity[c] counts n[c] - s[c] only:
                       spread over the nodes, losing one node loses at most s[c] replicas
@@ -48,6 +50,7 @@ class Problem:
     kv_link_bytes_per_s: float | None = None      # per GPU NIC; None: not constrained
     objective: str = "min_cost"
     n_plus_one_nodes: dict[str, dict[int, int]] | None = None   # GPU -> {TP: nodes >= TP}
+    usable_share: dict[str, float] | None = None  # GPU -> share of capacity counted (spot)
 
 
 class Formulation:
@@ -124,9 +127,10 @@ class Formulation:
         for i, c in enumerate(self.p.candidates):
             terms = {self.x[i, w.name]: 1.0 / c.capacity(w.name) for w in self.p.classes
                      if (i, w.name) in self.x}
-            terms[self.n[i]] = -self.p.utilization
+            share = (self.p.usable_share or {}).get(c.shape.gpu, 1.0)
+            terms[self.n[i]] = -self.p.utilization * share
             if i in self.spare:
-                terms[self.spare[i]] = self.p.utilization
+                terms[self.spare[i]] = self.p.utilization * share
             self.lp.add_constraint(f"capacity[{c.key}]", terms, "<=", 0.0)
         self.n_plus_one()
 

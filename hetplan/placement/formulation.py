@@ -8,8 +8,9 @@ decode in fabric b.
 
   pool_total[p]:     sum_g (pin + y)[p,g] >= sized replicas of p
   packing[g,tp>=t]:  sum_{p: tp_p >= t} tp_p pp_p y[p,g] <= sum_{k in g} floor(free_k / t) t
-                     (TP groups inside one node; exact for power-of-two TP sizes, whose
-                     packing any-fit in decreasing size order achieves)
+                     (TP groups inside one node; exact for power-of-two TP sizes without
+                     per-node caps; when N+1 caps and mixed sizes defeat it, packing reports
+                     the GPUs it could not place and the group's room is cut by them)
   reliability[p]:    sum_g (1 - h spot_g)(pin + y)[p,g] - L[p] >= load_p / rho
                      (h: spot headroom; L[p] only with N+1: losing any node leaves the rest)
   spread[p,g]:       pp_p (pin + y)[p,g] <= N_g L[p]             (N+1 only)
@@ -21,12 +22,14 @@ decode in fabric b.
   fabric[a]:         sum_w kv_w f[w,a,a] <= capacity_a rho_link    (when the fabric has one)
 
 Objective: min $/h of new replicas + a small charge per Gb/s of KV crossing fabrics (pair
-prefill and decode inside a fabric when the cost is equal) + a tie-break on group order.
+prefill and decode inside a fabric when the cost is equal). No tie-break terms: among equal
+plans the solver's (deterministic, single-threaded) choice stands; tiny tie-breaks made
+HiGHS spend minutes proving optimality over near-symmetric groups.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hetplan.milp.formulation import LINK_UTILIZATION
 from hetplan.milp.lp import LinearProgram
@@ -34,7 +37,6 @@ from hetplan.placement.groups import Group, PoolNeed
 from hetplan.placement.inventory import Inventory
 
 CROSS_FABRIC_USD_PER_GBPS = 1e-3
-GROUP_ORDER_TIE_BREAK = 1e-6
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class Instance:
     free: dict[str, list[int]]              # group -> free GPUs per node (after pins)
     pinned: dict[tuple[str, str], int]      # (pool, group) -> pinned replicas
     kv_bytes: dict[str, float]              # class -> KV bytes per request
+    cut_gpus: dict[str, int] = field(default_factory=dict)   # group -> GPUs packing lost
 
 
 class PlacementModel:
@@ -125,7 +128,8 @@ class PlacementModel:
             here = [(pi, p) for pi, p in enumerate(self.i.pools) if (pi, gi) in self.y]
             for t in sorted({p.tp for _, p in here}):
                 terms = {self.y[pi, gi]: float(p.tp * p.pp) for pi, p in here if p.tp >= t}
-                room = sum((f // t) * t for f in self.i.free[g.name])
+                room = sum((f // t) * t for f in self.i.free[g.name]) - \
+                    self.i.cut_gpus.get(g.name, 0)
                 self.lp.add_constraint(f"packing[{g.name},tp>={t}]", terms, "<=", room)
 
     def reliability(self) -> None:
@@ -206,12 +210,10 @@ class PlacementModel:
     def objective(self) -> None:
         obj: dict[int, float] = {}
         for (pi, gi), v in self.y.items():
-            obj[v] = self.i.pools[pi].price_usd_per_hour + GROUP_ORDER_TIE_BREAK * gi
+            obj[v] = self.i.pools[pi].price_usd_per_hour
         for (w, a, b), v in self.f.items():
             if a != b:
                 obj[v] = CROSS_FABRIC_USD_PER_GBPS * self.i.kv_bytes[w] * 8 / 1e9
-        for v in self.L.values():
-            obj[v] = GROUP_ORDER_TIE_BREAK      # no larger per-node share than needed
         self.lp.objective = obj
 
     # ---- reading a solution -----------------------------------------------------------

@@ -3,13 +3,12 @@ stage of each replica gets, given the MILP's replica counts per (pool, group).
 
 A stage is `tp` GPUs of one node (its TP group stays inside the NVLink/xGMI domain); the
 stages of one replica stay in one group (so in one rack and fabric) and may share a node.
-Stages are placed in decreasing TP size, so with power-of-two TP sizes any node with room
-works and the MILP's packing rows guarantee success. The choice of node is first-fit in node
-order, or, with N+1, the node holding the fewest stages of that pool (then the emptiest), so
-that no node holds more than the MILP's per-node cap. A node's KV traffic (the share of its
-stages) must also fit its NIC at the link utilization; a stage that fits nowhere raises
-PackError naming the group.
-"""
+TP sizes are placed largest first (with power-of-two sizes the MILP's packing rows then
+guarantee room); the stages of one size are matched to nodes by max-flow under each pool's
+per-node cap (N+1), which succeeds whenever any assignment exists and, for a group of
+identical nodes, whenever the MILP's aggregate rows hold. GPU indices are the lowest free
+ones. A node's KV traffic (the share of its stages) must fit its NIC at the link
+utilization; what cannot be packed raises PackError naming the group."""
 
 from __future__ import annotations
 
@@ -22,7 +21,12 @@ from hetplan.plan import PlacedShard
 
 
 class PackError(Exception):
-    pass
+    """`group` could not take `deficit_gpus` of the GPUs the MILP gave it."""
+
+    def __init__(self, message: str, group: str = "", deficit_gpus: int = 0):
+        super().__init__(message)
+        self.group = group
+        self.deficit_gpus = deficit_gpus
 
 
 @dataclass
@@ -54,27 +58,116 @@ def node_states(groups: list[Group], pools: dict[str, PoolNeed],
 def pack(groups: list[Group], pools: dict[str, PoolNeed], new: dict[tuple[str, str], int],
          pins: list[PlacedShard], states: dict[str, NodeState],
          per_node: dict[str, int] | None) -> list[PlacedShard]:
-    """Shards for the new replicas (pins stay where they are). New replicas take the lowest
-    replica indices their pool does not use yet, group by group in order."""
+    """Shards for the new replicas (pins stay where they are). Inside a group, TP sizes are
+    placed largest first; the stages of one TP size go to nodes by an integral max-flow
+    (pools -> nodes, at most the per-node cap of each pool, at most the node's free TP slots),
+    which finds a packing whenever one exists. New replicas take the lowest replica indices
+    their pool does not use yet, group by group in order."""
     used: dict[str, set[int]] = {}
     for s in pins:
         used.setdefault(s.pool, set()).add(s.replica)
     out: list[PlacedShard] = []
     for g in groups:
-        items = sorted(((p, n) for (p, gn), n in new.items() if gn == g.name),
-                       key=lambda it: (-pools[it[0]].tp, (per_node or {}).get(it[0], 0), it[0]))
-        for name, count in items:
-            p = pools[name]
-            for _ in range(count):
-                idx = _next_index(used.setdefault(name, set()))
-                for stage in range(p.pp):
-                    st = _choose(g, p, states, per_node)
-                    if st is None:
-                        raise PackError(_why(g, p, states, per_node))
-                    out.append(PlacedShard(pool=name, replica=idx, stage=stage, node=st.node.id,
-                                           gpu_indices=st.take(name, p.tp,
-                                                               p.kv_gbps_per_replica / p.pp)))
+        here = sorted((p, n) for (p, gn), n in new.items() if gn == g.name)
+        for tp in sorted({pools[p].tp for p, _ in here}, reverse=True):
+            batch = [(p, n) for p, n in here if pools[p].tp == tp]
+            flows, short = _assign(g, [(pools[p], n * pools[p].pp) for p, n in batch], tp,
+                                   states, per_node)
+            if short:
+                raise PackError(_why(g, pools[batch[0][0]], states, per_node), g.name,
+                                short * tp)
+            for name, count in batch:
+                p = pools[name]
+                slots = [nid for nid, k in flows[name] for _ in range(k)]
+                for r in range(count):
+                    idx = _next_index(used.setdefault(name, set()))
+                    for stage in range(p.pp):
+                        st = states[slots[r * p.pp + stage]]
+                        if st.kv_gbps + p.kv_gbps_per_replica / p.pp > \
+                                st.node.nic_gbps * LINK_UTILIZATION * (1 + 1e-9):
+                            raise PackError(_why(g, p, states, per_node), g.name, p.tp)
+                        out.append(PlacedShard(pool=name, replica=idx, stage=stage,
+                                               node=st.node.id, gpu_indices=st.take(
+                                                   name, p.tp, p.kv_gbps_per_replica / p.pp)))
     return out
+
+
+def _assign(g: Group, demand: list[tuple[PoolNeed, int]], tp: int,
+            states: dict[str, NodeState], per_node: dict[str, int] | None
+            ) -> tuple[dict[str, list[tuple[str, int]]], int]:
+    """Stages per (pool, node) for one TP size by max-flow, and how many did not fit."""
+    nodes = [states[n.id] for n in g.nodes]
+    n_p = len(demand)
+    src, sink = n_p + len(nodes), n_p + len(nodes) + 1
+    flow = _MaxFlow(sink + 1)
+    for i, (p, d) in enumerate(demand):
+        flow.add(src, i, d)
+        for j, st in enumerate(nodes):
+            slots = len(st.free) // tp
+            cap = slots if per_node is None else \
+                max(0, per_node.get(p.name, 1) - st.stages.get(p.name, 0))
+            if min(cap, slots) > 0:
+                flow.add(i, n_p + j, min(cap, slots))
+    for j, st in enumerate(nodes):
+        if len(st.free) // tp:
+            flow.add(n_p + j, sink, len(st.free) // tp)
+    short = sum(d for _, d in demand) - flow.run(src, sink)
+    out: dict[str, list[tuple[str, int]]] = {}
+    for i, (p, _) in enumerate(demand):
+        out[p.name] = [(nodes[e.to - n_p].node.id, e.flow) for e in flow.edges[i]
+                       if e.to >= n_p and e.to < src and e.flow > 0]
+    return out, short
+
+
+@dataclass
+class _Edge:
+    to: int
+    cap: int
+    rev: int
+    flow: int = 0
+
+
+class _MaxFlow:
+    """Dinic's algorithm on small graphs; edges are explored in insertion order, so the
+    result is deterministic (earlier nodes fill first)."""
+
+    def __init__(self, n: int):
+        self.edges: list[list[_Edge]] = [[] for _ in range(n)]
+
+    def add(self, a: int, b: int, cap: int) -> None:
+        self.edges[a].append(_Edge(b, cap, len(self.edges[b])))
+        self.edges[b].append(_Edge(a, 0, len(self.edges[a]) - 1))
+
+    def run(self, s: int, t: int) -> int:
+        total = 0
+        while True:
+            level = [-1] * len(self.edges)
+            level[s] = 0
+            queue = [s]
+            for u in queue:
+                for e in self.edges[u]:
+                    if e.cap - e.flow > 0 and level[e.to] < 0:
+                        level[e.to] = level[u] + 1
+                        queue.append(e.to)
+            if level[t] < 0:
+                return total
+            it = [0] * len(self.edges)
+            while (pushed := self._push(s, t, 10 ** 12, level, it)) > 0:
+                total += pushed
+
+    def _push(self, u: int, t: int, f: int, level: list[int], it: list[int]) -> int:
+        if u == t:
+            return f
+        while it[u] < len(self.edges[u]):
+            e = self.edges[u][it[u]]
+            if e.cap - e.flow > 0 and level[e.to] == level[u] + 1:
+                got = self._push(e.to, t, min(f, e.cap - e.flow), level, it)
+                if got > 0:
+                    e.flow += got
+                    self.edges[e.to][e.rev].flow -= got
+                    return got
+            it[u] += 1
+        return 0
 
 
 def _next_index(used: set[int]) -> int:
@@ -83,25 +176,6 @@ def _next_index(used: set[int]) -> int:
         i += 1
     used.add(i)
     return i
-
-
-def _ok(st: NodeState, p: PoolNeed, per_node: dict[str, int] | None) -> bool:
-    if len(st.free) < p.tp:
-        return False
-    if per_node is not None and st.stages.get(p.name, 0) >= per_node.get(p.name, 1):
-        return False
-    nic = st.node.nic_gbps * LINK_UTILIZATION
-    return st.kv_gbps + p.kv_gbps_per_replica / p.pp <= nic * (1 + 1e-9)
-
-
-def _choose(g: Group, p: PoolNeed, states: dict[str, NodeState],
-            per_node: dict[str, int] | None) -> NodeState | None:
-    able = [(i, states[n.id]) for i, n in enumerate(g.nodes) if _ok(states[n.id], p, per_node)]
-    if not able:
-        return None
-    if per_node is None:
-        return able[0][1]
-    return min(able, key=lambda it: (it[1].stages.get(p.name, 0), -len(it[1].free), it[0]))[1]
 
 
 def _why(g: Group, p: PoolNeed, states: dict[str, NodeState],

@@ -35,6 +35,9 @@ class PlacementInfeasible(Infeasible):
         self.spare_gpus = spare_gpus or {}
 
 
+PACK_ROUNDS = 8          # placement MILP re-solves when packing cuts a group's room
+
+
 @dataclass(frozen=True)
 class Reliability:
     n_plus_one: bool = False
@@ -52,28 +55,41 @@ def place_plan(plan: Plan, inv: Inventory, kv_bytes: dict[tuple[str, str], float
     by_name = {p.name: p for p in needs}
     _check_shapes(needs, inv)
     groups = group_nodes(inv)
-    states = node_states(groups, by_name, list(pins))
     group_of = {n.id: g.name for g in groups for n in g.nodes}
     pinned: dict[tuple[str, str], set[int]] = {}
     for s in pins:
         pinned.setdefault((s.pool, group_of[s.node]), set()).add(s.replica)
     kv_class = {w: kv_bytes[p.kv_dtype, w] for p in needs if p.role == "prefill"
                 for w in p.class_rates}
-    inst = Instance(needs, groups, inv, {g.name: [len(states[n.id].free) for n in g.nodes]
-                                         for g in groups},
-                    {k: len(v) for k, v in pinned.items()}, kv_class)
+    free = {g.name: [n.gpus - sum(len(s.gpu_indices) for s in pins if s.node == n.id)
+                     for n in g.nodes] for g in groups}
+    inst = Instance(needs, groups, inv, free, {k: len(v) for k, v in pinned.items()}, kv_class)
     opt = Options(plan.target_utilization or 1.0, reliability.n_plus_one,
                   reliability.spot_headroom)
-    model = PlacementModel(inst, opt)
-    sol = solve(model.lp, solver, time_limit_s)
-    if not sol.has_solution:
-        raise _infeasible(inst, opt, solver, time_limit_s)
-    new = model.counts(sol.values)
-    per_node = model.per_node(sol.values) if model.n_plus_one else None
-    try:
-        shards = list(pins) + pack(groups, by_name, new, list(pins), states, per_node)
-    except PackError as e:
-        raise PlacementInfeasible([str(e)]) from None
+    for _ in range(PACK_ROUNDS):
+        model = PlacementModel(inst, opt)
+        sol = solve(model.lp, solver, time_limit_s)
+        if not sol.has_solution:
+            err = _infeasible(inst, opt, solver, time_limit_s)
+            for gname, n in sorted(inst.cut_gpus.items()):   # give the cut GPUs to sizing
+                gpu = next(g.gpu for g in groups if g.name == gname)
+                err.spare_gpus[gpu] = err.spare_gpus.get(gpu, 0) + n
+                err.reasons.append(f"node packing[{gname}]: per-node N+1 caps beside mixed TP "
+                                   f"sizes leave {n} GPUs unusable")
+            raise err
+        new = model.counts(sol.values)
+        per_node = model.per_node(sol.values) if model.n_plus_one else None
+        states = node_states(groups, by_name, list(pins))
+        try:
+            shards = list(pins) + pack(groups, by_name, new, list(pins), states, per_node)
+            break
+        except PackError as e:      # per-node caps beside mixed TP sizes: cut that group's room
+            last = str(e)
+            if not e.group:
+                raise PlacementInfeasible([last]) from None
+            inst.cut_gpus[e.group] = inst.cut_gpus.get(e.group, 0) + e.deficit_gpus
+    else:
+        raise PlacementInfeasible([last])
     totals = {p.name: 0 for p in needs}
     for s in shards:
         if s.stage == 0:
@@ -202,30 +218,40 @@ def _link_loads(inv: Inventory, flows: dict[tuple[str, str], float]) -> list[Lin
 
 def _infeasible(inst: Instance, opt: Options, solver: str, time_limit_s: float
                 ) -> PlacementInfeasible:
-    reasons = explain(inst, opt, solver, time_limit_s)
-    if not reasons or not reasons[0].startswith("reliability"):
+    """The explanation, plus what sizing can do about it: `blocked` pools (N+1 on fewer than
+    two nodes able to hold them) and GPUs per type to keep free for spares, estimated from
+    each pool alone with unbounded room (the planner holds back at least 2% per round)."""
+    kind, reasons = explain(inst, opt, solver, time_limit_s)
+    if kind != "reliability":
         return PlacementInfeasible(reasons)
     blocked, spare = set(), {}
     for p in inst.pools:
-        need = replicas_alone(p, inst, opt)
-        if need is None:
+        nodes = sum(len(g.nodes) for g in inst.groups
+                    if g.gpu == p.gpu and g.gpus_per_node >= p.tp)
+        if nodes < (2 if opt.n_plus_one else 1):
             blocked.add(p.name)
-        elif need > p.base_replicas:
-            spare[p.gpu] = spare.get(p.gpu, 0) + (need - p.base_replicas) * p.tp * p.pp
+            continue
+        need = replicas_alone(p, inst, opt, unbounded=True) or p.base_replicas
+        fits = replicas_alone(p, inst, opt)
+        if fits is None or fits > p.base_replicas:
+            spare[p.gpu] = spare.get(p.gpu, 0) + max(0, need - p.base_replicas) * p.tp * p.pp
+    if not spare and not blocked:      # each pool fits alone, not together: hold back on all
+        spare = {p.gpu: 0 for p in inst.pools}
     return PlacementInfeasible(reasons, blocked, spare)
 
 
-def explain(inst: Instance, opt: Options, solver: str, time_limit_s: float) -> list[str]:
+def explain(inst: Instance, opt: Options, solver: str, time_limit_s: float
+            ) -> tuple[str, list[str]]:
     """Which constraint family makes placement infeasible: relax KV limits and reliability
     together, then reliability alone, and name what the relaxed solution violates."""
     base = PlacementModel(inst, replace(opt, use_kv=False, use_reliability=False))
     if not solve(base.lp, solver, time_limit_s).has_solution:
-        return _packing_reasons(inst)
+        return "packing", _packing_reasons(inst)
     kv_model = PlacementModel(inst, replace(opt, use_reliability=False))
     kv_sol = solve(kv_model.lp, solver, time_limit_s)
     if not kv_sol.has_solution:
         free_sol = solve(base.lp, solver, time_limit_s)
-        return _bandwidth_reasons(inst, base, free_sol.values)
+        return "bandwidth", _bandwidth_reasons(inst, base, free_sol.values)
     what = " and ".join(x for x in ("N+1 (any one node lost)" if opt.n_plus_one else "",
                                     f"spot headroom {opt.spot_headroom:.0%}"
                                     if opt.spot_headroom > 0 else "") if x)
@@ -241,19 +267,24 @@ def explain(inst: Instance, opt: Options, solver: str, time_limit_s: float) -> l
             reasons.append(f"reliability[{p.name}]: {what} needs {need} replicas (sized "
                            f"{p.base_replicas}, {(need - p.base_replicas) * p.tp * p.pp} spare "
                            f"{p.gpu} GPUs)")
-    return reasons + [f"node packing: the spares do not fit the healthy nodes beside the "
+    return "reliability", reasons + [f"node packing: the spares do not fit the healthy nodes beside the "
                       f"other pools; nearest feasible: fewer pools per GPU type, more nodes, "
                       f"or drop {what}"]
 
 
-def replicas_alone(p: PoolNeed, inst: Instance, opt: Options) -> int | None:
+def replicas_alone(p: PoolNeed, inst: Instance, opt: Options,
+                   unbounded: bool = False) -> int | None:
     """Fewest replicas pool p needs under N+1 / spot headroom if it had its GPU type's free
-    room to itself (None: impossible). With at most L stages of p per node, a group of N
-    nodes takes min(room, N L) replicas; losing a node costs L of them."""
+    room to itself (None: impossible), or, `unbounded`, any number of GPUs per node. With at
+    most L stages of p per node, a group of N nodes takes min(room, N L) replicas; losing a
+    node costs L of them."""
     groups = [g for g in inst.groups if g.gpu == p.gpu and g.gpus_per_node >= p.tp]
     need = p.load / opt.rho - 1e-6
     keep = {g.name: (1 - opt.spot_headroom) if g.spot else 1.0 for g in groups}
     most = max((g.gpus_per_node // p.tp for g in groups), default=0)
+    if unbounded and groups:
+        most = max(most, math.ceil(p.base_replicas * p.pp / sum(len(g.nodes) for g in groups))
+                   + 2)
     best = None
     for cap in range(1, most + 1) if opt.n_plus_one else [most]:
         lose = cap if opt.n_plus_one else 0
@@ -262,6 +293,8 @@ def replicas_alone(p: PoolNeed, inst: Instance, opt: Options) -> int | None:
         for g in sorted(groups, key=lambda g: (-keep[g.name], g.name)):
             pinned = inst.pinned.get((p.name, g.name), 0)
             room = pinned + sum(f // p.tp for f in inst.free[g.name]) // p.pp
+            if unbounded:
+                room = len(g.nodes) * cap // p.pp if opt.n_plus_one else 10 ** 6
             limit = len(g.nodes) * cap // p.pp if opt.n_plus_one else room
             for _ in range(min(room, limit)):
                 if usable - lose >= need and taken >= p.base_replicas:
