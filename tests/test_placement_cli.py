@@ -142,3 +142,18 @@ def test_scenarios_without_inventory_have_no_placement(tmp_path):
     r = run("solve", str(workloads_dir() / "default.yaml"), "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "plan.json").read_text())["placement"] is None
+
+
+def test_n_plus_one_on_single_nodes_is_infeasible_and_explained(tmp_path):
+    # One node per GPU type: no replica survives losing its node, so the N+1-aware sizing
+    # has no plan; the report says N+1 binds and names the node counts (exit 3).
+    (tmp_path / "inv.yaml").write_text(
+        "nodes:\n"
+        "  - {id: h, gpu: H100-SXM, gpus: 8, rack: r1, fabric: f, nic_gbps: 3200}\n"
+        "  - {id: l, gpu: L40S, gpus: 8, rack: r2, fabric: f, nic_gbps: 400}\n")
+    scen = SCENARIO.read_text().replace("inventory: inventories/lab.yaml", "inventory: inv.yaml")
+    (tmp_path / "s.yaml").write_text(scen)
+    r = run("solve", str(tmp_path / "s.yaml"))
+    assert r.returncode == 3, r.stderr
+    assert "reliability: N+1 (any one node lost) has no plan" in r.stderr
+    assert "(1 node able to hold its replicas)" in r.stderr
