@@ -97,7 +97,7 @@ def place_plan(plan: Plan, inv: Inventory, kv_bytes: dict[tuple[str, str], float
     flows = model.flows_gbps(sol.values)
     placed = _with_replicas(plan, totals)
     notes = [f"placement MILP over {len(groups)} groups of interchangeable nodes "
-             f"({len(inv.nodes)} nodes): {sol.status}, {sol.time_s:.2f} s ({sol.solver}); "
+             f"({len(inv.nodes)} nodes): {sol.status} ({sol.solver}); "
              "nodes and GPU indices by deterministic packing"]
     notes += _reliability_notes(placed, reliability, needs, totals, shards, inv)
     notes += _kv_notes(needs, states, translation_us)
