@@ -100,7 +100,7 @@ def placement_section(plan: Plan) -> list[str]:
                            for s in sorted(shards_on.get(n.id, []),
                                            key=lambda s: s.gpu_indices))]
                 for n in sorted(pl.nodes, key=lambda n: (n.rack, n.id))]
-        lines += [markdown_table(["rack", "node", "GPU", "GPUs used", "KV Gb/s", "shards"],
+        lines += [markdown_table(["rack", "node", "GPU", "GPUs used", "KV Gb/s (max)", "shards"],
                                  rows), ""]
     if pl.link_loads:
         lines += ["KV traffic per link (a fabric's own row is its internal traffic):", "",

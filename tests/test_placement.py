@@ -195,3 +195,25 @@ def test_pinned_survivors_stay_and_only_lost_replicas_move(write):
     moved = [s for s in again.placement.shards if s not in pins]
     assert {(s.pool, s.replica) for s in moved} == lost
     assert {s.node for s in moved} == {"n3"}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_n_plus_one_spares_match_brute_force(write, seed):
+    """Fewest replicas meeting N+1 on random small inventories, against enumeration of
+    every per-node distribution (a node holds at most its GPU count of TP1 replicas)."""
+    import itertools
+    import random
+    rng = random.Random(seed)
+    sizes = [rng.choice((4, 8)) for _ in range(rng.randint(2, 5))]
+    load = round(rng.uniform(0.5, 0.8 * (sum(sizes) - max(sizes)) * 0.7), 3)
+    base = max(1, -(-load // RHO))
+    best = None
+    for counts in itertools.product(*(range(s + 1) for s in sizes)):
+        t = sum(counts)
+        if t >= base and t - max(counts) >= load / RHO - 1e-6:
+            best = t if best is None else min(best, t)
+    inv = inventory(write, [f"n{i} H100-SXM {s} r{i % 2} f1 400" for i, s in enumerate(sizes)])
+    plan = place(plan_of(pool("A", "colocated", "H100-SXM", 1, int(base), load)), inv,
+                 reliability=Reliability(n_plus_one=True))
+    assert plan.pools[0].replicas == best
+    assert surviving_ok(plan) == {}

@@ -157,3 +157,27 @@ def test_n_plus_one_on_single_nodes_is_infeasible_and_explained(tmp_path):
     assert r.returncode == 3, r.stderr
     assert "reliability: N+1 (any one node lost) has no plan" in r.stderr
     assert "(1 node able to hold its replicas)" in r.stderr
+
+
+def test_failure_beyond_the_survivors_re_sizes_and_counts_moves(solved, tmp_path):
+    # Two of five L40S nodes lost: the surviving prefill replicas plus the lost ones no
+    # longer fit, so the plan is re-sized on the healthy nodes; moves are counted against
+    # the previous placement (replicas not found at the same nodes and GPUs).
+    prev = json.loads((solved / "a" / "plan.json").read_text())
+    r = run("solve", str(SCENARIO), "--failed", "l40s-01,l40s-02", "--previous",
+            str(solved / "a" / "plan.json"), "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    new = json.loads((tmp_path / "plan.json").read_text())
+    pl = new["placement"]
+    assert pl["failed_nodes"] == ["l40s-01", "l40s-02"]
+    assert not {s["node"] for s in pl["shards"]} & {"l40s-01", "l40s-02"}
+    assert "re-sized on the healthy nodes" in pl["notes"][0]
+
+    def where(plan):
+        out = {}
+        for s in plan["placement"]["shards"]:
+            out.setdefault((s["pool"], s["replica"]), []).append(
+                (s["stage"], s["node"], tuple(s["gpu_indices"])))
+        return {k: tuple(sorted(v)) for k, v in out.items()}
+    old = set(where(prev).items())
+    assert pl["moved_replicas"] == sum(1 for x in where(new).items() if x not in old) > 0
