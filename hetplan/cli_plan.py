@@ -50,7 +50,7 @@ def register(app: typer.Typer, echo_json) -> None:
             typer.echo(r.line(), err=as_json)
 
         failed_ids = sorted({f.strip() for x in failed or [] for f in x.split(",") if f.strip()})
-        if (validate or previous) and not failed_ids and previous:
+        if previous and not failed_ids:
             raise InputError("--previous goes with --failed", field="--previous")
         if validate and failed_ids:
             raise InputError("--validate and --failed do not combine; simulate the re-plan "

@@ -267,9 +267,9 @@ def explain(inst: Instance, opt: Options, solver: str, time_limit_s: float
             reasons.append(f"reliability[{p.name}]: {what} needs {need} replicas (sized "
                            f"{p.base_replicas}, {(need - p.base_replicas) * p.tp * p.pp} spare "
                            f"{p.gpu} GPUs)")
-    return "reliability", reasons + [f"node packing: the spares do not fit the healthy nodes beside the "
-                      f"other pools; nearest feasible: fewer pools per GPU type, more nodes, "
-                      f"or drop {what}"]
+    return "reliability", reasons + [
+        f"node packing: the spares do not fit the healthy nodes beside the other pools; "
+        f"nearest feasible: fewer pools per GPU type, more nodes, or drop {what}"]
 
 
 def replicas_alone(p: PoolNeed, inst: Instance, opt: Options,
