@@ -159,13 +159,19 @@ def colocated_capacity(pm: PerfModel, s: ReplicaShape, c: ClassLike,
 
 
 def shapes_for(pm: PerfModel, gpus: Sequence[str], max_tp: int, max_pp: int,
-               weight_dtypes: Sequence[str], kv_dtypes: Sequence[str]) -> tuple[
+               weight_dtypes: Sequence[str], kv_dtypes: Sequence[str],
+               max_tp_by_gpu: dict[str, int] | None = None) -> tuple[
                    list[ReplicaShape], list[str]]:
-    """Every shape that can hold the model, and why the others were dropped."""
+    """Every shape that can hold the model, and why the others were dropped.
+    `max_tp_by_gpu` (from an inventory: GPUs per node) caps TP per GPU type."""
     shapes, dropped = [], []
     for g in gpus:
         for tp in (1, 2, 4, 8, 16, 32, 72):
             if tp > max_tp:
+                continue
+            if max_tp_by_gpu and tp > max_tp_by_gpu.get(g, tp):
+                dropped.append(f"{g} TP{tp}: inventory nodes hold at most "
+                               f"{max_tp_by_gpu[g]} {g} GPUs (a TP group stays in one node)")
                 continue
             for pp in range(1, max_pp + 1):
                 for wd in weight_dtypes:
@@ -186,14 +192,16 @@ def build_candidates(pm: PerfModel, catalog: Catalog, prices: dict[str, float],
                      max_tp: int = 8, max_pp: int = 1, weight_dtypes=("bf16",),
                      kv_dtypes=("bf16",), kv_link: str = "ib-400g",
                      allow_cross_vendor: bool = False,
-                     progress: Callable[[str], None] | None = None
+                     progress: Callable[[str], None] | None = None,
+                     max_tp_by_gpu: dict[str, int] | None = None
                      ) -> tuple[list[Candidate], list[str]]:
     """All (shape, role) candidates of the shapes that fit, with per-class capacity (zero,
     with the reason, where the SLO cannot be met: the infeasibility report reads those).
 
     prices: GPU -> $/GPU-hour (GPUs without a price are skipped). Returns the candidates and
     the reasons shapes were dropped before that (VRAM, TP, dtype support)."""
-    shapes, dropped = shapes_for(pm, sorted(prices), max_tp, max_pp, weight_dtypes, kv_dtypes)
+    shapes, dropped = shapes_for(pm, sorted(prices), max_tp, max_pp, weight_dtypes, kv_dtypes,
+                                 max_tp_by_gpu)
     out: list[Candidate] = []
     for i, s in enumerate(shapes):
         gpu = catalog.gpu(s.gpu)

@@ -27,6 +27,12 @@ def register(app: typer.Typer, echo_json) -> None:
                                       "scenario's workload; lower the target utilization and "
                                       "re-solve while the SLO is missed."),
         max_rounds: int = typer.Option(5, help="Most solve-and-simulate rounds (--validate)."),
+        failed: list[str] = typer.Option(None, "--failed", help="Inventory node(s) lost "
+                                         "(repeat or comma-separate): re-plan moving the "
+                                         "fewest replicas."),
+        previous: Path = typer.Option(None, "--previous", help="plan.json to re-plan from "
+                                      "(--failed; default: the scenario's plan on its full "
+                                      "inventory)."),
     ) -> None:
         """Plan the cheapest mix (or most goodput under a budget) that meets the SLO."""
         from hetplan.catalog import load_catalog
@@ -43,8 +49,19 @@ def register(app: typer.Typer, echo_json) -> None:
             _progress("")
             typer.echo(r.line(), err=as_json)
 
+        failed_ids = sorted({f.strip() for x in failed or [] for f in x.split(",") if f.strip()})
+        if previous and not failed_ids:
+            raise InputError("--previous goes with --failed", field="--previous")
+        if validate and failed_ids:
+            raise InputError("--validate and --failed do not combine; simulate the re-plan "
+                             "with `hetplan simulate`", field="--validate")
         try:
-            if validate:
+            if failed_ids:
+                from hetplan.placement.replan import replan
+                from hetplan.plan import load_plan
+                plan = replan(s, cat, failed_ids, load_plan(previous) if previous else None,
+                              solver=solver, time_limit_s=time_limit, progress=_progress)
+            elif validate:
                 from hetplan.simulate.repair import solve_validated
                 plan, val = solve_validated(s, cat, solver=solver, time_limit_s=time_limit,
                                             max_rounds=max_rounds, progress=_progress,
@@ -69,10 +86,12 @@ def register(app: typer.Typer, echo_json) -> None:
         if as_json:
             echo_json(plan.summary() | ({"validation": val.summary()} if val else {}))
             return
+        moved = plan.placement.moved_replicas if plan.placement else None
         typer.echo(report if not out else
                    f"{plan.status}: ${plan.cost_usd_per_hour:.2f}/h, "
-                   f"${plan.usd_per_million_tokens:.3f} per M tokens, P:D {plan.golden_ratio}; "
-                   f"wrote {out / 'plan.json'} and {out / 'report.md'}")
+                   f"${plan.usd_per_million_tokens:.3f} per M tokens, P:D {plan.golden_ratio}"
+                   + (f", {moved} replica(s) moved" if moved is not None else "")
+                   + f"; wrote {out / 'plan.json'} and {out / 'report.md'}")
 
     @app.command("compare")
     def compare_cmd(

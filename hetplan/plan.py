@@ -71,6 +71,8 @@ class PlacedNode(BaseModel):
     address: str                 # host name or IP the emitted configs use (default: id)
     nic_gbps: float = 0.0
     spot: bool = False
+    provider: str = ""
+    kv_gbps: float = 0.0         # KV traffic its replicas send or receive, Gb/s (predicted)
 
 
 class PlacedShard(BaseModel):
@@ -107,6 +109,8 @@ class Placement(BaseModel):
     link_loads: list[LinkLoad] = []
     moved_replicas: int | None = None   # set by an incremental re-plan (--failed)
     notes: list[str] = []
+    spare_replicas: dict[str, int] = {}  # pool -> replicas added for N+1 / spot headroom
+    failed_nodes: list[str] = []         # nodes a re-plan (--failed) left out
 
 
 class Plan(BaseModel):
@@ -151,7 +155,12 @@ class Plan(BaseModel):
             "pools": [{"name": p.name, "role": p.role, "gpu": p.gpu, "tp": p.tp, "pp": p.pp,
                        "weight_dtype": p.weight_dtype, "kv_dtype": p.kv_dtype,
                        "replicas": p.replicas, "gpus": p.gpus,
-                       "cost_usd_per_hour": p.cost_usd_per_hour} for p in self.pools]})
+                       "cost_usd_per_hour": p.cost_usd_per_hour} for p in self.pools]}
+            | ({"placement": {"nodes": len(self.placement.nodes),
+                              "shards": len(self.placement.shards),
+                              "moved_replicas": self.placement.moved_replicas,
+                              "failed_nodes": self.placement.failed_nodes}}
+               if self.placement else {}))
 
 
 def _rounded(obj):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hetplan import __version__
 from hetplan.candidates import Candidate, ClassLike, build_candidates
@@ -17,7 +17,7 @@ from hetplan.errors import InputError
 from hetplan.milp import Outcome, Problem, solve_problem
 from hetplan.perf import PerfModel
 from hetplan.plan import ClassRoute, ClassSummary, Plan, Pool
-from hetplan.scenario import SLO, Scenario, scenario_gpus, scenario_model
+from hetplan.scenario import SLO, Scenario, scenario_gpus, scenario_inventory, scenario_model
 
 
 @dataclass
@@ -32,6 +32,7 @@ class Context:
     availability: dict[str, int]
     candidates: list[Candidate] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    inventory: object | None = None        # placement.Inventory when the scenario has one
 
 
 def scenario_classes(s: Scenario) -> list[ClassLike]:
@@ -61,19 +62,31 @@ def offer_terms(s: Scenario, catalog: Catalog) -> tuple[dict[str, float], dict[s
 
 
 def prepare(s: Scenario, catalog: Catalog, classes: Sequence[ClassLike] | None = None,
-            slo: SLO | None = None, progress: Callable[[str], None] | None = None) -> Context:
+            slo: SLO | None = None, progress: Callable[[str], None] | None = None,
+            failed: Sequence[str] = ()) -> Context:
+    """Resolve a scenario. With an inventory, GPU availability is its healthy nodes' GPUs
+    (less the `failed` ones) and TP is capped at GPUs per node."""
     spec = scenario_model(s)
     ctx = Context(s, catalog, PerfModel(spec, catalog),
                   list(classes) if classes is not None else scenario_classes(s),
                   *offer_terms(s, catalog))
+    max_tp_by_gpu = None
+    if s.inventory is not None:
+        inv = scenario_inventory(s, catalog).without(failed)
+        have = inv.gpus_by_type()
+        ctx.inventory = inv
+        ctx.prices = {g: p for g, p in ctx.prices.items() if g in have}
+        ctx.availability = {g: have[g] for g in ctx.prices}
+        max_tp_by_gpu = inv.max_gpus_per_node()
     if not ctx.prices:
-        raise InputError(f"no GPU of the scenario has a price in sheet {s.catalog.prices!r}",
-                         field="catalog.gpus")
+        raise InputError(f"no GPU of the scenario{' inventory' if s.inventory else ''} has a "
+                         f"price in sheet {s.catalog.prices!r}", field="catalog.gpus")
     k = s.constraints
     ctx.candidates, ctx.dropped = build_candidates(
         ctx.perf, catalog, ctx.prices, ctx.classes, slo or s.slo, roles=k.roles,
         max_tp=k.max_tp, max_pp=k.max_pp, weight_dtypes=k.weight_dtypes, kv_dtypes=k.kv_dtypes,
-        kv_link=k.kv_link, allow_cross_vendor=k.allow_cross_vendor, progress=progress)
+        kv_link=k.kv_link, allow_cross_vendor=k.allow_cross_vendor, progress=progress,
+        max_tp_by_gpu=max_tp_by_gpu)
     return ctx
 
 
@@ -88,7 +101,33 @@ def problem_for(ctx: Context, candidates: Sequence[Candidate] | None = None) -> 
         availability=ctx.availability, budget_usd_per_hour=s.constraints.budget_usd_per_hour,
         allow_cross_vendor=s.constraints.allow_cross_vendor, kv_bytes_per_request=kvb,
         kv_link_bytes_per_s=ctx.perf.links.link(s.constraints.kv_link).achieved_bytes_per_s,
-        objective=s.objective)
+        objective=s.objective, n_plus_one_nodes=_nodes_per_tp(ctx),
+        usable_share=_usable_share(ctx))
+
+
+def _usable_share(ctx: Context) -> dict[str, float] | None:
+    """GPU -> 1 - spot_headroom x the share of its inventory GPUs on spot nodes."""
+    h = ctx.scenario.constraints.reliability.spot_headroom
+    if ctx.inventory is None or h <= 0:
+        return None
+    spot: dict[str, list[int]] = {}
+    for n in ctx.inventory.nodes:
+        tot = spot.setdefault(n.gpu, [0, 0])
+        tot[0] += n.gpus * n.spot
+        tot[1] += n.gpus
+    return {g: 1.0 - h * a / b for g, (a, b) in sorted(spot.items())}
+
+
+def _nodes_per_tp(ctx: Context) -> dict[str, dict[int, int]] | None:
+    """GPU -> {TP: inventory nodes with at least TP GPUs}, when N+1 is asked for."""
+    if ctx.inventory is None or not ctx.scenario.constraints.reliability.n_plus_one:
+        return None
+    out: dict[str, dict[int, int]] = {}
+    for n in ctx.inventory.nodes:
+        for tp in {c.shape.tp for c in ctx.candidates if c.shape.gpu == n.gpu}:
+            per = out.setdefault(n.gpu, {})
+            per[tp] = per.get(tp, 0) + (n.gpus >= tp)
+    return out
 
 
 def plan_scenario(s: Scenario, catalog: Catalog, *, solver: str = "highs",
@@ -97,6 +136,10 @@ def plan_scenario(s: Scenario, catalog: Catalog, *, solver: str = "highs",
     """Solve a scenario; infeasible ones raise `Infeasible` with an explanation."""
     ctx = prepare(s, catalog, classes, progress=progress)
     return solve_context(ctx, solver=solver, time_limit_s=time_limit_s)
+
+
+PLACEMENT_ROUNDS = 6      # sizing -> placement rounds when placement pushes back
+SPARE_STEP = 0.02         # least share of a GPU type held back per round for spares
 
 
 class Infeasible(Exception):
@@ -115,17 +158,43 @@ def solve_context(ctx: Context, candidates: Sequence[Candidate] | None = None, *
             is None:
         raise InputError("objective max_goodput needs constraints.budget_usd_per_hour",
                          field="constraints.budget_usd_per_hour")
-    problem = problem_for(ctx, candidates)
-    reasons = precheck(ctx, problem, ctx.candidates if candidates is None else candidates)
-    if reasons:
-        raise Infeasible(reasons)
-    out = solve_problem(problem, solver, time_limit_s)
-    if not out.solution.has_solution:
-        if out.solution.status in ("error", "no_solution"):
-            raise Infeasible([f"solver {out.solution.solver}: {out.solution.status} "
-                              f"{out.solution.message}".strip()])
-        raise Infeasible(explain_infeasible(ctx, problem, solver, time_limit_s))
-    return build_plan(ctx, out, label)
+    cands = list(ctx.candidates if candidates is None else candidates)
+    availability, rounds = dict(ctx.availability), []
+    for _ in range(PLACEMENT_ROUNDS):
+        problem = replace(problem_for(ctx, cands), availability=availability)
+        reasons = precheck(ctx, problem, cands)
+        if reasons:
+            raise Infeasible(rounds + reasons)
+        out = solve_problem(problem, solver, time_limit_s)
+        if not out.solution.has_solution:
+            if out.solution.status in ("error", "no_solution"):
+                raise Infeasible(rounds + [f"solver {out.solution.solver}: {out.solution.status} "
+                                           f"{out.solution.message}".strip()])
+            raise Infeasible(rounds + explain_infeasible(ctx, problem, solver, time_limit_s))
+        plan = build_plan(ctx, out, label)
+        if ctx.inventory is None:
+            return plan
+        from hetplan.placement import place_context
+        from hetplan.placement.place import PlacementInfeasible
+        try:
+            placed = place_context(ctx, plan, solver=solver, time_limit_s=time_limit_s)
+        except PlacementInfeasible as e:
+            if not e.blocked and not e.spare_gpus:
+                raise Infeasible(rounds + e.reasons) from None
+            # Two-stage sizing then placement: feed what placement could not hold back into
+            # sizing (drop pools that cannot be placed at all, keep GPUs free for spares).
+            rounds.append(f"placement round {len(rounds) + 1}: {'; '.join(e.reasons[:2])}")
+            cands = [c for c in cands if f"{c.role}-{c.shape.label()}" not in e.blocked]
+            for g, n in e.spare_gpus.items():     # at least SPARE_STEP of the type per round
+                step = math.ceil(SPARE_STEP * ctx.availability.get(g, 0))
+                availability[g] = max(0, availability.get(g, 0) - max(n, step))
+            continue
+        if rounds:
+            pl = placed.placement
+            placed = placed.model_copy(update={"placement": pl.model_copy(update={
+                "notes": [f"re-sized after {r}" for r in rounds] + pl.notes})})
+        return placed
+    raise Infeasible(rounds)
 
 
 def _ratio(p: int, d: int) -> str:

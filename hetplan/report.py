@@ -49,9 +49,64 @@ def plan_report(plan: Plan) -> str:
                          fmt_num(c.mean_output_tokens), fmt_num(c.p90_input_tokens),
                          fmt_num(c.p90_output_tokens)] for c in plan.classes]),
         "",
+        *placement_section(plan),
         "## Calibration and caveats",
         "",
         *[f"- {n}" for n in plan.calibration_notes + plan.notes],
         "",
     ]
     return "\n".join(lines)
+
+
+NODE_ROWS_MAX = 100     # larger placements list racks only
+
+
+def placement_section(plan: Plan) -> list[str]:
+    """Placement per rack (and per node when small), KV traffic per link vs capacity."""
+    pl = plan.placement
+    if pl is None:
+        return []
+    shards_on: dict[str, list] = {}
+    for s in pl.shards:
+        shards_on.setdefault(s.node, []).append(s)
+    racks: dict[tuple[str, str], list] = {}
+    for n in pl.nodes:
+        racks.setdefault((n.fabric, n.rack), []).append(n)
+    rack_rows = []
+    for (fabric, rack), nodes in sorted(racks.items()):
+        per_pool: dict[str, int] = {}
+        for n in nodes:
+            for s in shards_on.get(n.id, []):
+                per_pool[s.pool] = per_pool.get(s.pool, 0) + len(s.gpu_indices)
+        used = sum(per_pool.values())
+        rack_rows.append([rack, fabric, len(nodes), f"{used}/{sum(n.gpus for n in nodes)}",
+                          fmt_num(sum(n.kv_gbps for n in nodes)),
+                          ", ".join(f"{p}: {g} GPUs" for p, g in sorted(per_pool.items()))])
+    lines = ["## Placement", "",
+             f"Inventory `{pl.inventory}`: {len(pl.nodes)} nodes hold {len(pl.shards)} "
+             f"shards (one per pipeline stage of a replica)."
+             + (f" Failed nodes left out: {', '.join(pl.failed_nodes)}." if pl.failed_nodes
+                else "")
+             + (f" **{pl.moved_replicas} replica(s) moved** by this re-plan."
+                if pl.moved_replicas is not None else ""), "",
+             markdown_table(["rack", "fabric", "nodes", "GPUs used", "KV Gb/s", "pools"],
+                            rack_rows), ""]
+    if len(pl.nodes) <= NODE_ROWS_MAX:
+        rows = [[n.rack, n.id, n.gpu + (" (spot)" if n.spot else ""),
+                 f"{sum(len(s.gpu_indices) for s in shards_on.get(n.id, []))}/{n.gpus}",
+                 fmt_num(n.kv_gbps),
+                 "; ".join(f"{s.pool} #{s.replica}" + (f" stage {s.stage}" if s.stage else "")
+                           + f" GPUs {','.join(map(str, s.gpu_indices))}"
+                           for s in sorted(shards_on.get(n.id, []),
+                                           key=lambda s: s.gpu_indices))]
+                for n in sorted(pl.nodes, key=lambda n: (n.rack, n.id))]
+        lines += [markdown_table(["rack", "node", "GPU", "GPUs used", "KV Gb/s (max)", "shards"],
+                                 rows), ""]
+    if pl.link_loads:
+        lines += ["KV traffic per link (a fabric's own row is its internal traffic):", "",
+                  markdown_table(["link", "KV Gb/s", "capacity Gb/s", "utilization"],
+                                 [[x.link, fmt_num(x.kv_gbps), fmt_num(x.capacity_gbps),
+                                   f"{x.kv_gbps / x.capacity_gbps:.1%}" if x.capacity_gbps
+                                   else "-"] for x in pl.link_loads]), ""]
+    lines += [f"- {n}" for n in pl.notes] + [""]
+    return lines

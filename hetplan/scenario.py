@@ -76,6 +76,16 @@ class CatalogSelection(BaseModel):
     availability: dict[str, int] = {}           # GPU -> max GPUs (overrides the sheet's counts)
 
 
+class Reliability(BaseModel):
+    """Placement headroom: `n_plus_one` keeps every pool within the target utilization with
+    any one node lost; `spot_headroom` discounts the capacity of replicas on spot nodes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_plus_one: bool = False
+    spot_headroom: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+
 class Constraints(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -88,6 +98,7 @@ class Constraints(BaseModel):
     max_pp: PositiveInt = 1
     target_utilization: float = Field(default=0.8, gt=0.0, le=1.0)
     kv_link: str = "ib-400g"                    # fabric between prefill and decode pools
+    reliability: Reliability = Reliability()    # used when the scenario has an inventory
 
 
 class Scenario(BaseModel):
@@ -101,6 +112,7 @@ class Scenario(BaseModel):
     catalog: CatalogSelection
     constraints: Constraints = Constraints()
     objective: Literal["min_cost", "max_goodput"] = "min_cost"
+    inventory: str | None = None                # nodes to place on (path, see placement)
     base_dir: str = "."                         # set by the loader: the scenario's directory
 
     def resolve_path(self, p: str) -> Path:
@@ -156,6 +168,8 @@ def check_scenario(s: Scenario, catalog: Catalog, file: str | Path | None = None
                              file=file, field="workload.spec")
         from hetplan.workload import load_spec_file
         load_spec_file(s.resolve_path(s.workload.spec))
+    if s.inventory is not None:
+        scenario_inventory(s, catalog)
 
 
 def scenario_model(s: Scenario) -> ModelSpec:
@@ -169,3 +183,11 @@ def scenario_gpus(s: Scenario, catalog: Catalog) -> list[str]:
     priced = {o.gpu for o in catalog.offers(s.catalog.prices)}
     names = s.catalog.gpus if s.catalog.gpus is not None else sorted(catalog.gpus)
     return [g for g in names if g in priced]
+
+
+def scenario_inventory(s: Scenario, catalog: Catalog):
+    """The scenario's inventory (None without one); errors name the inventory file."""
+    if s.inventory is None:
+        return None
+    from hetplan.placement.inventory import load_inventory
+    return load_inventory(s.resolve_path(s.inventory), catalog)

@@ -6,7 +6,7 @@ Two passes:
    SLO to relax to.
 2. elastic re-solve: drop availability and budget, solve for the cheapest plan, and report
    each limit that plan exceeds (GPUs needed vs available, cost vs budget); if even that has
-   no plan, try allowing cross-vendor prefill->decode.
+   no plan, try without N+1 (inventory), then allowing cross-vendor prefill->decode.
 """
 
 from __future__ import annotations
@@ -67,6 +67,17 @@ def explain_infeasible(ctx, problem: Problem, solver: str, time_limit_s: float) 
     free = replace(problem, availability={}, budget_usd_per_hour=None)
     out = solve_problem(free, solver, time_limit_s)
     if not out.solution.has_solution:
+        if problem.n_plus_one_nodes is not None:
+            loose = solve_problem(replace(free, n_plus_one_nodes=None), solver, time_limit_s)
+            if loose.solution.has_solution:
+                nodes = {ch.candidate.shape.gpu: problem.n_plus_one_nodes.get(
+                    ch.candidate.shape.gpu, {}).get(ch.candidate.shape.tp, 0)
+                    for ch in loose.chosen}
+                return ["reliability: N+1 (any one node lost) has no plan; the plan without "
+                        "it uses " + ", ".join(f"{g} ({n} node{'s' if n != 1 else ''} able to "
+                                               f"hold its replicas)"
+                                               for g, n in sorted(nodes.items()))
+                        + "; nearest feasible: more nodes per GPU type or n_plus_one: false"]
         if not problem.allow_cross_vendor:
             cross = solve_problem(replace(free, allow_cross_vendor=True), solver, time_limit_s)
             if cross.solution.has_solution:

@@ -14,6 +14,11 @@ scale s >= 0 on every class's rate.
   kv_format[c]:       n[c] <= M * f[kv_dtype(c)],  sum_d f[d] <= 1  (P and D share one KV dtype)
   kv_bandwidth_out / kv_bandwidth_in: KV bytes/s leaving prefill (entering decode) GPUs
                       <= link bytes/s x rho_link x their GPU count (one NIC per GPU)
+  capacity[c] with an inventory's spot headroom h counts each replica at 1 - h x the spot
+                      share of its GPU type's nodes (exact when a pool fills the type).
+  n_plus_one[c]:      (inventory with N+1) spare replicas s[c] >= pp n[c] / nodes able to
+                      hold c, s[c] >= [n[c] > 0], and capacity[c] counts n[c] - s[c] only:
+                      spread over the nodes, losing one node loses at most s[c] replicas
 
 Objective: min sum_c price_c n[c] (+ a tiny per-replica tie-break), or max s under the
 budget (minus a tiny cost term so equal-goodput plans prefer the cheaper).
@@ -44,6 +49,8 @@ class Problem:
     kv_bytes_per_request: dict[tuple[str, str], float] | None = None   # (kv_dtype, class)
     kv_link_bytes_per_s: float | None = None      # per GPU NIC; None: not constrained
     objective: str = "min_cost"
+    n_plus_one_nodes: dict[str, dict[int, int]] | None = None   # GPU -> {TP: nodes >= TP}
+    usable_share: dict[str, float] | None = None  # GPU -> share of capacity counted (spot)
 
 
 class Formulation:
@@ -55,6 +62,7 @@ class Formulation:
         self.n: dict[int, int] = {}                    # candidate index -> var
         self.x: dict[tuple[int, str], int] = {}        # (candidate, class) -> var
         self.scale: int | None = None
+        self.spare: dict[int, int] = {}                # candidate index -> spare replicas
         self.ub = [self._upper_bound(c) for c in p.candidates]
         self._variables()
         self.demand()
@@ -81,6 +89,9 @@ class Formulation:
                 kv = sum(w.rate_rps * p.kv_bytes_per_request[c.shape.kv_dtype, w.name]
                          for w in p.classes)
                 bound += kv / (p.kv_link_bytes_per_s * LINK_UTILIZATION * c.num_gpus)
+        if p.n_plus_one_nodes is not None:          # room for the spares
+            nodes = p.n_plus_one_nodes.get(c.shape.gpu, {}).get(c.shape.tp, 0)
+            bound += bound * c.shape.pp / max(1, nodes) + 1
         if c.shape.gpu in p.availability:
             bound = min(bound, p.availability[c.shape.gpu] / c.num_gpus)
         return int(min(1e6, bound)) + 1
@@ -93,6 +104,9 @@ class Formulation:
                     self.x[i, w.name] = self.lp.add_var(f"x[{c.key},{w.name}]")
         if self.p.objective == "max_goodput":
             self.scale = self.lp.add_var("goodput_scale", 0.0)
+        if self.p.n_plus_one_nodes is not None:
+            for i, c in enumerate(self.p.candidates):
+                self.spare[i] = self.lp.add_var(f"spare[{c.key}]", 0, self.ub[i], integer=True)
 
     def _serves(self, phase: str, c: Candidate) -> bool:
         return c.role == "colocated" or c.role == phase
@@ -113,8 +127,29 @@ class Formulation:
         for i, c in enumerate(self.p.candidates):
             terms = {self.x[i, w.name]: 1.0 / c.capacity(w.name) for w in self.p.classes
                      if (i, w.name) in self.x}
-            terms[self.n[i]] = -self.p.utilization
+            share = (self.p.usable_share or {}).get(c.shape.gpu, 1.0)
+            terms[self.n[i]] = -self.p.utilization * share
+            if i in self.spare:
+                terms[self.spare[i]] = self.p.utilization * share
             self.lp.add_constraint(f"capacity[{c.key}]", terms, "<=", 0.0)
+        self.n_plus_one()
+
+    def n_plus_one(self) -> None:
+        for i, c in enumerate(self.p.candidates):
+            if i not in self.spare:
+                continue
+            nodes = self.p.n_plus_one_nodes.get(c.shape.gpu, {}).get(c.shape.tp, 0)
+            if nodes == 0:        # no node holds it: the replica count must stay 0
+                self.lp.add_constraint(f"n_plus_one[{c.key}]", {self.n[i]: 1.0}, "<=", 0.0)
+                continue
+            used = self.lp.add_var(f"used[{c.key}]", 0, 1, integer=True)
+            self.lp.add_constraint(f"n_plus_one[{c.key},used]",
+                                   {self.n[i]: 1.0, used: -float(self.ub[i])}, "<=", 0.0)
+            self.lp.add_constraint(f"n_plus_one[{c.key},one]", {self.spare[i]: 1.0, used: -1.0},
+                                   ">=", 0.0)
+            self.lp.add_constraint(f"n_plus_one[{c.key},spread]",
+                                   {self.spare[i]: float(nodes), self.n[i]: -float(c.shape.pp)},
+                                   ">=", 0.0)
 
     def availability(self) -> None:
         for g in sorted({c.shape.gpu for c in self.p.candidates}):
