@@ -5,7 +5,7 @@ Deterministic: figures are built with `matplotlib.figure.Figure` on the Agg canv
 pyplot, so a notebook's backend is left alone), at fixed sizes and dpi, and saved with no
 'Software' entry in the PNG metadata (Agg writes no timestamp), so the same data gives the
 same bytes. The data each plot draws comes from a tested function (`compare.frontier`,
-`whatif.slo_grid`, `whatif.pool_costs`, `whatif.golden_ratio_grid`,
+`whatif.slo_grid`, `whatif.price_shock`, `whatif.pool_costs`, `whatif.golden_ratio_grid`,
 `simulate.metrics.latencies_ms`); these functions only draw.
 """
 
@@ -74,6 +74,32 @@ def slo_pareto_png(rows: Sequence[dict], title: str = "cost vs SLO targets") -> 
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
+def price_shock_png(rows: Sequence[dict]) -> bytes:
+    """`whatif.price_shock` rows: $/M tokens vs price factor (left) and the shocked GPU's
+    share of the plan's $/h (right), one line per GPU."""
+    fig = Figure(figsize=(11, 4.2))
+    axes = fig.subplots(1, 2)
+    for g in sorted({r["gpu"] for r in rows}):
+        pts = sorted((r["factor"], r["usd_per_million_tokens"],
+                      r["cost_by_type"].get(g, 0.0) / r["cost_usd_per_hour"])
+                     for r in rows if r["gpu"] == g and r["cost_usd_per_hour"] is not None)
+        if pts:
+            f, usd, share = zip(*pts)
+            axes[0].plot(f, usd, "o-", ms=4, label=g)
+            axes[1].plot(f, share, "o-", ms=4, label=g)
+    axes[0].set_ylabel("$ per million tokens (in+out)")
+    axes[1].set_ylabel("that GPU's share of the plan's $/h")
+    axes[1].set_ylim(-0.03, 1.03)
+    for ax in axes:
+        ax.set_xlabel("price factor of one GPU (others unchanged)")
+        ax.axvline(1.0, color="grey", ls=":", lw=1)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("price shock: one GPU's price moves, the planner re-solves")
     fig.tight_layout()
     return png_bytes(fig)
 

@@ -92,15 +92,18 @@ def plan_row(plan: Plan | None, why: str = "", **keys) -> dict:
         return row | {"feasible": False, "cost_usd_per_hour": None,
                       "usd_per_million_tokens": None, "prefill_gpus": 0, "decode_gpus": 0,
                       "colocated_gpus": 0, "golden_ratio": "", "gpus_by_type": {},
-                      "mix": "", "why": why[:160]}
+                      "cost_by_type": {}, "mix": "", "why": why[:160]}
     by_type: dict[str, int] = {}
+    cost_by_type: dict[str, float] = {}
     for p in plan.pools:
         by_type[p.gpu] = by_type.get(p.gpu, 0) + p.gpus
+        cost_by_type[p.gpu] = cost_by_type.get(p.gpu, 0.0) + p.cost_usd_per_hour
     return row | {"feasible": True, "cost_usd_per_hour": plan.cost_usd_per_hour,
                   "usd_per_million_tokens": plan.usd_per_million_tokens,
                   "prefill_gpus": plan.prefill_gpus, "decode_gpus": plan.decode_gpus,
                   "colocated_gpus": plan.colocated_gpus, "golden_ratio": plan.golden_ratio,
-                  "gpus_by_type": dict(sorted(by_type.items())), "mix": mix_text(plan),
+                  "gpus_by_type": dict(sorted(by_type.items())),
+                  "cost_by_type": dict(sorted(cost_by_type.items())), "mix": mix_text(plan),
                   "why": ""}
 
 
@@ -201,6 +204,30 @@ def mark_pareto(rows: list[dict], keys: Sequence[str] = ("ttft_ms", "tpot_ms",
     for r in rows:
         r["pareto"] = r in ok and not any(dominates(o, r) for o in ok if o is not r)
     return rows
+
+
+def role_economics(s: Scenario, catalog: Catalog, classes: Sequence | None = None
+                   ) -> list[dict]:
+    """Per (role, GPU): the candidate with the most requests/s per $/h for the workload
+    (classes served by time-sharing, so capacity = 1 / sum(share / capacity)); what drives
+    a planner's choice before integrality and the KV link. Rows sorted by role, then best
+    first; requests/s per $/h is 0 where no candidate of that GPU serves every class."""
+    ctx = prepare(s, catalog, classes)
+    total = sum(w.rate_rps for w in ctx.classes)
+    best: dict[tuple[str, str], dict] = {}
+    for c in ctx.candidates:
+        caps = [c.capacity(w.name) for w in ctx.classes]
+        if min(caps, default=0.0) <= 0:
+            continue
+        rps = 1.0 / sum(w.rate_rps / total / cap for w, cap in zip(ctx.classes, caps))
+        row = {"role": c.role, "gpu": c.shape.gpu, "shape": c.shape.label(),
+               "price_usd_per_hour": c.price_usd_per_hour, "capacity_rps": rps,
+               "rps_per_usd_per_hour": rps / c.price_usd_per_hour}
+        key = (c.role, c.shape.gpu)
+        if key not in best or row["rps_per_usd_per_hour"] > best[key]["rps_per_usd_per_hour"]:
+            best[key] = row
+    return sorted(best.values(), key=lambda r: (["prefill", "decode", "colocated"].index(
+        r["role"]), -r["rps_per_usd_per_hour"], r["gpu"]))
 
 
 def pool_costs(plan: Plan) -> list[dict]:

@@ -57,6 +57,10 @@ def test_pareto_and_heatmap_from_synthetic_data():
                        [["4:1", "1:3"], ["", "3:2"]], [["", ""], ["", ""]])
     _check(lambda: P.ratio_heatmap_png(grid))
     _check(lambda: P.ratio_heatmap_png(grid, value="prefill_gpu_share"))
+    shock = [{"gpu": g, "factor": f, "cost_usd_per_hour": 10 * f if g == "A" else None,
+              "usd_per_million_tokens": f, "cost_by_type": {"A": 5 * f, "B": 5 * f}}
+             for g in ("A", "B") for f in (0.5, 1.0, 1.5)]
+    _check(lambda: P.price_shock_png(shock))
 
 
 def test_latency_cdfs_overlay_and_single(case):

@@ -152,3 +152,17 @@ def test_restricted_plans_use_only_the_given_gpus(cat, default):
 def test_ratio_value():
     assert W.ratio_value("3:2") == 1.5
     assert math.isnan(W.ratio_value("")) and math.isnan(W.ratio_value("1:0"))
+
+
+def test_role_economics_ranks_candidates_per_dollar(cat, default):
+    cls = W.fixed_classes(256, 512, rate_rps=50)
+    rows = W.role_economics(default, cat, cls)
+    assert {r["role"] for r in rows} == {"prefill", "decode", "colocated"}
+    from hetplan.planner import prepare
+    ctx = prepare(default, cat, cls)
+    for r in rows:        # each row is the best of its (role, GPU) candidates
+        same = [c for c in ctx.candidates if c.role == r["role"] and c.shape.gpu == r["gpu"]]
+        top = max(c.capacity(cls[0].name) / c.price_usd_per_hour for c in same)
+        assert r["rps_per_usd_per_hour"] == pytest.approx(top)
+    dec = [r["rps_per_usd_per_hour"] for r in rows if r["role"] == "decode"]
+    assert dec == sorted(dec, reverse=True)
