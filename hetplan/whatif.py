@@ -116,15 +116,54 @@ def mix_text(plan: Plan) -> str:
 def price_shock(s: Scenario, catalog: Catalog, gpus: Sequence[str],
                 factors: Sequence[float], classes: Sequence | None = None) -> list[dict]:
     """Re-plan with each GPU's price scaled by each factor (one GPU at a time; factor 1 is
-    the baseline). Rows carry gpu, factor, the shocked price and `plan_row` fields."""
+    the baseline). Rows carry gpu, factor, the shocked price, `plan_row` fields and
+    `cost_if_mix_kept_usd_per_hour`: the baseline plan's cost at the shocked price (what
+    not re-planning would cost; the re-planned cost is never higher)."""
+    base_plan, _ = try_plan(s, catalog, classes)
+    base_by_type = plan_row(base_plan)["cost_by_type"]
     rows = []
     for g in gpus:
         base = catalog.cheapest_price_usd_per_hour(s.catalog.prices, g)
         for f in sorted(factors):
             cat = scale_price(catalog, s.catalog.prices, g, f)
             plan, why = try_plan(s, cat, classes)
+            kept = (None if base_plan is None else
+                    base_plan.cost_usd_per_hour + base_by_type.get(g, 0.0) * (f - 1.0))
             rows.append(plan_row(plan, why, gpu=g, factor=f,
-                                 price_usd_per_hour=None if base is None else base * f))
+                                 price_usd_per_hour=None if base is None else base * f,
+                                 cost_if_mix_kept_usd_per_hour=kept))
+    return rows
+
+
+def length_plan(s: Scenario, catalog: Catalog, input_tokens: int, output_tokens: int,
+                tokens_per_second: float, ttft_ms_per_1k_input: float = 0.0,
+                disaggregated: bool = True) -> tuple[Plan | None, str]:
+    """Plan one fixed-length class at a token throughput (see `fixed_classes`), with TTFT
+    target max(scenario TTFT, ttft_ms_per_1k_input x input / 1000); prefill and decode
+    roles only unless `disaggregated` is False."""
+    if disaggregated:
+        s = s.model_copy(update={"constraints": s.constraints.model_copy(
+            update={"roles": ["prefill", "decode"]})})
+    slo = s.slo.model_copy(update={"ttft_ms": max(s.slo.ttft_ms,
+                                                  ttft_ms_per_1k_input * input_tokens / 1000)})
+    return try_plan(s, catalog, fixed_classes(input_tokens, output_tokens,
+                                              tokens_per_second=tokens_per_second), slo)
+
+
+def pairings(s: Scenario, catalog: Catalog, classes: Sequence,
+             variants: dict[str, tuple[Sequence[str] | None, Sequence[str] | None]],
+             baseline: str) -> list[dict]:
+    """Solve each variant label -> (prefill GPUs, decode GPUs) (None, None = unrestricted:
+    any roles and GPUs of the scenario) and add `cost_ratio_vs_baseline` = baseline $/h /
+    variant $/h (>1: the variant is that many times cheaper for the same load)."""
+    rows = []
+    for label, (pg, dg) in variants.items():
+        plan, why = try_plan(s, catalog, classes, prefill_gpus=pg, decode_gpus=dg)
+        rows.append(plan_row(plan, why, variant=label))
+    ref = next((r["cost_usd_per_hour"] for r in rows if r["variant"] == baseline), None)
+    for r in rows:
+        r["cost_ratio_vs_baseline"] = (ref / r["cost_usd_per_hour"]
+                                       if ref and r["cost_usd_per_hour"] else None)
     return rows
 
 
@@ -152,18 +191,14 @@ def golden_ratio_grid(s: Scenario, catalog: Catalog, input_tokens: Sequence[int]
     The TTFT target of a cell is max(scenario TTFT, ttft_ms_per_1k_input x input / 1000):
     long prompts get a proportionally longer TTFT, as RAG users accept. The TPOT target and
     percentile are the scenario's. Assumption: mean = p90 lengths (no spread in a cell)."""
-    s = s.model_copy(update={"constraints": s.constraints.model_copy(
-        update={"roles": ["prefill", "decode"]})})
     shape = (len(input_tokens), len(output_tokens))
     gshare, cshare, usd = (np.full(shape, np.nan) for _ in range(3))
     ratio = [["" for _ in output_tokens] for _ in input_tokens]
     mixes = [["" for _ in output_tokens] for _ in input_tokens]
     for i, n_in in enumerate(input_tokens):
-        slo = s.slo.model_copy(update={"ttft_ms": max(s.slo.ttft_ms,
-                                                      ttft_ms_per_1k_input * n_in / 1000)})
         for j, n_out in enumerate(output_tokens):
-            plan, _ = try_plan(s, catalog, fixed_classes(
-                n_in, n_out, tokens_per_second=tokens_per_second), slo)
+            plan, _ = length_plan(s, catalog, n_in, n_out, tokens_per_second,
+                                  ttft_ms_per_1k_input)
             if plan is None:
                 continue
             p_cost = sum(p.cost_usd_per_hour for p in plan.pools if p.role == "prefill")

@@ -166,3 +166,18 @@ def test_role_economics_ranks_candidates_per_dollar(cat, default):
         assert r["rps_per_usd_per_hour"] == pytest.approx(top)
     dec = [r["rps_per_usd_per_hour"] for r in rows if r["role"] == "decode"]
     assert dec == sorted(dec, reverse=True)
+
+
+def test_replanning_never_costs_more_than_keeping_the_mix(cat, default):
+    rows = W.price_shock(default, cat, ["L40S", "B200"], [0.5, 1.5])
+    for r in rows:
+        assert r["cost_usd_per_hour"] <= r["cost_if_mix_kept_usd_per_hour"] + 1e-6
+
+
+def test_pairings_ratio_to_baseline(cat, default):
+    cls = W.fixed_classes(2048, 256, tokens_per_second=50_000)
+    rows = W.pairings(default, cat, cls, {"H100:H100": (["H100-SXM"], ["H100-SXM"]),
+                                          "free": (None, None)}, "H100:H100")
+    assert rows[0]["cost_ratio_vs_baseline"] == pytest.approx(1.0)
+    # The unrestricted plan's space holds the baseline's, so it is never dearer.
+    assert rows[1]["cost_ratio_vs_baseline"] >= 1.0 - 1e-9
