@@ -25,6 +25,11 @@ ROLE_HATCH = {"prefill": "//", "decode": "", "colocated": "xx"}
 CDF_POINTS = 1000
 
 
+def _esc(text: str) -> str:
+    """Show '$' literally (matplotlib reads a pair of '$' as mathtext)."""
+    return text.replace("$", r"\$")
+
+
 def png_bytes(fig: Figure, dpi: int = DPI) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
@@ -39,14 +44,14 @@ def frontier_png(rows: Sequence[dict], vary: str) -> bytes:
     ax = fig.subplots()
     if vary == "budget":
         ax.plot([r["budget_usd_per_hour"] for r in ok], [r["served_rps"] for r in ok], "o-")
-        ax.set_xlabel("budget ($/h)")
+        ax.set_xlabel(r"budget (\$/h)")
         ax.set_ylabel("served requests/s")
     else:
         key = "tpot_ms" if vary == "tpot" else "ttft_ms"
         ax.plot([r[key] for r in ok], [r["usd_per_million_tokens"] for r in ok], "o-")
         ax.set_xlabel(f"{'TPOT' if vary == 'tpot' else 'TTFT'} target (ms)"
                       + (" (TPOT scaled alike)" if vary == "slo" else ""))
-        ax.set_ylabel("$ per million tokens")
+        ax.set_ylabel(r"\$ per million tokens")
     ax.set_title("hetplan frontier")
     ax.grid(True, alpha=0.3)
     return png_bytes(fig)
@@ -70,10 +75,10 @@ def slo_pareto_png(rows: Sequence[dict], title: str = "cost vs SLO targets") -> 
         ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
         ax.minorticks_off()
         ax.set_xlabel(f"{x.split('_')[0].upper()} target (ms, p{_pct(rows)})")
-        ax.set_ylabel("cost ($/h)")
+        ax.set_ylabel(r"cost (\$/h)")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(title)
+    fig.suptitle(_esc(title))
     fig.tight_layout()
     return png_bytes(fig)
 
@@ -91,8 +96,8 @@ def price_shock_png(rows: Sequence[dict]) -> bytes:
             f, usd, share = zip(*pts)
             axes[0].plot(f, usd, "o-", ms=4, label=g)
             axes[1].plot(f, share, "o-", ms=4, label=g)
-    axes[0].set_ylabel("$ per million tokens (in+out)")
-    axes[1].set_ylabel("that GPU's share of the plan's $/h")
+    axes[0].set_ylabel(r"\$ per million tokens (in+out)")
+    axes[1].set_ylabel(r"that GPU's share of the plan's \$/h")
     axes[1].set_ylim(-0.03, 1.03)
     for ax in axes:
         ax.set_xlabel("price factor of one GPU (others unchanged)")
@@ -127,9 +132,9 @@ def cost_breakdown_png(plans: Mapping[str, Plan], title: str = "cost per pool") 
                         f"{p.replicas}x tp{p.tp}", ha="center", va="center", fontsize=7,
                         bbox={"facecolor": "white", "alpha": 0.7, "lw": 0, "pad": 1})
             base += p.cost_usd_per_hour
-        ax.text(x, base, f"${base:,.1f}/h", ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(range(len(plans)), list(plans), fontsize=8)
-    ax.set_ylabel("cost ($/h)")
+        ax.text(x, base, rf"\${base:,.1f}/h", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(plans)), [_esc(k) for k in plans], fontsize=8)
+    ax.set_ylabel(r"cost (\$/h)")
     ax.set_ylim(0, top * 1.12)
     from matplotlib.patches import Patch
     handles = [Patch(facecolor=cmap[g], edgecolor="black", label=g) for g in gpus]
@@ -137,7 +142,7 @@ def cost_breakdown_png(plans: Mapping[str, Plan], title: str = "cost per pool") 
                 for r, h in ROLE_HATCH.items()
                 if any(p.role == r for pl in plans.values() for p in pl.pools)]
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    ax.set_title(title)
+    ax.set_title(_esc(title))
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
     return png_bytes(fig)
@@ -156,7 +161,7 @@ def ratio_heatmap_png(grid, value: str = "prefill_cost_share",
     for i in range(len(grid.input_tokens)):
         for j in range(len(grid.output_tokens)):
             txt = ("no plan" if np.isnan(z[i, j]) else
-                   f"{grid.golden_ratio[i][j]}\n${grid.usd_per_million_tokens[i, j]:.2f}/M")
+                   f"{grid.golden_ratio[i][j]}\n\\${grid.usd_per_million_tokens[i, j]:.2f}/M")
             dark = np.isnan(z[i, j]) or z[i, j] > 0.6
             ax.text(j, i, txt, ha="center", va="center", fontsize=7,
                     color="black" if dark else "white")
@@ -167,7 +172,7 @@ def ratio_heatmap_png(grid, value: str = "prefill_cost_share",
     fig.colorbar(im, ax=ax, label=value.replace("_", " "))
     ttft = (f"; TTFT >= {grid.ttft_ms_per_1k_input:g} ms per 1k prompt tokens"
             if grid.ttft_ms_per_1k_input else "")
-    ax.set_title(f"{title}: cells show P:D GPUs and $/M tokens at "
+    ax.set_title(f"{_esc(title)}: cells show P:D GPUs and \\$/M tokens at "
                  f"{grid.tokens_per_second:,.0f} tok/s{ttft}", fontsize=9)
     fig.tight_layout()
     return png_bytes(fig)
