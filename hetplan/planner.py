@@ -61,9 +61,12 @@ def offer_terms(s: Scenario, catalog: Catalog) -> tuple[dict[str, float], dict[s
 
 
 def prepare(s: Scenario, catalog: Catalog, classes: Sequence[ClassLike] | None = None,
-            slo: SLO | None = None, progress: Callable[[str], None] | None = None) -> Context:
+            slo: SLO | None = None, progress: Callable[[str], None] | None = None,
+            calibrations: dict | None = None) -> Context:
+    """Resolve a scenario: classes, prices, perf model (`calibrations`: GPU -> Calibration,
+    default the bundled files) and candidates at `slo` (default the scenario's)."""
     spec = scenario_model(s)
-    ctx = Context(s, catalog, PerfModel(spec, catalog),
+    ctx = Context(s, catalog, PerfModel(spec, catalog, calibrations),
                   list(classes) if classes is not None else scenario_classes(s),
                   *offer_terms(s, catalog))
     if not ctx.prices:

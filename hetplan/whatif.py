@@ -63,13 +63,15 @@ def fixed_classes(input_tokens: int, output_tokens: int, *, rate_rps: float | No
 def try_plan(s: Scenario, catalog: Catalog, classes: Sequence | None = None,
              slo: SLO | None = None, *, prefill_gpus: Sequence[str] | None = None,
              decode_gpus: Sequence[str] | None = None, solver: str = "highs",
-             time_limit_s: float = 30.0) -> tuple[Plan | None, str]:
+             time_limit_s: float = 30.0, calibrations: dict | None = None
+             ) -> tuple[Plan | None, str]:
     """Solve `s` (optionally with explicit classes, another SLO, and prefill / decode
     candidates limited to the given GPUs: giving either excludes colocated replicas, so
-    the plan is disaggregated). Returns (plan, "") or (None, why infeasible)."""
+    the plan is disaggregated; `calibrations` replaces the bundled efficiencies). Returns
+    (plan, "") or (None, why infeasible)."""
     if slo is not None:
         s = s.model_copy(update={"slo": slo})
-    ctx = prepare(s, catalog, classes, slo=slo)
+    ctx = prepare(s, catalog, classes, slo=slo, calibrations=calibrations)
     cands = None
     if prefill_gpus is not None or decode_gpus is not None:
         allowed = {"prefill": set(prefill_gpus or ctx.prices),
@@ -152,13 +154,14 @@ def length_plan(s: Scenario, catalog: Catalog, input_tokens: int, output_tokens:
 
 def pairings(s: Scenario, catalog: Catalog, classes: Sequence,
              variants: dict[str, tuple[Sequence[str] | None, Sequence[str] | None]],
-             baseline: str) -> list[dict]:
+             baseline: str, calibrations: dict | None = None) -> list[dict]:
     """Solve each variant label -> (prefill GPUs, decode GPUs) (None, None = unrestricted:
     any roles and GPUs of the scenario) and add `cost_ratio_vs_baseline` = baseline $/h /
     variant $/h (>1: the variant is that many times cheaper for the same load)."""
     rows = []
     for label, (pg, dg) in variants.items():
-        plan, why = try_plan(s, catalog, classes, prefill_gpus=pg, decode_gpus=dg)
+        plan, why = try_plan(s, catalog, classes, prefill_gpus=pg, decode_gpus=dg,
+                             calibrations=calibrations)
         rows.append(plan_row(plan, why, variant=label))
     ref = next((r["cost_usd_per_hour"] for r in rows if r["variant"] == baseline), None)
     for r in rows:
@@ -241,13 +244,13 @@ def mark_pareto(rows: list[dict], keys: Sequence[str] = ("ttft_ms", "tpot_ms",
     return rows
 
 
-def role_economics(s: Scenario, catalog: Catalog, classes: Sequence | None = None
-                   ) -> list[dict]:
+def role_economics(s: Scenario, catalog: Catalog, classes: Sequence | None = None,
+                   calibrations: dict | None = None) -> list[dict]:
     """Per (role, GPU): the candidate with the most requests/s per $/h for the workload
     (classes served by time-sharing, so capacity = 1 / sum(share / capacity)); what drives
     a planner's choice before integrality and the KV link. Rows sorted by role, then best
     first; requests/s per $/h is 0 where no candidate of that GPU serves every class."""
-    ctx = prepare(s, catalog, classes)
+    ctx = prepare(s, catalog, classes, calibrations=calibrations)
     total = sum(w.rate_rps for w in ctx.classes)
     best: dict[tuple[str, str], dict] = {}
     for c in ctx.candidates:
@@ -263,6 +266,21 @@ def role_economics(s: Scenario, catalog: Catalog, classes: Sequence | None = Non
             best[key] = row
     return sorted(best.values(), key=lambda r: (["prefill", "decode", "colocated"].index(
         r["role"]), -r["rps_per_usd_per_hour"], r["gpu"]))
+
+
+def borrowed_calibrations(source_gpu: str, targets: Sequence[str]) -> dict:
+    """The bundled calibrations, with `source_gpu`'s measured efficiencies copied to each
+    target GPU (a what-if stand-in for a measurement on GPUs that have none: "if GPU X
+    reached the same fractions of its peaks as the source does"). Nothing is written."""
+    from hetplan.perf.calibration import load_calibrations
+    cals = dict(load_calibrations())
+    if source_gpu not in cals:
+        raise InputError(f"no measured calibration for {source_gpu}", field="source_gpu")
+    src = cals[source_gpu]
+    for g in targets:
+        cals[g] = src.model_copy(update={"gpu": g, "provenance": src.provenance.model_copy(
+            update={"method": f"borrowed from {source_gpu} (what-if, not measured)"})})
+    return cals
 
 
 def pool_costs(plan: Plan) -> list[dict]:
