@@ -117,21 +117,24 @@ def _pct(rows: Sequence[dict]) -> str:
 def cost_breakdown_png(plans: Mapping[str, Plan], title: str = "cost per pool") -> bytes:
     """One stacked bar per plan: each segment a pool's $/h, coloured by GPU, hatched by
     role (prefill //, decode plain, colocated xx), labelled with replicas x TP."""
-    gpus = sorted({p.gpu for plan in plans.values() for p in plan.pools})
+    from hetplan.whatif import pool_costs
+    segments = {label: pool_costs(plan) for label, plan in plans.items()}
+    gpus = sorted({p["gpu"] for rows in segments.values() for p in rows})
     cmap = {g: f"C{i % 10}" for i, g in enumerate(gpus)}
     fig = Figure(figsize=(max(5.0, 1.6 * len(plans) + 3), 4.5))
     ax = fig.subplots()
     top = max((pl.cost_usd_per_hour for pl in plans.values()), default=1.0) or 1.0
-    for x, (label, plan) in enumerate(plans.items()):
+    for x, rows in enumerate(segments.values()):
         base = 0.0
-        for p in plan.pools:
-            ax.bar(x, p.cost_usd_per_hour, bottom=base, width=0.6, color=cmap[p.gpu],
-                   hatch=ROLE_HATCH.get(p.role, ""), edgecolor="black", lw=0.6)
-            if p.cost_usd_per_hour > 0.06 * top:
-                ax.text(x, base + p.cost_usd_per_hour / 2, f"{p.role[0].upper()} "
-                        f"{p.replicas}x tp{p.tp}", ha="center", va="center", fontsize=7,
+        for p in rows:
+            cost = p["cost_usd_per_hour"]
+            ax.bar(x, cost, bottom=base, width=0.6, color=cmap[p["gpu"]],
+                   hatch=ROLE_HATCH.get(p["role"], ""), edgecolor="black", lw=0.6)
+            if cost > 0.06 * top:
+                ax.text(x, base + cost / 2, f"{p['role'][0].upper()} {p['replicas']}x "
+                        f"tp{p['tp']}", ha="center", va="center", fontsize=7,
                         bbox={"facecolor": "white", "alpha": 0.7, "lw": 0, "pad": 1})
-            base += p.cost_usd_per_hour
+            base += cost
         ax.text(x, base, rf"\${base:,.1f}/h", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(len(plans)), [_esc(k) for k in plans], fontsize=8)
     ax.set_ylabel(r"cost (\$/h)")
@@ -140,7 +143,7 @@ def cost_breakdown_png(plans: Mapping[str, Plan], title: str = "cost per pool") 
     handles = [Patch(facecolor=cmap[g], edgecolor="black", label=g) for g in gpus]
     handles += [Patch(facecolor="white", edgecolor="black", hatch=h, label=r)
                 for r, h in ROLE_HATCH.items()
-                if any(p.role == r for pl in plans.values() for p in pl.pools)]
+                if any(p["role"] == r for rows in segments.values() for p in rows)]
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_title(_esc(title))
     ax.grid(True, axis="y", alpha=0.3)

@@ -11,7 +11,6 @@ notebooks under `notebooks/` tabulate.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -285,14 +284,7 @@ def borrowed_calibrations(source_gpu: str, targets: Sequence[str]) -> dict:
 
 def pool_costs(plan: Plan) -> list[dict]:
     """$/h per pool with its role and GPU (what the cost-breakdown plot stacks)."""
-    return [{"pool": p.name, "role": p.role, "gpu": p.gpu, "gpus": p.gpus,
-             "cost_usd_per_hour": p.cost_usd_per_hour} for p in plan.pools]
+    return [{"pool": p.name, "role": p.role, "gpu": p.gpu, "replicas": p.replicas,
+             "tp": p.tp, "gpus": p.gpus, "cost_usd_per_hour": p.cost_usd_per_hour}
+            for p in plan.pools]
 
-
-def ratio_value(text: str) -> float:
-    """'3:2' -> 1.5 (P per D); NaN for '' or a zero decode count."""
-    try:
-        p, d = (int(x) for x in text.split(":"))
-    except ValueError:
-        return math.nan
-    return p / d if d else math.nan

@@ -4,7 +4,6 @@ individual solves, SLO grids (monotone cost, Pareto set), GPU-restricted plans."
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 import pytest
@@ -147,11 +146,6 @@ def test_restricted_plans_use_only_the_given_gpus(cat, default):
     assert {p.vendor for p in plan.pools} == {"nvidia", "amd"}
     assert sum(r["cost_usd_per_hour"] for r in W.pool_costs(plan)) == pytest.approx(
         plan.cost_usd_per_hour)
-
-
-def test_ratio_value():
-    assert W.ratio_value("3:2") == 1.5
-    assert math.isnan(W.ratio_value("")) and math.isnan(W.ratio_value("1:0"))
 
 
 def test_role_economics_ranks_candidates_per_dollar(cat, default):
