@@ -5,9 +5,11 @@
     python scripts/run_notebooks.py --write    # ... and save the outputs in place (commit them)
     python scripts/run_notebooks.py notebooks/02_workload_shift.ipynb --write
 
-The kernel is this interpreter (a temporary kernel spec pointing at sys.executable, so no
-`ipykernel install` is needed and a `python` on PATH from another environment is not
-picked up), run in the notebook's folder with this checkout first on PYTHONPATH. Timing
+The kernel is this interpreter: a temporary kernel spec pointing at sys.executable. No
+`ipykernel install` is needed either way (ipykernel's wheel ships a `python3` spec whose
+`python` jupyter_client replaces with sys.executable), but a private spec also ignores any
+`python3` spec another environment installed under a Jupyter path. It runs in the
+notebook's folder with this checkout first on PYTHONPATH. Timing
 metadata is not recorded, so re-running unchanged code on unchanged data writes the same
 file. tests/test_notebooks.py uses `execute` from here.
 """
