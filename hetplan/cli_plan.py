@@ -10,6 +10,9 @@ import typer
 from hetplan.errors import InputError
 
 
+PLOT_FRONTIER_FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)   # `solve --plots`: SLO multipliers
+
+
 def _progress(msg: str) -> None:
     if sys.stderr.isatty():
         typer.echo(f"\r{msg}\033[K", err=True, nl=False)
@@ -33,6 +36,9 @@ def register(app: typer.Typer, echo_json) -> None:
         previous: Path = typer.Option(None, "--previous", help="plan.json to re-plan from "
                                       "(--failed; default: the scenario's plan on its full "
                                       "inventory)."),
+        plots: bool = typer.Option(False, "--plots", help="Also write cost_breakdown.png and "
+                                   "slo_frontier.png (5 more solves at 0.5-2x the SLO) into "
+                                   "--out; --validate adds latency_cdf.png."),
     ) -> None:
         """Plan the cheapest mix (or most goodput under a budget) that meets the SLO."""
         from hetplan.catalog import load_catalog
@@ -41,6 +47,8 @@ def register(app: typer.Typer, echo_json) -> None:
         from hetplan.report import plan_report
         from hetplan.scenario import load_scenario
 
+        if plots and out is None:
+            raise InputError("--plots needs --out DIR", field="--plots")
         cat = load_catalog()
         s = load_scenario(scenario, cat)
         val = None
@@ -77,12 +85,20 @@ def register(app: typer.Typer, echo_json) -> None:
             raise typer.Exit(3) from None
         _progress("")
         report = plan_report(plan) + (val.markdown() if val else "")
+        written: list[Path] = []
         if out:
             write_atomic(out / "plan.json", plan.to_json())
             write_atomic(out / "report.md", report)
             if val:
                 from hetplan.cli_sim import write_sim_outputs
-                write_sim_outputs(out, val.report, val.result)
+                written += write_sim_outputs(out, val.report, val.result)
+            if plots:
+                from hetplan.compare import frontier
+                from hetplan.plots import write_plan_plots
+                rows = frontier(s, cat, "slo", PLOT_FRONTIER_FACTORS, solver=solver,
+                                time_limit_s=min(time_limit, 30.0), progress=_progress)
+                _progress("")
+                written += write_plan_plots(out, plan, rows)
         if as_json:
             echo_json(plan.summary() | ({"validation": val.summary()} if val else {}))
             return
@@ -91,7 +107,8 @@ def register(app: typer.Typer, echo_json) -> None:
                    f"{plan.status}: ${plan.cost_usd_per_hour:.2f}/h, "
                    f"${plan.usd_per_million_tokens:.3f} per M tokens, P:D {plan.golden_ratio}"
                    + (f", {moved} replica(s) moved" if moved is not None else "")
-                   + f"; wrote {out / 'plan.json'} and {out / 'report.md'}")
+                   + f"; wrote {out / 'plan.json'} and {out / 'report.md'}"
+                   + "".join(f", {p}" for p in written))
 
     @app.command("compare")
     def compare_cmd(

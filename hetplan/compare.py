@@ -15,6 +15,7 @@ from pathlib import Path
 
 from hetplan.catalog import Catalog
 from hetplan.io import write_atomic, write_bytes_atomic
+from hetplan.plots import frontier_png
 from hetplan.planner import Infeasible, prepare, solve_context
 from hetplan.scenario import SLO, Scenario
 from hetplan.tables import fmt_num, text_table
@@ -130,36 +131,10 @@ def frontier_outputs(rows: Sequence[dict], vary: str, out: Path) -> str:
     w.writeheader()
     w.writerows(rows)
     write_atomic(out / "frontier.csv", buf.getvalue())
-    write_bytes_atomic(out / "frontier.png", _plot(rows, vary))
+    write_bytes_atomic(out / "frontier.png", frontier_png(rows, vary))
     return text_table(["factor", "TTFT ms", "TPOT ms", "budget $/h", "cost $/h", "$/M tok",
                        "P:D", "status"],
                       [[r["factor"], fmt_num(r["ttft_ms"]), fmt_num(r["tpot_ms"]),
                         fmt_num(r["budget_usd_per_hour"]), fmt_num(r["cost_usd_per_hour"]),
                         fmt_num(r["usd_per_million_tokens"]), r["golden_ratio"], r["status"]]
                        for r in rows])
-
-
-def _plot(rows: Sequence[dict], vary: str) -> bytes:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ok = [r for r in rows if r["cost_usd_per_hour"] is not None]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    if vary == "budget":
-        ax.plot([r["budget_usd_per_hour"] for r in ok], [r["served_rps"] for r in ok], "o-")
-        ax.set_xlabel("budget ($/h)")
-        ax.set_ylabel("served requests/s")
-    else:
-        key = "tpot_ms" if vary == "tpot" else "ttft_ms"
-        ax.plot([r[key] for r in ok], [r["usd_per_million_tokens"] for r in ok], "o-")
-        ax.set_xlabel(f"{'TPOT' if vary == 'tpot' else 'TTFT'} target (ms)"
-                      + (" (TPOT scaled alike)" if vary == "slo" else ""))
-        ax.set_ylabel("$ per million tokens")
-    ax.set_title("hetplan frontier")
-    ax.grid(True, alpha=0.3)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
-

@@ -63,11 +63,13 @@ def offer_terms(s: Scenario, catalog: Catalog) -> tuple[dict[str, float], dict[s
 
 def prepare(s: Scenario, catalog: Catalog, classes: Sequence[ClassLike] | None = None,
             slo: SLO | None = None, progress: Callable[[str], None] | None = None,
-            failed: Sequence[str] = ()) -> Context:
-    """Resolve a scenario. With an inventory, GPU availability is its healthy nodes' GPUs
-    (less the `failed` ones) and TP is capped at GPUs per node."""
+            failed: Sequence[str] = (), calibrations: dict | None = None) -> Context:
+    """Resolve a scenario: classes, prices, perf model (`calibrations`: GPU -> Calibration,
+    default the bundled files) and candidates at `slo` (default the scenario's). With an
+    inventory, GPU availability is its healthy nodes' GPUs (less the `failed` ones) and TP
+    is capped at GPUs per node."""
     spec = scenario_model(s)
-    ctx = Context(s, catalog, PerfModel(spec, catalog),
+    ctx = Context(s, catalog, PerfModel(spec, catalog, calibrations),
                   list(classes) if classes is not None else scenario_classes(s),
                   *offer_terms(s, catalog))
     max_tp_by_gpu = None

@@ -14,8 +14,6 @@ Every request counts, including the warm-up from an empty system.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
@@ -25,7 +23,6 @@ from hetplan.tables import fmt_num, text_table
 from hetplan.workload import Trace
 
 ROUND = 6
-CDF_POINTS = 1000
 
 
 class ClassResult(BaseModel):
@@ -246,30 +243,6 @@ def report_text(r: SimReport) -> str:
 
 
 def cdf_png(res, slo: dict) -> bytes:
-    """TTFT, TPOT and E2E CDFs (PNG bytes), SLO targets marked."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ttft, tpot, e2e, ok = latencies_ms(res)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    qs = np.linspace(0, 100, CDF_POINTS)
-    for ax, (label, x, target) in zip(axes, (("TTFT", ttft[ok], slo.get("ttft_ms")),
-                                             ("TPOT", tpot[ok & ~np.isnan(tpot)],
-                                              slo.get("tpot_ms")),
-                                             ("end to end", e2e[ok], None))):
-        if x.size:
-            ax.plot(np.percentile(x, qs), qs / 100, lw=1.6)
-        if target:
-            ax.axvline(target, color="tab:red", ls="--", lw=1, label=f"SLO {target:g} ms")
-            ax.axhline(slo.get("percentile", 90) / 100, color="grey", ls=":", lw=1)
-            ax.legend(loc="lower right", fontsize=8)
-        ax.set_xlabel(f"{label} (ms)")
-        ax.set_ylim(0, 1.01)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("fraction of requests")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    """TTFT, TPOT and E2E CDFs (PNG bytes), SLO targets marked (see `plots.latency_cdf_png`)."""
+    from hetplan.plots import latency_cdf_png
+    return latency_cdf_png({"": res}, slo)

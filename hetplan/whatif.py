@@ -1,0 +1,290 @@
+"""What-if studies on top of the planner: price shocks, synthetic workload grids (the P:D
+golden ratio as prompt and output lengths change), SLO grids with their Pareto set, and
+plans restricted to given prefill / decode GPUs (cross-vendor pairings).
+
+Everything here builds variants in memory: a price override returns a modified copy of the
+catalog (nothing is written to `catalogs/`), a workload override passes explicit classes to
+the planner (one class per synthetic workload, mean = p90 lengths, no trace is sampled).
+Each function returns plain rows (dicts) or arrays that `hetplan.plots` draws and the
+notebooks under `notebooks/` tabulate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hetplan.catalog import Catalog
+from hetplan.errors import InputError
+from hetplan.plan import Plan
+from hetplan.planner import Infeasible, prepare, scenario_classes, solve_context
+from hetplan.scenario import SLO, Scenario
+from hetplan.workload import WorkloadClass, single_class
+
+
+def scale_price(catalog: Catalog, sheet: str, gpu: str, factor: float) -> Catalog:
+    """A copy of `catalog` whose sheet has every offer of `gpu` (on-demand and spot)
+    multiplied by `factor`. The catalog on disk is untouched."""
+    if factor <= 0:
+        raise InputError("must be > 0", field="factor")
+    ps = catalog.price_sheet(sheet)
+    catalog.gpu(gpu)
+    if not catalog.offers(sheet, [gpu]):
+        raise InputError(f"price sheet {sheet!r} has no offer for {gpu}", field="gpu")
+    offers = [o.model_copy(update={
+        "price_usd_per_hour": o.price_usd_per_hour * factor,
+        "spot_price_usd_per_hour": (o.spot_price_usd_per_hour * factor
+                                    if o.spot_price_usd_per_hour else None)})
+        if o.gpu == gpu else o for o in ps.offers]
+    sheets = dict(catalog.price_sheets)
+    sheets[sheet] = ps.model_copy(update={"offers": offers})
+    return catalog.model_copy(update={"price_sheets": sheets})
+
+
+def fixed_classes(input_tokens: int, output_tokens: int, *, rate_rps: float | None = None,
+                  tokens_per_second: float | None = None) -> list[WorkloadClass]:
+    """One class of fixed-length requests. Give the request rate, or a token throughput
+    (input + output tokens/s) from which the rate follows, so that workloads of different
+    lengths carry the same token load."""
+    if (rate_rps is None) == (tokens_per_second is None):
+        raise InputError("give exactly one of rate_rps and tokens_per_second", field="rate")
+    if input_tokens < 1 or output_tokens < 1:
+        raise InputError("token lengths must be >= 1", field="tokens")
+    rate = rate_rps if rate_rps is not None else tokens_per_second / (input_tokens + output_tokens)
+    if rate <= 0:
+        raise InputError("must be > 0", field="rate")
+    return [single_class(f"in{input_tokens}_out{output_tokens}", rate, input_tokens,
+                         output_tokens)]
+
+
+def try_plan(s: Scenario, catalog: Catalog, classes: Sequence | None = None,
+             slo: SLO | None = None, *, prefill_gpus: Sequence[str] | None = None,
+             decode_gpus: Sequence[str] | None = None, solver: str = "highs",
+             time_limit_s: float = 30.0, calibrations: dict | None = None
+             ) -> tuple[Plan | None, str]:
+    """Solve `s` (optionally with explicit classes, another SLO, and prefill / decode
+    candidates limited to the given GPUs: giving either excludes colocated replicas, so
+    the plan is disaggregated; `calibrations` replaces the bundled efficiencies). Returns
+    (plan, "") or (None, why infeasible)."""
+    if slo is not None:
+        s = s.model_copy(update={"slo": slo})
+    ctx = prepare(s, catalog, classes, slo=slo, calibrations=calibrations)
+    cands = None
+    if prefill_gpus is not None or decode_gpus is not None:
+        allowed = {"prefill": set(prefill_gpus or ctx.prices),
+                   "decode": set(decode_gpus or ctx.prices)}
+        cands = [c for c in ctx.candidates if c.shape.gpu in allowed.get(c.role, ())]
+        if not any(c.role == "prefill" for c in cands) or \
+                not any(c.role == "decode" for c in cands):
+            return None, "no prefill or no decode candidate on the requested GPUs"
+    try:
+        return solve_context(ctx, cands, solver=solver, time_limit_s=time_limit_s), ""
+    except Infeasible as e:
+        return None, "; ".join(e.reasons)
+
+
+def plan_row(plan: Plan | None, why: str = "", **keys) -> dict:
+    """A flat summary of a plan (or of its absence) for tables: cost, $/M tokens, GPUs per
+    role and per type, P:D, and a short mix string."""
+    row = dict(keys)
+    if plan is None:
+        return row | {"feasible": False, "cost_usd_per_hour": None,
+                      "usd_per_million_tokens": None, "prefill_gpus": 0, "decode_gpus": 0,
+                      "colocated_gpus": 0, "golden_ratio": "", "gpus_by_type": {},
+                      "cost_by_type": {}, "mix": "", "why": why[:160]}
+    by_type: dict[str, int] = {}
+    cost_by_type: dict[str, float] = {}
+    for p in plan.pools:
+        by_type[p.gpu] = by_type.get(p.gpu, 0) + p.gpus
+        cost_by_type[p.gpu] = cost_by_type.get(p.gpu, 0.0) + p.cost_usd_per_hour
+    return row | {"feasible": True, "cost_usd_per_hour": plan.cost_usd_per_hour,
+                  "usd_per_million_tokens": plan.usd_per_million_tokens,
+                  "prefill_gpus": plan.prefill_gpus, "decode_gpus": plan.decode_gpus,
+                  "colocated_gpus": plan.colocated_gpus, "golden_ratio": plan.golden_ratio,
+                  "gpus_by_type": dict(sorted(by_type.items())),
+                  "cost_by_type": dict(sorted(cost_by_type.items())), "mix": mix_text(plan),
+                  "why": ""}
+
+
+def mix_text(plan: Plan) -> str:
+    """'P 13x L40S tp2 wfp8/kvfp8 + D 1x B200 tp1 wfp8/kvfp8' style summary of the pools."""
+    return " + ".join(f"{p.role[0].upper()} {p.replicas}x {p.gpu} tp{p.tp} "
+                      f"w{p.weight_dtype}/kv{p.kv_dtype}" for p in plan.pools)
+
+
+def price_shock(s: Scenario, catalog: Catalog, gpus: Sequence[str],
+                factors: Sequence[float], classes: Sequence | None = None) -> list[dict]:
+    """Re-plan with each GPU's price scaled by each factor (one GPU at a time; factor 1 is
+    the baseline). Rows carry gpu, factor, the shocked price, `plan_row` fields and
+    `cost_if_mix_kept_usd_per_hour`: the baseline plan's cost at the shocked price (what
+    not re-planning would cost; the re-planned cost is never higher)."""
+    base_plan, _ = try_plan(s, catalog, classes)
+    base_by_type = plan_row(base_plan)["cost_by_type"]
+    rows = []
+    for g in gpus:
+        base = catalog.cheapest_price_usd_per_hour(s.catalog.prices, g)
+        for f in sorted(factors):
+            cat = scale_price(catalog, s.catalog.prices, g, f)
+            plan, why = try_plan(s, cat, classes)
+            kept = (None if base_plan is None else
+                    base_plan.cost_usd_per_hour + base_by_type.get(g, 0.0) * (f - 1.0))
+            rows.append(plan_row(plan, why, gpu=g, factor=f,
+                                 price_usd_per_hour=None if base is None else base * f,
+                                 cost_if_mix_kept_usd_per_hour=kept))
+    return rows
+
+
+def length_plan(s: Scenario, catalog: Catalog, input_tokens: int, output_tokens: int,
+                tokens_per_second: float, ttft_ms_per_1k_input: float = 0.0,
+                disaggregated: bool = True) -> tuple[Plan | None, str]:
+    """Plan one fixed-length class at a token throughput (see `fixed_classes`), with TTFT
+    target max(scenario TTFT, ttft_ms_per_1k_input x input / 1000); prefill and decode
+    roles only unless `disaggregated` is False."""
+    if disaggregated:
+        s = s.model_copy(update={"constraints": s.constraints.model_copy(
+            update={"roles": ["prefill", "decode"]})})
+    slo = s.slo.model_copy(update={"ttft_ms": max(s.slo.ttft_ms,
+                                                  ttft_ms_per_1k_input * input_tokens / 1000)})
+    return try_plan(s, catalog, fixed_classes(input_tokens, output_tokens,
+                                              tokens_per_second=tokens_per_second), slo)
+
+
+def pairings(s: Scenario, catalog: Catalog, classes: Sequence,
+             variants: dict[str, tuple[Sequence[str] | None, Sequence[str] | None]],
+             baseline: str, calibrations: dict | None = None) -> list[dict]:
+    """Solve each variant label -> (prefill GPUs, decode GPUs) (None, None = unrestricted:
+    any roles and GPUs of the scenario) and add `cost_ratio_vs_baseline` = baseline $/h /
+    variant $/h (>1: the variant is that many times cheaper for the same load)."""
+    rows = []
+    for label, (pg, dg) in variants.items():
+        plan, why = try_plan(s, catalog, classes, prefill_gpus=pg, decode_gpus=dg,
+                             calibrations=calibrations)
+        rows.append(plan_row(plan, why, variant=label))
+    ref = next((r["cost_usd_per_hour"] for r in rows if r["variant"] == baseline), None)
+    for r in rows:
+        r["cost_ratio_vs_baseline"] = (ref / r["cost_usd_per_hour"]
+                                       if ref and r["cost_usd_per_hour"] else None)
+    return rows
+
+
+@dataclass(frozen=True)
+class RatioGrid:
+    """Disaggregated plans over prompt x output lengths. Arrays are [input, output];
+    NaN where no plan exists."""
+
+    input_tokens: list[int]
+    output_tokens: list[int]
+    tokens_per_second: float
+    ttft_ms_per_1k_input: float
+    prefill_gpu_share: np.ndarray      # prefill GPUs / (prefill + decode GPUs)
+    prefill_cost_share: np.ndarray     # prefill pools' $/h / plan $/h
+    usd_per_million_tokens: np.ndarray
+    golden_ratio: list[list[str]]      # "P:D" GPU counts, "" if infeasible
+    mix: list[list[str]]
+
+
+def golden_ratio_grid(s: Scenario, catalog: Catalog, input_tokens: Sequence[int],
+                      output_tokens: Sequence[int], tokens_per_second: float,
+                      ttft_ms_per_1k_input: float = 0.0) -> RatioGrid:
+    """Plan one fixed-length class per (input, output) cell at the same token throughput,
+    prefill and decode roles only (the P:D ratio is a property of disaggregated plans).
+    The TTFT target of a cell is max(scenario TTFT, ttft_ms_per_1k_input x input / 1000):
+    long prompts get a proportionally longer TTFT, as RAG users accept. The TPOT target and
+    percentile are the scenario's. Assumption: mean = p90 lengths (no spread in a cell)."""
+    shape = (len(input_tokens), len(output_tokens))
+    gshare, cshare, usd = (np.full(shape, np.nan) for _ in range(3))
+    ratio = [["" for _ in output_tokens] for _ in input_tokens]
+    mixes = [["" for _ in output_tokens] for _ in input_tokens]
+    for i, n_in in enumerate(input_tokens):
+        for j, n_out in enumerate(output_tokens):
+            plan, _ = length_plan(s, catalog, n_in, n_out, tokens_per_second,
+                                  ttft_ms_per_1k_input)
+            if plan is None:
+                continue
+            p_cost = sum(p.cost_usd_per_hour for p in plan.pools if p.role == "prefill")
+            gshare[i, j] = plan.prefill_gpus / (plan.prefill_gpus + plan.decode_gpus)
+            cshare[i, j] = p_cost / plan.cost_usd_per_hour
+            usd[i, j] = plan.usd_per_million_tokens
+            ratio[i][j] = plan.golden_ratio
+            mixes[i][j] = mix_text(plan)
+    return RatioGrid(list(input_tokens), list(output_tokens), tokens_per_second,
+                     ttft_ms_per_1k_input, gshare, cshare, usd, ratio, mixes)
+
+
+def slo_grid(s: Scenario, catalog: Catalog, ttft_ms: Sequence[float],
+             tpot_ms: Sequence[float], classes: Sequence | None = None) -> list[dict]:
+    """Solve every (TTFT, TPOT) target pair at the scenario's percentile; rows carry the
+    targets, `plan_row` fields and `pareto` (see `mark_pareto`). Classes are built once."""
+    if classes is None:
+        classes = scenario_classes(s)
+    rows = []
+    for t in sorted(ttft_ms):
+        for o in sorted(tpot_ms):
+            slo = SLO(ttft_ms=t, tpot_ms=o, percentile=s.slo.percentile)
+            plan, why = try_plan(s, catalog, classes, slo)
+            rows.append(plan_row(plan, why, ttft_ms=t, tpot_ms=o,
+                                 percentile=s.slo.percentile))
+    return mark_pareto(rows)
+
+
+def mark_pareto(rows: list[dict], keys: Sequence[str] = ("ttft_ms", "tpot_ms",
+                                                         "cost_usd_per_hour")) -> list[dict]:
+    """Set row['pareto']: feasible and no other feasible row is <= on every key and < on
+    one (all keys minimised: a tighter target and a lower cost are both better)."""
+    ok = [r for r in rows if r.get("cost_usd_per_hour") is not None]
+
+    def dominates(a: dict, b: dict) -> bool:
+        return all(a[k] <= b[k] for k in keys) and any(a[k] < b[k] for k in keys)
+
+    for r in rows:
+        r["pareto"] = r in ok and not any(dominates(o, r) for o in ok if o is not r)
+    return rows
+
+
+def role_economics(s: Scenario, catalog: Catalog, classes: Sequence | None = None,
+                   calibrations: dict | None = None) -> list[dict]:
+    """Per (role, GPU): the candidate with the most requests/s per $/h for the workload
+    (classes served by time-sharing, so capacity = 1 / sum(share / capacity)); what drives
+    a planner's choice before integrality and the KV link. Rows sorted by role, then best
+    first; requests/s per $/h is 0 where no candidate of that GPU serves every class."""
+    ctx = prepare(s, catalog, classes, calibrations=calibrations)
+    total = sum(w.rate_rps for w in ctx.classes)
+    best: dict[tuple[str, str], dict] = {}
+    for c in ctx.candidates:
+        caps = [c.capacity(w.name) for w in ctx.classes]
+        if min(caps, default=0.0) <= 0:
+            continue
+        rps = 1.0 / sum(w.rate_rps / total / cap for w, cap in zip(ctx.classes, caps))
+        row = {"role": c.role, "gpu": c.shape.gpu, "shape": c.shape.label(),
+               "price_usd_per_hour": c.price_usd_per_hour, "capacity_rps": rps,
+               "rps_per_usd_per_hour": rps / c.price_usd_per_hour}
+        key = (c.role, c.shape.gpu)
+        if key not in best or row["rps_per_usd_per_hour"] > best[key]["rps_per_usd_per_hour"]:
+            best[key] = row
+    return sorted(best.values(), key=lambda r: (["prefill", "decode", "colocated"].index(
+        r["role"]), -r["rps_per_usd_per_hour"], r["gpu"]))
+
+
+def borrowed_calibrations(source_gpu: str, targets: Sequence[str]) -> dict:
+    """The bundled calibrations, with `source_gpu`'s measured efficiencies copied to each
+    target GPU (a what-if stand-in for a measurement on GPUs that have none: "if GPU X
+    reached the same fractions of its peaks as the source does"). Nothing is written."""
+    from hetplan.perf.calibration import load_calibrations
+    cals = dict(load_calibrations())
+    if source_gpu not in cals:
+        raise InputError(f"no measured calibration for {source_gpu}", field="source_gpu")
+    src = cals[source_gpu]
+    for g in targets:
+        cals[g] = src.model_copy(update={"gpu": g, "provenance": src.provenance.model_copy(
+            update={"method": f"borrowed from {source_gpu} (what-if, not measured)"})})
+    return cals
+
+
+def pool_costs(plan: Plan) -> list[dict]:
+    """$/h per pool with its role and GPU (what the cost-breakdown plot stacks)."""
+    return [{"pool": p.name, "role": p.role, "gpu": p.gpu, "replicas": p.replicas,
+             "tp": p.tp, "gpus": p.gpus, "cost_usd_per_hour": p.cost_usd_per_hour}
+            for p in plan.pools]
+
