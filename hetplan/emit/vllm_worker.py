@@ -1,0 +1,112 @@
+"""Check command lines with vLLM's own parsers. Runs inside the vLLM venv
+(scripts/install_vllm_cpu.sh) as a plain script: it imports only the standard library and
+vLLM, never hetplan.
+
+stdin: a JSON list of {"kind": "serve" | "bench" | "router", "argv": [...], "model_dir": ...}.
+  serve: argv is what follows `vllm serve`; its first element (the model) is replaced by
+         `model_dir`, a folder holding only the model's config.json. The arguments are parsed
+         with `make_arg_parser`, validated as `vllm serve` does, and turned into an engine
+         config with `AsyncEngineArgs.create_engine_config()` (tokenizer skipped).
+  bench: argv is what follows `vllm bench serve`; only parsed (nothing is sent).
+  router: argv is what follows `vllm-router`; parsed by vllm-router's own RouterArgs.
+argv[1]: where to write a JSON list of {"ok", "error", "summary"}, in the same order.
+"""
+
+import contextlib
+import io
+import json
+import os
+import sys
+
+os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+class ParseError(Exception):
+    pass
+
+
+def _parse(parser, argv):
+    """argparse prints and exits on a bad flag; turn that into an exception with its text."""
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            return parser.parse_args(argv)
+    except SystemExit:
+        lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
+        raise ParseError(lines[-1] if lines else "argument parsing failed") from None
+
+
+def check_serve(parser, item):
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.entrypoints.common.cli_args import validate_parsed_serve_args
+
+    argv = list(item["argv"])
+    if item.get("model_dir"):
+        argv[0] = item["model_dir"]
+    ns = _parse(parser, argv)
+    ns.model = ns.model_tag              # as `vllm serve` does with the positional model
+    validate_parsed_serve_args(ns)
+    engine_args = AsyncEngineArgs.from_cli_args(ns)
+    engine_args.skip_tokenizer_init = True
+    cfg = engine_args.create_engine_config()
+    kv = cfg.kv_transfer_config
+    return {"tensor_parallel_size": cfg.parallel_config.tensor_parallel_size,
+            "pipeline_parallel_size": cfg.parallel_config.pipeline_parallel_size,
+            "max_model_len": cfg.model_config.max_model_len,
+            "max_num_seqs": cfg.scheduler_config.max_num_seqs,
+            "max_num_batched_tokens": cfg.scheduler_config.max_num_batched_tokens,
+            "kv_cache_dtype": str(cfg.cache_config.cache_dtype),
+            "quantization": cfg.model_config.quantization,
+            "kv_connector": kv.kv_connector if kv else None,
+            "kv_role": kv.kv_role if kv else None}
+
+
+def check_bench(parser, item):
+    ns = _parse(parser, list(item["argv"]))
+    return {"dataset_name": ns.dataset_name, "metadata": ns.metadata,
+            "save_result": ns.save_result}
+
+
+def check_router(item):
+    from vllm_router.launch_router import parse_router_args
+
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            a = parse_router_args(list(item["argv"]))
+    except SystemExit:
+        lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
+        raise ParseError(lines[-1] if lines else "argument parsing failed") from None
+    return {"pd": a.vllm_pd_disaggregation, "prefill": [u for u, _ in a.prefill_urls],
+            "decode": list(a.decode_urls), "workers": list(a.worker_urls)}
+
+
+def main():
+    items = json.load(sys.stdin)
+    from vllm.benchmarks.serve import add_cli_args as add_bench_args
+    from vllm.entrypoints.common.cli_args import make_arg_parser
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    serve = make_arg_parser(FlexibleArgumentParser())
+    bench = FlexibleArgumentParser()
+    add_bench_args(bench)
+    out = []
+    for item in items:
+        try:
+            if item["kind"] == "serve":
+                summary = check_serve(serve, item)
+            elif item["kind"] == "router":
+                summary = check_router(item)
+            else:
+                summary = check_bench(bench, item)
+            out.append({"ok": True, "error": None, "summary": summary})
+        except Exception as e:  # noqa: BLE001  (every refusal is reported, not raised)
+            msg = " ".join(str(e).split())
+            out.append({"ok": False, "error": f"{type(e).__name__}: {msg}", "summary": None})
+    with open(sys.argv[1], "w", encoding="utf-8") as f:   # stdout carries vLLM's logs
+        json.dump(out, f)
+
+
+if __name__ == "__main__":
+    main()
