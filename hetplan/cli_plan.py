@@ -27,6 +27,8 @@ def register(app: typer.Typer, echo_json) -> None:
                                       "scenario's workload; lower the target utilization and "
                                       "re-solve while the SLO is missed."),
         max_rounds: int = typer.Option(5, help="Most solve-and-simulate rounds (--validate)."),
+        emit: str = typer.Option(None, "--emit", help="Also emit configs (vllm | k8s | "
+                                 "dynamo) under --out/<target>."),
     ) -> None:
         """Plan the cheapest mix (or most goodput under a budget) that meets the SLO."""
         from hetplan.catalog import load_catalog
@@ -35,6 +37,8 @@ def register(app: typer.Typer, echo_json) -> None:
         from hetplan.report import plan_report
         from hetplan.scenario import load_scenario
 
+        if emit and not out:
+            raise InputError("--emit needs --out", field="--emit")
         cat = load_catalog()
         s = load_scenario(scenario, cat)
         val = None
@@ -62,6 +66,9 @@ def register(app: typer.Typer, echo_json) -> None:
         report = plan_report(plan) + (val.markdown() if val else "")
         if out:
             write_atomic(out / "plan.json", plan.to_json())
+            if emit:
+                from hetplan.cli_emit import emit_options, emit_to
+                emit_to(plan, emit, out / emit, emit_options(None, None, "nixl"), False)
             write_atomic(out / "report.md", report)
             if val:
                 from hetplan.cli_sim import write_sim_outputs

@@ -105,8 +105,9 @@ def diff_files(out: Path, files: dict[str, str]) -> str:
         new = files.get(rel, "")
         if rel in on_disk and rel in files and old == new:
             continue
-        chunks.extend(difflib.unified_diff(
-            old.splitlines(keepends=True), new.splitlines(keepends=True),
-            fromfile=f"a/{rel}" if rel in on_disk else "/dev/null",
-            tofile=f"b/{rel}" if rel in files else "/dev/null"))
+        src = f"a/{rel}" if rel in on_disk else "/dev/null"
+        dst = f"b/{rel}" if rel in files else "/dev/null"
+        lines = list(difflib.unified_diff(old.splitlines(keepends=True),
+                                          new.splitlines(keepends=True), src, dst))
+        chunks.extend(lines or [f"--- {src}\n", f"+++ {dst}\n"])   # an empty file
     return "".join(c if c.endswith("\n") else c + "\n" for c in chunks)

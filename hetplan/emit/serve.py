@@ -148,22 +148,26 @@ def kv_transfer_config(role: str, connector: str) -> str | None:
                       separators=(",", ":"))
 
 
-def serve_argv(inst: Instance, s: ServeSettings, model_arg: str, served_name: str,
-               opts: EmitOptions, rank: int = 0) -> list[str]:
-    """Arguments after `vllm serve` for node `rank` of `inst` (rank > 0: headless)."""
-    p = inst.pool
-    argv = [model_arg, "--served-model-name", served_name,
-            "--host", "0.0.0.0", "--port", str(inst.port),
-            "--tensor-parallel-size", str(p.tp), "--pipeline-parallel-size", str(p.pp),
+def engine_flags(pool: Pool, s: ServeSettings, opts: EmitOptions) -> list[str]:
+    """vLLM engine arguments of a pool's replicas (shared by `vllm serve` and Dynamo)."""
+    argv = ["--tensor-parallel-size", str(pool.tp), "--pipeline-parallel-size", str(pool.pp),
             "--dtype", s.dtype, "--kv-cache-dtype", s.kv_cache_dtype,
             "--max-model-len", str(s.max_model_len), "--max-num-seqs", str(s.max_num_seqs),
             "--max-num-batched-tokens", str(s.max_num_batched_tokens),
             "--gpu-memory-utilization", f"{s.gpu_memory_utilization:g}"]
     if s.quantization:
         argv += ["--quantization", s.quantization]
-    kv = kv_transfer_config(p.role, opts.kv_connector)
+    kv = kv_transfer_config(pool.role, opts.kv_connector)
     if kv:
         argv += ["--kv-transfer-config", kv]
+    return argv
+
+
+def serve_argv(inst: Instance, s: ServeSettings, model_arg: str, served_name: str,
+               opts: EmitOptions, rank: int = 0) -> list[str]:
+    """Arguments after `vllm serve` for node `rank` of `inst` (rank > 0: headless)."""
+    argv = [model_arg, "--served-model-name", served_name,
+            "--host", "0.0.0.0", "--port", str(inst.port)] + engine_flags(inst.pool, s, opts)
     if len(inst.parts) > 1:
         argv += ["--nnodes", str(len(inst.parts)), "--node-rank", str(rank),
                  "--master-addr", inst.host.address, "--master-port", str(inst.master_port)]
