@@ -58,6 +58,11 @@ def build_context(plan: Plan, opts: EmitOptions, cat: Catalog | None = None) -> 
     if ("prefill" in roles) != ("decode" in roles):
         raise InputError("a disaggregated plan needs both prefill and decode pools",
                          field="pools")
+    kv = {p.kv_dtype for p in plan.pools if p.role in ("prefill", "decode")}
+    if len(kv) > 1:
+        raise InputError("prefill and decode pools store the KV cache differently "
+                         f"({', '.join(sorted(kv))}); the KV connectors copy blocks as "
+                         "stored, so both phases need one KV dtype", field="pools")
     spec = load_model(plan.model_ref or plan.model)
     settings = {p.name: pool_settings(plan, p, spec, cat.gpu(p.gpu), opts)
                 for p in plan.pools}
