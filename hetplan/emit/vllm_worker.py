@@ -33,8 +33,14 @@ def _parse(parser, argv):
         with contextlib.redirect_stderr(err):
             return parser.parse_args(argv)
     except SystemExit:
-        lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
-        raise ParseError(lines[-1] if lines else "argument parsing failed") from None
+        raise ParseError(_usage_error(err.getvalue())) from None
+
+
+def _usage_error(text):
+    """argparse's message without the usage block: from the first 'error' line on."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    first = next((i for i, ln in enumerate(lines) if "error" in ln.lower()), 0)
+    return " ".join(lines[first:]) or "argument parsing failed"
 
 
 def check_serve(parser, item):
@@ -76,8 +82,7 @@ def check_router(item):
         with contextlib.redirect_stderr(err):
             a = parse_router_args(list(item["argv"]))
     except SystemExit:
-        lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
-        raise ParseError(lines[-1] if lines else "argument parsing failed") from None
+        raise ParseError(_usage_error(err.getvalue())) from None
     return {"pd": a.vllm_pd_disaggregation, "prefill": [u for u, _ in a.prefill_urls],
             "decode": list(a.decode_urls), "workers": list(a.worker_urls)}
 
