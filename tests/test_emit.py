@@ -203,3 +203,33 @@ def test_cli_bad_target_is_an_input_error(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         "error: --target: unknown target 'slurm'; expected one of vllm, k8s, dynamo"]
+
+
+def test_bench_results_read_back_by_import_bench(plan, tmp_path):
+    """A result file shaped as `vllm bench serve --save-result` writes it (vLLM 0.33 keys;
+    each `--metadata KEY=VALUE` becomes a top-level key) is read by import-bench with the
+    GPU, TP and model the emitted command recorded."""
+    import json
+
+    from hetplan.emit.bench import bench_argvs
+    from hetplan.perf.bench_import import measurements_from_bench
+
+    ctx = build_context(plan, EmitOptions())
+    for name, argv in bench_argvs(ctx):
+        i = argv.index("--metadata") + 1
+        meta = {}
+        while i < len(argv) and not argv[i].startswith("--"):
+            k, v = argv[i].split("=", 1)
+            meta[k.strip()] = v.strip()
+            i += 1
+        result = {"date": "20261124-000000", "backend": "openai", "model_id": ctx.served_name,
+                  "num_prompts": 100, "request_rate": 8.0, "max_concurrency": None,
+                  "duration": 12.5, "completed": 100, "failed": 0,
+                  "total_input_tokens": 50000, "total_output_tokens": 20000,
+                  "request_throughput": 8.0, "mean_e2el_ms": 4000.0,
+                  "median_ttft_ms": 90.0, "median_tpot_ms": 19.5, **meta}
+        path = tmp_path / argv[argv.index("--result-filename") + 1]
+        path.write_text(json.dumps(result))
+        rows = measurements_from_bench(path)
+        assert {(r.gpu, r.tp, r.model) for r in rows} == {("H100-SXM", 2, "llama-3.1-8b")}
+        assert rows[0].phase == "decode" and rows[0].measured_ms == 19.5

@@ -63,5 +63,5 @@ def bench_script(ctx) -> str:
                    "benchmark (vllm bench serve).",
                    "Each class runs at its planned rate, all classes at once; then read "
                    "the results back:",
-                   "  for f in results/*.json; do hetplan calibrate import-bench \"$f\"; done"],
+                   "  hetplan calibrate import-bench results/*.json"],
                   body + ["wait"])

@@ -37,9 +37,9 @@ def _parse(parser, argv):
 
 
 def _usage_error(text):
-    """argparse's message without the usage block: from the first 'error' line on."""
+    """argparse's message without the usage block: from its 'PROG: error:' line on."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    first = next((i for i, ln in enumerate(lines) if "error" in ln.lower()), 0)
+    first = next((i for i, ln in enumerate(lines) if ": error:" in ln), 0)
     return " ".join(lines[first:]) or "argument parsing failed"
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # hetplan: replay the plan's classes against the router with vLLM's benchmark (vllm bench serve).
 # Each class runs at its planned rate, all classes at once; then read the results back:
-#   for f in results/*.json; do hetplan calibrate import-bench "$f"; done
+#   hetplan calibrate import-bench results/*.json
 set -euo pipefail
 
 mkdir -p results
