@@ -79,12 +79,17 @@ def workload_plans(tmp_path_factory):
 
 def test_golden_plan_and_workload_plans_pass_vllm(workload_plans):
     """One batch (vLLM imports once): the golden plan, its hostile-name variant, the
-    Mooncake/LMCache connector variants, and every embedded scenario's plan."""
+    Mooncake/LMCache connector variants, a multi-node variant, and every embedded
+    scenario's plan."""
     plan = load_plan(PLAN)
     hostile = EmitOptions(served_model_name="my model $(id) `x`")
     groups = {"golden": _items(plan), "hostile": _items(plan, hostile),
               "mooncake": _items(plan, EmitOptions(kv_connector="mooncake")),
-              "lmcache": _items(plan, EmitOptions(kv_connector="lmcache"))}
+              "lmcache": _items(plan, EmitOptions(kv_connector="lmcache")),
+              # decode tp=8 x pp=2 spans two 8-GPU nodes: --nnodes/--node-rank/--headless
+              "multinode": _items(plan.model_copy(update={"pools": [
+                  plan.pools[0], plan.pools[1].model_copy(update={"tp": 8, "pp": 2,
+                                                                   "gpus": 16})]}))}
     groups |= {name: _items(p) for name, p in workload_plans.items()}
     flat = [it for g in groups.values() for it in g]
     results = check(flat)

@@ -34,7 +34,7 @@ def bench_argvs(ctx) -> list[tuple[str, list[str]]]:
         pool = max(serving, key=lambda t: (t[0], t[1].name))[1]
         ratio = min(_range_ratio(c.mean_input_tokens, c.input_lo, c.input_hi),
                     _range_ratio(c.mean_output_tokens, c.output_lo, c.output_hi))
-        argv = ["--backend", "openai", "--base-url", router_url(ctx),
+        argv = ["--backend", "openai", "--base-url", router_url(ctx, pool.role),
                 "--endpoint", "/v1/completions",
                 "--model", ctx.served_name, "--tokenizer", ctx.model_arg,
                 "--dataset-name", "random",

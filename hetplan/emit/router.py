@@ -38,9 +38,12 @@ def router_argvs(ctx) -> list[tuple[str, list[str]]]:
     return out
 
 
-def router_url(ctx) -> str:
-    """Where clients (and bench.sh) send requests: the first router."""
-    return f"http://127.0.0.1:{ctx.opts.router_port}"
+def router_url(ctx, role: str = "decode") -> str:
+    """Where bench.sh sends requests for a class served by a pool of `role` (the router
+    runs beside it: loopback)."""
+    pd = any(i.pool.role == "prefill" for i in ctx.layout.instances)
+    port = ctx.opts.router_port + (1 if role == "colocated" and pd else 0)
+    return f"http://127.0.0.1:{port}"
 
 
 def router_commands(ctx) -> str:
