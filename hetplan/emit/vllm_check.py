@@ -65,8 +65,8 @@ def check(items: list[tuple[str, list[str], str | None]],
         env.pop("PYTHONPATH", None)
         # -P: do not put this folder (which holds hetplan/emit/vllm.py) first on sys.path
         proc = subprocess.run([str(py), "-P", str(WORKER), str(out)],
-                              input=json.dumps(payload), text=True, capture_output=True, timeout=timeout_s, env=env,
-                              cwd=tmp)
+                              input=json.dumps(payload), text=True, capture_output=True,
+                              timeout=timeout_s, env=env, cwd=tmp)
         if proc.returncode != 0 or not out.exists():
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
             raise RuntimeError("vLLM check worker failed: " + " | ".join(tail))
