@@ -233,3 +233,17 @@ def test_bench_results_read_back_by_import_bench(plan, tmp_path):
         rows = measurements_from_bench(path)
         assert {(r.gpu, r.tp, r.model) for r in rows} == {("H100-SXM", 2, "llama-3.1-8b")}
         assert rows[0].phase == "decode" and rows[0].measured_ms == 19.5
+
+
+def test_non_nvidia_pools_get_their_devices_and_a_note(plan):
+    amd = plan.model_copy(update={"pools": [
+        plan.pools[0], plan.pools[1].model_copy(update={"gpu": "MI300X", "vendor": "amd"})]})
+    files = emit(amd, "vllm")
+    env, _ = parse_command(commands_in(files["nodes/decode-mi300x-0.sh"], "vllm serve")[0])
+    assert env["HIP_VISIBLE_DEVICES"] == "0,1" and "CUDA_VISIBLE_DEVICES" not in env
+    assert "ROCm" in files["nodes/decode-mi300x-0.sh"] and "ROCm" in files["README.md"]
+    dep = next(yaml.safe_load_all(emit(amd, "k8s")["decode-h100-sxm-tp2-wbf16-kvfp8.yaml"]))
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    assert c["resources"]["limits"] == {"amd.com/gpu": 2}
+    assert dep["spec"]["template"]["spec"]["nodeSelector"] == {"hetplan/gpu": "MI300X"}
+    assert c["image"].startswith("REPLACE-")      # no guessed ROCm image tag

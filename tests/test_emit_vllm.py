@@ -8,11 +8,13 @@ Skipped when that venv is missing, except under CI=true, where a missing venv fa
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hetplan.emit import EmitOptions, build_context, emit
 from hetplan.emit.bench import bench_argvs
@@ -52,10 +54,23 @@ def _items(plan, opts=EmitOptions()):
     n_serve = sum(len(i.parts) for i in ctx.layout.instances)
     assert sum(k == "serve" for k, _, _ in items) == n_serve
     assert sum(k == "router" for k, _, _ in items) == len(router_argvs(ctx))
+    items += _k8s_router_items(plan, opts)
     assert sum(k == "bench" for k, _, _ in items) == len(bench_argvs(ctx))
     multinode = any(len(i.parts) > 1 for i in ctx.layout.instances)
     if not multinode:
         items += [("serve", vllm_part(worker_argv(ctx, p)), plan.model) for p in plan.pools]
+    return items
+
+
+def _k8s_router_items(plan, opts):
+    """The router commands inside the Kubernetes router Deployments."""
+    items = []
+    for doc in yaml.safe_load_all(emit(plan, "k8s", opts)["router.yaml"]):
+        if doc["kind"] == "Deployment":      # bash -c "pip install ... && exec vllm-router ..."
+            script = doc["spec"]["template"]["spec"]["containers"][0]["args"][0]
+            words = shlex.split(script.replace("$$", "$"))
+            items.append(("router", words[words.index("vllm-router") + 1:], None))
+    assert items
     return items
 
 

@@ -47,10 +47,13 @@ def _container(ctx, pool, nodes: int, rank_ref: str | None, headless: bool) -> d
         if headless:
             argv.append("--headless")
     env = []
-    if pool.role != "colocated" and ctx.opts.kv_connector.lower() == "nixl":
+    connector = ctx.opts.kv_connector.lower()
+    if pool.role != "colocated" and connector == "nixl":
         env = [{"name": "VLLM_NIXL_SIDE_CHANNEL_HOST",
                 "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
                {"name": "VLLM_NIXL_SIDE_CHANNEL_PORT", "value": str(SIDE_CHANNEL_PORT)}]
+    if pool.role == "prefill" and connector == "mooncake":
+        env = [{"name": "VLLM_MOONCAKE_BOOTSTRAP_PORT", "value": str(SIDE_CHANNEL_PORT)}]
     gpus = pool.tp * pool.pp // nodes
     res = {GPU_RESOURCE.get(pool.vendor, "nvidia.com/gpu"): gpus}
     c = {"name": "vllm", "image": IMAGE.get(pool.vendor, IMAGE_PLACEHOLDER.format(
@@ -98,25 +101,11 @@ def pool_manifests(ctx, pool) -> list[dict]:
     return [workload, service]
 
 
-def _service_urls(ctx) -> dict[str, str]:
-    """Instance URL -> its pool's Service URL (the router sees one URL per pool)."""
-    return {i.url: f"http://{slug(i.pool.name)}:{PORT}" for i in ctx.layout.instances}
-
-
 def router_manifests(ctx) -> list[dict]:
-    urls = _service_urls(ctx)
+    services = [(p.role, f"http://{slug(p.name)}:{PORT}", SIDE_CHANNEL_PORT)
+                for p in ctx.plan.pools]
     docs = []
-    for idx, (what, argv) in enumerate(router_argvs(ctx)):
-        mapped, seen = [], set()
-        for a in argv:                  # instance URLs -> pool Services, each once
-            if a in urls:
-                if urls[a] in seen:     # drop it, and a --prefill/--decode before it
-                    if mapped[-1] in ("--prefill", "--decode"):
-                        mapped.pop()
-                    continue
-                seen.add(urls[a])
-                a = urls[a]
-            mapped.append(a)
+    for idx, (what, mapped) in enumerate(router_argvs(ctx, services)):
         name = "hetplan-router" + (f"-{slug(what)}" if idx else "")
         labels = _labels(name)
         cmd = shlex.join(["pip", "install", "vllm-router==0.1.17"]) + " && exec " + \
@@ -161,6 +150,7 @@ def k8s_files(ctx) -> dict[str, str]:
         f"{GPU_LABEL}=H100-SXM`).",
         "Replicas spanning nodes use LeaderWorkerSet (install its controller).",
         "The router reaches each pool through its Service, so it balances across pools and "
-        "kube-proxy across a pool's replicas.",
+        "kube-proxy across a pool's replicas; its pod installs vllm-router at start "
+        "(or bake it into the image).",
         "`kubectl apply -f .` in this folder.", *[f"- {n}" for n in notes]]) + "\n"
     return files

@@ -11,18 +11,26 @@ from hetplan.emit.shell import command_lines, script
 ROUTER = ["vllm-router"]
 
 
-def router_argvs(ctx) -> list[tuple[str, list[str]]]:
-    """(what it fronts, argv after `vllm-router`) for each router process."""
-    insts = ctx.layout.instances
-    pre = [i.url for i in insts if i.pool.role == "prefill"]
-    dec = [i.url for i in insts if i.pool.role == "decode"]
-    col = [i.url for i in insts if i.pool.role == "colocated"]
+def instance_endpoints(ctx) -> list[tuple[str, str, int]]:
+    """(role, URL, KV bootstrap port) of every instance."""
+    return [(i.pool.role, i.url, i.parts[0].side_channel_port) for i in ctx.layout.instances]
+
+
+def router_argvs(ctx, endpoints: list[tuple[str, str, int]] | None = None
+                 ) -> list[tuple[str, list[str]]]:
+    """(what it fronts, argv after `vllm-router`) for each router process; `endpoints`
+    default to the instances (Kubernetes passes one Service per pool)."""
+    endpoints = instance_endpoints(ctx) if endpoints is None else endpoints
+    pre = [(u, p) for r, u, p in endpoints if r == "prefill"]
+    dec = [u for r, u, _ in endpoints if r == "decode"]
+    col = [u for r, u, _ in endpoints if r == "colocated"]
     port = ctx.opts.router_port
     out = []
     if pre:
+        mooncake = ctx.opts.kv_connector.lower() == "mooncake"
         argv = ["--host", "0.0.0.0", "--port", str(port), "--vllm-pd-disaggregation"]
-        for u in pre:
-            argv += ["--prefill", u]
+        for u, p in pre:                # Mooncake: the prefill engine's bootstrap port
+            argv += ["--prefill", u] + ([str(p)] if mooncake else [])
         for u in dec:
             argv += ["--decode", u]
         argv += ["--prefill-policy", ctx.opts.router_policy,

@@ -183,10 +183,23 @@ def instance_env(inst: Instance, rank: int, opts: EmitOptions) -> dict[str, str]
     visible = {"nvidia": "CUDA_VISIBLE_DEVICES", "amd": "HIP_VISIBLE_DEVICES",
                "intel": "HABANA_VISIBLE_MODULES"}.get(vendor, "CUDA_VISIBLE_DEVICES")
     env = {visible: ",".join(str(g) for g in part.gpu_indices)}
-    if inst.pool.role != "colocated" and opts.kv_connector.lower() == "nixl":
+    connector = opts.kv_connector.lower()
+    if inst.pool.role != "colocated" and connector == "nixl":
         env["VLLM_NIXL_SIDE_CHANNEL_HOST"] = part.host.address
         env["VLLM_NIXL_SIDE_CHANNEL_PORT"] = str(part.side_channel_port)
+    if inst.pool.role == "prefill" and connector == "mooncake" and rank == 0:
+        # each prefill engine runs a bootstrap server; the router is told its port
+        env["VLLM_MOONCAKE_BOOTSTRAP_PORT"] = str(part.side_channel_port)
     return env
+
+
+def connector_note(connector: str) -> str | None:
+    """What a KV connector needs that the commands cannot carry."""
+    return {"lmcache": "LMCache: install lmcache and point LMCACHE_CONFIG_FILE at your "
+                       "LMCache P/D config on every instance before launching.",
+            "mooncake": "Mooncake: install the mooncake-transfer-engine package; prefill "
+                        "instances serve their bootstrap on VLLM_MOONCAKE_BOOTSTRAP_PORT, "
+                        "which the router is given."}.get(connector.lower())
 
 
 def vendor_note(vendor: str) -> str | None:

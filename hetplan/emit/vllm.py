@@ -8,7 +8,7 @@ import shlex
 from hetplan.emit.bench import bench_script
 from hetplan.emit.instances import Instance
 from hetplan.emit.router import router_commands
-from hetplan.emit.serve import instance_env, serve_argv, vendor_note
+from hetplan.emit.serve import connector_note, instance_env, serve_argv, vendor_note
 from hetplan.emit.shell import command_lines, script
 
 SERVE = ["vllm", "serve"]
@@ -91,6 +91,8 @@ def readme(ctx) -> str:
                      f"{s.max_model_len} | {s.max_num_seqs} | {s.max_num_batched_tokens} | "
                      f"{s.kv_cache_dtype} |")
     notes = sorted({n for p in plan.pools if (n := vendor_note(p.vendor))})
+    if ctx.disaggregated and (n := connector_note(ctx.opts.kv_connector)):
+        notes.append(n)
     lines += ["", "Settings: max-model-len covers the longest request of the pool's classes; "
               "max-num-seqs is the batch the planner sized the pool at; the KV connector is "
               f"`{ctx.opts.kv_connector}`."]
