@@ -247,3 +247,15 @@ def test_non_nvidia_pools_get_their_devices_and_a_note(plan):
     assert c["resources"]["limits"] == {"amd.com/gpu": 2}
     assert dep["spec"]["template"]["spec"]["nodeSelector"] == {"hetplan/gpu": "MI300X"}
     assert c["image"].startswith("REPLACE-")      # no guessed ROCm image tag
+
+
+@pytest.mark.parametrize("target", ["vllm", "dynamo"])
+def test_scripts_are_valid_bash(plan, target, tmp_path):
+    import subprocess
+    opts = EmitOptions(model_path=HOSTILE, served_model_name=HOSTILE)
+    write_files(tmp_path, emit(plan, target, opts))
+    scripts = sorted(tmp_path.rglob("*.sh"))
+    assert scripts
+    for s in scripts:
+        r = subprocess.run(["bash", "-n", str(s)], capture_output=True, text=True)
+        assert r.returncode == 0, (s, r.stderr)
