@@ -6,6 +6,7 @@ prompts whose lengths stay inside the class's token bins. The result JSON carrie
 
 from __future__ import annotations
 
+import json
 import math
 import shlex
 
@@ -17,7 +18,8 @@ DURATION_S = 120            # each class's run lasts about this long at its plan
 
 
 def _range_ratio(mean: float, lo: int | None, hi: int | None) -> float:
-    """vLLM draws lengths uniformly in mean x [1 - r, 1 + r]: the widest r inside the bin."""
+    """vLLM draws lengths uniformly in mean x [1 - r, 1 + r] (r < 1): the widest r that
+    stays inside the bin."""
     if lo is None or hi is None or mean <= 0:
         return 0.0
     return max(0.0, min(0.95, (hi - mean) / mean, (mean - lo) / mean))
@@ -32,15 +34,18 @@ def bench_argvs(ctx) -> list[tuple[str, list[str]]]:
         if not serving or c.rate_rps <= 0:
             continue
         pool = max(serving, key=lambda t: (t[0], t[1].name))[1]
-        ratio = min(_range_ratio(c.mean_input_tokens, c.input_lo, c.input_hi),
-                    _range_ratio(c.mean_output_tokens, c.output_lo, c.output_hi))
+        ratio = json.dumps({"input": round(_range_ratio(c.mean_input_tokens, c.input_lo,
+                                                        c.input_hi), 3),
+                            "output": round(_range_ratio(c.mean_output_tokens, c.output_lo,
+                                                         c.output_hi), 3)},
+                           sort_keys=True, separators=(",", ":"))
         argv = ["--backend", "openai", "--base-url", router_url(ctx, pool.role),
                 "--endpoint", "/v1/completions",
                 "--model", ctx.served_name, "--tokenizer", ctx.model_arg,
                 "--dataset-name", "random",
                 "--random-input-len", str(max(1, round(c.mean_input_tokens))),
                 "--random-output-len", str(max(1, round(c.mean_output_tokens))),
-                "--random-range-ratio", f"{ratio:.3f}", "--ignore-eos",
+                "--random-range-ratio", ratio, "--ignore-eos",
                 "--num-prompts", str(max(1, math.ceil(c.rate_rps * DURATION_S))),
                 "--request-rate", f"{c.rate_rps:.6g}", "--seed", "0",
                 "--save-result", "--result-dir", "results",

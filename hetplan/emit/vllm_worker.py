@@ -69,9 +69,16 @@ def check_serve(parser, item):
 
 
 def check_bench(parser, item):
+    from vllm.benchmarks.datasets.datasets import _parse_range_ratio
+    from vllm.benchmarks.datasets.utils import _resolve_range_ratios
+
     ns = _parse(parser, list(item["argv"]))
+    # as vLLM reads --random-range-ratio when it samples (a float or an input/output dict)
+    ratios = _resolve_range_ratios(_parse_range_ratio(ns.random_range_ratio))
+    if not all(0.0 <= r < 1.0 for r in ratios):
+        raise ValueError(f"range ratios {ratios} outside [0, 1)")
     return {"dataset_name": ns.dataset_name, "metadata": ns.metadata,
-            "save_result": ns.save_result}
+            "save_result": ns.save_result, "range_ratios": list(ratios)}
 
 
 def check_router(item):

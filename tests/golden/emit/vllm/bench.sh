@@ -16,7 +16,7 @@ vllm bench serve \
   --dataset-name random \
   --random-input-len 500 \
   --random-output-len 200 \
-  --random-range-ratio 0.950 \
+  --random-range-ratio '{"input":0.95,"output":0.95}' \
   --ignore-eos \
   --num-prompts 960 \
   --request-rate 8 \
@@ -36,7 +36,7 @@ vllm bench serve \
   --dataset-name random \
   --random-input-len 4000 \
   --random-output-len 400 \
-  --random-range-ratio 0.744 \
+  --random-range-ratio '{"input":0.744,"output":0.95}' \
   --ignore-eos \
   --num-prompts 240 \
   --request-rate 2 \
