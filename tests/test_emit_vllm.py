@@ -152,8 +152,21 @@ def test_vllm_refuses_bad_configs():
     (one batch; the unmodified base config passes)."""
     items = [("serve", BASE, "llama-3.1-8b")] + [("serve", BASE + extra, "llama-3.1-8b")
                                                  for extra, _ in BAD]
-    results = check(items)
+    bench = ["--dataset-name", "random", "--random-range-ratio"]
+    router = ["--vllm-pd-disaggregation", "--prefill", "http://p:8000", "--decode",
+              "http://d:8000"]
+    others = [(("bench", bench + ['{"input":0.5,"output":0.2}'], None), None),
+              (("bench", bench + ["1.5"], None), "outside [0, 1)"),
+              (("bench", bench + ['{"input":0.5}'], None), "output"),
+              (("router", router, None), None),
+              (("router", router + ["--policy", "fastest"], None), "invalid choice"),
+              (("router", router + ["--kv-connector", "p2pnccl"], None), "invalid choice")]
+    results = check(items + [it for it, _ in others])
     assert results[0].ok, results[0].error
-    for (extra, needle), r in zip(BAD, results[1:]):
+    cases = [(extra, needle) for extra, needle in BAD] + [(it[1], n) for it, n in others]
+    for (extra, needle), r in zip(cases, results[1:]):
+        if needle is None:
+            assert r.ok, (extra, r.error)
+            continue
         assert not r.ok, extra
         assert needle.lower() in r.error.lower(), (extra, r.error)
