@@ -259,3 +259,21 @@ def test_scripts_are_valid_bash(plan, target, tmp_path):
     for s in scripts:
         r = subprocess.run(["bash", "-n", str(s)], capture_output=True, text=True)
         assert r.returncode == 0, (s, r.stderr)
+
+
+def test_settings_follow_the_plan(plan):
+    """max-model-len = longest request rounded up to 256 (8191+1023 -> 9216), capped at the
+    model's context; max-num-seqs = the sized batch; prefill budget >= longest prompt."""
+    ctx = build_context(plan, EmitOptions())
+    pre, dec = (ctx.settings[p.name] for p in plan.pools)
+    assert (pre.max_model_len, dec.max_model_len) == (9216, 9216)
+    assert (pre.max_num_seqs, dec.max_num_seqs) == (4, 96)
+    assert pre.max_num_batched_tokens >= 8191 and dec.max_num_batched_tokens == 256
+    assert (pre.quantization, dec.quantization) == ("fp8", None)
+    huge = plan.model_copy(update={"classes": [
+        c.model_copy(update={"input_hi": 200_000}) if c.name == "long" else c
+        for c in plan.classes]})
+    ctx = build_context(huge, EmitOptions())
+    assert {s.max_model_len for s in ctx.settings.values()} == {ctx.spec.max_position_embeddings}
+    pre = ctx.settings[plan.pools[0].name]
+    assert pre.max_num_batched_tokens >= ctx.spec.max_position_embeddings

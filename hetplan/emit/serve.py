@@ -72,8 +72,8 @@ def pool_settings(plan: Plan, pool: Pool, spec: ModelSpec, gpu: GPU,
     if not routed:
         raise InputError(f"pool {pool.name} routes no known class", field="pools")
 
-    def longest(c, lo_attr: str, mean_attr: str, p90_attr: str) -> float:
-        hi = getattr(c, lo_attr)          # the bin's upper edge; p90 for plans without bins
+    def longest(c, hi_attr: str, mean_attr: str, p90_attr: str) -> float:
+        hi = getattr(c, hi_attr)          # the bin's upper edge; p90 for plans without bins
         return hi if hi is not None else max(getattr(c, mean_attr), getattr(c, p90_attr))
 
     prompt = max(longest(c, "input_hi", "mean_input_tokens", "p90_input_tokens")
