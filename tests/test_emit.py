@@ -277,3 +277,18 @@ def test_settings_follow_the_plan(plan):
     assert {s.max_model_len for s in ctx.settings.values()} == {ctx.spec.max_position_embeddings}
     pre = ctx.settings[plan.pools[0].name]
     assert pre.max_num_batched_tokens >= ctx.spec.max_position_embeddings
+
+
+def test_solve_emit_writes_what_emit_checks(tmp_path):
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, "-m", "hetplan.cli", "solve",
+                        str(root / "workloads" / "default.yaml"), "--out", str(tmp_path),
+                        "--emit", "vllm"], capture_output=True, text=True, cwd=root)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "vllm" / "router.sh").exists()
+    r = subprocess.run([sys.executable, "-m", "hetplan.cli", "emit", str(tmp_path / "plan.json"),
+                        "--target", "vllm", "--out", str(tmp_path / "vllm"), "--check"],
+                       capture_output=True, text=True, cwd=root)
+    assert r.returncode == 0, r.stdout + r.stderr
