@@ -7,7 +7,8 @@ stdin: a JSON list of {"kind": "serve" | "bench" | "router", "argv": [...], "mod
          `model_dir`, a folder holding only the model's config.json. The arguments are parsed
          with `make_arg_parser`, validated as `vllm serve` does, and turned into an engine
          config with `AsyncEngineArgs.create_engine_config()` (tokenizer skipped).
-  bench: argv is what follows `vllm bench serve`; only parsed (nothing is sent).
+  bench: argv is what follows `vllm bench serve`; parsed, and --random-range-ratio read as
+         vLLM reads it when sampling (nothing is sent).
   router: argv is what follows `vllm-router`; parsed by vllm-router's own RouterArgs.
 argv[1]: where to write a JSON list of {"ok", "error", "summary"}, in the same order.
 """
