@@ -128,8 +128,9 @@ def scenario_check(path: str, as_json: bool = typer.Option(False, "--json")) -> 
     typer.echo(f"  objective {s.objective}")
 
 
-from hetplan import cli_perf, cli_plan, cli_sim, cli_workload  # noqa: E402  (register commands)
+from hetplan import cli_emit, cli_perf, cli_plan, cli_sim, cli_workload  # noqa: E402,I001
 
+cli_emit.register(app, echo_json)
 cli_perf.register(app, echo_json)
 cli_plan.register(app, echo_json)
 cli_sim.register(app, echo_json)

@@ -39,6 +39,8 @@ def register(app: typer.Typer, echo_json) -> None:
         plots: bool = typer.Option(False, "--plots", help="Also write cost_breakdown.png and "
                                    "slo_frontier.png (5 more solves at 0.5-2x the SLO) into "
                                    "--out; --validate adds latency_cdf.png."),
+        emit: str = typer.Option(None, "--emit", help="Also emit configs (vllm | k8s | "
+                                 "dynamo) under --out/<target>."),
     ) -> None:
         """Plan the cheapest mix (or most goodput under a budget) that meets the SLO."""
         from hetplan.catalog import load_catalog
@@ -49,6 +51,8 @@ def register(app: typer.Typer, echo_json) -> None:
 
         if plots and out is None:
             raise InputError("--plots needs --out DIR", field="--plots")
+        if emit and not out:
+            raise InputError("--emit needs --out", field="--emit")
         cat = load_catalog()
         s = load_scenario(scenario, cat)
         val = None
@@ -88,6 +92,9 @@ def register(app: typer.Typer, echo_json) -> None:
         written: list[Path] = []
         if out:
             write_atomic(out / "plan.json", plan.to_json())
+            if emit:
+                from hetplan.cli_emit import emit_options, emit_to
+                emit_to(plan, emit, out / emit, emit_options(None, None, "nixl"), False)
             write_atomic(out / "report.md", report)
             if val:
                 from hetplan.cli_sim import write_sim_outputs

@@ -1,0 +1,54 @@
+"""CLI: `hetplan emit PLAN.json --target vllm|k8s|dynamo --out DIR [--check]`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+
+def emit_options(model_path, served_model_name, kv_connector):
+    from hetplan.emit import EmitOptions
+    return EmitOptions(model_path=model_path, served_model_name=served_model_name,
+                       kv_connector=kv_connector)
+
+
+def emit_to(plan, target: str, out: Path, opts, check: bool) -> int:
+    """Write (or with `check`, compare) the target's files; 1 when `check` finds drift."""
+    from hetplan.emit import diff_files, emit, write_files
+
+    files = emit(plan, target, opts)
+    if check:
+        diff = diff_files(out, files)
+        if diff:
+            sys.stdout.write(diff)
+            typer.echo(f"{out}: emitted files differ from the plan (diff above)", err=True)
+            return 1
+        typer.echo(f"{out}: {len(files)} files up to date")
+        return 0
+    write_files(out, files)
+    typer.echo(f"wrote {len(files)} files under {out}")
+    return 0
+
+
+def register(app: typer.Typer, echo_json) -> None:
+    @app.command("emit")
+    def emit_cmd(
+        plan_path: Path = typer.Argument(..., metavar="PLAN.json"),
+        target: str = typer.Option(..., help="vllm | k8s | dynamo"),
+        out: Path = typer.Option(..., help="Directory for the emitted files."),
+        check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 with a "
+                                   "diff when the files under --out differ."),
+        model_path: str = typer.Option(None, help="Weights to serve (default: the model's "
+                                       "Hugging Face id from the catalog)."),
+        served_model_name: str = typer.Option(None, help="Model name clients request "
+                                              "(default: the plan's model)."),
+        kv_connector: str = typer.Option("nixl", help="nixl | mooncake | lmcache"),
+    ) -> None:
+        """Emit runnable configs for a plan: vLLM commands, Kubernetes, Dynamo."""
+        from hetplan.plan import load_plan
+
+        plan = load_plan(plan_path)
+        opts = emit_options(model_path, served_model_name, kv_connector)
+        raise typer.Exit(emit_to(plan, target, out, opts, check))

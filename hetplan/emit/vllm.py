@@ -1,0 +1,103 @@
+"""Target `vllm`: one launch script per node (`vllm serve` per instance), the router in
+front, a benchmark script replaying the workload's lengths, hosts and a README."""
+
+from __future__ import annotations
+
+import shlex
+
+from hetplan.emit.bench import bench_script
+from hetplan.emit.instances import Instance
+from hetplan.emit.router import router_commands
+from hetplan.emit.serve import connector_note, instance_env, serve_argv, vendor_note
+from hetplan.emit.shell import command_lines, script
+
+SERVE = ["vllm", "serve"]
+
+
+def serve_commands(ctx) -> list[tuple[Instance, int, dict[str, str], list[str]]]:
+    """(instance, node rank, env, argv after `vllm serve`) for every vLLM process."""
+    out = []
+    for inst in ctx.layout.instances:
+        s = ctx.settings[inst.pool.name]
+        for part in inst.parts:
+            out.append((inst, part.rank, instance_env(inst, part.rank, ctx.opts),
+                        serve_argv(inst, s, ctx.model_arg, ctx.served_name, ctx.opts,
+                                   part.rank)))
+    return out
+
+
+def _placeholder_note(ctx) -> list[str]:
+    if not ctx.layout.placeholder_hosts:
+        return [f"Hosts from the plan's placement (inventory {ctx.plan.placement.inventory})."]
+    return ["Host names are placeholders hetplan chose (the plan has no placement): make",
+            "each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it."]
+
+
+def node_scripts(ctx) -> dict[str, str]:
+    by_host: dict[str, list[str]] = {}
+    for inst, rank, env, argv in serve_commands(ctx):
+        host = inst.parts[rank].host
+        p = inst.pool
+        body = by_host.setdefault(host.name, [])
+        where = (f"node {rank + 1} of {len(inst.parts)}, " if len(inst.parts) > 1 else "")
+        body.append(f"# {inst.name}: {p.role}, {p.gpu} tp={p.tp} pp={p.pp}, {where}"
+                    f"GPUs {','.join(map(str, inst.parts[rank].gpu_indices))}"
+                    + (f", port {inst.port}" if rank == 0 else ", headless"))
+        note = vendor_note(p.vendor)
+        if note:
+            body.append(f"# {note}")
+        log = shlex.quote(f"logs/{inst.name}.node{rank}.log")
+        body += command_lines(SERVE, argv, env, suffix=f"> {log} 2>&1 &")
+        body.append("")
+    files = {}
+    for name, body in by_host.items():
+        host = next(h for h in ctx.layout.hosts if h.name == name)
+        files[f"nodes/{name}.sh"] = script(
+            [f"hetplan: vLLM instances on node {name} ({host.gpus}x {host.gpu}), "
+             f"address {host.address}.",
+             f"Plan: scenario {ctx.plan.scenario}, model {ctx.plan.model}.",
+             *_placeholder_note(ctx),
+             "Run on that node; logs go to ./logs/."],
+            ["mkdir -p logs", ""] + body + ["wait"])
+    return files
+
+
+def vllm_files(ctx) -> dict[str, str]:
+    files = node_scripts(ctx)
+    files["router.sh"] = router_commands(ctx)
+    files["bench.sh"] = bench_script(ctx)
+    files["hosts.txt"] = "".join(f"{h.address}\t{h.name}\t# {h.gpus}x {h.gpu}\n"
+                                 for h in ctx.layout.hosts)
+    files["README.md"] = readme(ctx)
+    return files
+
+
+def readme(ctx) -> str:
+    plan = ctx.plan
+    lines = [f"# vLLM launch files for plan `{plan.scenario}`", "",
+             f"Model `{ctx.model_arg}` served as `{ctx.served_name}`; "
+             f"{len(ctx.layout.instances)} instance(s) on {len(ctx.layout.hosts)} node(s).",
+             "", *_placeholder_note(ctx), "",
+             "1. On each node run `nodes/<node>.sh` (vLLM 0.33; one `vllm serve` per replica).",
+             "2. Start the router: `router.sh` (package `vllm-router`).",
+             "3. Replay the workload's lengths: `bench.sh`, then read the results back with",
+             "   `hetplan calibrate import-bench results/<file>.json`.", "",
+             "| pool | role | GPU | tp | pp | replicas | max-model-len | max-num-seqs | "
+             "max-num-batched-tokens | kv-cache-dtype |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for p in plan.pools:
+        s = ctx.settings[p.name]
+        lines.append(f"| {p.name} | {p.role} | {p.gpu} | {p.tp} | {p.pp} | {p.replicas} | "
+                     f"{s.max_model_len} | {s.max_num_seqs} | {s.max_num_batched_tokens} | "
+                     f"{s.kv_cache_dtype} |")
+    notes = sorted({n for p in plan.pools if (n := vendor_note(p.vendor))})
+    if ctx.disaggregated and (n := connector_note(ctx.opts.kv_connector)):
+        notes.append(n)
+    lines += ["", "Settings: max-model-len covers the longest request of the pool's classes; "
+              "max-num-seqs is the batch the planner sized the pool at; the KV connector is "
+              f"`{ctx.opts.kv_connector}`."]
+    if ctx.disaggregated:
+        lines.append("The router balances load inside each phase; it does not enforce the "
+                     "plan's per-class split between decode pools of different GPUs.")
+    lines += [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"

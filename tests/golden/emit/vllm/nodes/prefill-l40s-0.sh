@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# hetplan: vLLM instances on node prefill-l40s-0 (8x L40S), address prefill-l40s-0.
+# Plan: scenario emit-small, model llama-3.1-8b.
+# Host names are placeholders hetplan chose (the plan has no placement): make
+# each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.
+# Run on that node; logs go to ./logs/.
+set -euo pipefail
+
+mkdir -p logs
+
+# prefill-L40S-tp1-wfp8-kvfp8-r0: prefill, L40S tp=1 pp=1, GPUs 0, port 8000
+env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 vllm serve meta-llama/Llama-3.1-8B-Instruct \
+  --served-model-name llama-3.1-8b \
+  --host 0.0.0.0 \
+  --port 8000 \
+  --tensor-parallel-size 1 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 9216 \
+  --max-num-seqs 4 \
+  --max-num-batched-tokens 8192 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp1-wfp8-kvfp8-r0.node0.log 2>&1 &
+
+# prefill-L40S-tp1-wfp8-kvfp8-r1: prefill, L40S tp=1 pp=1, GPUs 1, port 8001
+env CUDA_VISIBLE_DEVICES=1 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 vllm serve meta-llama/Llama-3.1-8B-Instruct \
+  --served-model-name llama-3.1-8b \
+  --host 0.0.0.0 \
+  --port 8001 \
+  --tensor-parallel-size 1 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 9216 \
+  --max-num-seqs 4 \
+  --max-num-batched-tokens 8192 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp1-wfp8-kvfp8-r1.node0.log 2>&1 &
+
+wait
