@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# hetplan: Dynamo vLLM workers on node colocated-b200-1.
+# Needs Dynamo's discovery (etcd) reachable; see README.md.
+set -euo pipefail
+
+mkdir -p logs
+
+# colocated-B200-tp4-wfp8-kvbf16-r1: colocated, B200 tp=4
+env CUDA_VISIBLE_DEVICES=0,1,2,3 python3 -m dynamo.vllm \
+  --model meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --tensor-parallel-size 4 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype auto \
+  --max-model-len 131072 \
+  --max-num-seqs 151 \
+  --max-num-batched-tokens 2816 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 > logs/colocated-B200-tp4-wfp8-kvbf16-r1.log 2>&1 &
+
+wait

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Regenerate the committed deployment configs under deploy/ from the scenarios in workloads/.
+#
+# For every workloads/*.yaml scenario: solve it (plan.json, report.md) and emit its vLLM,
+# Kubernetes and Dynamo configs into deploy/<scenario>/{vllm,k8s,dynamo}/. Plans and configs
+# are deterministic, so a committed deploy/ that differs from a fresh run is stale: a catalog,
+# a workload or the planner changed and nobody regenerated.
+#
+#   scripts/regenerate_configs.sh           check: regenerate into a temp dir and diff against
+#                                           deploy/; exit 1 with the diff when stale
+#   scripts/regenerate_configs.sh --write   regenerate deploy/ in place (then commit it)
+#
+# Environment (for tests): HETPLAN_DEPLOY_DIR (default deploy), HETPLAN_SCENARIOS (a
+# space-separated list of scenario files; default every workloads/*.yaml; when set, only
+# those scenarios' folders are compared).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=check
+case "${1:-}" in
+  "") ;;
+  --write) mode=write ;;
+  -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+  *) echo "usage: $0 [--write]" >&2; exit 2 ;;
+esac
+
+deploy=${HETPLAN_DEPLOY_DIR:-deploy}
+if [ -n "${HETPLAN_SCENARIOS:-}" ]; then
+  read -r -a scenarios <<< "$HETPLAN_SCENARIOS"
+  only_listed=1
+else
+  scenarios=(workloads/*.yaml)
+  only_listed=0
+fi
+hetplan=(python3 -m hetplan.cli)
+targets=(vllm k8s dynamo)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+n=${#scenarios[@]}
+i=0
+names=()
+for scenario in "${scenarios[@]}"; do
+  i=$((i + 1))
+  name=$(basename "$scenario" .yaml)
+  names+=("$name")
+  out="$tmp/deploy/$name"
+  echo "[$i/$n] $name: solve, emit ${targets[*]}" >&2
+  "${hetplan[@]}" solve "$scenario" --out "$out" >/dev/null
+  for target in "${targets[@]}"; do
+    "${hetplan[@]}" emit "$out/plan.json" --target "$target" --out "$out/$target" >/dev/null
+  done
+done
+
+if [ "$mode" = write ]; then
+  if [ "$only_listed" = 1 ]; then
+    for name in "${names[@]}"; do
+      rm -rf "${deploy:?}/$name"
+      mkdir -p "$deploy"
+      mv "$tmp/deploy/$name" "$deploy/$name"
+    done
+  else
+    rm -rf "$deploy"
+    mv "$tmp/deploy" "$deploy"
+  fi
+  echo "$deploy/ regenerated for $n scenario(s)" >&2
+  exit 0
+fi
+
+stale=0
+for name in "${names[@]}"; do
+  if [ ! -d "$deploy/$name" ]; then
+    echo "missing: $deploy/$name (scenario workloads/$name.yaml has no committed configs)"
+    stale=1
+  elif ! diff -ruN "$deploy/$name" "$tmp/deploy/$name"; then
+    stale=1
+  fi
+done
+if [ "$only_listed" = 0 ] && [ -d "$deploy" ]; then
+  for dir in "$deploy"/*/; do
+    [ -d "$dir" ] || continue
+    name=$(basename "$dir")
+    if [ ! -d "$tmp/deploy/$name" ]; then
+      echo "extra: $deploy/$name (no scenario workloads/$name.yaml)"
+      stale=1
+    fi
+  done
+fi
+if [ "$stale" = 1 ]; then
+  echo "$deploy/ is stale (diff above: committed -> regenerated)." >&2
+  echo "Run scripts/regenerate_configs.sh --write and commit $deploy/." >&2
+  exit 1
+fi
+echo "$deploy/ is up to date for $n scenario(s)" >&2

@@ -1,0 +1,43 @@
+"""The committed deploy/ configs match a fresh solve + emit of every scenario in workloads/
+(scripts/regenerate_configs.sh, which the CI workflow runs too), and the script catches drift."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "regenerate_configs.sh"
+
+
+def run_script(*args: str, env_extra: dict[str, str] | None = None):
+    import os
+
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run(["bash", str(SCRIPT), *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, env=env)
+
+
+def test_committed_deploy_configs_are_fresh():
+    r = run_script()
+    assert r.returncode == 0, f"deploy/ is stale:\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}"
+    assert "up to date for" in r.stderr
+
+
+def test_script_reports_drift_with_a_diff(tmp_path):
+    deploy = tmp_path / "deploy"
+    shutil.copytree(ROOT / "deploy" / "default", deploy / "default")
+    router = deploy / "default" / "vllm" / "router.sh"
+    router.write_text(router.read_text().replace("--port 30000", "--port 30001"))
+    (deploy / "default" / "k8s" / "router.yaml").unlink()
+    env = {"HETPLAN_DEPLOY_DIR": str(deploy), "HETPLAN_SCENARIOS": "workloads/default.yaml"}
+    r = run_script(env_extra=env)
+    assert r.returncode == 1, r.stderr
+    assert "-  --port 30001" in r.stdout and "+  --port 30000" in r.stdout
+    assert "router.yaml" in r.stdout
+    assert "stale" in r.stderr
+
+    w = run_script("--write", env_extra=env)
+    assert w.returncode == 0, w.stderr
+    assert run_script(env_extra=env).returncode == 0
