@@ -228,3 +228,30 @@ def test_solve_validate_repairs_a_plan_that_misses_the_slo(tmp_path):
     assert "Validation (simulated)" in (tmp_path / "o" / "report.md").read_text()
     sim = json.loads((tmp_path / "o" / "sim.json").read_text())
     assert sim["slo_met"] and sim["cost_usd_per_hour"] == plan["cost_usd_per_hour"]
+
+
+
+def test_decode_join_step_costs_a_decode_step():
+    """A sequence that arrives with its KV adds one token to the step it joins, so a step
+    with joins costs a decode step of the whole batch (it was once costed as a step of the
+    older sequences' tokens only, through the prefill-derated path at large batches)."""
+    shape = ReplicaShape("H100-SXM", 2, 1, "fp8", "fp8")
+    pm = PerfModel(load_model("llama-3.1-70b"), load_catalog())
+    steps = StepModel(pm, shape)
+    n, pre = 300, 0.05
+    pools = [PoolSpec("p", "prefill", 1, ConstantSteps(pre), max_seqs=n,
+                      prefill_max_tokens=n * 256, links={1: LinkModel(1e12, 0.0)}),
+             PoolSpec("d", "decode", 1, steps, max_seqs=n,
+                      kv_tokens=pm.memory(shape).kv_capacity_tokens)]
+    res = run(np.zeros(n), np.full(n, 256), np.full(n, 2), np.zeros(n, dtype=np.int64),
+              np.ones(n, dtype=np.int64), pools)
+    # Timeline: the first arrival is prefilled alone and decodes alone (2 steps); the other
+    # n-1 are prefilled together and handed off at 2 x pre; the first of them to land
+    # starts a step alone, the other n-2 join the next step (its second token), then finish
+    # one step later. The join step is the one this test is about.
+    t_alone = steps.decode_s(1, 256)
+    t_join = steps.decode_s(n - 1, 257 + (n - 2) * 256)
+    t_last = steps.decode_s(n - 2, (n - 2) * 257)
+    assert res.done_s[0] == pytest.approx(pre + t_alone + steps.decode_s(1, 257), rel=1e-9)
+    assert res.done_s[1] == pytest.approx(2 * pre + t_alone + t_join, rel=1e-9)
+    assert np.allclose(res.done_s[2:], 2 * pre + t_alone + t_join + t_last, rtol=1e-9)

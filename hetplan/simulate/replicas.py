@@ -204,6 +204,8 @@ class DecodeReplica:
                 new += base
                 att += steps.prefill_keys(base)
                 kvl += steps.kv_layer_tokens(base)
+            else:             # arrived with its prompt's KV: one token, like the others
+                new += 1
         self.joined = joined
         if B == 0:
             self.busy = False
