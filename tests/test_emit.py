@@ -127,8 +127,34 @@ def test_placement_hosts_and_multinode(plan):
     assert env["VLLM_NIXL_SIDE_CHANNEL_HOST"] == "10.0.0.5"
     assert "placeholder" not in files["README.md"]
     k8s = emit(placed, "k8s")
-    kinds = [d["kind"] for d in yaml.safe_load_all(k8s["decode-h100-sxm-tp2-wbf16-kvfp8.yaml"])]
-    assert kinds == ["LeaderWorkerSet", "Service"]
+    docs = list(yaml.safe_load_all(k8s["decode-h100-sxm-tp2-wbf16-kvfp8.yaml"]))
+    assert [d["kind"] for d in docs] == ["LeaderWorkerSet", "Service"]
+    tmpl = docs[0]["spec"]["leaderWorkerTemplate"]
+    leader = tmpl["leaderTemplate"]["spec"]["containers"][0]
+    worker = tmpl["workerTemplate"]["spec"]["containers"][0]
+    # Only the leader serves HTTP, so only it is probed; both hold 2 GPUs and need /dev/shm.
+    assert leader["startupProbe"]["httpGet"]["path"] == "/health" and "readinessProbe" in leader
+    assert "startupProbe" not in worker and "readinessProbe" not in worker
+    for t in ("leaderTemplate", "workerTemplate"):
+        assert tmpl[t]["spec"]["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
+
+
+def test_k8s_shm_and_probes_follow_the_pool_shape(plan):
+    """A pod with several GPU workers gets a memory-backed /dev/shm; a one-GPU pod does not.
+    Every serving pod has startup and readiness probes on vLLM's /health."""
+    k8s = emit(plan, "k8s")
+    by_tp = {}
+    for p in plan.pools:
+        dep = next(yaml.safe_load_all(k8s[f"{p.name.lower()}.yaml"]))
+        by_tp[p.tp] = dep["spec"]["template"]["spec"]
+    assert set(by_tp) == {1, 2}
+    assert "volumes" not in by_tp[1]
+    assert by_tp[2]["containers"][0]["volumeMounts"] == [{"name": "dshm",
+                                                          "mountPath": "/dev/shm"}]
+    for spec in by_tp.values():
+        c = spec["containers"][0]
+        assert c["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+        assert c["startupProbe"]["failureThreshold"] * c["startupProbe"]["periodSeconds"] >= 600
 
 
 def test_packing_spans_nodes_when_a_replica_does_not_fit(plan):

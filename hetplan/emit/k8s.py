@@ -20,6 +20,7 @@ from hetplan.emit.serve import engine_flags, vendor_note
 PORT = 8000
 SIDE_CHANNEL_PORT = 5600
 MASTER_PORT = 29500
+STARTUP_PROBES = 180           # x 10 s: time allowed to load weights
 GPU_LABEL = "hetplan/gpu"
 GPU_RESOURCE = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu", "intel": "habana.ai/gaudi"}
 IMAGE = {"nvidia": "vllm/vllm-openai:v0.33.0"}
@@ -66,11 +67,19 @@ def _container(ctx, pool, nodes: int, rank_ref: str | None, headless: bool) -> d
 
 
 def _pod(ctx, pool, labels, nodes, rank_ref=None, headless=False) -> dict:
-    spec = {"nodeSelector": {GPU_LABEL: pool.gpu},
-            "containers": [_container(ctx, pool, nodes, rank_ref, headless)]}
-    if nodes > 1:   # torch.distributed / NCCL need a larger /dev/shm
+    container = _container(ctx, pool, nodes, rank_ref, headless)
+    spec = {"nodeSelector": {GPU_LABEL: pool.gpu}, "containers": [container]}
+    if pool.tp * pool.pp > 1:
+        # Several GPU workers in a pod talk through /dev/shm (NCCL, vLLM's multiprocess
+        # executor); a container's default 64 MB is too small for them.
         spec["volumes"] = [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
-        spec["containers"][0]["volumeMounts"] = [{"name": "dshm", "mountPath": "/dev/shm"}]
+        container["volumeMounts"] = [{"name": "dshm", "mountPath": "/dev/shm"}]
+    if not headless:
+        # vLLM answers /health once the engine is up. Loading weights can take many
+        # minutes, so a startup probe (up to 30 min) holds the readiness checks back.
+        probe = {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10}
+        container["startupProbe"] = {**probe, "failureThreshold": STARTUP_PROBES}
+        container["readinessProbe"] = {**probe, "failureThreshold": 3}
     return {"metadata": {"labels": labels}, "spec": spec}
 
 
