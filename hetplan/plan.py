@@ -141,7 +141,14 @@ class Plan(BaseModel):
     kv_link: str | None = None               # fabric assumed between prefill and decode pools
     target_utilization: float | None = None  # the rho the capacities were sized at
     model_ref: str | None = None             # the scenario's model field (HF id, key or path)
+    decode_target_utilization: float | None = None   # decode pools' rho, where it differs
     placement: Placement | None = None       # present when the scenario has an inventory
+
+    def pool_target_utilization(self, pool: Pool) -> float:
+        """The rho `pool` was sized at (1.0 for plans that did not record one)."""
+        if pool.role == "decode" and self.decode_target_utilization is not None:
+            return self.decode_target_utilization
+        return self.target_utilization or 1.0
 
     def to_json(self) -> str:
         return dumps_json(_rounded(self.model_dump()))

@@ -100,6 +100,7 @@ def problem_for(ctx: Context, candidates: Sequence[Candidate] | None = None) -> 
         candidates=[c for c in (ctx.candidates if candidates is None else candidates)
                     if c.useful],
         classes=ctx.classes, utilization=s.constraints.target_utilization,
+        decode_utilization=s.constraints.decode_target_utilization,
         availability=ctx.availability, budget_usd_per_hour=s.constraints.budget_usd_per_hour,
         allow_cross_vendor=s.constraints.allow_cross_vendor, kv_bytes_per_request=kvb,
         kv_link_bytes_per_s=ctx.perf.links.link(s.constraints.kv_link).achieved_bytes_per_s,
@@ -258,6 +259,7 @@ def build_plan(ctx: Context, out: Outcome, label: str | None = None) -> Plan:
         golden_ratio=_ratio(by_role["prefill"], by_role["decode"]),
         calibration_notes=cal_notes, notes=notes, hetplan_version=__version__,
         kv_link=s.constraints.kv_link, target_utilization=s.constraints.target_utilization,
+        decode_target_utilization=s.constraints.decode_target_utilization,
         model_ref=s.model)
 
 

@@ -97,6 +97,11 @@ class Constraints(BaseModel):
     max_tp: PositiveInt = 8
     max_pp: PositiveInt = 1
     target_utilization: float = Field(default=0.8, gt=0.0, le=1.0)
+    # Decode pools' rho, when it should differ from target_utilization: a decode replica
+    # has no queue below its batch cap (requests join the running batch), so its margin
+    # guards only against batch fluctuations. None: target_utilization. Check a raised
+    # value with `hetplan solve --validate`.
+    decode_target_utilization: float | None = Field(default=None, gt=0.0, le=1.0)
     kv_link: str = "ib-400g"                    # fabric between prefill and decode pools
     reliability: Reliability = Reliability()    # used when the scenario has an inventory
 

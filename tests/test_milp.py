@@ -32,6 +32,12 @@ def random_problem(seed: int) -> Problem:
                    availability={"G1": int(rng.integers(2, 6))})
 
 
+def rho_of(p: Problem, c: Candidate) -> float:
+    if c.role == "decode" and p.decode_utilization is not None:
+        return p.decode_utilization
+    return p.utilization
+
+
 def routing_feasible(p: Problem, n: tuple[int, ...]) -> bool:
     """Is there a routing x >= 0 meeting demand and capacity for replica counts n? (LP)"""
     idx = [(i, w.name) for i, c in enumerate(p.candidates) for w in p.classes
@@ -46,7 +52,7 @@ def routing_feasible(p: Problem, n: tuple[int, ...]) -> bool:
             b_eq.append(w.rate_rps)
     a_ub = [[1.0 / p.candidates[i].capacity(wn) if k == i else 0.0 for (k, wn) in idx]
             for i in range(len(p.candidates))]
-    b_ub = [p.utilization * n[i] for i in range(len(p.candidates))]
+    b_ub = [rho_of(p, c) * n[i] for i, c in enumerate(p.candidates)]
     r = linprog(np.zeros(len(idx)), A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq,
                 bounds=[(0, None)] * len(idx), method="highs")
     return r.status == 0
@@ -83,6 +89,35 @@ def test_matches_brute_force(seed):
     assert out.solution.status == "optimal"
     assert max(ch.replicas for ch in out.chosen) <= BRUTE_MAX_N   # inside the enumeration
     assert got == pytest.approx(expect, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_decode_utilization_matches_brute_force(seed):
+    """A separate decode rho applies to decode replicas only; the MILP stays optimal."""
+    p = replace(random_problem(seed), decode_utilization=1.0)
+    expect = brute_force_cost(p)
+    out = solve_problem(p, "highs", 30)
+    assert (expect is None) == (not out.solution.has_solution)
+    if expect is None:
+        return
+    assert sum(ch.replicas * ch.candidate.price_usd_per_hour for ch in out.chosen) == \
+        pytest.approx(expect, abs=1e-6)
+    base = solve_problem(random_problem(seed), "highs", 30)
+    if base.solution.has_solution:     # a looser decode rho never costs more
+        assert out.solution.objective <= base.solution.objective + 1e-6
+
+
+def test_decode_utilization_binds_decode_only():
+    """One class at 1 req/s; prefill and decode replicas each carry 1 req/s. At rho 0.8
+    every role needs 2 replicas; a decode rho of 1.0 lets one decode replica do."""
+    w = single_class("w", 1.0, 512, 256)
+    cands = [cand("G", "prefill", 1.0, {"w": 1.0}), cand("G", "decode", 1.0, {"w": 1.0})]
+    base = Problem(candidates=cands, classes=[w], utilization=0.8, availability={})
+    n = {ch.candidate.role: ch.replicas for ch in solve_problem(base, "highs", 30).chosen}
+    assert n == {"prefill": 2, "decode": 2}
+    loose = replace(base, decode_utilization=1.0)
+    n = {ch.candidate.role: ch.replicas for ch in solve_problem(loose, "highs", 30).chosen}
+    assert n == {"prefill": 2, "decode": 1}
 
 
 @pytest.mark.parametrize("solver", ["cbc", "ortools"])

@@ -55,13 +55,15 @@ def test_every_replica_placed_deterministically(solved):
     assert "## Placement" in report and "KV traffic per link" in report
 
 
-def test_n_plus_one_holds_for_each_node_removed(solved):
-    plan = json.loads((solved / "a" / "plan.json").read_text())
-    rho = plan["target_utilization"]
+def assert_n_plus_one(plan: dict, headroom: float) -> None:
+    """Remove each node in turn: every pool keeps load <= rho x usable replicas, rho the
+    pool's own (decode pools' when the plan sets one)."""
     spot = {n["id"]: n["spot"] for n in plan["placement"]["nodes"]}
-    headroom = 0.5                           # the scenario's spot_headroom
     for node in spot:
         for p in plan["pools"]:
+            rho = plan["target_utilization"]
+            if p["role"] == "decode" and plan.get("decode_target_utilization"):
+                rho = plan["decode_target_utilization"]
             usable = 0.0
             for r in range(p["replicas"]):
                 on = {s["node"] for s in plan["placement"]["shards"]
@@ -70,6 +72,31 @@ def test_n_plus_one_holds_for_each_node_removed(solved):
                     usable += (1 - headroom) if any(spot[n] for n in on) else 1.0
             load = p["utilization"] * p["replicas"]
             assert usable * rho >= load - 1e-6, (node, p["name"])
+
+
+def test_n_plus_one_holds_for_each_node_removed(solved):
+    plan = json.loads((solved / "a" / "plan.json").read_text())
+    assert_n_plus_one(plan, headroom=0.5)        # the scenario's spot_headroom
+
+
+def test_n_plus_one_with_a_decode_rho(solved, tmp_path):
+    """Decode pools sized at their own rho are placed and N+1-checked at that rho."""
+    text = SCENARIO.read_text()
+    inv = (SCENARIO.parent / "inventories" / "lab.yaml").resolve()
+    for old, new in (("  target_utilization: 0.8\n",
+                      "  target_utilization: 0.8\n  decode_target_utilization: 0.95\n"),
+                     ("inventory: inventories/lab.yaml", f"inventory: {inv}")):
+        assert old in text
+        text = text.replace(old, new)
+    scenario = tmp_path / "decode-rho.yaml"
+    scenario.write_text(text)
+    r = run("solve", str(scenario), "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    plan = json.loads((tmp_path / "out" / "plan.json").read_text())
+    assert plan["decode_target_utilization"] == 0.95
+    base = json.loads((solved / "a" / "plan.json").read_text())
+    assert plan["cost_usd_per_hour"] < base["cost_usd_per_hour"]      # decode runs hotter
+    assert_n_plus_one(plan, headroom=0.5)
 
 
 def test_failed_node_moves_only_its_replicas(solved, tmp_path):

@@ -6,7 +6,7 @@ scale s >= 0 on every class's rate.
 
   demand_prefill[w]:  sum_{c in P u C} x[c,w] = rate_w * s
   demand_decode[w]:   sum_{c in D u C} x[c,w] = rate_w * s      (colocated counts in both)
-  capacity[c]:        sum_w x[c,w] / mu[c,w] <= rho * n[c]
+  capacity[c]:        sum_w x[c,w] / mu[c,w] <= rho_c * n[c]   (rho_c: decode's own rho if set)
   availability[g]:    sum_{c on g} gpus_c * n[c] <= available_g
   budget:             sum_c price_c * n[c] <= budget
   vendor_compat[c]:   n[c] <= M * u[vendor(c)],  sum_v u[v] <= 1   (P/D only, when
@@ -51,6 +51,7 @@ class Problem:
     objective: str = "min_cost"
     n_plus_one_nodes: dict[str, dict[int, int]] | None = None   # GPU -> {TP: nodes >= TP}
     usable_share: dict[str, float] | None = None  # GPU -> share of capacity counted (spot)
+    decode_utilization: float | None = None       # rho of decode candidates (None: rho)
 
 
 class Formulation:
@@ -74,6 +75,12 @@ class Formulation:
         self.kv_bandwidth()
         self.objective()
 
+    def rho(self, c: Candidate) -> float:
+        """Target utilization of candidate c's replicas."""
+        if c.role == "decode" and self.p.decode_utilization is not None:
+            return self.p.decode_utilization
+        return self.p.utilization
+
     # ---- variables -------------------------------------------------------------------
     def _upper_bound(self, c: Candidate) -> int:
         """Most replicas of c an optimal plan can use (its upper bound and big-M): enough to
@@ -83,7 +90,7 @@ class Formulation:
         if p.objective == "max_goodput" and p.budget_usd_per_hour:
             bound = p.budget_usd_per_hour / c.price_usd_per_hour
         else:
-            bound = sum(w.rate_rps / (c.capacity(w.name) * p.utilization)
+            bound = sum(w.rate_rps / (c.capacity(w.name) * self.rho(c))
                         for w in p.classes if c.capacity(w.name) > 0)
             if p.kv_link_bytes_per_s and p.kv_bytes_per_request and c.role != "colocated":
                 kv = sum(w.rate_rps * p.kv_bytes_per_request[c.shape.kv_dtype, w.name]
@@ -128,9 +135,9 @@ class Formulation:
             terms = {self.x[i, w.name]: 1.0 / c.capacity(w.name) for w in self.p.classes
                      if (i, w.name) in self.x}
             share = (self.p.usable_share or {}).get(c.shape.gpu, 1.0)
-            terms[self.n[i]] = -self.p.utilization * share
+            terms[self.n[i]] = -self.rho(c) * share
             if i in self.spare:
-                terms[self.spare[i]] = self.p.utilization * share
+                terms[self.spare[i]] = self.rho(c) * share
             self.lp.add_constraint(f"capacity[{c.key}]", terms, "<=", 0.0)
         self.n_plus_one()
 

@@ -11,7 +11,7 @@ decode in fabric b.
                      (TP groups inside one node; exact for power-of-two TP sizes without
                      per-node caps; when N+1 caps and mixed sizes defeat it, packing reports
                      the GPUs it could not place and the group's room is cut by them)
-  reliability[p]:    sum_g (1 - h spot_g)(pin + y)[p,g] - L[p] >= load_p / rho
+  reliability[p]:    sum_g (1 - h spot_g)(pin + y)[p,g] - L[p] >= load_p / rho_p
                      (h: spot headroom; L[p] only with N+1: losing any node leaves the rest)
   spread[p,g]:       pp_p (pin + y)[p,g] <= N_g L[p]             (N+1 only)
   nic[g]:            sum_p kv_per_replica_p (pin + y)[p,g] <= N_g nic_g rho_link
@@ -41,7 +41,6 @@ CROSS_FABRIC_USD_PER_GBPS = 1e-3
 
 @dataclass(frozen=True)
 class Options:
-    rho: float                              # target utilization the pools were sized at
     n_plus_one: bool = False
     spot_headroom: float = 0.0              # share of a spot replica's capacity not counted
     use_kv: bool = True                     # False: drop NIC/link/fabric limits (explain)
@@ -147,7 +146,7 @@ class PlacementModel:
             if self.n_plus_one:
                 terms[self.L[pi]] = -1.0
             # sized pools meet load <= rho n exactly; the 1e-6 absorbs rounding in plan.json
-            need = p.load / self.o.rho - 1e-6 - const
+            need = p.needed_replicas - 1e-6 - const
             self.lp.add_constraint(f"reliability[{p.name}]", terms, ">=", need)
             if not self.n_plus_one:
                 continue

@@ -17,7 +17,7 @@ from hetplan.plan import Plan
 class PoolNeed:
     """One pool as placement sees it. `load` is the pool's busy replica-equivalents
     (sum over classes of rate / per-replica capacity): the pool meets its SLO while
-    load <= rho x usable replicas."""
+    load <= rho x usable replicas, rho the pool's target utilization."""
 
     name: str
     role: str
@@ -31,6 +31,12 @@ class PoolNeed:
     price_usd_per_hour: float               # per replica
     class_rates: dict[str, float]           # class -> req/s routed to the pool
     kv_gbps: float = 0.0                    # KV Gb/s the pool sends (prefill) or receives
+    rho: float = 1.0                        # target utilization the pool was sized at
+
+    @property
+    def needed_replicas(self) -> float:
+        """Usable replicas that keep the pool within its target utilization."""
+        return self.load / self.rho
 
     @property
     def kv_gbps_per_replica(self) -> float:
@@ -83,5 +89,5 @@ def pool_needs(plan: Plan, kv_bytes: dict[tuple[str, str], float],
         base = max(1, p.replicas - spares.get(p.name, 0))
         out.append(PoolNeed(p.name, p.role, p.gpu, p.vendor, p.tp, p.pp, p.kv_dtype, base,
                             p.utilization * p.replicas, p.cost_usd_per_hour / p.replicas,
-                            rates, kv))
+                            rates, kv, plan.pool_target_utilization(p)))
     return out

@@ -64,8 +64,7 @@ def place_plan(plan: Plan, inv: Inventory, kv_bytes: dict[tuple[str, str], float
     free = {g.name: [n.gpus - sum(len(s.gpu_indices) for s in pins if s.node == n.id)
                      for n in g.nodes] for g in groups}
     inst = Instance(needs, groups, inv, free, {k: len(v) for k, v in pinned.items()}, kv_class)
-    opt = Options(plan.target_utilization or 1.0, reliability.n_plus_one,
-                  reliability.spot_headroom)
+    opt = Options(reliability.n_plus_one, reliability.spot_headroom)
     for _ in range(PACK_ROUNDS):
         model = PlacementModel(inst, opt)
         sol = solve(model.lp, solver, time_limit_s)
@@ -279,7 +278,7 @@ def replicas_alone(p: PoolNeed, inst: Instance, opt: Options,
     most L stages of p per node, a group of N nodes takes min(room, N L) replicas; losing a
     node costs L of them."""
     groups = [g for g in inst.groups if g.gpu == p.gpu and g.gpus_per_node >= p.tp]
-    need = p.load / opt.rho - 1e-6
+    need = p.needed_replicas - 1e-6
     keep = {g.name: (1 - opt.spot_headroom) if g.spot else 1.0 for g in groups}
     most = max((g.gpus_per_node // p.tp for g in groups), default=0)
     if unbounded and groups:

@@ -35,7 +35,6 @@ def node_losses(plan: Plan, spot_headroom: float = 0.0) -> list[NodeLoss]:
     pl = plan.placement
     if pl is None:
         return []
-    rho = plan.target_utilization or 1.0
     spot = {n.id: n.spot for n in pl.nodes}
     nodes_of: dict[tuple[str, int], set[str]] = {}
     for s in pl.shards:
@@ -49,7 +48,8 @@ def node_losses(plan: Plan, spot_headroom: float = 0.0) -> list[NodeLoss]:
                 if not on or node in on:
                     continue
                 usable += (1.0 - spot_headroom) if any(spot[n] for n in on) else 1.0
-            out.append(NodeLoss(node, p.name, usable, p.utilization * p.replicas / rho))
+            out.append(NodeLoss(node, p.name, usable, p.utilization * p.replicas
+                                    / plan.pool_target_utilization(p)))
     return out
 
 

@@ -1,7 +1,8 @@
 """The repair loop behind `hetplan solve --validate`: solve, simulate the scenario's own
 workload on the plan, and while some class misses the SLO at its percentile, lower the
 target utilization (rho in the MILP's capacity constraints, which buys headroom against
-queueing and batch growth) and solve again, for at most `max_rounds` rounds.
+queueing and batch growth; a separate decode rho shrinks by the same factor) and solve
+again, for at most `max_rounds` rounds.
 
 Candidates do not depend on rho, so they are built once and only the MILP is re-solved.
 The last plan is kept either way; when the rounds run out (or a lower rho becomes
@@ -99,9 +100,16 @@ def solve_validated(s: Scenario, catalog: Catalog, *, solver: str = "highs",
     rho = s.constraints.target_utilization
     val = Validation()
 
+    rho_decode = s.constraints.decode_target_utilization
+
     def solve(rho: float) -> Plan:
+        """Solve at rho; a separate decode rho shrinks by the same factor."""
+        update = {"target_utilization": rho}
+        if rho_decode is not None:
+            update["decode_target_utilization"] = min(
+                1.0, rho_decode * rho / s.constraints.target_utilization)
         ctx.scenario = s.model_copy(update={"constraints": s.constraints.model_copy(
-            update={"target_utilization": rho})})
+            update=update)})
         return solve_context(ctx, solver=solver, time_limit_s=time_limit_s)
 
     plan = solve(rho)
