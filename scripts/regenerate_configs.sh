@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Regenerate the committed deployment configs under deploy/ from the scenarios in workloads/.
 #
-# For every workloads/*.yaml scenario: solve it (plan.json, report.md) and emit its vLLM,
+# For every workloads/*.yaml scenario: solve it with --validate (the plan is simulated on the
+# scenario's workload and re-solved at a lower target utilization while it misses the SLO;
+# plan.json, report.md with the rounds, sim.json, latency_cdf.png) and emit its vLLM,
 # Kubernetes and Dynamo configs into deploy/<scenario>/{vllm,k8s,dynamo}/. Plans and configs
 # are deterministic, so a committed deploy/ that differs from a fresh run is stale: a catalog,
 # a workload or the planner changed and nobody regenerated.
@@ -20,7 +22,7 @@ mode=check
 case "${1:-}" in
   "") ;;
   --write) mode=write ;;
-  -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
   *) echo "usage: $0 [--write]" >&2; exit 2 ;;
 esac
 
@@ -45,8 +47,8 @@ for scenario in "${scenarios[@]}"; do
   name=$(basename "$scenario" .yaml)
   names+=("$name")
   out="$tmp/deploy/$name"
-  echo "[$i/$n] $name: solve, emit ${targets[*]}" >&2
-  "${hetplan[@]}" solve "$scenario" --out "$out" >/dev/null
+  echo "[$i/$n] $name: solve --validate, emit ${targets[*]}" >&2
+  "${hetplan[@]}" solve "$scenario" --validate --out "$out" >/dev/null
   for target in "${targets[@]}"; do
     "${hetplan[@]}" emit "$out/plan.json" --target "$target" --out "$out/$target" >/dev/null
   done

@@ -24,12 +24,12 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in4016-11479_out12-61.json \
-  --metadata hetplan_gpu=B200 hetplan_tp=1 hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out12-61 hetplan_pool=decode-B200-tp1-wfp8-kvfp8 > results/bench-in4016-11479_out12-61.log 2>&1 &
+  --metadata hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out12-61 hetplan_pool=decode-H100-SXM-tp4-wfp8-kvfp8 > results/bench-in4016-11479_out12-61.log 2>&1 &
 
 # class in4016-11479_out62-315
 vllm bench serve \
   --backend openai \
-  --base-url http://127.0.0.1:30001 \
+  --base-url http://127.0.0.1:30000 \
   --endpoint /v1/completions \
   --model llama-3.1-70b \
   --tokenizer meta-llama/Llama-3.1-70B-Instruct \
@@ -44,12 +44,12 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in4016-11479_out62-315.json \
-  --metadata hetplan_gpu=B200 hetplan_tp=1 hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out62-315 hetplan_pool=colocated-B200-tp1-wfp8-kvbf16 > results/bench-in4016-11479_out62-315.log 2>&1 &
+  --metadata hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out62-315 hetplan_pool=decode-H100-SXM-tp4-wfp8-kvfp8 > results/bench-in4016-11479_out62-315.log 2>&1 &
 
 # class in4016-11479_out316-1618
 vllm bench serve \
   --backend openai \
-  --base-url http://127.0.0.1:30001 \
+  --base-url http://127.0.0.1:30000 \
   --endpoint /v1/completions \
   --model llama-3.1-70b \
   --tokenizer meta-llama/Llama-3.1-70B-Instruct \
@@ -64,7 +64,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in4016-11479_out316-1618.json \
-  --metadata hetplan_gpu=B200 hetplan_tp=1 hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out316-1618 hetplan_pool=colocated-B200-tp1-wfp8-kvbf16 > results/bench-in4016-11479_out316-1618.log 2>&1 &
+  --metadata hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out316-1618 hetplan_pool=decode-H100-SXM-tp4-wfp8-kvfp8 > results/bench-in4016-11479_out316-1618.log 2>&1 &
 
 # class in11480-32817_out12-61
 vllm bench serve \
@@ -84,7 +84,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in11480-32817_out12-61.json \
-  --metadata hetplan_gpu=B200 hetplan_tp=1 hetplan_model=llama-3.1-70b hetplan_class=in11480-32817_out12-61 hetplan_pool=decode-B200-tp1-wfp8-kvfp8 > results/bench-in11480-32817_out12-61.log 2>&1 &
+  --metadata hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in11480-32817_out12-61 hetplan_pool=decode-H100-SXM-tp4-wfp8-kvfp8 > results/bench-in11480-32817_out12-61.log 2>&1 &
 
 # class in11480-32817_out62-315
 vllm bench serve \
@@ -104,7 +104,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in11480-32817_out62-315.json \
-  --metadata hetplan_gpu=B200 hetplan_tp=1 hetplan_model=llama-3.1-70b hetplan_class=in11480-32817_out62-315 hetplan_pool=decode-B200-tp1-wfp8-kvfp8 > results/bench-in11480-32817_out62-315.log 2>&1 &
+  --metadata hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in11480-32817_out62-315 hetplan_pool=decode-H100-SXM-tp4-wfp8-kvfp8 > results/bench-in11480-32817_out62-315.log 2>&1 &
 
 # class in11480-32817_out316-1618
 vllm bench serve \
@@ -124,7 +124,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in11480-32817_out316-1618.json \
-  --metadata hetplan_gpu=B200 hetplan_tp=1 hetplan_model=llama-3.1-70b hetplan_class=in11480-32817_out316-1618 hetplan_pool=decode-B200-tp1-wfp8-kvfp8 > results/bench-in11480-32817_out316-1618.log 2>&1 &
+  --metadata hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in11480-32817_out316-1618 hetplan_pool=decode-H100-SXM-tp4-wfp8-kvfp8 > results/bench-in11480-32817_out316-1618.log 2>&1 &
 
 # class in32818-93814_out12-61
 vllm bench serve \
@@ -144,7 +144,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in32818-93814_out12-61.json \
-  --metadata hetplan_gpu=B200 hetplan_tp=1 hetplan_model=llama-3.1-70b hetplan_class=in32818-93814_out12-61 hetplan_pool=decode-B200-tp1-wfp8-kvfp8 > results/bench-in32818-93814_out12-61.log 2>&1 &
+  --metadata hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in32818-93814_out12-61 hetplan_pool=decode-H100-SXM-tp4-wfp8-kvfp8 > results/bench-in32818-93814_out12-61.log 2>&1 &
 
 # class in32818-93814_out62-315
 vllm bench serve \
@@ -164,7 +164,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in32818-93814_out62-315.json \
-  --metadata hetplan_gpu=B200 hetplan_tp=1 hetplan_model=llama-3.1-70b hetplan_class=in32818-93814_out62-315 hetplan_pool=decode-B200-tp1-wfp8-kvfp8 > results/bench-in32818-93814_out62-315.log 2>&1 &
+  --metadata hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in32818-93814_out62-315 hetplan_pool=decode-H100-SXM-tp4-wfp8-kvfp8 > results/bench-in32818-93814_out62-315.log 2>&1 &
 
 # class in32818-93814_out316-1618
 vllm bench serve \
@@ -184,6 +184,6 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in32818-93814_out316-1618.json \
-  --metadata hetplan_gpu=B200 hetplan_tp=1 hetplan_model=llama-3.1-70b hetplan_class=in32818-93814_out316-1618 hetplan_pool=decode-B200-tp1-wfp8-kvfp8 > results/bench-in32818-93814_out316-1618.log 2>&1 &
+  --metadata hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in32818-93814_out316-1618 hetplan_pool=decode-H100-SXM-tp4-wfp8-kvfp8 > results/bench-in32818-93814_out316-1618.log 2>&1 &
 
 wait

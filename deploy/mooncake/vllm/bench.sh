@@ -24,7 +24,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in96-1064_out2-94.json \
-  --metadata hetplan_gpu=B200 hetplan_tp=1 hetplan_model=llama-3.1-70b hetplan_class=in96-1064_out2-94 hetplan_pool=colocated-B200-tp1-wfp8-kvbf16 > results/bench-in96-1064_out2-94.log 2>&1 &
+  --metadata hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_model=llama-3.1-70b hetplan_class=in96-1064_out2-94 hetplan_pool=decode-H100-SXM-tp2-wfp8-kvfp8 > results/bench-in96-1064_out2-94.log 2>&1 &
 
 # class in96-1064_out95-4518
 vllm bench serve \
@@ -44,7 +44,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in96-1064_out95-4518.json \
-  --metadata hetplan_gpu=B200 hetplan_tp=1 hetplan_model=llama-3.1-70b hetplan_class=in96-1064_out95-4518 hetplan_pool=colocated-B200-tp1-wfp8-kvfp8 > results/bench-in96-1064_out95-4518.log 2>&1 &
+  --metadata hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_model=llama-3.1-70b hetplan_class=in96-1064_out95-4518 hetplan_pool=decode-H100-SXM-tp2-wfp8-kvfp8 > results/bench-in96-1064_out95-4518.log 2>&1 &
 
 # class in1065-11814_out2-94
 vllm bench serve \
@@ -64,12 +64,12 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in1065-11814_out2-94.json \
-  --metadata hetplan_gpu=B200 hetplan_tp=1 hetplan_model=llama-3.1-70b hetplan_class=in1065-11814_out2-94 hetplan_pool=colocated-B200-tp1-wfp8-kvbf16 > results/bench-in1065-11814_out2-94.log 2>&1 &
+  --metadata hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_model=llama-3.1-70b hetplan_class=in1065-11814_out2-94 hetplan_pool=decode-H100-SXM-tp2-wfp8-kvfp8 > results/bench-in1065-11814_out2-94.log 2>&1 &
 
 # class in1065-11814_out95-4518
 vllm bench serve \
   --backend openai \
-  --base-url http://127.0.0.1:30000 \
+  --base-url http://127.0.0.1:30001 \
   --endpoint /v1/completions \
   --model llama-3.1-70b \
   --tokenizer meta-llama/Llama-3.1-70B-Instruct \
@@ -84,7 +84,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in1065-11814_out95-4518.json \
-  --metadata hetplan_gpu=B200 hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in1065-11814_out95-4518 hetplan_pool=colocated-B200-tp4-wfp8-kvbf16 > results/bench-in1065-11814_out95-4518.log 2>&1 &
+  --metadata hetplan_gpu=B200 hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in1065-11814_out95-4518 hetplan_pool=colocated-B200-tp4-wfp8-kvfp8 > results/bench-in1065-11814_out95-4518.log 2>&1 &
 
 # class in11815-131072_out2-94
 vllm bench serve \
@@ -104,7 +104,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in11815-131072_out2-94.json \
-  --metadata hetplan_gpu=B200 hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in11815-131072_out2-94 hetplan_pool=colocated-B200-tp4-wfp8-kvbf16 > results/bench-in11815-131072_out2-94.log 2>&1 &
+  --metadata hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_model=llama-3.1-70b hetplan_class=in11815-131072_out2-94 hetplan_pool=decode-H100-SXM-tp2-wfp8-kvfp8 > results/bench-in11815-131072_out2-94.log 2>&1 &
 
 # class in11815-131072_out95-4518
 vllm bench serve \
@@ -124,6 +124,6 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in11815-131072_out95-4518.json \
-  --metadata hetplan_gpu=B200 hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in11815-131072_out95-4518 hetplan_pool=colocated-B200-tp4-wfp8-kvbf16 > results/bench-in11815-131072_out95-4518.log 2>&1 &
+  --metadata hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_model=llama-3.1-70b hetplan_class=in11815-131072_out95-4518 hetplan_pool=decode-H100-SXM-tp2-wfp8-kvfp8 > results/bench-in11815-131072_out95-4518.log 2>&1 &
 
 wait

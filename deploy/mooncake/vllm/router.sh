@@ -3,11 +3,26 @@
 # Policies balance load inside a phase; the plan's class split is not enforced.
 set -euo pipefail
 
-# router for the colocated instances
+# router for the prefill/decode instances
 vllm-router \
   --host 0.0.0.0 \
   --port 30000 \
+  --vllm-pd-disaggregation \
+  --prefill http://prefill-b200-0:8000 \
+  --prefill http://prefill-b200-0:8001 \
+  --prefill http://prefill-b200-0:8002 \
+  --prefill http://prefill-b200-0:8003 \
+  --prefill http://prefill-b200-1:8000 \
+  --decode http://decode-h100-sxm-0:8000 \
+  --prefill-policy power_of_two \
+  --decode-policy power_of_two \
+  --kv-connector nixl &
+
+# router for the colocated instances
+vllm-router \
+  --host 0.0.0.0 \
+  --port 30001 \
   --policy power_of_two \
-  --worker-urls http://colocated-b200-0:8000 http://colocated-b200-0:8001 http://colocated-b200-0:8002 http://colocated-b200-1:8000 &
+  --worker-urls http://colocated-b200-0:8000 &
 
 wait

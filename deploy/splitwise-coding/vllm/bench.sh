@@ -24,7 +24,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in48-257_out1-11.json \
-  --metadata hetplan_gpu=L40S hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in48-257_out1-11 hetplan_pool=decode-L40S-tp4-wfp8-kvfp8 > results/bench-in48-257_out1-11.log 2>&1 &
+  --metadata hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in48-257_out1-11 hetplan_pool=decode-A100-80G-PCIe-tp4-wbf16-kvbf16 > results/bench-in48-257_out1-11.log 2>&1 &
 
 # class in48-257_out12-152
 vllm bench serve \
@@ -44,7 +44,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in48-257_out12-152.json \
-  --metadata hetplan_gpu=L40S hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in48-257_out12-152 hetplan_pool=decode-L40S-tp4-wfp8-kvfp8 > results/bench-in48-257_out12-152.log 2>&1 &
+  --metadata hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in48-257_out12-152 hetplan_pool=decode-A100-80G-PCIe-tp4-wbf16-kvbf16 > results/bench-in48-257_out12-152.log 2>&1 &
 
 # class in48-257_out153-1899
 vllm bench serve \
@@ -64,7 +64,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in48-257_out153-1899.json \
-  --metadata hetplan_gpu=L40S hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in48-257_out153-1899 hetplan_pool=decode-L40S-tp4-wfp8-kvfp8 > results/bench-in48-257_out153-1899.log 2>&1 &
+  --metadata hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in48-257_out153-1899 hetplan_pool=decode-A100-80G-PCIe-tp4-wbf16-kvbf16 > results/bench-in48-257_out153-1899.log 2>&1 &
 
 # class in258-1384_out1-11
 vllm bench serve \
@@ -84,7 +84,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in258-1384_out1-11.json \
-  --metadata hetplan_gpu=L40S hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in258-1384_out1-11 hetplan_pool=decode-L40S-tp4-wfp8-kvfp8 > results/bench-in258-1384_out1-11.log 2>&1 &
+  --metadata hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in258-1384_out1-11 hetplan_pool=decode-A100-80G-PCIe-tp4-wbf16-kvbf16 > results/bench-in258-1384_out1-11.log 2>&1 &
 
 # class in258-1384_out12-152
 vllm bench serve \
@@ -104,7 +104,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in258-1384_out12-152.json \
-  --metadata hetplan_gpu=L40S hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in258-1384_out12-152 hetplan_pool=decode-L40S-tp4-wfp8-kvfp8 > results/bench-in258-1384_out12-152.log 2>&1 &
+  --metadata hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in258-1384_out12-152 hetplan_pool=decode-A100-80G-PCIe-tp4-wbf16-kvbf16 > results/bench-in258-1384_out12-152.log 2>&1 &
 
 # class in258-1384_out153-1899
 vllm bench serve \
@@ -124,7 +124,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in258-1384_out153-1899.json \
-  --metadata hetplan_gpu=L40S hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in258-1384_out153-1899 hetplan_pool=decode-L40S-tp4-wfp8-kvfp8 > results/bench-in258-1384_out153-1899.log 2>&1 &
+  --metadata hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in258-1384_out153-1899 hetplan_pool=decode-A100-80G-PCIe-tp4-wbf16-kvbf16 > results/bench-in258-1384_out153-1899.log 2>&1 &
 
 # class in1385-7437_out1-11
 vllm bench serve \
@@ -144,7 +144,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in1385-7437_out1-11.json \
-  --metadata hetplan_gpu=L40S hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in1385-7437_out1-11 hetplan_pool=decode-L40S-tp4-wfp8-kvfp8 > results/bench-in1385-7437_out1-11.log 2>&1 &
+  --metadata hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in1385-7437_out1-11 hetplan_pool=decode-A100-80G-PCIe-tp4-wbf16-kvbf16 > results/bench-in1385-7437_out1-11.log 2>&1 &
 
 # class in1385-7437_out12-152
 vllm bench serve \
@@ -164,7 +164,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in1385-7437_out12-152.json \
-  --metadata hetplan_gpu=L40S hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in1385-7437_out12-152 hetplan_pool=decode-L40S-tp4-wfp8-kvfp8 > results/bench-in1385-7437_out12-152.log 2>&1 &
+  --metadata hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in1385-7437_out12-152 hetplan_pool=decode-A100-80G-PCIe-tp4-wbf16-kvbf16 > results/bench-in1385-7437_out12-152.log 2>&1 &
 
 # class in1385-7437_out153-1899
 vllm bench serve \
@@ -184,6 +184,6 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in1385-7437_out153-1899.json \
-  --metadata hetplan_gpu=L40S hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in1385-7437_out153-1899 hetplan_pool=decode-L40S-tp4-wfp8-kvfp8 > results/bench-in1385-7437_out153-1899.log 2>&1 &
+  --metadata hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in1385-7437_out153-1899 hetplan_pool=decode-A100-80G-PCIe-tp4-wbf16-kvbf16 > results/bench-in1385-7437_out153-1899.log 2>&1 &
 
 wait

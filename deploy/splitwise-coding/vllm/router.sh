@@ -9,8 +9,10 @@ vllm-router \
   --port 30000 \
   --vllm-pd-disaggregation \
   --prefill http://prefill-b200-0:8000 \
+  --prefill http://prefill-b200-0:8001 \
   --prefill http://prefill-l40s-0:8000 \
-  --decode http://decode-l40s-0:8000 \
+  --prefill http://prefill-l40s-0:8001 \
+  --decode http://decode-a100-80g-pcie-0:8000 \
   --prefill-policy power_of_two \
   --decode-policy power_of_two \
   --kv-connector nixl &

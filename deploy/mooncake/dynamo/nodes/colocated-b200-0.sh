@@ -5,46 +5,18 @@ set -euo pipefail
 
 mkdir -p logs
 
-# colocated-B200-tp1-wfp8-kvbf16-r0: colocated, B200 tp=1
-env CUDA_VISIBLE_DEVICES=0 python3 -m dynamo.vllm \
-  --model meta-llama/Llama-3.1-70B-Instruct \
-  --served-model-name llama-3.1-70b \
-  --tensor-parallel-size 1 \
-  --pipeline-parallel-size 1 \
-  --dtype bfloat16 \
-  --kv-cache-dtype auto \
-  --max-model-len 12032 \
-  --max-num-seqs 63 \
-  --max-num-batched-tokens 1024 \
-  --gpu-memory-utilization 0.9 \
-  --quantization fp8 > logs/colocated-B200-tp1-wfp8-kvbf16-r0.log 2>&1 &
-
-# colocated-B200-tp1-wfp8-kvfp8-r0: colocated, B200 tp=1
-env CUDA_VISIBLE_DEVICES=1 python3 -m dynamo.vllm \
-  --model meta-llama/Llama-3.1-70B-Instruct \
-  --served-model-name llama-3.1-70b \
-  --tensor-parallel-size 1 \
-  --pipeline-parallel-size 1 \
-  --dtype bfloat16 \
-  --kv-cache-dtype fp8 \
-  --max-model-len 16384 \
-  --max-num-seqs 293 \
-  --max-num-batched-tokens 1280 \
-  --gpu-memory-utilization 0.9 \
-  --quantization fp8 > logs/colocated-B200-tp1-wfp8-kvfp8-r0.log 2>&1 &
-
-# colocated-B200-tp4-wfp8-kvbf16-r0: colocated, B200 tp=4
-env CUDA_VISIBLE_DEVICES=2,3,4,5 python3 -m dynamo.vllm \
+# colocated-B200-tp4-wfp8-kvfp8-r0: colocated, B200 tp=4
+env CUDA_VISIBLE_DEVICES=0,1,2,3 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --tensor-parallel-size 4 \
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
-  --kv-cache-dtype auto \
+  --kv-cache-dtype fp8 \
   --max-model-len 131072 \
   --max-num-seqs 151 \
   --max-num-batched-tokens 2816 \
   --gpu-memory-utilization 0.9 \
-  --quantization fp8 > logs/colocated-B200-tp4-wfp8-kvbf16-r0.log 2>&1 &
+  --quantization fp8 > logs/colocated-B200-tp4-wfp8-kvfp8-r0.log 2>&1 &
 
 wait

@@ -8,49 +8,19 @@ set -euo pipefail
 
 mkdir -p logs
 
-# colocated-B200-tp1-wfp8-kvbf16-r0: colocated, B200 tp=1 pp=1, GPUs 0, port 8000
-env CUDA_VISIBLE_DEVICES=0 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+# colocated-B200-tp4-wfp8-kvfp8-r0: colocated, B200 tp=4 pp=1, GPUs 0,1,2,3, port 8000
+env CUDA_VISIBLE_DEVICES=0,1,2,3 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --host 0.0.0.0 \
   --port 8000 \
-  --tensor-parallel-size 1 \
-  --pipeline-parallel-size 1 \
-  --dtype bfloat16 \
-  --kv-cache-dtype auto \
-  --max-model-len 12032 \
-  --max-num-seqs 63 \
-  --max-num-batched-tokens 1024 \
-  --gpu-memory-utilization 0.9 \
-  --quantization fp8 > logs/colocated-B200-tp1-wfp8-kvbf16-r0.node0.log 2>&1 &
-
-# colocated-B200-tp1-wfp8-kvfp8-r0: colocated, B200 tp=1 pp=1, GPUs 1, port 8001
-env CUDA_VISIBLE_DEVICES=1 vllm serve meta-llama/Llama-3.1-70B-Instruct \
-  --served-model-name llama-3.1-70b \
-  --host 0.0.0.0 \
-  --port 8001 \
-  --tensor-parallel-size 1 \
-  --pipeline-parallel-size 1 \
-  --dtype bfloat16 \
-  --kv-cache-dtype fp8 \
-  --max-model-len 16384 \
-  --max-num-seqs 293 \
-  --max-num-batched-tokens 1280 \
-  --gpu-memory-utilization 0.9 \
-  --quantization fp8 > logs/colocated-B200-tp1-wfp8-kvfp8-r0.node0.log 2>&1 &
-
-# colocated-B200-tp4-wfp8-kvbf16-r0: colocated, B200 tp=4 pp=1, GPUs 2,3,4,5, port 8002
-env CUDA_VISIBLE_DEVICES=2,3,4,5 vllm serve meta-llama/Llama-3.1-70B-Instruct \
-  --served-model-name llama-3.1-70b \
-  --host 0.0.0.0 \
-  --port 8002 \
   --tensor-parallel-size 4 \
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
-  --kv-cache-dtype auto \
+  --kv-cache-dtype fp8 \
   --max-model-len 131072 \
   --max-num-seqs 151 \
   --max-num-batched-tokens 2816 \
   --gpu-memory-utilization 0.9 \
-  --quantization fp8 > logs/colocated-B200-tp4-wfp8-kvbf16-r0.node0.log 2>&1 &
+  --quantization fp8 > logs/colocated-B200-tp4-wfp8-kvfp8-r0.node0.log 2>&1 &
 
 wait

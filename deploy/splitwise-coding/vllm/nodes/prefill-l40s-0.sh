@@ -8,7 +8,7 @@ set -euo pipefail
 
 mkdir -p logs
 
-# prefill-L40S-tp2-wfp8-kvfp8-r0: prefill, L40S tp=2 pp=1, GPUs 0,1, port 8000
+# prefill-L40S-tp2-wfp8-kvbf16-r0: prefill, L40S tp=2 pp=1, GPUs 0,1, port 8000
 env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --host 0.0.0.0 \
@@ -16,12 +16,28 @@ env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-0 VLLM_NIX
   --tensor-parallel-size 2 \
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
-  --kv-cache-dtype fp8 \
+  --kv-cache-dtype auto \
   --max-model-len 3328 \
-  --max-num-seqs 8 \
+  --max-num-seqs 1 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp2-wfp8-kvfp8-r0.node0.log 2>&1 &
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp2-wfp8-kvbf16-r0.node0.log 2>&1 &
+
+# prefill-L40S-tp2-wfp8-kvbf16-r1: prefill, L40S tp=2 pp=1, GPUs 2,3, port 8001
+env CUDA_VISIBLE_DEVICES=2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --host 0.0.0.0 \
+  --port 8001 \
+  --tensor-parallel-size 2 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype auto \
+  --max-model-len 3328 \
+  --max-num-seqs 1 \
+  --max-num-batched-tokens 8192 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp2-wfp8-kvbf16-r1.node0.log 2>&1 &
 
 wait

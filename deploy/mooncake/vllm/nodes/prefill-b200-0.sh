@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# hetplan: vLLM instances on node prefill-b200-0 (8x B200), address prefill-b200-0.
+# Plan: scenario mooncake, model llama-3.1-70b.
+# Host names are placeholders hetplan chose (the plan has no placement): make
+# each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.
+# Run on that node; logs go to ./logs/.
+set -euo pipefail
+
+mkdir -p logs
+
+# prefill-B200-tp1-wfp8-kvfp8-r0: prefill, B200 tp=1 pp=1, GPUs 0, port 8000
+env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --host 0.0.0.0 \
+  --port 8000 \
+  --tensor-parallel-size 1 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 16384 \
+  --max-num-seqs 11 \
+  --max-num-batched-tokens 12032 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-B200-tp1-wfp8-kvfp8-r0.node0.log 2>&1 &
+
+# prefill-B200-tp1-wfp8-kvfp8-r1: prefill, B200 tp=1 pp=1, GPUs 1, port 8001
+env CUDA_VISIBLE_DEVICES=1 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --host 0.0.0.0 \
+  --port 8001 \
+  --tensor-parallel-size 1 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 16384 \
+  --max-num-seqs 11 \
+  --max-num-batched-tokens 12032 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-B200-tp1-wfp8-kvfp8-r1.node0.log 2>&1 &
+
+# prefill-B200-tp1-wfp8-kvfp8-r2: prefill, B200 tp=1 pp=1, GPUs 2, port 8002
+env CUDA_VISIBLE_DEVICES=2 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5602 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --host 0.0.0.0 \
+  --port 8002 \
+  --tensor-parallel-size 1 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 16384 \
+  --max-num-seqs 11 \
+  --max-num-batched-tokens 12032 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-B200-tp1-wfp8-kvfp8-r2.node0.log 2>&1 &
+
+# prefill-B200-tp4-wfp8-kvfp8-r0: prefill, B200 tp=4 pp=1, GPUs 3,4,5,6, port 8003
+env CUDA_VISIBLE_DEVICES=3,4,5,6 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5603 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --host 0.0.0.0 \
+  --port 8003 \
+  --tensor-parallel-size 4 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 131072 \
+  --max-num-seqs 1 \
+  --max-num-batched-tokens 131072 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-B200-tp4-wfp8-kvfp8-r0.node0.log 2>&1 &
+
+wait
