@@ -40,7 +40,8 @@ def scenario_classes(s: Scenario) -> list[ClassLike]:
     trace = load_workload(s.workload, s.base_dir)
     b = s.workload.classes
     return list(bucket(trace, b.n_input, b.n_output, method=b.method,
-                       planning_rate=s.workload.planning_rate))
+                       planning_rate=s.workload.planning_rate,
+                       window_s=s.workload.planning_window_s))
 
 
 def offer_terms(s: Scenario, catalog: Catalog) -> tuple[dict[str, float], dict[str, int]]:

@@ -55,6 +55,9 @@ class WorkloadRef(BaseModel):
     synthetic: dict[str, Any] | None = None
     spec: str | None = None            # a synthetic spec file (e.g. workloads/specs/*.yaml)
     planning_rate: str = "mean"        # "mean" or "p<percentile>" of windowed rate, e.g. "p95"
+    # Window of the percentile planning rate, seconds. 60 s smooths bursts shorter than a
+    # minute; a bursty trace with a TTFT target of seconds wants windows of a few seconds.
+    planning_window_s: PositiveFloat = 60.0
     classes: Bucketing = Bucketing()
 
     @model_validator(mode="after")

@@ -59,6 +59,17 @@ def test_bucket_shares_and_rates_add_up():
     assert len(bucket(make_trace([0, 1, 2], [5, 5, 5], [7, 7, 7]))) == 1
 
 
+def test_percentile_planning_rate_uses_the_window():
+    """A burst of 10 requests in one second inside 60 s of 1 req/s: the p100 rate over
+    1-s windows is the burst's 11 req/s, over 60-s windows the minute's 70/60."""
+    arrivals = sorted([float(i) for i in range(60)] + [30.05 + 0.09 * k for k in range(10)])
+    n = len(arrivals)
+    t = make_trace(arrivals, [100] * n, [10] * n)
+    for window_s, want in ((1.0, 11.0), (60.0, 70 / 60)):
+        cls = bucket(t, 1, 1, planning_rate="p100", window_s=window_s)
+        assert cls[0].rate_rps == pytest.approx(want)
+
+
 def test_bad_spec_is_named():
     with pytest.raises(ValueError, match="lognormal needs"):
         SyntheticSpec(arrival={"rate_rps": 1}, input_tokens={"dist": "lognormal"},

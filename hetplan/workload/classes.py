@@ -48,9 +48,10 @@ def _edges(x: np.ndarray, n: int, method: str) -> np.ndarray:
 
 def bucket(trace: Trace, n_input: int = 4, n_output: int = 4,
            method: Literal["log", "quantile"] = "log",
-           planning_rate: str = "mean") -> list[WorkloadClass]:
+           planning_rate: str = "mean", window_s: float = 60.0) -> list[WorkloadClass]:
     """Bucket requests into at most n_input x n_output classes; empty ones are dropped.
-    Shares sum to 1 and class rates to the planning rate."""
+    Shares sum to 1 and class rates to the planning rate (a percentile planning rate is
+    taken over windows of `window_s` seconds)."""
     if trace.num_requests == 0:
         raise ValueError("the workload has no requests")
     if method not in ("log", "quantile"):
@@ -59,7 +60,7 @@ def bucket(trace: Trace, n_input: int = 4, n_output: int = 4,
                                                                 method)
     ib = np.clip(np.searchsorted(ie, trace.input_tokens, side="right") - 1, 0, len(ie) - 2)
     ob = np.clip(np.searchsorted(oe, trace.output_tokens, side="right") - 1, 0, len(oe) - 2)
-    rate = trace.planning_rate_rps(planning_rate) if trace.num_requests > 1 else 0.0
+    rate = trace.planning_rate_rps(planning_rate, window_s) if trace.num_requests > 1 else 0.0
     n = trace.num_requests
     out = []
     for i in range(len(ie) - 1):
