@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt,
-                      ValidationError, model_validator)
+                      ValidationError, field_validator, model_validator)
 
 from hetplan.catalog import Catalog, load_catalog, unknown_name_message
 from hetplan.dtypes import Dtype
@@ -54,11 +54,27 @@ class WorkloadRef(BaseModel):
     on_bad: Literal["skip", "error"] = "skip"       # bad trace rows: skip (warned) or error
     synthetic: dict[str, Any] | None = None
     spec: str | None = None            # a synthetic spec file (e.g. workloads/specs/*.yaml)
-    planning_rate: str = "mean"        # "mean" or "p<percentile>" of windowed rate, e.g. "p95"
+    # "mean"; "p<q>": q-th percentile over time of the windowed rate (e.g. "p95"); "r<q>":
+    # q-th percentile over requests of the rate of the window each arrived in
+    planning_rate: str = "mean"
     # Window of the percentile planning rate, seconds. 60 s smooths bursts shorter than a
     # minute; a bursty trace with a TTFT target of seconds wants windows of a few seconds.
     planning_window_s: PositiveFloat = 60.0
     classes: Bucketing = Bucketing()
+
+    @field_validator("planning_rate")
+    @classmethod
+    def _rate_spec(cls, v: str) -> str:
+        q = -1.0
+        if v[:1] in ("p", "r"):
+            try:
+                q = float(v[1:])
+            except ValueError:
+                pass
+        if v != "mean" and not 0 < q <= 100:
+            raise ValueError("must be 'mean', 'p<q>' (percentile over time of the windowed "
+                             "rate) or 'r<q>' (over requests), 0 < q <= 100")
+        return v
 
     @model_validator(mode="after")
     def _one_source(self) -> "WorkloadRef":

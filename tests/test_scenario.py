@@ -44,6 +44,10 @@ def test_small_scenario_defaults(write):
     (("percentile: 90", "percentile: 190"), "slo.percentile"),
     (("llama-3.1-8b", "no-such-model"), "model"),
     (("slo: {ttft_ms: 500, ", "slo: {"), "slo.ttft_ms"),
+    (("duration_s: 60, seed: 0}", "duration_s: 60, seed: 0}\n  planning_rate: x95"),
+     "workload.planning_rate"),
+    (("duration_s: 60, seed: 0}", "duration_s: 60, seed: 0}\n  planning_rate: r0"),
+     "workload.planning_rate"),
 ])
 def test_bad_scenarios_name_the_field(write, edit, field):
     p = write("bad.yaml", BASE.replace(*edit))

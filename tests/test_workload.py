@@ -70,6 +70,19 @@ def test_percentile_planning_rate_uses_the_window():
         assert cls[0].rate_rps == pytest.approx(want)
 
 
+def test_request_weighted_planning_rate_sees_the_burst():
+    """The same trace: 11 of 70 requests arrive in the burst's second, so over requests the
+    90th-percentile rate is the burst's, while over time (1-s windows) it is 1 req/s."""
+    arrivals = sorted([float(i) for i in range(60)] + [30.05 + 0.09 * k for k in range(10)])
+    n = len(arrivals)
+    t = make_trace(arrivals, [100] * n, [10] * n)
+    assert t.planning_rate_rps("p90", 1.0) == pytest.approx(1.0)
+    assert t.planning_rate_rps("r90", 1.0) == pytest.approx(11.0)
+    assert t.planning_rate_rps("r50", 1.0) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="r<percentile>"):
+        t.planning_rate_rps("q90")
+
+
 def test_bad_spec_is_named():
     with pytest.raises(ValueError, match="lognormal needs"):
         SyntheticSpec(arrival={"rate_rps": 1}, input_tokens={"dist": "lognormal"},

@@ -45,18 +45,33 @@ class Trace:
         counts = np.bincount(idx[idx < n_win], minlength=n_win)
         return counts / window_s
 
+    def request_window_rates_rps(self, window_s: float = 60.0) -> np.ndarray:
+        """For every request (of the full windows), the rate of the window it arrived in:
+        the rate a request sees, which in a bursty trace is far above the time average."""
+        if self.num_requests == 0:
+            return np.zeros(0)
+        n_win = max(1, int(self.duration_s // window_s))
+        idx = (self.arrival_s // window_s).astype(np.int64)
+        idx = idx[idx < n_win]
+        return np.bincount(idx, minlength=n_win)[idx] / window_s
+
     def planning_rate_rps(self, spec: str = "mean", window_s: float = 60.0) -> float:
-        """'mean', or 'p<q>': the q-th percentile of the windowed rates (e.g. 'p95')."""
+        """'mean'; 'p<q>': the q-th percentile of the windowed rates over time (e.g. 'p95');
+        'r<q>': the q-th percentile over requests of the rate of the window each arrived in
+        (an SLO counted over requests sees the bursts most requests arrive in)."""
         if spec == "mean":
             return self.mean_rate_rps
-        if spec.startswith("p"):
+        if spec[:1] in ("p", "r"):
             try:
                 q = float(spec[1:])
             except ValueError:
                 q = -1.0
             if 0 < q <= 100:
-                return float(np.percentile(self.window_rates_rps(window_s), q))
-        raise ValueError(f"planning rate must be 'mean' or 'p<percentile>', not {spec!r}")
+                rates = (self.window_rates_rps(window_s) if spec[0] == "p"
+                         else self.request_window_rates_rps(window_s))
+                return float(np.percentile(rates, q))
+        raise ValueError("planning rate must be 'mean', 'p<percentile>' or 'r<percentile>', "
+                         f"not {spec!r}")
 
 
 def make_trace(arrival_s, input_tokens, output_tokens, name: str = "", source: str = "",
