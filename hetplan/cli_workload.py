@@ -37,7 +37,9 @@ def _stats_text(st: dict) -> str:
     lines = [f"trace     {st['name']} ({st['source']})",
              f"requests  {st['requests']:,} over {fmt_num(st['duration_s'])} s",
              f"rate      mean {fmt_num(r['mean'])} req/s; {fmt_num(r['window_s'])}-s windows "
-             f"p50 {fmt_num(r['p50'])}, p95 {fmt_num(r['p95'])}, p99 {fmt_num(r['p99'])}"]
+             f"p50 {fmt_num(r['p50'])}, p95 {fmt_num(r['p95'])}, p99 {fmt_num(r['p99'])}",
+             f"          as requests see it (planning_rate rQ): p50 {fmt_num(r['r50'])}, "
+             f"p90 {fmt_num(r['r90'])}, p95 {fmt_num(r['r95'])}"]
     rows = [[k.replace("_tokens", "")] + [fmt_num(st[k][q]) for q in
                                           ("mean", "p50", "p90", "p99", "max")]
             for k in ("input_tokens", "output_tokens", "prefix_tokens") if k in st]

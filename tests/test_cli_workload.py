@@ -32,6 +32,8 @@ def test_sample_then_stats_round_trip(tmp_path):
     assert st["requests"] == n and st["load"]["format"] == "generic"
     assert sum(c["count"] for c in st["classes"]) == n
     assert st["input_tokens"]["p50"] <= st["input_tokens"]["p90"] <= st["input_tokens"]["p99"]
+    r = st["rate_rps"]       # a request sees at least the rate of a random moment, on average
+    assert r["r50"] <= r["r90"] <= r["r95"] and r["r90"] >= r["p50"]
     spec_stats = json.loads(invoke("workload", "stats", SPEC, "--seed", "5", "--json").output)
     assert spec_stats["requests"] == n                 # the spec and its sample agree
     text = invoke("workload", "stats", out).output

@@ -25,11 +25,14 @@ def trace_stats(trace: Trace, n_classes: int = 4, method: str = "log",
     if 0 < trace.duration_s < window_s:
         window_s = trace.duration_s
     rates = trace.window_rates_rps(window_s)
+    seen = trace.request_window_rates_rps(window_s)
     out: dict = {
         "name": trace.name, "source": trace.source, "requests": trace.num_requests,
         "duration_s": trace.duration_s,
         "rate_rps": {"mean": trace.mean_rate_rps, "window_s": window_s,
-                     **{f"p{q}": float(np.percentile(rates, q)) for q in (50, 95, 99)}},
+                     **{f"p{q}": float(np.percentile(rates, q)) for q in (50, 95, 99)},
+                     # the same windows' rates as the requests in them see them
+                     **{f"r{q}": float(np.percentile(seen, q)) for q in (50, 90, 95)}},
         "input_tokens": _dist(trace.input_tokens), "output_tokens": _dist(trace.output_tokens),
     }
     if trace.prefix_tokens is not None:
