@@ -65,15 +65,8 @@ class WorkloadRef(BaseModel):
     @field_validator("planning_rate")
     @classmethod
     def _rate_spec(cls, v: str) -> str:
-        q = -1.0
-        if v[:1] in ("p", "r"):
-            try:
-                q = float(v[1:])
-            except ValueError:
-                pass
-        if v != "mean" and not 0 < q <= 100:
-            raise ValueError("must be 'mean', 'p<q>' (percentile over time of the windowed "
-                             "rate) or 'r<q>' (over requests), 0 < q <= 100")
+        from hetplan.workload.trace import parse_planning_rate
+        parse_planning_rate(v)
         return v
 
     @model_validator(mode="after")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,8 +13,6 @@ SCRIPT = ROOT / "scripts" / "regenerate_configs.sh"
 
 
 def run_script(*args: str, env_extra: dict[str, str] | None = None):
-    import os
-
     env = {**os.environ, **(env_extra or {})}
     return subprocess.run(["bash", str(SCRIPT), *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=600, env=env)

@@ -21,7 +21,6 @@ from hetplan.emit.bench import bench_argvs
 from hetplan.emit.dynamo import vllm_part, worker_argv
 from hetplan.emit.router import router_argvs
 from hetplan.emit.shell import commands_in, parse_command
-from hetplan.emit.vllm import serve_commands
 from hetplan.emit.vllm_check import check, venv_python
 from hetplan.plan import load_plan
 

@@ -34,44 +34,57 @@ class Trace:
         d = self.duration_s
         return (self.num_requests - 1) / d if d > 0 else 0.0
 
-    def window_rates_rps(self, window_s: float = 60.0) -> np.ndarray:
-        """Requests per second in consecutive windows of `window_s` from t = 0. A last,
-        partial window is dropped (it would read low, or double-count if merged into its
-        neighbour) unless it is the only one."""
-        if self.num_requests == 0:
-            return np.zeros(0)
+    def _full_windows(self, window_s: float) -> tuple[np.ndarray, int]:
+        """Window index of every request in a full window from t = 0, and the window count.
+        A last, partial window is dropped (it would read low, or double-count if merged into
+        its neighbour) unless it is the only one."""
         n_win = max(1, int(self.duration_s // window_s))
         idx = (self.arrival_s // window_s).astype(np.int64)
-        counts = np.bincount(idx[idx < n_win], minlength=n_win)
-        return counts / window_s
+        return idx[idx < n_win], n_win
+
+    def window_rates_rps(self, window_s: float = 60.0) -> np.ndarray:
+        """Requests per second in consecutive full windows of `window_s` from t = 0."""
+        if self.num_requests == 0:
+            return np.zeros(0)
+        idx, n_win = self._full_windows(window_s)
+        return np.bincount(idx, minlength=n_win) / window_s
 
     def request_window_rates_rps(self, window_s: float = 60.0) -> np.ndarray:
         """For every request (of the full windows), the rate of the window it arrived in:
         the rate a request sees, which in a bursty trace is far above the time average."""
         if self.num_requests == 0:
             return np.zeros(0)
-        n_win = max(1, int(self.duration_s // window_s))
-        idx = (self.arrival_s // window_s).astype(np.int64)
-        idx = idx[idx < n_win]
+        idx, n_win = self._full_windows(window_s)
         return np.bincount(idx, minlength=n_win)[idx] / window_s
 
     def planning_rate_rps(self, spec: str = "mean", window_s: float = 60.0) -> float:
-        """'mean'; 'p<q>': the q-th percentile of the windowed rates over time (e.g. 'p95');
-        'r<q>': the q-th percentile over requests of the rate of the window each arrived in
-        (an SLO counted over requests sees the bursts most requests arrive in)."""
-        if spec == "mean":
+        """See `parse_planning_rate` for `spec`."""
+        kind, q = parse_planning_rate(spec)
+        if kind == "mean":
             return self.mean_rate_rps
-        if spec[:1] in ("p", "r"):
-            try:
-                q = float(spec[1:])
-            except ValueError:
-                q = -1.0
-            if 0 < q <= 100:
-                rates = (self.window_rates_rps(window_s) if spec[0] == "p"
-                         else self.request_window_rates_rps(window_s))
-                return float(np.percentile(rates, q))
-        raise ValueError("planning rate must be 'mean', 'p<percentile>' or 'r<percentile>', "
+        rates = (self.window_rates_rps(window_s) if kind == "p"
+                 else self.request_window_rates_rps(window_s))
+        return float(np.percentile(rates, q))
+
+
+def parse_planning_rate(spec: str) -> tuple[str, float]:
+    """('mean', 0) for 'mean'; ('p', q) for 'p<q>', the q-th percentile over time of the
+    windowed rate (e.g. 'p95'); ('r', q) for 'r<q>', the q-th percentile over requests of the
+    rate of the window each arrived in (an SLO counted over requests sees the bursts most
+    requests arrive in). 0 < q <= 100; anything else is a ValueError."""
+    if spec == "mean":
+        return "mean", 0.0
+    q = -1.0
+    if spec[:1] in ("p", "r"):
+        try:
+            q = float(spec[1:])
+        except ValueError:
+            pass
+    if not 0 < q <= 100:
+        raise ValueError("planning rate must be 'mean', 'p<percentile>' (over time of the "
+                         "windowed rate) or 'r<percentile>' (over requests), 0 < q <= 100; "
                          f"not {spec!r}")
+    return spec[0], q
 
 
 def make_trace(arrival_s, input_tokens, output_tokens, name: str = "", source: str = "",
