@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hetplan.cli import app
-from hetplan.cli_workload import parse_column_map
+from hetplan.cli.workload import parse_column_map
 from hetplan.errors import InputError
 from hetplan.io import workloads_dir
 from hetplan.workload import load_trace

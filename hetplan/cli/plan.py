@@ -93,11 +93,11 @@ def register(app: typer.Typer, echo_json) -> None:
         if out:
             write_atomic(out / "plan.json", plan.to_json())
             if emit:
-                from hetplan.cli_emit import emit_options, emit_to
+                from hetplan.cli.emit import emit_options, emit_to
                 emit_to(plan, emit, out / emit, emit_options(None, None, "nixl"), False)
             write_atomic(out / "report.md", report)
             if val:
-                from hetplan.cli_sim import write_sim_outputs
+                from hetplan.cli.sim import write_sim_outputs
                 written += write_sim_outputs(out, val.report, val.result)
             if plots:
                 from hetplan.compare import frontier
