@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from hetplan.catalog import Catalog
+from hetplan.enums import ROLES
 from hetplan.perf import PerfModel, ReplicaShape
 from hetplan.scenario import SLO
 
-ROLES = ("prefill", "decode", "colocated")
 MAX_BATCHED_TOKENS = 8192       # prefill tokens per step (vLLM's default budget order)
 MAX_NUM_SEQS = 1024             # decode batch cap
 TTFT_SHARE_FOR_SERVICE = 0.5    # share of the TTFT target a prefill step may use

@@ -43,3 +43,14 @@ def from_validation_error(err: pydantic.ValidationError, *, file: str | Path | N
     if more > 0:
         msg += f" (and {more} more error{'s' if more > 1 else ''})"
     return InputError(msg, file=file, field=loc or None)
+
+
+class Infeasible(Exception):
+    """No plan meets the scenario; `reasons` say which constraints bind and by how much.
+
+    Raised by sizing (the planner), placement and the repair loop alike, so it lives here,
+    below every stage (the CLI prints the reasons and exits 3)."""
+
+    def __init__(self, reasons: list[str]):
+        self.reasons = reasons
+        super().__init__("infeasible: " + " | ".join(reasons))

@@ -4,8 +4,12 @@ for identical inputs (sorted keys, rounded floats)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import math
+from typing import Any
 
+from pydantic import BaseModel, ConfigDict, computed_field, model_validator
+
+from hetplan.enums import ROLES, Role, SolveStatus
 from hetplan.io import dumps_json
 
 ROUND = 6
@@ -27,7 +31,7 @@ class Pool(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    role: str                    # prefill | decode | colocated
+    role: Role
     gpu: str
     vendor: str
     tp: int
@@ -114,11 +118,15 @@ class Placement(BaseModel):
 
 
 class Plan(BaseModel):
+    """Totals over the pools (cost, GPUs per role, P:D, $/M tokens) are computed from them,
+    never stored beside them, so a plan whose pools change (spares, a re-plan) cannot
+    disagree with its totals; they are still written to plan.json for readers."""
+
     model_config = ConfigDict(extra="forbid")
 
     scenario: str
     model: str
-    status: str                  # optimal | feasible | infeasible | ...
+    status: SolveStatus
     gap: float | None
     solver: str
     objective: str
@@ -127,14 +135,7 @@ class Plan(BaseModel):
     classes: list[ClassSummary]
     demand_rps: float
     served_rps: float            # demand x goodput scale (equal to demand for min_cost)
-    cost_usd_per_hour: float
     tokens_per_second: float     # input + output tokens served per second
-    usd_per_million_tokens: float | None
-    usd_per_million_output_tokens: float | None
-    prefill_gpus: int
-    decode_gpus: int
-    colocated_gpus: int
-    golden_ratio: str            # "P:D" prefill to decode GPUs, reduced
     calibration_notes: list[str]
     notes: list[str]
     hetplan_version: str
@@ -143,6 +144,70 @@ class Plan(BaseModel):
     model_ref: str | None = None             # the scenario's model field (HF id, key or path)
     decode_target_utilization: float | None = None   # decode pools' rho, where it differs
     placement: Placement | None = None       # present when the scenario has an inventory
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_totals(cls, raw: Any) -> Any:
+        """plan.json carries the computed totals; they are recomputed from the pools."""
+        if isinstance(raw, dict) and any(k in raw for k in cls.model_computed_fields):
+            raw = {k: v for k, v in raw.items() if k not in cls.model_computed_fields}
+        return raw
+
+    @computed_field
+    @property
+    def cost_usd_per_hour(self) -> float:
+        return sum(p.cost_usd_per_hour for p in self.pools)
+
+    @computed_field
+    @property
+    def usd_per_million_tokens(self) -> float | None:
+        """$ per million input + output tokens served."""
+        return _per_million(self.cost_usd_per_hour, self.tokens_per_second)
+
+    @computed_field
+    @property
+    def usd_per_million_output_tokens(self) -> float | None:
+        """$ per million output tokens served (the classes' output share of the tokens)."""
+        scale = self.served_rps / self.demand_rps if self.demand_rps else 0.0
+        return _per_million(self.cost_usd_per_hour,
+                            scale * sum(c.rate_rps * c.mean_output_tokens for c in self.classes))
+
+    def gpus_by_role(self) -> dict[Role, int]:
+        return {r: sum(p.gpus for p in self.pools if p.role == r) for r in ROLES}
+
+    @computed_field
+    @property
+    def prefill_gpus(self) -> int:
+        return self.gpus_by_role()[Role.PREFILL]
+
+    @computed_field
+    @property
+    def decode_gpus(self) -> int:
+        return self.gpus_by_role()[Role.DECODE]
+
+    @computed_field
+    @property
+    def colocated_gpus(self) -> int:
+        return self.gpus_by_role()[Role.COLOCATED]
+
+    @computed_field
+    @property
+    def golden_ratio(self) -> str:
+        """"P:D" prefill to decode GPUs, reduced."""
+        return reduced_ratio(self.prefill_gpus, self.decode_gpus)
+
+    def mix(self) -> str:
+        """The pools in one line, e.g. 'P 13x L40S tp2 wfp8/kvfp8 + D 1x B200 tp1 wbf16/kvfp8'
+        (role initial, replicas, GPU, TP, PP when > 1, weight / KV dtypes)."""
+        return " + ".join(f"{p.role[0].upper()} {p.replicas}x {p.gpu} tp{p.tp}"
+                          + (f" pp{p.pp}" if p.pp > 1 else "")
+                          + f" w{p.weight_dtype}/kv{p.kv_dtype}" for p in self.pools)
+
+    def pool_costs(self) -> list[dict]:
+        """$/h per pool with its role and GPU (what the cost-breakdown plot stacks)."""
+        return [{"pool": p.name, "role": p.role, "gpu": p.gpu, "replicas": p.replicas,
+                 "tp": p.tp, "gpus": p.gpus, "cost_usd_per_hour": p.cost_usd_per_hour}
+                for p in self.pools]
 
     def pool_target_utilization(self, pool: Pool) -> float:
         """The rho `pool` was sized at (1.0 for plans that did not record one)."""
@@ -168,6 +233,18 @@ class Plan(BaseModel):
                               "moved_replicas": self.placement.moved_replicas,
                               "failed_nodes": self.placement.failed_nodes}}
                if self.placement else {}))
+
+
+def reduced_ratio(p: int, d: int) -> str:
+    """'p:d' in lowest terms ('3:0' and '0:2' stay as they are)."""
+    if p == 0 or d == 0:
+        return f"{p}:{d}"
+    g = math.gcd(p, d)
+    return f"{p // g}:{d // g}"
+
+
+def _per_million(cost_usd_per_hour: float, tokens_per_second: float) -> float | None:
+    return cost_usd_per_hour / (tokens_per_second * 3600) * 1e6 if tokens_per_second else None
 
 
 def _rounded(obj):

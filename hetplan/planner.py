@@ -1,4 +1,5 @@
-"""Plan a scenario end to end: workload classes -> candidates -> MILP -> Plan.
+"""Plan a resolved scenario end to end: its classes -> candidates -> MILP -> Plan (placed on
+its inventory when it has one).
 
 This is the library entry point behind `hetplan solve`, `compare` and `frontier`; notebooks
 call `plan_scenario` directly.
@@ -11,37 +12,53 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from hetplan import __version__
-from hetplan.candidates import Candidate, ClassLike, build_candidates
+from hetplan.candidates import Candidate, build_candidates
 from hetplan.catalog import Catalog
-from hetplan.errors import InputError
+from hetplan.enums import ROLES, SolveStatus
+from hetplan.errors import Infeasible, InputError
 from hetplan.milp import Outcome, Problem, solve_problem
+from hetplan.milp.explain import explain_infeasible, precheck
 from hetplan.perf import PerfModel
+from hetplan.placement import Reliability, kv_bytes_table, place_plan
+from hetplan.placement.inventory import Inventory
+from hetplan.placement.place import PlacementInfeasible
 from hetplan.plan import ClassRoute, ClassSummary, Plan, Pool
-from hetplan.scenario import SLO, Scenario, scenario_gpus, scenario_inventory, scenario_model
+from hetplan.scenario import (ResolvedScenario, Scenario, check_catalog_selection,
+                              scenario_gpus)
+from hetplan.workload import WorkloadClass
+
+__all__ = ["Context", "Infeasible", "offer_terms", "plan_scenario", "prepare", "problem_for",
+           "solve_context", "build_plan"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Context:
-    """What a scenario resolves to before solving (reused by compare / frontier)."""
+    """A resolved scenario priced and modelled for solving: offer prices and availability,
+    the perf model and the candidates at the scenario's SLO (reused by compare / frontier
+    / the repair loop)."""
 
-    scenario: Scenario
+    resolved: ResolvedScenario
     catalog: Catalog
     perf: PerfModel
-    classes: list[ClassLike]
     prices: dict[str, float]
     availability: dict[str, int]
     candidates: list[Candidate] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
-    inventory: object | None = None        # placement.Inventory when the scenario has one
+    inventory: Inventory | None = None     # the scenario's inventory less failed nodes
 
+    @property
+    def scenario(self) -> Scenario:
+        return self.resolved.scenario
 
-def scenario_classes(s: Scenario) -> list[ClassLike]:
-    from hetplan.workload import bucket, load_workload
-    trace = load_workload(s.workload, s.base_dir)
-    b = s.workload.classes
-    return list(bucket(trace, b.n_input, b.n_output, method=b.method,
-                       planning_rate=s.workload.planning_rate,
-                       window_s=s.workload.planning_window_s))
+    @property
+    def classes(self) -> tuple[WorkloadClass, ...]:
+        return self.resolved.classes
+
+    def with_utilization(self, rho: float, rho_decode: float | None) -> Context:
+        """The context sized at another target utilization (candidates do not depend on
+        it, so they are kept)."""
+        return replace(self, resolved=self.resolved.with_constraints(
+            target_utilization=rho, decode_target_utilization=rho_decode))
 
 
 def offer_terms(s: Scenario, catalog: Catalog) -> tuple[dict[str, float], dict[str, int]]:
@@ -62,35 +79,34 @@ def offer_terms(s: Scenario, catalog: Catalog) -> tuple[dict[str, float], dict[s
     return prices, avail
 
 
-def prepare(s: Scenario, catalog: Catalog, classes: Sequence[ClassLike] | None = None,
-            slo: SLO | None = None, progress: Callable[[str], None] | None = None,
-            failed: Sequence[str] = (), calibrations: dict | None = None) -> Context:
-    """Resolve a scenario: classes, prices, perf model (`calibrations`: GPU -> Calibration,
-    default the bundled files) and candidates at `slo` (default the scenario's). With an
-    inventory, GPU availability is its healthy nodes' GPUs (less the `failed` ones) and TP
-    is capped at GPUs per node."""
-    spec = scenario_model(s)
-    ctx = Context(s, catalog, PerfModel(spec, catalog, calibrations),
-                  list(classes) if classes is not None else scenario_classes(s),
-                  *offer_terms(s, catalog))
-    max_tp_by_gpu = None
-    if s.inventory is not None:
-        inv = scenario_inventory(s, catalog).without(failed)
+def prepare(rs: ResolvedScenario, catalog: Catalog,
+            progress: Callable[[str], None] | None = None, failed: Sequence[str] = (),
+            calibrations: dict | None = None) -> Context:
+    """Price and model a resolved scenario: prices, perf model (`calibrations`: GPU ->
+    Calibration, default the bundled files) and candidates at its SLO. With an inventory,
+    GPU availability is its healthy nodes' GPUs (less the `failed` ones) and TP is capped
+    at GPUs per node."""
+    s = rs.scenario
+    check_catalog_selection(s.catalog, catalog)
+    prices, availability = offer_terms(s, catalog)
+    inv, max_tp_by_gpu = None, None
+    if rs.inventory is not None:
+        inv = rs.inventory.without(failed)
         have = inv.gpus_by_type()
-        ctx.inventory = inv
-        ctx.prices = {g: p for g, p in ctx.prices.items() if g in have}
-        ctx.availability = {g: have[g] for g in ctx.prices}
+        prices = {g: p for g, p in prices.items() if g in have}
+        availability = {g: have[g] for g in prices}
         max_tp_by_gpu = inv.max_gpus_per_node()
-    if not ctx.prices:
+    if not prices:
         raise InputError(f"no GPU of the scenario{' inventory' if s.inventory else ''} has a "
                          f"price in sheet {s.catalog.prices!r}", field="catalog.gpus")
+    perf = PerfModel(rs.model, catalog, calibrations)
     k = s.constraints
-    ctx.candidates, ctx.dropped = build_candidates(
-        ctx.perf, catalog, ctx.prices, ctx.classes, slo or s.slo, roles=k.roles,
+    candidates, dropped = build_candidates(
+        perf, catalog, prices, rs.classes, rs.slo, roles=k.roles,
         max_tp=k.max_tp, max_pp=k.max_pp, weight_dtypes=k.weight_dtypes, kv_dtypes=k.kv_dtypes,
         kv_link=k.kv_link, allow_cross_vendor=k.allow_cross_vendor, progress=progress,
         max_tp_by_gpu=max_tp_by_gpu)
-    return ctx
+    return Context(rs, catalog, perf, prices, availability, candidates, dropped, inv)
 
 
 def problem_for(ctx: Context, candidates: Sequence[Candidate] | None = None) -> Problem:
@@ -134,30 +150,23 @@ def _nodes_per_tp(ctx: Context) -> dict[str, dict[int, int]] | None:
     return out
 
 
-def plan_scenario(s: Scenario, catalog: Catalog, *, solver: str = "highs",
-                  time_limit_s: float = 60.0, classes: Sequence[ClassLike] | None = None,
+def plan_scenario(rs: ResolvedScenario, catalog: Catalog, *, solver: str = "highs",
+                  time_limit_s: float = 60.0,
                   progress: Callable[[str], None] | None = None) -> Plan:
-    """Solve a scenario; infeasible ones raise `Infeasible` with an explanation."""
-    ctx = prepare(s, catalog, classes, progress=progress)
-    return solve_context(ctx, solver=solver, time_limit_s=time_limit_s)
+    """Solve a resolved scenario; infeasible ones raise `Infeasible` with an explanation."""
+    return solve_context(prepare(rs, catalog, progress=progress), solver=solver,
+                         time_limit_s=time_limit_s)
 
 
 PLACEMENT_ROUNDS = 6      # sizing -> placement rounds when placement pushes back
 SPARE_STEP = 0.02         # least share of a GPU type held back per round for spares
 
 
-class Infeasible(Exception):
-    """No plan meets the scenario; `reasons` say which constraints bind and by how much."""
-
-    def __init__(self, reasons: list[str]):
-        self.reasons = reasons
-        super().__init__("infeasible: " + " | ".join(reasons))
-
-
 def solve_context(ctx: Context, candidates: Sequence[Candidate] | None = None, *,
                   solver: str = "highs", time_limit_s: float = 60.0,
                   label: str | None = None) -> Plan:
-    from hetplan.milp.explain import explain_infeasible, precheck
+    """Size `ctx` (optionally over a subset of its candidates) and place it on its
+    inventory; when placement pushes back, re-size without what it could not hold."""
     if ctx.scenario.objective == "max_goodput" and ctx.scenario.constraints.budget_usd_per_hour \
             is None:
         raise InputError("objective max_goodput needs constraints.budget_usd_per_hour",
@@ -166,29 +175,27 @@ def solve_context(ctx: Context, candidates: Sequence[Candidate] | None = None, *
     availability, rounds = dict(ctx.availability), []
     for _ in range(PLACEMENT_ROUNDS):
         problem = replace(problem_for(ctx, cands), availability=availability)
-        reasons = precheck(ctx, problem, cands)
+        reasons = precheck(problem, cands, ctx.dropped, ctx.scenario, ctx.perf.model.name)
         if reasons:
             raise Infeasible(rounds + reasons)
         out = solve_problem(problem, solver, time_limit_s)
         if not out.solution.has_solution:
-            if out.solution.status in ("error", "no_solution"):
+            if out.solution.status in (SolveStatus.ERROR, SolveStatus.NO_SOLUTION):
                 raise Infeasible(rounds + [f"solver {out.solution.solver}: {out.solution.status} "
                                            f"{out.solution.message}".strip()])
-            raise Infeasible(rounds + explain_infeasible(ctx, problem, solver, time_limit_s))
+            raise Infeasible(rounds + explain_infeasible(problem, solver, time_limit_s))
         plan = build_plan(ctx, out, label)
         if ctx.inventory is None:
             return plan
-        from hetplan.placement import place_context
-        from hetplan.placement.place import PlacementInfeasible
         try:
-            placed = place_context(ctx, plan, solver=solver, time_limit_s=time_limit_s)
+            placed = _place(ctx, plan, solver=solver, time_limit_s=time_limit_s)
         except PlacementInfeasible as e:
             if not e.blocked and not e.spare_gpus:
                 raise Infeasible(rounds + e.reasons) from None
             # Two-stage sizing then placement: feed what placement could not hold back into
             # sizing (drop pools that cannot be placed at all, keep GPUs free for spares).
             rounds.append(f"placement round {len(rounds) + 1}: {'; '.join(e.reasons[:2])}")
-            cands = [c for c in cands if f"{c.role}-{c.shape.label()}" not in e.blocked]
+            cands = [c for c in cands if pool_name(c) not in e.blocked]
             for g, n in e.spare_gpus.items():     # at least SPARE_STEP of the type per round
                 step = math.ceil(SPARE_STEP * ctx.availability.get(g, 0))
                 availability[g] = max(0, availability.get(g, 0) - max(n, step))
@@ -201,44 +208,51 @@ def solve_context(ctx: Context, candidates: Sequence[Candidate] | None = None, *
     raise Infeasible(rounds)
 
 
-def _ratio(p: int, d: int) -> str:
-    if p == 0 or d == 0:
-        return f"{p}:{d}"
-    g = math.gcd(p, d)
-    return f"{p // g}:{d // g}"
+def _place(ctx: Context, plan: Plan, *, solver: str, time_limit_s: float) -> Plan:
+    """Place a plan solved from `ctx` on `ctx.inventory`, noting inventory GPUs left out."""
+    s = ctx.scenario
+    rel = s.constraints.reliability
+    placed = place_plan(plan, ctx.inventory, kv_bytes_table(ctx.perf.model, plan),
+                        reliability=Reliability(rel.n_plus_one, rel.spot_headroom),
+                        solver=solver, time_limit_s=time_limit_s,
+                        translation_us=ctx.perf.links.kv.cross_vendor_translation_us,
+                        label=s.inventory)
+    unused = sorted(set(ctx.inventory.gpus_by_type()) - set(ctx.prices))
+    if unused:
+        pl = placed.placement
+        placed = placed.model_copy(update={"placement": pl.model_copy(update={
+            "notes": pl.notes + [f"inventory GPUs not used (no price in sheet "
+                                 f"{s.catalog.prices!r} or not in catalog.gpus): "
+                                 f"{', '.join(unused)}"]})})
+    return placed
 
 
 def build_plan(ctx: Context, out: Outcome, label: str | None = None) -> Plan:
     s = ctx.scenario
     pools = []
-    for ch in sorted(out.chosen, key=lambda c: (["prefill", "decode", "colocated"].index(
-            c.candidate.role), c.candidate.key)):
+    for ch in sorted(out.chosen, key=lambda c: (ROLES.index(c.candidate.role),
+                                                c.candidate.key)):
         c = ch.candidate
         routes = [ClassRoute(workload_class=w, rate_rps=r,
                              predicted_ttft_ms=_num(c.per_class[w].ttft_ms),
                              predicted_tpot_ms=_num(c.per_class[w].tpot_ms),
                              batch=c.per_class[w].batch) for w, r in sorted(ch.rates.items())]
-        pools.append(Pool(name=f"{c.role}-{c.shape.label()}", role=c.role, gpu=c.shape.gpu,
+        pools.append(Pool(name=pool_name(c), role=c.role, gpu=c.shape.gpu,
                           vendor=c.vendor, tp=c.shape.tp, pp=c.shape.pp,
                           weight_dtype=c.shape.weight_dtype, kv_dtype=c.shape.kv_dtype,
                           replicas=ch.replicas, gpus=ch.replicas * c.num_gpus,
                           cost_usd_per_hour=ch.replicas * c.price_usd_per_hour,
                           utilization=ch.utilization, routes=routes))
     demand = sum(w.rate_rps for w in ctx.classes)
-    served = demand * out.scale
     tok_s = out.scale * sum(w.rate_rps * (w.mean_input_tokens + w.mean_output_tokens)
                             for w in ctx.classes)
-    out_tok_s = out.scale * sum(w.rate_rps * w.mean_output_tokens for w in ctx.classes)
-    cost = sum(p.cost_usd_per_hour for p in pools)
-    by_role = {r: sum(p.gpus for p in pools if p.role == r)
-               for r in ("prefill", "decode", "colocated")}
     gpus_used = sorted({p.gpu for p in pools})
     cal_notes = [f"{g}: default efficiencies (no measurement)" if ctx.perf.uses_default_calibration(g)
                  else f"{g}: {ctx.perf.calibration(g).provenance.method}" for g in gpus_used]
     sol = out.solution
     notes = ["latencies are the perf model's service times (prefill + KV hand-off, decode "
              "step); queueing is bounded by the target utilization, not simulated here"]
-    if sol.status == "feasible":
+    if sol.status == SolveStatus.FEASIBLE:
         notes.append(f"solver stopped at its time limit: best plan found, gap {sol.gap}")
     if label:
         notes.append(label)
@@ -252,19 +266,19 @@ def build_plan(ctx: Context, out: Outcome, label: str | None = None) -> Plan:
                               p90_input_tokens=w.p90_input_tokens,
                               p90_output_tokens=w.p90_output_tokens,
                               **_bins(w)) for w in ctx.classes],
-        demand_rps=demand, served_rps=served, cost_usd_per_hour=cost, tokens_per_second=tok_s,
-        usd_per_million_tokens=cost / (tok_s * 3600) * 1e6 if tok_s else None,
-        usd_per_million_output_tokens=cost / (out_tok_s * 3600) * 1e6 if out_tok_s else None,
-        prefill_gpus=by_role["prefill"], decode_gpus=by_role["decode"],
-        colocated_gpus=by_role["colocated"],
-        golden_ratio=_ratio(by_role["prefill"], by_role["decode"]),
+        demand_rps=demand, served_rps=demand * out.scale, tokens_per_second=tok_s,
         calibration_notes=cal_notes, notes=notes, hetplan_version=__version__,
         kv_link=s.constraints.kv_link, target_utilization=s.constraints.target_utilization,
         decode_target_utilization=s.constraints.decode_target_utilization,
         model_ref=s.model)
 
 
-def _bins(w: ClassLike) -> dict:
+def pool_name(c: Candidate) -> str:
+    """The plan's name for the pool of candidate `c` (role and shape)."""
+    return f"{c.role}-{c.shape.label()}"
+
+
+def _bins(w: WorkloadClass) -> dict:
     """A class's token bins, where it has them (ad-hoc classes may not)."""
     keys = ("input_lo", "input_hi", "output_lo", "output_hi")
     vals = {k: getattr(w, k, None) for k in keys}

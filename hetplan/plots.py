@@ -5,7 +5,7 @@ Deterministic: figures are built with `matplotlib.figure.Figure` on the Agg canv
 pyplot, so a notebook's backend is left alone), at fixed sizes and dpi, and saved with no
 'Software' entry in the PNG metadata (Agg writes no timestamp), so the same data gives the
 same bytes. The data each plot draws comes from a tested function (`compare.frontier`,
-`whatif.slo_grid`, `whatif.price_shock`, `whatif.pool_costs`, `whatif.golden_ratio_grid`,
+`whatif.slo_grid`, `whatif.price_shock`, `Plan.pool_costs`, `whatif.golden_ratio_grid`,
 `simulate.metrics.latencies_ms`); these functions only draw.
 """
 
@@ -18,10 +18,13 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from hetplan.enums import Role
 from hetplan.plan import Plan
+from hetplan.simulate.engine import RunResult
+from hetplan.simulate.metrics import latencies_ms
 
 DPI = 100
-ROLE_HATCH = {"prefill": "//", "decode": "", "colocated": "xx"}
+ROLE_HATCH = {Role.PREFILL: "//", Role.DECODE: "", Role.COLOCATED: "xx"}
 CDF_POINTS = 1000
 
 
@@ -117,8 +120,7 @@ def _pct(rows: Sequence[dict]) -> str:
 def cost_breakdown_png(plans: Mapping[str, Plan], title: str = "cost per pool") -> bytes:
     """One stacked bar per plan: each segment a pool's $/h, coloured by GPU, hatched by
     role (prefill //, decode plain, colocated xx), labelled with replicas x TP."""
-    from hetplan.whatif import pool_costs
-    segments = {label: pool_costs(plan) for label, plan in plans.items()}
+    segments = {label: plan.pool_costs() for label, plan in plans.items()}
     gpus = sorted({p["gpu"] for rows in segments.values() for p in rows})
     cmap = {g: f"C{i % 10}" for i, g in enumerate(gpus)}
     fig = Figure(figsize=(max(5.0, 1.6 * len(plans) + 3), 4.5))
@@ -181,11 +183,9 @@ def ratio_heatmap_png(grid, value: str = "prefill_cost_share",
     return png_bytes(fig)
 
 
-def latency_cdf_png(runs: Mapping[str, object], slo: dict) -> bytes:
+def latency_cdf_png(runs: Mapping[str, RunResult], slo: dict) -> bytes:
     """TTFT, TPOT and end-to-end CDFs of one or more simulator runs (`RunResult`s keyed by
     label; an empty label draws no legend entry), SLO targets and percentile marked."""
-    from hetplan.simulate.metrics import latencies_ms
-
     fig = Figure(figsize=(13, 3.8))
     axes = fig.subplots(1, 3)
     qs = np.linspace(0, 100, CDF_POINTS)
@@ -207,6 +207,11 @@ def latency_cdf_png(runs: Mapping[str, object], slo: dict) -> bytes:
     axes[0].set_ylabel("fraction of requests")
     fig.tight_layout()
     return png_bytes(fig, dpi=110)
+
+
+def cdf_png(res: RunResult, slo: dict) -> bytes:
+    """TTFT, TPOT and E2E CDFs of one run (PNG bytes), SLO targets marked."""
+    return latency_cdf_png({"": res}, slo)
 
 
 def write_plan_plots(out: Path, plan: Plan, frontier_rows: Sequence[dict] | None = None

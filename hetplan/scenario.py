@@ -7,19 +7,24 @@ the scenario file's directory.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt,
                       ValidationError, field_validator, model_validator)
 
 from hetplan.catalog import Catalog, load_catalog, unknown_name_message
 from hetplan.dtypes import Dtype
+from hetplan.enums import ROLES, Role
 from hetplan.errors import InputError, from_validation_error
 from hetplan.io import load_yaml
 from hetplan.model import ModelSpec, load_model
+from hetplan.workload import Trace, WorkloadClass
 
-Role = Literal["prefill", "decode", "colocated"]
+if TYPE_CHECKING:
+    from hetplan.placement.inventory import Inventory
 
 
 class SLO(BaseModel):
@@ -103,7 +108,7 @@ class Constraints(BaseModel):
 
     budget_usd_per_hour: PositiveFloat | None = None
     allow_cross_vendor: bool = False            # prefill and decode on different vendors
-    roles: list[Role] = ["prefill", "decode", "colocated"]
+    roles: list[Role] = list(ROLES)
     weight_dtypes: list[Dtype] = ["bf16", "fp8"]
     kv_dtypes: list[Dtype] = ["bf16", "fp8"]
     max_tp: PositiveInt = 8
@@ -137,8 +142,48 @@ class Scenario(BaseModel):
         return path if path.is_absolute() else Path(self.base_dir) / path
 
 
-def load_scenario(path: str | Path, catalog: Catalog | None = None) -> Scenario:
-    """Load and cross-check a scenario: the model loads, GPUs and price sheet exist."""
+@dataclass(frozen=True)
+class ResolvedScenario:
+    """A checked scenario with everything it names loaded once: the model, the workload
+    (its trace and the classes bucketed from it at the planning rate) and the inventory.
+    The planner, the repair loop, compare, frontier and what-if take this, never a bare
+    `Scenario`, so nothing is parsed twice and the SLO has one source: `scenario.slo`.
+    Variants (another SLO, budget, roles, prices) are derived with `derive`."""
+
+    scenario: Scenario
+    model: ModelSpec
+    classes: tuple[WorkloadClass, ...]
+    trace: Trace | None                   # None when the classes were given (`with_classes`)
+    inventory: Inventory | None = None
+    planning_rate: tuple[str, float] = ("mean", 0.0)    # parsed `workload.planning_rate`
+
+    # Scenario fields a variant may change: none of them changes what was loaded.
+    DERIVABLE = frozenset({"name", "description", "slo", "catalog", "constraints", "objective"})
+
+    @property
+    def slo(self) -> SLO:
+        return self.scenario.slo
+
+    def derive(self, **update: Any) -> ResolvedScenario:
+        """This scenario with some fields replaced (e.g. `slo=`, `constraints=`), keeping the
+        loaded model, workload and inventory. Fields they depend on cannot change here."""
+        fixed = set(update) - self.DERIVABLE
+        if fixed:
+            raise ValueError(f"{', '.join(sorted(fixed))} change what was loaded; load the "
+                             "changed scenario instead")
+        return replace(self, scenario=self.scenario.model_copy(update=update))
+
+    def with_constraints(self, **update: Any) -> ResolvedScenario:
+        return self.derive(constraints=self.scenario.constraints.model_copy(update=update))
+
+    def with_classes(self, classes: Sequence[WorkloadClass]) -> ResolvedScenario:
+        """The scenario planned for explicit classes instead of its workload (what-if
+        studies); it has no trace to simulate."""
+        return replace(self, classes=tuple(classes), trace=None)
+
+
+def load_scenario(path: str | Path, catalog: Catalog | None = None) -> ResolvedScenario:
+    """Load, cross-check and resolve a scenario (see `check_scenario`)."""
     path = Path(path)
     raw = load_yaml(path)
     if not isinstance(raw, dict):
@@ -149,44 +194,60 @@ def load_scenario(path: str | Path, catalog: Catalog | None = None) -> Scenario:
         scenario = Scenario(**raw)
     except ValidationError as e:
         raise from_validation_error(e, file=path) from None
-    check_scenario(scenario, catalog or load_catalog(), file=path)
-    return scenario
+    return check_scenario(scenario, catalog or load_catalog(), file=path)
 
 
-def check_scenario(s: Scenario, catalog: Catalog, file: str | Path | None = None) -> None:
-    """Cross-references a schema cannot check; each failure names the field."""
+def check_scenario(s: Scenario, catalog: Catalog, file: str | Path | None = None
+                   ) -> ResolvedScenario:
+    """Cross-references a schema cannot check (each failure names the field), then what
+    they name loaded: model, workload trace and classes, inventory."""
+    from hetplan.workload import bucket, load_workload
+    from hetplan.workload.trace import parse_planning_rate
     try:
-        scenario_model(s)
+        model = scenario_model(s)
     except InputError as e:
         raise InputError(e.message, file=file, field="model") from None
-    if s.catalog.prices not in catalog.price_sheets:
-        raise InputError(unknown_name_message("price sheet", s.catalog.prices,
+    check_catalog_selection(s.catalog, catalog, file)
+    w = s.workload
+    if w.synthetic is not None:
+        from hetplan.workload import parse_synthetic
+        parse_synthetic(w.synthetic, file=file)
+    if w.trace is not None and not s.resolve_path(w.trace).exists():
+        raise InputError(f"trace file not found: {s.resolve_path(w.trace)}",
+                         file=file, field="workload.trace")
+    if w.spec is not None:
+        if not s.resolve_path(w.spec).exists():
+            raise InputError(f"spec file not found: {s.resolve_path(w.spec)}",
+                             file=file, field="workload.spec")
+    inventory = scenario_inventory(s, catalog)
+    trace = load_workload(w, s.base_dir)
+    try:
+        classes = bucket(trace, w.classes.n_input, w.classes.n_output, method=w.classes.method,
+                         planning_rate=w.planning_rate, window_s=w.planning_window_s)
+    except ValueError as e:
+        raise InputError(str(e), file=file, field="workload") from None
+    return ResolvedScenario(s, model, tuple(classes), trace, inventory,
+                            parse_planning_rate(w.planning_rate))
+
+
+def check_catalog_selection(sel: CatalogSelection, catalog: Catalog,
+                            file: str | Path | None = None) -> None:
+    """The price sheet and GPUs a scenario names exist in `catalog` (also run on derived
+    variants, whose catalog selection may have changed)."""
+    if sel.prices not in catalog.price_sheets:
+        raise InputError(unknown_name_message("price sheet", sel.prices,
                                               catalog.price_sheets), file=file,
                          field="catalog.prices")
-    for i, g in enumerate(s.catalog.gpus or []):
+    for i, g in enumerate(sel.gpus or []):
         if g not in catalog.gpus:
             raise InputError(unknown_name_message("GPU", g, catalog.gpus), file=file,
                              field=f"catalog.gpus.{i}")
-    for g, n in s.catalog.availability.items():
+    for g, n in sel.availability.items():
         if g not in catalog.gpus:
             raise InputError(unknown_name_message("GPU", g, catalog.gpus), file=file,
                              field=f"catalog.availability.{g}")
         if n < 0:
             raise InputError("must be >= 0", file=file, field=f"catalog.availability.{g}")
-    if s.workload.synthetic is not None:
-        from hetplan.workload import parse_synthetic
-        parse_synthetic(s.workload.synthetic, file=file)
-    if s.workload.trace is not None and not s.resolve_path(s.workload.trace).exists():
-        raise InputError(f"trace file not found: {s.resolve_path(s.workload.trace)}",
-                         file=file, field="workload.trace")
-    if s.workload.spec is not None:
-        if not s.resolve_path(s.workload.spec).exists():
-            raise InputError(f"spec file not found: {s.resolve_path(s.workload.spec)}",
-                             file=file, field="workload.spec")
-        from hetplan.workload import load_spec_file
-        load_spec_file(s.resolve_path(s.workload.spec))
-    if s.inventory is not None:
-        scenario_inventory(s, catalog)
 
 
 def scenario_model(s: Scenario) -> ModelSpec:

@@ -17,11 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from hetplan.catalog import Catalog
+from hetplan.enums import ROLES, Role
 from hetplan.errors import InputError
 from hetplan.plan import Plan
-from hetplan.planner import Infeasible, prepare, scenario_classes, solve_context
-from hetplan.scenario import SLO, Scenario
+from hetplan.planner import prepare
+from hetplan.scenario import SLO, ResolvedScenario
+from hetplan.variants import PlanRow, plan_variant
 from hetplan.workload import WorkloadClass, single_class
+
+WHY_CHARS = 160           # why a variant has no plan, cut to this length in table rows
 
 
 def scale_price(catalog: Catalog, sheet: str, gpu: str, factor: float) -> Catalog:
@@ -59,99 +63,95 @@ def fixed_classes(input_tokens: int, output_tokens: int, *, rate_rps: float | No
                          output_tokens)]
 
 
-def try_plan(s: Scenario, catalog: Catalog, classes: Sequence | None = None,
+def try_plan(rs: ResolvedScenario, catalog: Catalog, classes: Sequence | None = None,
              slo: SLO | None = None, *, prefill_gpus: Sequence[str] | None = None,
              decode_gpus: Sequence[str] | None = None, solver: str = "highs",
              time_limit_s: float = 30.0, calibrations: dict | None = None
              ) -> tuple[Plan | None, str]:
-    """Solve `s` (optionally with explicit classes, another SLO, and prefill / decode
-    candidates limited to the given GPUs: giving either excludes colocated replicas, so
-    the plan is disaggregated; `calibrations` replaces the bundled efficiencies). Returns
-    (plan, "") or (None, why infeasible)."""
-    if slo is not None:
-        s = s.model_copy(update={"slo": slo})
-    ctx = prepare(s, catalog, classes, slo=slo, calibrations=calibrations)
+    """Solve `rs`, or the variant of it with explicit classes and / or another SLO, and
+    prefill / decode candidates limited to the given GPUs (giving either excludes colocated
+    replicas, so the plan is disaggregated; `calibrations` replaces the bundled
+    efficiencies). Returns (plan, "") or (None, why infeasible)."""
+    r = plan_row_of(rs, catalog, classes, slo, prefill_gpus=prefill_gpus,
+                    decode_gpus=decode_gpus, solver=solver, time_limit_s=time_limit_s,
+                    calibrations=calibrations)
+    return r.plan, r.why
+
+
+def plan_row_of(rs: ResolvedScenario, catalog: Catalog, classes: Sequence | None = None,
+                slo: SLO | None = None, *, prefill_gpus: Sequence[str] | None = None,
+                decode_gpus: Sequence[str] | None = None, solver: str = "highs",
+                time_limit_s: float = 30.0, calibrations: dict | None = None) -> PlanRow:
+    """`try_plan` as a typed row (see `variants.PlanRow`)."""
+    var = rs if classes is None else rs.with_classes(classes)
+    var = var if slo is None else var.derive(slo=slo)
+    ctx = prepare(var, catalog, calibrations=calibrations)
     cands = None
     if prefill_gpus is not None or decode_gpus is not None:
-        allowed = {"prefill": set(prefill_gpus or ctx.prices),
-                   "decode": set(decode_gpus or ctx.prices)}
+        allowed = {Role.PREFILL: set(prefill_gpus or ctx.prices),
+                   Role.DECODE: set(decode_gpus or ctx.prices)}
         cands = [c for c in ctx.candidates if c.shape.gpu in allowed.get(c.role, ())]
-        if not any(c.role == "prefill" for c in cands) or \
-                not any(c.role == "decode" for c in cands):
-            return None, "no prefill or no decode candidate on the requested GPUs"
-    try:
-        return solve_context(ctx, cands, solver=solver, time_limit_s=time_limit_s), ""
-    except Infeasible as e:
-        return None, "; ".join(e.reasons)
+        if not any(c.role == Role.PREFILL for c in cands) or \
+                not any(c.role == Role.DECODE for c in cands):
+            return PlanRow(None, ("no prefill or no decode candidate on the requested GPUs",))
+    return plan_variant(ctx, cands, solver=solver, time_limit_s=time_limit_s)
 
 
-def plan_row(plan: Plan | None, why: str = "", **keys) -> dict:
+def plan_row(plan: Plan | PlanRow | None, why: str = "", **keys) -> dict:
     """A flat summary of a plan (or of its absence) for tables: cost, $/M tokens, GPUs per
-    role and per type, P:D, and a short mix string."""
-    row = dict(keys)
-    if plan is None:
-        return row | {"feasible": False, "cost_usd_per_hour": None,
-                      "usd_per_million_tokens": None, "prefill_gpus": 0, "decode_gpus": 0,
-                      "colocated_gpus": 0, "golden_ratio": "", "gpus_by_type": {},
-                      "cost_by_type": {}, "mix": "", "why": why[:160]}
-    by_type: dict[str, int] = {}
-    cost_by_type: dict[str, float] = {}
-    for p in plan.pools:
-        by_type[p.gpu] = by_type.get(p.gpu, 0) + p.gpus
-        cost_by_type[p.gpu] = cost_by_type.get(p.gpu, 0.0) + p.cost_usd_per_hour
-    return row | {"feasible": True, "cost_usd_per_hour": plan.cost_usd_per_hour,
-                  "usd_per_million_tokens": plan.usd_per_million_tokens,
-                  "prefill_gpus": plan.prefill_gpus, "decode_gpus": plan.decode_gpus,
-                  "colocated_gpus": plan.colocated_gpus, "golden_ratio": plan.golden_ratio,
-                  "gpus_by_type": dict(sorted(by_type.items())),
-                  "cost_by_type": dict(sorted(cost_by_type.items())), "mix": mix_text(plan),
-                  "why": ""}
+    role and per type, P:D, and the plan's mix string (`Plan.mix`)."""
+    r = plan if isinstance(plan, PlanRow) else PlanRow(plan, (why,) if why else ())
+    gpus, cost = r.by_type()
+    return dict(keys) | {
+        "feasible": r.feasible, "cost_usd_per_hour": r.cost_usd_per_hour,
+        "usd_per_million_tokens": r.usd_per_million_tokens,
+        "prefill_gpus": r.gpus(Role.PREFILL), "decode_gpus": r.gpus(Role.DECODE),
+        "colocated_gpus": r.gpus(Role.COLOCATED), "golden_ratio": r.golden_ratio,
+        "gpus_by_type": gpus, "cost_by_type": cost, "mix": r.mix, "why": r.why[:WHY_CHARS]}
 
 
 def mix_text(plan: Plan) -> str:
-    """'P 13x L40S tp2 wfp8/kvfp8 + D 1x B200 tp1 wfp8/kvfp8' style summary of the pools."""
-    return " + ".join(f"{p.role[0].upper()} {p.replicas}x {p.gpu} tp{p.tp} "
-                      f"w{p.weight_dtype}/kv{p.kv_dtype}" for p in plan.pools)
+    """The plan's pools in one line (`Plan.mix`)."""
+    return plan.mix()
 
 
-def price_shock(s: Scenario, catalog: Catalog, gpus: Sequence[str],
+def price_shock(rs: ResolvedScenario, catalog: Catalog, gpus: Sequence[str],
                 factors: Sequence[float], classes: Sequence | None = None) -> list[dict]:
     """Re-plan with each GPU's price scaled by each factor (one GPU at a time; factor 1 is
     the baseline). Rows carry gpu, factor, the shocked price, `plan_row` fields and
     `cost_if_mix_kept_usd_per_hour`: the baseline plan's cost at the shocked price (what
     not re-planning would cost; the re-planned cost is never higher)."""
-    base_plan, _ = try_plan(s, catalog, classes)
-    base_by_type = plan_row(base_plan)["cost_by_type"]
+    base_row = plan_row_of(rs, catalog, classes)
+    base_plan, base_by_type = base_row.plan, base_row.by_type()[1]
+    sheet = rs.scenario.catalog.prices
     rows = []
     for g in gpus:
-        base = catalog.cheapest_price_usd_per_hour(s.catalog.prices, g)
+        base = catalog.cheapest_price_usd_per_hour(sheet, g)
         for f in sorted(factors):
-            cat = scale_price(catalog, s.catalog.prices, g, f)
-            plan, why = try_plan(s, cat, classes)
+            r = plan_row_of(rs, scale_price(catalog, sheet, g, f), classes)
             kept = (None if base_plan is None else
                     base_plan.cost_usd_per_hour + base_by_type.get(g, 0.0) * (f - 1.0))
-            rows.append(plan_row(plan, why, gpu=g, factor=f,
+            rows.append(plan_row(r, gpu=g, factor=f,
                                  price_usd_per_hour=None if base is None else base * f,
                                  cost_if_mix_kept_usd_per_hour=kept))
     return rows
 
 
-def length_plan(s: Scenario, catalog: Catalog, input_tokens: int, output_tokens: int,
+def length_plan(rs: ResolvedScenario, catalog: Catalog, input_tokens: int, output_tokens: int,
                 tokens_per_second: float, ttft_ms_per_1k_input: float = 0.0,
                 disaggregated: bool = True) -> tuple[Plan | None, str]:
     """Plan one fixed-length class at a token throughput (see `fixed_classes`), with TTFT
     target max(scenario TTFT, ttft_ms_per_1k_input x input / 1000); prefill and decode
     roles only unless `disaggregated` is False."""
     if disaggregated:
-        s = s.model_copy(update={"constraints": s.constraints.model_copy(
-            update={"roles": ["prefill", "decode"]})})
-    slo = s.slo.model_copy(update={"ttft_ms": max(s.slo.ttft_ms,
-                                                  ttft_ms_per_1k_input * input_tokens / 1000)})
-    return try_plan(s, catalog, fixed_classes(input_tokens, output_tokens,
+        rs = rs.with_constraints(roles=[Role.PREFILL, Role.DECODE])
+    slo = rs.slo.model_copy(update={"ttft_ms": max(rs.slo.ttft_ms,
+                                                   ttft_ms_per_1k_input * input_tokens / 1000)})
+    return try_plan(rs, catalog, fixed_classes(input_tokens, output_tokens,
                                               tokens_per_second=tokens_per_second), slo)
 
 
-def pairings(s: Scenario, catalog: Catalog, classes: Sequence,
+def pairings(rs: ResolvedScenario, catalog: Catalog, classes: Sequence,
              variants: dict[str, tuple[Sequence[str] | None, Sequence[str] | None]],
              baseline: str, calibrations: dict | None = None) -> list[dict]:
     """Solve each variant label -> (prefill GPUs, decode GPUs) (None, None = unrestricted:
@@ -159,9 +159,8 @@ def pairings(s: Scenario, catalog: Catalog, classes: Sequence,
     variant $/h (>1: the variant is that many times cheaper for the same load)."""
     rows = []
     for label, (pg, dg) in variants.items():
-        plan, why = try_plan(s, catalog, classes, prefill_gpus=pg, decode_gpus=dg,
-                             calibrations=calibrations)
-        rows.append(plan_row(plan, why, variant=label))
+        rows.append(plan_row(plan_row_of(rs, catalog, classes, prefill_gpus=pg, decode_gpus=dg,
+                                         calibrations=calibrations), variant=label))
     ref = next((r["cost_usd_per_hour"] for r in rows if r["variant"] == baseline), None)
     for r in rows:
         r["cost_ratio_vs_baseline"] = (ref / r["cost_usd_per_hour"]
@@ -185,7 +184,7 @@ class RatioGrid:
     mix: list[list[str]]
 
 
-def golden_ratio_grid(s: Scenario, catalog: Catalog, input_tokens: Sequence[int],
+def golden_ratio_grid(rs: ResolvedScenario, catalog: Catalog, input_tokens: Sequence[int],
                       output_tokens: Sequence[int], tokens_per_second: float,
                       ttft_ms_per_1k_input: float = 0.0) -> RatioGrid:
     """Plan one fixed-length class per (input, output) cell at the same token throughput,
@@ -199,33 +198,30 @@ def golden_ratio_grid(s: Scenario, catalog: Catalog, input_tokens: Sequence[int]
     mixes = [["" for _ in output_tokens] for _ in input_tokens]
     for i, n_in in enumerate(input_tokens):
         for j, n_out in enumerate(output_tokens):
-            plan, _ = length_plan(s, catalog, n_in, n_out, tokens_per_second,
+            plan, _ = length_plan(rs, catalog, n_in, n_out, tokens_per_second,
                                   ttft_ms_per_1k_input)
             if plan is None:
                 continue
-            p_cost = sum(p.cost_usd_per_hour for p in plan.pools if p.role == "prefill")
+            p_cost = sum(p.cost_usd_per_hour for p in plan.pools if p.role == Role.PREFILL)
             gshare[i, j] = plan.prefill_gpus / (plan.prefill_gpus + plan.decode_gpus)
             cshare[i, j] = p_cost / plan.cost_usd_per_hour
             usd[i, j] = plan.usd_per_million_tokens
             ratio[i][j] = plan.golden_ratio
-            mixes[i][j] = mix_text(plan)
+            mixes[i][j] = plan.mix()
     return RatioGrid(list(input_tokens), list(output_tokens), tokens_per_second,
                      ttft_ms_per_1k_input, gshare, cshare, usd, ratio, mixes)
 
 
-def slo_grid(s: Scenario, catalog: Catalog, ttft_ms: Sequence[float],
+def slo_grid(rs: ResolvedScenario, catalog: Catalog, ttft_ms: Sequence[float],
              tpot_ms: Sequence[float], classes: Sequence | None = None) -> list[dict]:
     """Solve every (TTFT, TPOT) target pair at the scenario's percentile; rows carry the
-    targets, `plan_row` fields and `pareto` (see `mark_pareto`). Classes are built once."""
-    if classes is None:
-        classes = scenario_classes(s)
+    targets, `plan_row` fields and `pareto` (see `mark_pareto`)."""
+    q = rs.slo.percentile
     rows = []
     for t in sorted(ttft_ms):
         for o in sorted(tpot_ms):
-            slo = SLO(ttft_ms=t, tpot_ms=o, percentile=s.slo.percentile)
-            plan, why = try_plan(s, catalog, classes, slo)
-            rows.append(plan_row(plan, why, ttft_ms=t, tpot_ms=o,
-                                 percentile=s.slo.percentile))
+            r = plan_row_of(rs, catalog, classes, SLO(ttft_ms=t, tpot_ms=o, percentile=q))
+            rows.append(plan_row(r, ttft_ms=t, tpot_ms=o, percentile=q))
     return mark_pareto(rows)
 
 
@@ -243,13 +239,14 @@ def mark_pareto(rows: list[dict], keys: Sequence[str] = ("ttft_ms", "tpot_ms",
     return rows
 
 
-def role_economics(s: Scenario, catalog: Catalog, classes: Sequence | None = None,
+def role_economics(rs: ResolvedScenario, catalog: Catalog, classes: Sequence | None = None,
                    calibrations: dict | None = None) -> list[dict]:
     """Per (role, GPU): the candidate with the most requests/s per $/h for the workload
     (classes served by time-sharing, so capacity = 1 / sum(share / capacity)); what drives
     a planner's choice before integrality and the KV link. Rows sorted by role, then best
     first; requests/s per $/h is 0 where no candidate of that GPU serves every class."""
-    ctx = prepare(s, catalog, classes, calibrations=calibrations)
+    ctx = prepare(rs if classes is None else rs.with_classes(classes), catalog,
+                  calibrations=calibrations)
     total = sum(w.rate_rps for w in ctx.classes)
     best: dict[tuple[str, str], dict] = {}
     for c in ctx.candidates:
@@ -263,8 +260,8 @@ def role_economics(s: Scenario, catalog: Catalog, classes: Sequence | None = Non
         key = (c.role, c.shape.gpu)
         if key not in best or row["rps_per_usd_per_hour"] > best[key]["rps_per_usd_per_hour"]:
             best[key] = row
-    return sorted(best.values(), key=lambda r: (["prefill", "decode", "colocated"].index(
-        r["role"]), -r["rps_per_usd_per_hour"], r["gpu"]))
+    return sorted(best.values(), key=lambda r: (ROLES.index(r["role"]),
+                                                -r["rps_per_usd_per_hour"], r["gpu"]))
 
 
 def borrowed_calibrations(source_gpu: str, targets: Sequence[str]) -> dict:
@@ -283,8 +280,5 @@ def borrowed_calibrations(source_gpu: str, targets: Sequence[str]) -> dict:
 
 
 def pool_costs(plan: Plan) -> list[dict]:
-    """$/h per pool with its role and GPU (what the cost-breakdown plot stacks)."""
-    return [{"pool": p.name, "role": p.role, "gpu": p.gpu, "replicas": p.replicas,
-             "tp": p.tp, "gpus": p.gpus, "cost_usd_per_hour": p.cost_usd_per_hour}
-            for p in plan.pools]
-
+    """$/h per pool with its role and GPU (`Plan.pool_costs`)."""
+    return plan.pool_costs()

@@ -22,7 +22,7 @@ from hetplan.catalog import load_catalog  # noqa: E402
 from hetplan.io import workloads_dir  # noqa: E402
 from hetplan.perf import PerfModel  # noqa: E402
 from hetplan.planner import plan_scenario  # noqa: E402
-from hetplan.scenario import load_scenario, scenario_model  # noqa: E402
+from hetplan.scenario import load_scenario  # noqa: E402
 from hetplan.simulate import SimOptions, simulate_plan  # noqa: E402
 from hetplan.simulate.workload import scenario_trace  # noqa: E402
 
@@ -41,9 +41,9 @@ def main() -> None:
     t1 = time.perf_counter()
     trace = scenario_trace(s, requests=a.requests)
     t2 = time.perf_counter()
-    rep, _ = simulate_plan(plan, trace, PerfModel(scenario_model(s), cat), SimOptions(a.seed))
+    rep, _ = simulate_plan(plan, trace, PerfModel(s.model, cat), SimOptions(a.seed))
     t3 = time.perf_counter()
-    print(f"scenario {s.name}: plan {t1 - t0:.1f} s, trace of {trace.num_requests:,} "
+    print(f"scenario {s.scenario.name}: plan {t1 - t0:.1f} s, trace of {trace.num_requests:,} "
           f"requests {t2 - t1:.1f} s, simulation {t3 - t2:.1f} s "
           f"({trace.num_requests / (t3 - t2):,.0f} requests/s)")
     print(f"p90 TTFT {rep.ttft_p90_ms:.1f} ms, p90 TPOT {rep.tpot_p90_ms:.2f} ms, "

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from hetplan.catalog import load_catalog
+from hetplan.errors import Infeasible
 from hetplan.placement import Reliability, load_inventory, place_plan
 from hetplan.placement.place import PlacementInfeasible
 from hetplan.plan import ClassRoute, Plan, Pool
-from hetplan.planner import Infeasible
 
 RHO = 0.8
 GB = 1e9                      # KV bytes per request in these fixtures: 1 GB = 8 Gb
@@ -25,13 +25,10 @@ def pool(name, role, gpu, tp, replicas, load, rate=10.0, pp=1, vendor="nvidia"):
 
 
 def plan_of(*pools: Pool) -> Plan:
-    cost = sum(p.cost_usd_per_hour for p in pools)
     return Plan(scenario="t", model="m", status="optimal", gap=0.0, solver="highs",
                 objective="min_cost", slo={}, pools=list(pools), classes=[], demand_rps=10.0,
-                served_rps=10.0, cost_usd_per_hour=cost, tokens_per_second=1000.0,
-                usd_per_million_tokens=1.0, usd_per_million_output_tokens=2.0, prefill_gpus=0,
-                decode_gpus=0, colocated_gpus=sum(p.gpus for p in pools), golden_ratio="0:0",
-                calibration_notes=[], notes=[], hetplan_version="0", target_utilization=RHO)
+                served_rps=10.0, tokens_per_second=1000.0, calibration_notes=[], notes=[],
+                hetplan_version="0", target_utilization=RHO)
 
 
 def inventory(write, nodes: list[str], extra: str = ""):

@@ -15,7 +15,7 @@ from hetplan.catalog import load_catalog
 from hetplan.io import workloads_dir
 from hetplan.planner import plan_scenario
 from hetplan.scenario import load_scenario
-from hetplan.simulate import SimOptions, cdf_png, simulate_plan
+from hetplan.simulate import SimOptions, simulate_plan
 from hetplan.simulate.workload import scenario_trace
 
 SIG = b"\x89PNG\r\n\x1a\n"
@@ -38,7 +38,8 @@ def _check(make):
 
 def test_cost_breakdown_and_frontier(case):
     cat, s, plan = case
-    cheap = W.try_plan(s, W.scale_price(cat, s.catalog.prices, "H100-SXM", 0.5), None)[0]
+    cheap = W.try_plan(s, W.scale_price(cat, s.scenario.catalog.prices, "H100-SXM", 0.5),
+                       None)[0]
     _check(lambda: P.cost_breakdown_png({"base": plan, "H100 -50%": cheap}))
     rows = [{"factor": 1.0, "ttft_ms": 1000.0, "tpot_ms": 50.0, "budget_usd_per_hour": None,
              "cost_usd_per_hour": plan.cost_usd_per_hour, "served_rps": plan.served_rps,
@@ -66,12 +67,11 @@ def test_pareto_and_heatmap_from_synthetic_data():
 def test_latency_cdfs_overlay_and_single(case):
     cat, s, plan = case
     from hetplan.perf import PerfModel
-    from hetplan.scenario import scenario_model
     tr = scenario_trace(s, requests=1500)
-    pm = PerfModel(scenario_model(s), cat)
+    pm = PerfModel(s.model, cat)
     _, r0 = simulate_plan(plan, tr, pm, SimOptions(seed=0))
     _, r1 = simulate_plan(plan, tr, pm, SimOptions(seed=1))
-    one = _check(lambda: cdf_png(r0, plan.slo))
+    one = _check(lambda: P.cdf_png(r0, plan.slo))
     two = _check(lambda: P.latency_cdf_png({"seed 0": r0, "seed 1": r1}, plan.slo))
     assert one != two
 

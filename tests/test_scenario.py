@@ -23,15 +23,33 @@ catalog: {gpus: [H100-SXM, L40S], prices: 2026-04-17-seed}
 
 
 def test_default_scenario_loads():
-    s = load_scenario(workloads_dir() / "default.yaml", CATALOG)
+    rs = load_scenario(workloads_dir() / "default.yaml", CATALOG)
+    s = rs.scenario
     assert s.name == "default"
-    assert scenario_model(s).name == "llama-3.1-70b"
+    assert scenario_model(s).name == rs.model.name == "llama-3.1-70b"
     assert scenario_gpus(s, CATALOG) == ["H100-SXM", "L40S", "A100-80G-PCIe", "B200"]
-    assert s.slo.percentile == 90
+    assert s.slo.percentile == rs.slo.percentile == 90
+    # Resolved once: the classes are the trace's requests, at its planning rate.
+    assert sum(c.count for c in rs.classes) == rs.trace.num_requests
+    assert sum(c.rate_rps for c in rs.classes) == pytest.approx(rs.trace.planning_rate_rps(
+        s.workload.planning_rate, s.workload.planning_window_s))
+    assert rs.inventory is None and rs.planning_rate == ("mean", 0.0)
+
+
+def test_variants_keep_what_was_loaded():
+    rs = load_scenario(workloads_dir() / "default.yaml", CATALOG)
+    tight = rs.derive(slo=rs.slo.model_copy(update={"ttft_ms": 100.0}))
+    assert tight.slo.ttft_ms == 100.0 and rs.slo.ttft_ms != 100.0
+    assert tight.trace is rs.trace and tight.classes is rs.classes and tight.model is rs.model
+    assert rs.with_constraints(max_tp=2).scenario.constraints.max_tp == 2
+    with pytest.raises(ValueError, match="workload"):
+        rs.derive(workload=rs.scenario.workload)
+    adhoc = rs.with_classes(rs.classes[:1])
+    assert adhoc.trace is None and len(adhoc.classes) == 1
 
 
 def test_small_scenario_defaults(write):
-    s = load_scenario(write("s.yaml", BASE), CATALOG)
+    s = load_scenario(write("s.yaml", BASE), CATALOG).scenario
     assert s.name == "s"
     assert s.objective == "min_cost"
     assert s.constraints.target_utilization == 0.8

@@ -18,7 +18,7 @@ from hetplan.io import workloads_dir
 from hetplan.model import load_model
 from hetplan.perf import PerfModel, ReplicaShape
 from hetplan.planner import plan_scenario
-from hetplan.scenario import load_scenario, scenario_model
+from hetplan.scenario import load_scenario
 from hetplan.simulate import SimOptions, simulate_plan
 from hetplan.simulate.engine import LinkModel, PoolSpec, run
 from hetplan.simulate.steps import ConstantSteps, StepModel
@@ -48,7 +48,7 @@ def default_case():
     cat = load_catalog()
     s = load_scenario(DEFAULT, cat)
     plan = plan_scenario(s, cat)
-    return s, plan, PerfModel(scenario_model(s), cat)
+    return s, plan, PerfModel(s.model, cat)
 
 
 # ---- step times ------------------------------------------------------------------------

@@ -79,8 +79,7 @@ def test_golden_ratio_grid_agrees_with_individual_solves(cat, default):
     ins, outs, tps = [256, 4096], [64, 2048], 50_000
     g = W.golden_ratio_grid(default, cat, ins, outs, tps, ttft_ms_per_1k_input=500)
     assert g.prefill_gpu_share.shape == g.prefill_cost_share.shape == (2, 2)
-    disagg = default.model_copy(update={"constraints": default.constraints.model_copy(
-        update={"roles": ["prefill", "decode"]})})
+    disagg = default.with_constraints(roles=["prefill", "decode"])
     for (i, n_in), (j, n_out) in itertools.product(enumerate(ins), enumerate(outs)):
         slo = default.slo.model_copy(update={"ttft_ms": max(1000.0, 0.5 * n_in)})
         plan, why = W.try_plan(disagg, cat, W.fixed_classes(n_in, n_out,
@@ -127,9 +126,8 @@ def test_mark_pareto_against_brute_force():
 
 
 def test_restricted_plans_use_only_the_given_gpus(cat, default):
-    market = default.model_copy(update={
-        "catalog": default.catalog.model_copy(update={
-            "prices": "2026-11-market", "gpus": ["H100-SXM", "B200", "MI300X"]})})
+    market = default.derive(catalog=default.scenario.catalog.model_copy(update={
+        "prices": "2026-11-market", "gpus": ["H100-SXM", "B200", "MI300X"]}))
     cls = W.fixed_classes(4096, 256, tokens_per_second=50_000)
     plan, why = W.try_plan(market, cat, cls, prefill_gpus=["B200"], decode_gpus=["H100-SXM"])
     assert plan is not None, why
@@ -139,8 +137,7 @@ def test_restricted_plans_use_only_the_given_gpus(cat, default):
     # Cross-vendor pairs need the scenario's permission.
     plan, why = W.try_plan(market, cat, cls, prefill_gpus=["B200"], decode_gpus=["MI300X"])
     assert plan is None and why
-    allowed = market.model_copy(update={"constraints": market.constraints.model_copy(
-        update={"allow_cross_vendor": True})})
+    allowed = market.with_constraints(allow_cross_vendor=True)
     plan, why = W.try_plan(allowed, cat, cls, prefill_gpus=["B200"], decode_gpus=["MI300X"])
     assert plan is not None, why
     assert {p.vendor for p in plan.pools} == {"nvidia", "amd"}
@@ -153,7 +150,7 @@ def test_role_economics_ranks_candidates_per_dollar(cat, default):
     rows = W.role_economics(default, cat, cls)
     assert {r["role"] for r in rows} == {"prefill", "decode", "colocated"}
     from hetplan.planner import prepare
-    ctx = prepare(default, cat, cls)
+    ctx = prepare(default.with_classes(cls), cat)
     for r in rows:        # each row is the best of its (role, GPU) candidates
         same = [c for c in ctx.candidates if c.role == r["role"] and c.shape.gpu == r["gpu"]]
         top = max(c.capacity(cls[0].name) / c.price_usd_per_hour for c in same)
@@ -189,8 +186,8 @@ def test_borrowed_calibrations_change_only_the_targets(cat, default):
     assert plan.cost_usd_per_hour == same.cost_usd_per_hour
     with pytest.raises(InputError):
         W.borrowed_calibrations("Gaudi3", ["MI300X"])
-    market = default.model_copy(update={"catalog": default.catalog.model_copy(update={
-        "prices": "2026-11-market", "gpus": ["H100-SXM", "MI300X"]})})
+    market = default.derive(catalog=default.scenario.catalog.model_copy(update={
+        "prices": "2026-11-market", "gpus": ["H100-SXM", "MI300X"]}))
     cls = W.fixed_classes(8192, 256, rate_rps=2)
 
     def mi300x_prefill(c):

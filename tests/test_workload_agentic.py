@@ -117,12 +117,11 @@ def test_embedded_specs_exist():
                                   "agentic"])
 def test_embedded_scenarios_use_their_specs(name):
     from hetplan.catalog import load_catalog
-    from hetplan.planner import scenario_classes
     from hetplan.scenario import load_scenario
 
-    s = load_scenario(workloads_dir() / f"{name}.yaml", load_catalog())
+    rs = load_scenario(workloads_dir() / f"{name}.yaml", load_catalog())
+    s, classes = rs.scenario, rs.classes
     assert s.workload.spec == f"specs/{name}.yaml"
-    classes = scenario_classes(s)
     b = s.workload.classes
     assert 1 <= len(classes) <= b.n_input * b.n_output
     spec = load_spec_file(workloads_dir() / "specs" / f"{name}.yaml")

@@ -95,11 +95,11 @@ def register(app: typer.Typer, echo_json) -> None:
     def scenario_check(path: str, as_json: bool = typer.Option(False, "--json")) -> None:
         """Validate a scenario file and print what it asks for."""
         from hetplan.catalog import load_catalog
-        from hetplan.scenario import load_scenario, scenario_gpus, scenario_model
+        from hetplan.scenario import load_scenario, scenario_gpus
 
         cat = load_catalog()
-        s = load_scenario(path, cat)
-        spec = scenario_model(s)
+        rs = load_scenario(path, cat)
+        s, spec = rs.scenario, rs.model
         gpus = scenario_gpus(s, cat)
         summary = {"name": s.name, "model": spec.name, "params_b": round(spec.total_params / 1e9, 2),
                    "slo": s.slo.model_dump(), "gpus": gpus, "prices": s.catalog.prices,

@@ -45,7 +45,8 @@ def register(app: typer.Typer, echo_json) -> None:
         """Plan the cheapest mix (or most goodput under a budget) that meets the SLO."""
         from hetplan.catalog import load_catalog
         from hetplan.io import write_atomic
-        from hetplan.planner import Infeasible, plan_scenario
+        from hetplan.errors import Infeasible
+        from hetplan.planner import plan_scenario
         from hetplan.report import plan_report
         from hetplan.scenario import load_scenario
 
@@ -54,7 +55,7 @@ def register(app: typer.Typer, echo_json) -> None:
         if emit and not out:
             raise InputError("--emit needs --out", field="--emit")
         cat = load_catalog()
-        s = load_scenario(scenario, cat)
+        rs = load_scenario(scenario, cat)
         val = None
 
         def show_round(r) -> None:       # a result line; stderr keeps --json output clean
@@ -69,17 +70,17 @@ def register(app: typer.Typer, echo_json) -> None:
                              "with `hetplan simulate`", field="--validate")
         try:
             if failed_ids:
-                from hetplan.placement.replan import replan
                 from hetplan.plan import load_plan
-                plan = replan(s, cat, failed_ids, load_plan(previous) if previous else None,
+                from hetplan.replan import replan
+                plan = replan(rs, cat, failed_ids, load_plan(previous) if previous else None,
                               solver=solver, time_limit_s=time_limit, progress=_progress)
             elif validate:
                 from hetplan.simulate.repair import solve_validated
-                plan, val = solve_validated(s, cat, solver=solver, time_limit_s=time_limit,
+                plan, val = solve_validated(rs, cat, solver=solver, time_limit_s=time_limit,
                                             max_rounds=max_rounds, progress=_progress,
                                             on_round=show_round)
             else:
-                plan = plan_scenario(s, cat, solver=solver, time_limit_s=time_limit,
+                plan = plan_scenario(rs, cat, solver=solver, time_limit_s=time_limit,
                                      progress=_progress)
         except Infeasible as e:
             _progress("")
@@ -102,7 +103,7 @@ def register(app: typer.Typer, echo_json) -> None:
             if plots:
                 from hetplan.compare import frontier
                 from hetplan.plots import write_plan_plots
-                rows = frontier(s, cat, "slo", PLOT_FRONTIER_FACTORS, solver=solver,
+                rows = frontier(rs, cat, "slo", PLOT_FRONTIER_FACTORS, solver=solver,
                                 time_limit_s=min(time_limit, 30.0), progress=_progress)
                 _progress("")
                 written += write_plan_plots(out, plan, rows)

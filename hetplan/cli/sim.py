@@ -21,14 +21,14 @@ def load_sim_inputs(plan, trace: Path | None, scenario: Path | None,
     from hetplan.catalog import load_catalog
     from hetplan.model import load_model
     from hetplan.perf import PerfModel
-    from hetplan.scenario import load_scenario, scenario_model
+    from hetplan.scenario import load_scenario
     from hetplan.simulate.workload import find_scenario, scenario_trace, trace_file
 
     cat = load_catalog()
     path = find_scenario(plan.scenario, trace, scenario)
     s = load_scenario(path, cat) if path is not None else None
     if s is not None:
-        spec = scenario_model(s)
+        spec = s.model
         if spec.name != plan.model:
             raise InputError(f"the plan is for {plan.model}, the scenario for {spec.name}",
                              file=path, field="model")
@@ -46,7 +46,7 @@ def load_sim_inputs(plan, trace: Path | None, scenario: Path | None,
 
 def write_sim_outputs(out: Path, report, res) -> list[Path]:
     from hetplan.io import write_atomic, write_bytes_atomic
-    from hetplan.simulate import cdf_png
+    from hetplan.plots import cdf_png
 
     paths = [out / "sim.json", out / "latency_cdf.png"]
     write_atomic(paths[0], report.to_json())

@@ -15,12 +15,13 @@ from pathlib import Path
 from hetplan.catalog import Catalog, load_catalog
 from hetplan.emit.instances import Layout, build_layout
 from hetplan.emit.serve import EmitOptions, ServeSettings, pool_settings
+from hetplan.enums import EmitTarget
 from hetplan.errors import InputError
 from hetplan.io import write_bytes_atomic
 from hetplan.model import ModelSpec, load_model, model_index
 from hetplan.plan import Plan
 
-TARGETS = ("vllm", "k8s", "dynamo")
+TARGETS = tuple(EmitTarget)
 EXECUTABLE_SUFFIX = ".sh"
 
 __all__ = ["TARGETS", "EmitOptions", "Context", "build_context", "emit", "write_files",

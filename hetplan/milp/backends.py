@@ -16,18 +16,19 @@ import subprocess
 import sys
 import time
 
+from hetplan.enums import Solver, SolveStatus
 from hetplan.errors import InputError
 from hetplan.milp.lp import INF, LinearProgram, Solution
 
-SOLVERS = ("highs", "cbc", "ortools")
+SOLVERS = tuple(Solver)
 
 
 def solve(lp: LinearProgram, solver: str = "highs", time_limit_s: float = 60.0) -> Solution:
-    if solver == "highs":
+    if solver == Solver.HIGHS:
         return _solve_pulp(lp, "highs", time_limit_s)
-    if solver == "cbc":
+    if solver == Solver.CBC:
         return _solve_pulp(lp, "cbc", time_limit_s)
-    if solver in ("ortools", "ortools-scip", "scip"):
+    if solver in (Solver.ORTOOLS, "ortools-scip", "scip"):
         return _solve_ortools(lp, time_limit_s)
     raise InputError(f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)}",
                      field="--solver")
@@ -55,7 +56,7 @@ def _solve_pulp(lp: LinearProgram, which: str, time_limit_s: float) -> Solution:
         with _quiet_stdout():
             prob.solve(cmd)
     except pulp.PulpSolverError as e:
-        return Solution("error", None, [], which, message=str(e))
+        return Solution(SolveStatus.ERROR, None, [], which, message=str(e))
     elapsed = time.perf_counter() - t0
     values = [x.value() if x.value() is not None else math.nan for x in xs]
     has_values = all(not math.isnan(v) for v in values) and len(values) > 0
@@ -95,16 +96,16 @@ def _classify(status: str, has_values: bool, values, lp, solver, gap, bound, ela
               limit) -> Solution:
     obj = sum(c * values[i] for i, c in lp.objective.items()) if has_values else None
     if status == "Optimal" and elapsed < limit * 0.98:
-        return Solution("optimal", obj, values, solver, gap=gap if gap is not None else 0.0,
+        return Solution(SolveStatus.OPTIMAL, obj, values, solver, gap=gap if gap is not None else 0.0,
                         bound=bound, time_s=elapsed)
     if status in ("Optimal", "Not Solved", "TimeLimit") and has_values and _feasible(lp, values):
-        return Solution("feasible", obj, values, solver, gap=gap, bound=bound, time_s=elapsed,
+        return Solution(SolveStatus.FEASIBLE, obj, values, solver, gap=gap, bound=bound, time_s=elapsed,
                         message="time limit reached; best plan found")
     if status == "Infeasible":
-        return Solution("infeasible", None, [], solver, time_s=elapsed)
+        return Solution(SolveStatus.INFEASIBLE, None, [], solver, time_s=elapsed)
     if status == "Unbounded":
-        return Solution("unbounded", None, [], solver, time_s=elapsed)
-    return Solution("no_solution", None, [], solver, time_s=elapsed,
+        return Solution(SolveStatus.UNBOUNDED, None, [], solver, time_s=elapsed)
+    return Solution(SolveStatus.NO_SOLUTION, None, [], solver, time_s=elapsed,
                     message=f"solver status {status}")
 
 
@@ -125,7 +126,7 @@ def _solve_ortools(lp: LinearProgram, time_limit_s: float) -> Solution:
     proc = subprocess.run([sys.executable, "-m", "hetplan.milp.ortools_worker"], input=payload,
                           capture_output=True, text=True, timeout=time_limit_s + 60)
     if proc.returncode != 0:
-        return Solution("error", None, [], "ortools", message=proc.stderr.strip()[-500:])
+        return Solution(SolveStatus.ERROR, None, [], "ortools", message=proc.stderr.strip()[-500:])
     out = json.loads(proc.stdout)
     values = out["values"]
     sol = _classify(out["status"], bool(values), values, lp, "ortools-scip", out.get("gap"),

@@ -11,38 +11,42 @@ Two passes:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
-from hetplan.candidates import TTFT_SHARE_FOR_SERVICE
+from hetplan.candidates import TTFT_SHARE_FOR_SERVICE, Candidate
+from hetplan.enums import Role
 from hetplan.milp.formulation import Problem
 from hetplan.milp.solve import solve_problem
+from hetplan.scenario import Scenario
 
 
-def precheck(ctx, problem: Problem, all_candidates) -> list[str]:
+def precheck(problem: Problem, all_candidates: Sequence[Candidate], dropped: Sequence[str],
+             s: Scenario, model_name: str) -> list[str]:
     """Classes no candidate can serve in a phase, with the best latency any shape reaches
-    (from `all_candidates`, which keeps zero-capacity candidates and their reasons)."""
-    s = ctx.scenario
+    (from `all_candidates`, which keeps zero-capacity candidates and their reasons;
+    `dropped`: why shapes were left out before that; `s` gives the SLO and limits)."""
     reasons = []
     if not all_candidates:
-        vram = [d for d in ctx.dropped if "VRAM" in d]
-        if vram and len(vram) == len(ctx.dropped):
-            reasons.append(f"VRAM: no allowed shape holds {ctx.perf.model.name} "
+        vram = [d for d in dropped if "VRAM" in d]
+        if vram and len(vram) == len(dropped):
+            reasons.append(f"VRAM: no allowed shape holds {model_name} "
                            f"(max_tp {s.constraints.max_tp}, max_pp {s.constraints.max_pp}, "
                            f"weights {', '.join(s.constraints.weight_dtypes)}); e.g. "
                            f"{vram[-1]}")
         else:
             reasons.append("no candidate replica can serve any class: "
-                           + "; ".join(ctx.dropped[-3:]))
+                           + "; ".join(dropped[-3:]))
         return reasons
     for w in problem.classes:
-        for phase in ("prefill", "decode"):
+        for phase in (Role.PREFILL, Role.DECODE):
             able = [c for c in problem.candidates
-                    if (c.role == phase or c.role == "colocated") and c.capacity(w.name) > 0]
+                    if c.role in (phase, Role.COLOCATED) and c.capacity(w.name) > 0]
             if able:
                 continue
             per = [c.per_class[w.name] for c in all_candidates
-                   if c.role == phase or c.role == "colocated"]
-            if phase == "prefill":
+                   if c.role in (phase, Role.COLOCATED)]
+            if phase == Role.PREFILL:
                 best = min((p.ttft_ms for p in per if p.ttft_ms == p.ttft_ms), default=None)
                 need = f"; nearest feasible: TTFT target >= {best / TTFT_SHARE_FOR_SERVICE:.0f} " \
                        f"ms (best service time {best:.0f} ms)" if best else ""
@@ -63,7 +67,7 @@ def precheck(ctx, problem: Problem, all_candidates) -> list[str]:
     return reasons
 
 
-def explain_infeasible(ctx, problem: Problem, solver: str, time_limit_s: float) -> list[str]:
+def explain_infeasible(problem: Problem, solver: str, time_limit_s: float) -> list[str]:
     free = replace(problem, availability={}, budget_usd_per_hour=None)
     out = solve_problem(free, solver, time_limit_s)
     if not out.solution.has_solution:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hetplan.enums import SolveStatus
+
 INF = float("inf")
 
 
@@ -71,7 +73,7 @@ class Solution:
     """status: optimal | feasible (stopped at the time limit with a plan) | infeasible |
     unbounded | no_solution (stopped with none) | error."""
 
-    status: str
+    status: SolveStatus
     objective: float | None
     values: list[float]
     solver: str
@@ -82,4 +84,4 @@ class Solution:
 
     @property
     def has_solution(self) -> bool:
-        return self.status in ("optimal", "feasible")
+        return self.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)

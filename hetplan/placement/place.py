@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from hetplan.errors import Infeasible
 from hetplan.milp.backends import solve
 from hetplan.milp.formulation import LINK_UTILIZATION
 from hetplan.placement.formulation import Instance, Options, PlacementModel
@@ -21,7 +22,6 @@ from hetplan.placement.inventory import Inventory
 from hetplan.placement.pack import PackError, node_states, pack
 from hetplan.placement.reliability import verify_n_plus_one
 from hetplan.plan import LinkLoad, PlacedNode, PlacedShard, Placement, Plan
-from hetplan.planner import Infeasible, _ratio
 
 
 class PlacementInfeasible(Infeasible):
@@ -127,7 +127,8 @@ def _check_shapes(needs: list[PoolNeed], inv: Inventory) -> None:
 
 
 def _with_replicas(plan: Plan, totals: dict[str, int]) -> Plan:
-    """The plan with pool replica counts changed (spares), costs and GPU totals redone."""
+    """The plan with pool replica counts changed (spares): each pool's GPUs, cost and
+    utilization follow; the plan's totals are computed from its pools."""
     pools = []
     for p in plan.pools:
         n = totals.get(p.name, p.replicas)
@@ -136,19 +137,7 @@ def _with_replicas(plan: Plan, totals: dict[str, int]) -> Plan:
             "replicas": n, "gpus": n * p.gpus // p.replicas,
             "cost_usd_per_hour": p.cost_usd_per_hour / p.replicas * n,
             "utilization": load / n if n else 0.0}))
-    cost = sum(p.cost_usd_per_hour for p in pools)
-    scale = cost / plan.cost_usd_per_hour if plan.cost_usd_per_hour else 1.0
-    by_role = {r: sum(p.gpus for p in pools if p.role == r)
-               for r in ("prefill", "decode", "colocated")}
-    per_m = plan.usd_per_million_tokens
-    per_m_out = plan.usd_per_million_output_tokens
-    return plan.model_copy(update={
-        "pools": pools, "cost_usd_per_hour": cost,
-        "usd_per_million_tokens": per_m * scale if per_m is not None else None,
-        "usd_per_million_output_tokens": per_m_out * scale if per_m_out is not None else None,
-        "prefill_gpus": by_role["prefill"], "decode_gpus": by_role["decode"],
-        "colocated_gpus": by_role["colocated"],
-        "golden_ratio": _ratio(by_role["prefill"], by_role["decode"])})
+    return plan.model_copy(update={"pools": pools})
 
 
 def _reliability_notes(plan: Plan, rel: Reliability, needs, totals, shards, inv) -> list[str]:

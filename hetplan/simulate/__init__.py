@@ -5,7 +5,7 @@ model's step times (one event per engine step, not per token) and reports latenc
 percentiles, SLO attainment per class, utilization per pool and cost per token.
 """
 
-from hetplan.simulate.metrics import SimReport, cdf_png, report_text
+from hetplan.simulate.metrics import SimReport, report_text
 from hetplan.simulate.sim import SimOptions, simulate_plan
 
-__all__ = ["SimOptions", "SimReport", "simulate_plan", "cdf_png", "report_text"]
+__all__ = ["SimOptions", "SimReport", "simulate_plan", "report_text"]

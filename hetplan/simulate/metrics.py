@@ -241,8 +241,3 @@ def report_text(r: SimReport) -> str:
     ]
     return "\n".join(lines)
 
-
-def cdf_png(res, slo: dict) -> bytes:
-    """TTFT, TPOT and E2E CDFs (PNG bytes), SLO targets marked (see `plots.latency_cdf_png`)."""
-    from hetplan.plots import latency_cdf_png
-    return latency_cdf_png({"": res}, slo)

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from hetplan.catalog import Catalog
+from hetplan.errors import Infeasible
 from hetplan.plan import Plan
-from hetplan.planner import Infeasible, prepare, solve_context
-from hetplan.scenario import Scenario
+from hetplan.planner import prepare, solve_context
+from hetplan.scenario import ResolvedScenario
 from hetplan.simulate.engine import RunResult
 from hetplan.simulate.metrics import SimReport
 from hetplan.simulate.sim import SimOptions, simulate_plan
@@ -87,30 +88,27 @@ class Validation:
         return "\n".join(lines)
 
 
-def solve_validated(s: Scenario, catalog: Catalog, *, solver: str = "highs",
+def solve_validated(rs: ResolvedScenario, catalog: Catalog, *, solver: str = "highs",
                     time_limit_s: float = 60.0, max_rounds: int = 5,
                     opts: SimOptions = SimOptions(),
                     progress: Callable[[str], None] | None = None,
                     on_round: Callable[[Round], None] | None = None
                     ) -> tuple[Plan, Validation]:
     """Solve and repair (see the module docstring). A rho that gives the same pools as the
-    last round is skipped without simulating. Round 1 infeasible raises Infeasible."""
-    ctx = prepare(s, catalog, progress=progress)
-    trace = scenario_trace(s)
-    rho = s.constraints.target_utilization
+    last round is skipped without simulating. Round 1 infeasible raises Infeasible. The
+    workload simulated is the one the scenario was resolved with (read once)."""
+    ctx = prepare(rs, catalog, progress=progress)
+    trace = scenario_trace(rs)
+    k = rs.scenario.constraints
+    rho = k.target_utilization
     val = Validation()
-
-    rho_decode = s.constraints.decode_target_utilization
 
     def solve(rho: float) -> Plan:
         """Solve at rho; a separate decode rho shrinks by the same factor."""
-        update = {"target_utilization": rho}
-        if rho_decode is not None:
-            update["decode_target_utilization"] = min(
-                1.0, rho_decode * rho / s.constraints.target_utilization)
-        ctx.scenario = s.model_copy(update={"constraints": s.constraints.model_copy(
-            update=update)})
-        return solve_context(ctx, solver=solver, time_limit_s=time_limit_s)
+        rho_decode = (None if k.decode_target_utilization is None else
+                      min(1.0, k.decode_target_utilization * rho / k.target_utilization))
+        return solve_context(ctx.with_utilization(rho, rho_decode), solver=solver,
+                             time_limit_s=time_limit_s)
 
     plan = solve(rho)
     for i in range(1, max(1, max_rounds) + 1):
@@ -132,7 +130,6 @@ def solve_validated(s: Scenario, catalog: Catalog, *, solver: str = "highs",
         if nxt is None:
             break
         plan = nxt
-    ctx.scenario = s
     return plan.model_copy(update={"notes": plan.notes + [val.note()]}), val
 
 

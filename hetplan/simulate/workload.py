@@ -14,19 +14,24 @@ import numpy as np
 
 from hetplan.errors import InputError
 from hetplan.io import workloads_dir
-from hetplan.scenario import Scenario
-from hetplan.workload import Trace, generate, load_csv_trace, load_workload, parse_synthetic
+from hetplan.scenario import ResolvedScenario
+from hetplan.workload import Trace, generate, load_csv_trace, parse_synthetic
 
 
-def scenario_trace(s: Scenario, requests: int | None = None,
+def scenario_trace(rs: ResolvedScenario, requests: int | None = None,
                    duration_s: float | None = None) -> Trace:
-    """The scenario's workload; a synthetic one can be re-generated for `duration_s` or
-    until it has `requests` requests (a trace file is only cut to `requests`)."""
+    """The scenario's workload (the trace it was resolved with); a synthetic one can be
+    re-generated for `duration_s` or until it has `requests` requests (a trace file is only
+    cut to `requests`)."""
+    s = rs.scenario
+    if rs.trace is None:
+        raise InputError("the scenario was planned for explicit classes; it has no trace to "
+                         "replay", field="workload")
     if s.workload.synthetic is None and duration_s is not None:
         raise InputError("--duration applies to a synthetic workload; this scenario replays "
                          "a trace file", field="--duration")
     if s.workload.synthetic is None or (requests is None and duration_s is None):
-        return truncate(load_workload(s.workload, s.base_dir), requests)
+        return truncate(rs.trace, requests)
     spec = parse_synthetic(s.workload.synthetic)
     if duration_s is None:
         rate = spec.arrival.rate_rps

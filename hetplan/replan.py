@@ -13,20 +13,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hetplan.catalog import Catalog, unknown_name_message
-from hetplan.errors import InputError
+from hetplan.errors import Infeasible, InputError
 from hetplan.perf.links import load_links
 from hetplan.placement import Reliability, kv_bytes_table, place_plan
 from hetplan.placement.place import PlacementInfeasible
 from hetplan.plan import Plan
-from hetplan.planner import Infeasible, plan_scenario, prepare, solve_context
-from hetplan.scenario import Scenario, scenario_inventory, scenario_model
+from hetplan.planner import plan_scenario, prepare, solve_context
+from hetplan.scenario import ResolvedScenario
 
 
-def replan(s: Scenario, catalog: Catalog, failed: Sequence[str], previous: Plan | None = None,
-           *, solver: str = "highs", time_limit_s: float = 60.0, progress=None) -> Plan:
+def replan(rs: ResolvedScenario, catalog: Catalog, failed: Sequence[str],
+           previous: Plan | None = None, *, solver: str = "highs", time_limit_s: float = 60.0,
+           progress=None) -> Plan:
     """The plan with `failed` nodes removed and the fewest replicas moved. Without
     `previous`, the scenario's plan on its full inventory is the starting point."""
-    inv = scenario_inventory(s, catalog)
+    s, inv = rs.scenario, rs.inventory
     if inv is None:
         raise InputError("--failed needs a scenario with an inventory", field="--failed")
     ids = {n.id for n in inv.nodes}
@@ -34,7 +35,7 @@ def replan(s: Scenario, catalog: Catalog, failed: Sequence[str], previous: Plan 
         if f not in ids:
             raise InputError(unknown_name_message("node", f, ids), field="--failed")
     if previous is None:
-        previous = plan_scenario(s, catalog, solver=solver, time_limit_s=time_limit_s,
+        previous = plan_scenario(rs, catalog, solver=solver, time_limit_s=time_limit_s,
                                  progress=progress)
     elif previous.placement is None:
         raise InputError("the previous plan has no placement (solve with an inventory first)",
@@ -52,9 +53,8 @@ def replan(s: Scenario, catalog: Catalog, failed: Sequence[str], previous: Plan 
     lost = sorted({(sh.pool, sh.replica) for sh in prev.shards if sh.node in gone})
     pins = [sh for sh in prev.shards if (sh.pool, sh.replica) not in set(lost)]
     rel = s.constraints.reliability
-    model = scenario_model(s)
     try:
-        plan = place_plan(previous, inv.without(down), kv_bytes_table(model, previous),
+        plan = place_plan(previous, inv.without(down), kv_bytes_table(rs.model, previous),
                           reliability=Reliability(rel.n_plus_one, rel.spot_headroom),
                           solver=solver, time_limit_s=time_limit_s, pins=pins,
                           spares=prev.spare_replicas,
@@ -67,7 +67,7 @@ def replan(s: Scenario, catalog: Catalog, failed: Sequence[str], previous: Plan 
                 f"{len(kept)} kept their nodes and GPUs")
     except PlacementInfeasible as e:
         try:
-            ctx = prepare(s, catalog, progress=progress, failed=down)
+            ctx = prepare(rs, catalog, progress=progress, failed=down)
             plan = solve_context(ctx, solver=solver, time_limit_s=time_limit_s)
         except Infeasible as e2:
             raise Infeasible([f"keeping the survivors: {r}" for r in e.reasons[:3]]

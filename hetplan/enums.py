@@ -1,0 +1,56 @@
+"""Closed vocabularies shared by every stage: replica roles, solver statuses, solvers and emit
+targets. Each is a `StrEnum`, so a member equals, formats and serialises (JSON, YAML, CLI
+options) as its plain string value: plan.json and comparisons with literals are unchanged."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import yaml
+
+
+class Role(StrEnum):
+    """What a replica does: prefill only, decode only, or both (colocated)."""
+
+    PREFILL = "prefill"
+    DECODE = "decode"
+    COLOCATED = "colocated"
+
+
+ROLES: tuple[Role, ...] = tuple(Role)       # the canonical order pools are listed in
+
+
+class SolveStatus(StrEnum):
+    """A solver run's outcome; OPTIMAL and FEASIBLE carry a solution (FEASIBLE: stopped at
+    the time limit with a gap)."""
+
+    OPTIMAL = "optimal"
+    FEASIBLE = "feasible"
+    INFEASIBLE = "infeasible"
+    UNBOUNDED = "unbounded"
+    NO_SOLUTION = "no_solution"
+    ERROR = "error"
+
+
+class Solver(StrEnum):
+    """MILP back ends `--solver` accepts."""
+
+    HIGHS = "highs"
+    CBC = "cbc"
+    ORTOOLS = "ortools"
+
+
+class EmitTarget(StrEnum):
+    """Config sets `hetplan emit --target` writes."""
+
+    VLLM = "vllm"
+    K8S = "k8s"
+    DYNAMO = "dynamo"
+
+
+def _represent_str_enum(dumper: yaml.SafeDumper, value: StrEnum) -> yaml.ScalarNode:
+    return dumper.represent_str(value.value)
+
+
+# Safe YAML writes these as the plain strings they are (generated configs stay the same).
+yaml.SafeDumper.add_multi_representer(StrEnum, _represent_str_enum)
