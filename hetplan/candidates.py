@@ -54,7 +54,7 @@ class ClassCapacity:
 @dataclass(frozen=True)
 class Candidate:
     shape: ReplicaShape
-    role: str
+    role: Role
     vendor: str
     price_usd_per_hour: float        # per replica (all its GPUs)
     per_class: dict[str, ClassCapacity] = field(hash=False)

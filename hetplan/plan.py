@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, computed_field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from hetplan.enums import ROLES, Role, SolveStatus
 from hetplan.io import dumps_json
@@ -136,6 +136,9 @@ class Plan(BaseModel):
     demand_rps: float
     served_rps: float            # demand x goodput scale (equal to demand for min_cost)
     tokens_per_second: float     # input + output tokens served per second
+    # Output tokens served per second: not written to plan.json (which carries the $ per
+    # million output tokens instead; a plan read back recovers it from that and the cost).
+    output_tokens_per_second: float = Field(default=0.0, exclude=True)
     calibration_notes: list[str]
     notes: list[str]
     hetplan_version: str
@@ -148,9 +151,18 @@ class Plan(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _drop_totals(cls, raw: Any) -> Any:
-        """plan.json carries the computed totals; they are recomputed from the pools."""
-        if isinstance(raw, dict) and any(k in raw for k in cls.model_computed_fields):
-            raw = {k: v for k, v in raw.items() if k not in cls.model_computed_fields}
+        """plan.json carries the computed totals; they are recomputed from the pools (the
+        output token rate, which plan.json does not carry, from its $ per M output tokens)."""
+        if not isinstance(raw, dict) or not any(k in raw for k in cls.model_computed_fields):
+            return raw
+        usd = raw.get("usd_per_million_output_tokens")
+        raw = {k: v for k, v in raw.items() if k not in cls.model_computed_fields}
+        if "output_tokens_per_second" not in raw and usd:
+            try:
+                cost = sum(float(p["cost_usd_per_hour"]) for p in raw.get("pools", []))
+            except (KeyError, TypeError, ValueError):
+                return raw          # field validation names what is wrong with the pools
+            raw["output_tokens_per_second"] = cost / (float(usd) * 3600) * 1e6
         return raw
 
     @computed_field
@@ -167,10 +179,8 @@ class Plan(BaseModel):
     @computed_field
     @property
     def usd_per_million_output_tokens(self) -> float | None:
-        """$ per million output tokens served (the classes' output share of the tokens)."""
-        scale = self.served_rps / self.demand_rps if self.demand_rps else 0.0
-        return _per_million(self.cost_usd_per_hour,
-                            scale * sum(c.rate_rps * c.mean_output_tokens for c in self.classes))
+        """$ per million output tokens served."""
+        return _per_million(self.cost_usd_per_hour, self.output_tokens_per_second)
 
     def gpus_by_role(self) -> dict[Role, int]:
         return {r: sum(p.gpus for p in self.pools if p.role == r) for r in ROLES}
@@ -211,7 +221,7 @@ class Plan(BaseModel):
 
     def pool_target_utilization(self, pool: Pool) -> float:
         """The rho `pool` was sized at (1.0 for plans that did not record one)."""
-        if pool.role == "decode" and self.decode_target_utilization is not None:
+        if pool.role == Role.DECODE and self.decode_target_utilization is not None:
             return self.decode_target_utilization
         return self.target_utilization or 1.0
 

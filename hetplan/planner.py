@@ -246,6 +246,7 @@ def build_plan(ctx: Context, out: Outcome, label: str | None = None) -> Plan:
     demand = sum(w.rate_rps for w in ctx.classes)
     tok_s = out.scale * sum(w.rate_rps * (w.mean_input_tokens + w.mean_output_tokens)
                             for w in ctx.classes)
+    out_tok_s = out.scale * sum(w.rate_rps * w.mean_output_tokens for w in ctx.classes)
     gpus_used = sorted({p.gpu for p in pools})
     cal_notes = [f"{g}: default efficiencies (no measurement)" if ctx.perf.uses_default_calibration(g)
                  else f"{g}: {ctx.perf.calibration(g).provenance.method}" for g in gpus_used]
@@ -267,6 +268,7 @@ def build_plan(ctx: Context, out: Outcome, label: str | None = None) -> Plan:
                               p90_output_tokens=w.p90_output_tokens,
                               **_bins(w)) for w in ctx.classes],
         demand_rps=demand, served_rps=demand * out.scale, tokens_per_second=tok_s,
+        output_tokens_per_second=out_tok_s,
         calibration_notes=cal_notes, notes=notes, hetplan_version=__version__,
         kv_link=s.constraints.kv_link, target_utilization=s.constraints.target_utilization,
         decode_target_utilization=s.constraints.decode_target_utilization,

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hetplan.enums import Role
 from hetplan.milp.formulation import LINK_UTILIZATION
 from hetplan.milp.lp import LinearProgram
 from hetplan.placement.groups import Group, PoolNeed
@@ -110,7 +111,7 @@ class PlacementModel:
                         self.f[w, a, b] = self.lp.add_var(f"f[{w},{a}->{b}]")
 
     def _kv_classes(self) -> list[str]:
-        return sorted({w for p in self.i.pools if p.role == "prefill" for w in p.class_rates})
+        return sorted({w for p in self.i.pools if p.role == Role.PREFILL for w in p.class_rates})
 
     # ---- constraint families ----------------------------------------------------------
     def pool_total(self) -> None:
@@ -175,13 +176,13 @@ class PlacementModel:
     def kv_flows(self) -> None:
         inv = self.i.inventory
         for w in self._kv_classes():
-            rate = sum(p.class_rates.get(w, 0.0) for p in self.i.pools if p.role == "prefill")
+            rate = sum(p.class_rates.get(w, 0.0) for p in self.i.pools if p.role == Role.PREFILL)
             self.lp.add_constraint(f"kv_flow[{w}]", {v: 1.0 for (c, _, _), v in self.f.items()
                                                       if c == w}, "==", rate)
-            for role, family in (("prefill", "kv_produce"), ("decode", "kv_consume")):
+            for role, family in ((Role.PREFILL, "kv_produce"), (Role.DECODE, "kv_consume")):
                 for a in self.fabrics:
                     terms = {v: 1.0 for (c, s, d), v in self.f.items()
-                             if c == w and (s if role == "prefill" else d) == a}
+                             if c == w and (s if role == Role.PREFILL else d) == a}
                     const = 0.0
                     for pi, p in enumerate(self.i.pools):
                         if p.role != role or w not in p.class_rates:

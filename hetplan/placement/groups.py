@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hetplan.enums import Role
 from hetplan.placement.inventory import Inventory, Node
 from hetplan.plan import Plan
 
@@ -20,7 +21,7 @@ class PoolNeed:
     load <= rho x usable replicas, rho the pool's target utilization."""
 
     name: str
-    role: str
+    role: Role
     gpu: str
     vendor: str
     tp: int
@@ -84,7 +85,7 @@ def pool_needs(plan: Plan, kv_bytes: dict[tuple[str, str], float],
     for p in plan.pools:
         rates = {r.workload_class: r.rate_rps for r in p.routes if r.rate_rps > 0}
         kv = 0.0
-        if p.role != "colocated":
+        if p.role != Role.COLOCATED:
             kv = sum(r * kv_bytes[p.kv_dtype, w] for w, r in rates.items()) * 8 / 1e9
         base = max(1, p.replicas - spares.get(p.name, 0))
         out.append(PoolNeed(p.name, p.role, p.gpu, p.vendor, p.tp, p.pp, p.kv_dtype, base,

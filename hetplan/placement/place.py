@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from hetplan.enums import Role
 from hetplan.errors import Infeasible
 from hetplan.milp.backends import solve
 from hetplan.milp.formulation import LINK_UTILIZATION
@@ -59,7 +60,7 @@ def place_plan(plan: Plan, inv: Inventory, kv_bytes: dict[tuple[str, str], float
     pinned: dict[tuple[str, str], set[int]] = {}
     for s in pins:
         pinned.setdefault((s.pool, group_of[s.node]), set()).add(s.replica)
-    kv_class = {w: kv_bytes[p.kv_dtype, w] for p in needs if p.role == "prefill"
+    kv_class = {w: kv_bytes[p.kv_dtype, w] for p in needs if p.role == Role.PREFILL
                 for w in p.class_rates}
     free = {g.name: [n.gpus - sum(len(s.gpu_indices) for s in pins if s.node == n.id)
                      for n in g.nodes] for g in groups}
@@ -174,8 +175,8 @@ def _kv_notes(needs: list[PoolNeed], states, translation_us: float) -> list[str]
         notes.append(f"node NICs: the busiest carries {top.kv_gbps:.1f} Gb/s of KV on "
                      f"{top.node.nic_gbps:g} Gb/s ({top.node.id}; limit "
                      f"{LINK_UTILIZATION:.0%} of line rate)")
-    pre = [p for p in needs if p.role == "prefill"]
-    dec = [p for p in needs if p.role == "decode"]
+    pre = [p for p in needs if p.role == Role.PREFILL]
+    dec = [p for p in needs if p.role == Role.DECODE]
     pairs = sorted({(p.name, p.vendor, d.name, d.vendor) for p in pre for d in dec
                     if p.vendor != d.vendor and set(p.class_rates) & set(d.class_rates)})
     for pn, pv, dn, dv in pairs:

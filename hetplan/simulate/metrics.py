@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from hetplan.enums import Role
 from hetplan.io import dumps_json
 from hetplan.plan import Plan
 from hetplan.tables import fmt_num, text_table
@@ -47,7 +48,7 @@ class PoolResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    role: str
+    role: Role
     replicas: int
     utilization: float                  # busy time / (replicas x simulated time)
     planned_utilization: float
@@ -166,7 +167,7 @@ def summarize(plan: Plan, trace: Trace, res, cls: np.ndarray, class_names: list[
             utilization=sum(busy) / (max(len(busy), 1) * duration),
             planned_utilization=p.utilization,
             mean_batch=(res.pool_batch_s[i] / max(sum(busy), 1e-12)
-                        if p.role != "prefill" else None),
+                        if p.role != Role.PREFILL else None),
             steps=res.pool_steps[i], preemptions=res.pool_preemptions[i]))
     tokens = float(trace.input_tokens[ok].sum() + res.generated[ok].sum())
     hours = duration / 3600
