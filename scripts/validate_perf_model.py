@@ -45,6 +45,7 @@ HISTORICAL_TABLE = ROOT / "tests/data/published_perf.csv"
 MODERN_TABLE = ROOT / "tests/data/modern_perf.csv"
 HISTORICAL_ERA = "2023-24"    # every row of the historical table: TRT-LLM 0.5/0.6, LMDeploy 0.1,
                               # late-2023 vLLM (Splitwise), 2024 vLLM/TRT-LLM (Argonne, nightly)
+MODERN_ERA = "2025+"          # rows carry their own era (engine release year) in the table
 
 
 def evaluate(table: Path, folds: int = 5) -> dict:
@@ -65,33 +66,34 @@ def evaluate(table: Path, folds: int = 5) -> dict:
             "cross_validated": error_summary(rows, cv)}
 
 
-def row_eras(table: Path, default: str) -> dict[str, str]:
-    """Each row's era label: its `era` column where the table has one, else `default`."""
+def row_eras(table: Path) -> dict[str, str]:
+    """Each row's own `era` column (empty where the table has none)."""
     with table.open(encoding="utf-8") as f:
-        return {r["id"]: (r.get("era") or "").strip() or default for r in csv.DictReader(f)}
+        return {r["id"]: (r.get("era") or "").strip() for r in csv.DictReader(f)}
 
 
-def evaluate_by_shape(tables: dict[Path, str]) -> dict:
-    """As-calibrated absolute and signed % error of every row of each table (path -> default
-    era label), summarised per (era, GPU, phase, TP): the code path of `evaluate`."""
+def evaluate_by_shape(tables: dict[str, Path]) -> dict:
+    """As-calibrated absolute and signed % error of every row of each table (era label ->
+    table), summarised per (table era, GPU, phase, TP): the code path of `evaluate`."""
     cat = load_catalog()
     rows, groups = [], {}
-    for table, default_era in tables.items():
-        eras = row_eras(table, default_era)
+    for label, table in tables.items():
+        eras = row_eras(table)
         pred = Predictor(cat, dict(load_calibrations()), base=table.parent)
         for m in load_measurements(table):
             p = pred(m)
             signed = (p - m.measured_ms) / m.measured_ms * 100.0
-            rows.append({"id": m.id, "era": eras[m.id], "gpu": m.gpu, "phase": m.phase,
-                         "tp": m.tp, "batch": m.batch, "input_tokens": m.input_tokens,
-                         "measured_ms": m.measured_ms, "predicted_ms": p,
-                         "signed_pct_error": signed})
-            groups.setdefault((eras[m.id], m.gpu, m.phase, m.tp), []).append(signed)
+            rows.append({"id": m.id, "table_era": label, "era": eras[m.id] or label,
+                         "gpu": m.gpu, "phase": m.phase, "tp": m.tp, "batch": m.batch,
+                         "input_tokens": m.input_tokens, "measured_ms": m.measured_ms,
+                         "predicted_ms": p, "signed_pct_error": signed})
+            groups.setdefault((label, m.gpu, m.phase, m.tp), []).append(signed)
     summary = [{"era": e, "gpu": g, "phase": ph, "tp": tp, "n": len(v),
                 "median_abs_pct": float(np.median(np.abs(v))),
                 "max_abs_pct": float(np.max(np.abs(v))),
                 "median_signed_pct": float(np.median(v))}
-               for (e, g, ph, tp), v in sorted(groups.items())]
+               for (e, g, ph, tp), v in sorted(groups.items(), key=lambda kv: (
+                   list(tables).index(kv[0][0]), kv[0][1], kv[0][2], kv[0][3]))]
     return {"rows": rows, "summary": summary}
 
 
@@ -114,7 +116,7 @@ def main() -> None:
     ap.add_argument("--rows", action="store_true", help="also print every row")
     args = ap.parse_args()
     res = evaluate(args.table, args.folds)
-    by_shape = evaluate_by_shape({args.table: HISTORICAL_ERA, args.modern_table: "2025+"})
+    by_shape = evaluate_by_shape({HISTORICAL_ERA: args.table, MODERN_ERA: args.modern_table})
     if args.json:
         print(json.dumps({**res, "by_era_gpu_phase_tp": by_shape}, indent=2, sort_keys=True))
         return
@@ -141,7 +143,7 @@ def main() -> None:
                          [[r["id"], r["era"], r["gpu"], r["phase"], r["tp"], r["batch"],
                            r["input_tokens"], f"{r['measured_ms']:.2f}",
                            f"{r['predicted_ms']:.2f}", f"{r['signed_pct_error']:+.1f}"]
-                          for r in by_shape["rows"] if r["era"] != HISTORICAL_ERA]))
+                          for r in by_shape["rows"] if r["table_era"] == MODERN_ERA]))
         print()
     print_by_shape(by_shape)
 
