@@ -10,12 +10,20 @@ phase, the median and max absolute % error of:
      (k-fold) and the held-out fold predicted, so no row is predicted by a fit that saw it.
 Target (issue 3): median <= 15% on H100 and A100 prefill latency and decode TPOT.
 
-    python scripts/validate_perf_model.py [--table CSV] [--folds 5] [--json] [--rows]
+Then, per engine era, GPU, phase and TP, the as-calibrated error (and its median sign: + means
+the model predicts slower than measured) against two tables: the historical one above (engines
+of 2023-24, labelled era "2023-24") and tests/data/modern_perf.csv (engines from 2025 on, each
+row with its `era` and `engine_version`; see tests/data/modern_perf.md). The modern table has
+no target asserted yet: this is the baseline for perf model v2.
+
+    python scripts/validate_perf_model.py [--table CSV] [--modern-table CSV] [--folds 5]
+                                          [--json] [--rows]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -33,6 +41,11 @@ from hetplan.tables import text_table  # noqa: E402
 
 TARGET_GPUS = ("H100-SXM", "A100-80G-SXM", "A100-40G-SXM")
 TARGET_PCT = 15.0
+HISTORICAL_TABLE = ROOT / "tests/data/published_perf.csv"
+MODERN_TABLE = ROOT / "tests/data/modern_perf.csv"
+HISTORICAL_ERA = "2023-24"    # every row of the historical table: TRT-LLM 0.5/0.6, LMDeploy 0.1,
+                              # late-2023 vLLM (Splitwise), 2024 vLLM/TRT-LLM (Argonne, nightly)
+MODERN_ERA = "2025+"          # rows carry their own era (engine release year) in the table
 
 
 def evaluate(table: Path, folds: int = 5) -> dict:
@@ -53,16 +66,59 @@ def evaluate(table: Path, folds: int = 5) -> dict:
             "cross_validated": error_summary(rows, cv)}
 
 
+def row_eras(table: Path) -> dict[str, str]:
+    """Each row's own `era` column (empty where the table has none)."""
+    with table.open(encoding="utf-8") as f:
+        return {r["id"]: (r.get("era") or "").strip() for r in csv.DictReader(f)}
+
+
+def evaluate_by_shape(tables: dict[str, Path]) -> dict:
+    """As-calibrated absolute and signed % error of every row of each table (era label ->
+    table), summarised per (table era, GPU, phase, TP): the code path of `evaluate`."""
+    cat = load_catalog()
+    rows, groups = [], {}
+    for label, table in tables.items():
+        eras = row_eras(table)
+        pred = Predictor(cat, dict(load_calibrations()), base=table.parent)
+        for m in load_measurements(table):
+            p = pred(m)
+            signed = (p - m.measured_ms) / m.measured_ms * 100.0
+            rows.append({"id": m.id, "table_era": label, "era": eras[m.id] or label,
+                         "gpu": m.gpu, "phase": m.phase, "tp": m.tp, "batch": m.batch,
+                         "input_tokens": m.input_tokens, "measured_ms": m.measured_ms,
+                         "predicted_ms": p, "signed_pct_error": signed})
+            groups.setdefault((label, m.gpu, m.phase, m.tp), []).append(signed)
+    summary = [{"era": e, "gpu": g, "phase": ph, "tp": tp, "n": len(v),
+                "median_abs_pct": float(np.median(np.abs(v))),
+                "max_abs_pct": float(np.max(np.abs(v))),
+                "median_signed_pct": float(np.median(v))}
+               for (e, g, ph, tp), v in sorted(groups.items(), key=lambda kv: (
+                   list(tables).index(kv[0][0]), kv[0][1], kv[0][2], kv[0][3]))]
+    return {"rows": rows, "summary": summary}
+
+
+def print_by_shape(res: dict) -> None:
+    print("as_calibrated by era, GPU, phase and TP (signed: + = predicted slower than measured):")
+    print(text_table(["era", "gpu", "phase", "tp", "n", "median_abs_%", "max_abs_%",
+                      "median_signed_%"],
+                     [[s["era"], s["gpu"], s["phase"], s["tp"], s["n"],
+                       f"{s['median_abs_pct']:.1f}", f"{s['max_abs_pct']:.1f}",
+                       f"{s['median_signed_pct']:+.1f}"] for s in res["summary"]]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--table", type=Path, default=ROOT / "tests/data/published_perf.csv")
+    ap.add_argument("--table", type=Path, default=HISTORICAL_TABLE)
+    ap.add_argument("--modern-table", type=Path, default=MODERN_TABLE,
+                    help="engines from 2025 on; reported per era, GPU, phase and TP")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--rows", action="store_true", help="also print every row")
     args = ap.parse_args()
     res = evaluate(args.table, args.folds)
+    by_shape = evaluate_by_shape({HISTORICAL_ERA: args.table, MODERN_ERA: args.modern_table})
     if args.json:
-        print(json.dumps(res, indent=2, sort_keys=True))
+        print(json.dumps({**res, "by_era_gpu_phase_tp": by_shape}, indent=2, sort_keys=True))
         return
     if args.rows:
         print(text_table(["id", "gpu", "phase", "batch", "in", "measured_ms", "predicted_ms",
@@ -81,6 +137,15 @@ def main() -> None:
                            if s["gpu"] in TARGET_GPUS else ""]
                           for s in res[name]]))
         print()
+    if args.rows:
+        print(text_table(["id", "era", "gpu", "phase", "tp", "batch", "in", "measured_ms",
+                          "predicted_ms", "signed_%"],
+                         [[r["id"], r["era"], r["gpu"], r["phase"], r["tp"], r["batch"],
+                           r["input_tokens"], f"{r['measured_ms']:.2f}",
+                           f"{r['predicted_ms']:.2f}", f"{r['signed_pct_error']:+.1f}"]
+                          for r in by_shape["rows"] if r["table_era"] == MODERN_ERA]))
+        print()
+    print_by_shape(by_shape)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,54 @@
+"""The modern validation table (tests/data/modern_perf.csv, engines from 2025 on): it loads with
+the measurement loader, every row is sourced, versioned and of the 2025+ era, its figures are
+finite and positive, and the perf model can predict every row. Accuracy against it is reported by
+scripts/validate_perf_model.py, not asserted: it is the baseline for perf model v2."""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from validate_perf_model import MODERN_ERA, MODERN_TABLE, evaluate_by_shape  # noqa: E402
+
+from hetplan.perf.measured import load_measurements  # noqa: E402
+
+ENGINES = {"vllm", "sglang", "tensorrt-llm"}
+
+
+@pytest.fixture(scope="module")
+def raw_rows() -> list[dict[str, str]]:
+    with MODERN_TABLE.open(encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_loads_with_the_measurement_loader(raw_rows):
+    rows = load_measurements(MODERN_TABLE)
+    assert len(rows) == len(raw_rows) >= 20
+    assert len({r.id for r in rows}) == len(rows)
+    for r in rows:
+        assert math.isfinite(r.measured_ms) and r.measured_ms > 0
+        assert math.isfinite(r.context_tokens) and r.context_tokens >= r.input_tokens > 0
+        assert 1 <= r.tp <= 8 and 1 <= r.batch <= 64
+
+
+def test_every_row_is_sourced_versioned_and_modern(raw_rows):
+    for r in raw_rows:
+        assert r["engine"] in ENGINES, r["id"]
+        assert r["engine_version"].strip(), r["id"]
+        assert int(r["era"]) >= 2025, r["id"]
+        assert len(r["source"]) > 40 and ("http" in r["source"] or "github" in r["source"]), r["id"]
+        assert r["conversion_note"].strip(), r["id"]
+
+
+def test_model_predicts_every_row():
+    res = evaluate_by_shape({MODERN_ERA: MODERN_TABLE})
+    assert len(res["rows"]) == len(load_measurements(MODERN_TABLE))
+    assert all(math.isfinite(r["predicted_ms"]) and r["predicted_ms"] > 0 for r in res["rows"])
+    assert sum(s["n"] for s in res["summary"]) == len(res["rows"])
