@@ -11,6 +11,7 @@ a hostile input that is not yet refused fails its test instead of the machine.
 from __future__ import annotations
 
 import io
+import json
 import os
 import resource
 import signal
@@ -25,6 +26,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 GUARD_EXTRA_BYTES = 6 << 30          # address space allowed on top of what is mapped now
 OK_CODES = (0, 2, 3)                 # success, bad input, infeasible
+PLAN_FIXTURE = REPO / "tests" / "data" / "emit_plan.json"
+
+# A scenario that solves in well under a second: 8B model, two GPU types, fixed lengths.
+TINY_SCENARIO = {
+    "name": "tiny", "model": "llama-3.1-8b",
+    "workload": {"synthetic": {"arrival": {"process": "poisson", "rate_rps": 5.0},
+                               "input_tokens": {"dist": "fixed", "value": 256},
+                               "output_tokens": {"dist": "fixed", "value": 128},
+                               "duration_s": 60, "seed": 0}},
+    "slo": {"ttft_ms": 1000, "tpot_ms": 50, "percentile": 90},
+    "catalog": {"gpus": ["L40S", "H100-SXM"], "prices": "2026-04-17-seed"},
+    "constraints": {"max_tp": 2, "target_utilization": 0.8},
+    "objective": "min_cost",
+}
 
 
 class TimedOut(Exception):
@@ -130,6 +145,13 @@ def run_cli(*args, timeout_s: float = 60.0, env: dict | None = None, cwd=REPO) -
     if "Traceback (most recent call last)" in r.stderr:
         exc = RuntimeError("traceback on stderr")
     return Run(r.returncode, r.stdout, r.stderr, exc, time.monotonic() - t0)
+
+
+def assert_finite_json(text: str, what: str = "JSON output") -> None:
+    """`text` parses as strict JSON: no NaN or Infinity."""
+    def bad(token):
+        raise AssertionError(f"{what}: non-finite {token} in JSON")
+    json.loads(text, parse_constant=bad)
 
 
 def snapshot(root: Path) -> dict[str, bytes | None] | None:

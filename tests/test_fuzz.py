@@ -21,25 +21,15 @@ import yaml
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from cli_harness import OK_CODES, REPO, run_main, snapshot, temp_files
+from cli_harness import (OK_CODES, PLAN_FIXTURE, TINY_SCENARIO, assert_finite_json, run_main,
+                         snapshot, temp_files)
 
-PLAN_FIXTURE = REPO / "tests" / "data" / "emit_plan.json"
 COMMAND_BUDGET_S = 15.0
 FUZZ = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                 phases=(Phase.explicit, Phase.generate),
                 suppress_health_check=list(HealthCheck))
 
-BASE = {
-    "name": "tiny", "model": "llama-3.1-8b",
-    "workload": {"synthetic": {"arrival": {"process": "poisson", "rate_rps": 5.0},
-                               "input_tokens": {"dist": "fixed", "value": 256},
-                               "output_tokens": {"dist": "fixed", "value": 128},
-                               "duration_s": 60, "seed": 0}},
-    "slo": {"ttft_ms": 1000, "tpot_ms": 50, "percentile": 90},
-    "catalog": {"gpus": ["L40S", "H100-SXM"], "prices": "2026-04-17-seed"},
-    "constraints": {"max_tp": 2, "target_utilization": 0.8},
-    "objective": "min_cost",
-}
+BASE = TINY_SCENARIO
 GOOD_ROWS = ["0.0,200,100", "0.4,180,90", "1.1,900,40", "2.5,60,300", "3.0,256,128"]
 
 
@@ -137,12 +127,6 @@ def render(doc, kind: str, byte_op: str, cut: float) -> bytes:
         data = data.replace(b"{", b'{"surprise": 1, ', 1) if kind == "json" else \
             data + b"surprise: 1\n"
     return data
-
-
-def assert_finite_json(text: str, what: str) -> None:
-    def bad(token):
-        raise AssertionError(f"{what}: non-finite {token} in JSON")
-    json.loads(text, parse_constant=bad)
 
 
 def prepare_out(tmp: Path, name: str, old: dict[str, bytes] | None) -> tuple[Path, dict | None]:

@@ -18,25 +18,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cli_harness import REPO, run_cli, run_main, snapshot, temp_files
+from cli_harness import (PLAN_FIXTURE, REPO, TINY_SCENARIO, assert_finite_json, run_cli,
+                         run_main, snapshot, temp_files)
 
-PLAN_FIXTURE = REPO / "tests" / "data" / "emit_plan.json"
 MODEL_CONFIG = REPO / "tests" / "data" / "models" / "meta-llama-3-8b.json"
 TRACE_HEADER = "arrival_s,input_tokens,output_tokens\n"
 FAST_S = 5.0                         # "fail fast"
 GUARD_S = 3 * FAST_S                 # in-process guard of fail-fast cases: a hang fails here
 BOUNDED_S = 30.0                     # "solves within a bounded time"
 
-BASE = {
-    "name": "tiny", "model": "llama-3.1-8b",
-    "workload": {"synthetic": {"arrival": {"process": "poisson", "rate_rps": 5.0},
-                               "input_tokens": {"dist": "fixed", "value": 256},
-                               "output_tokens": {"dist": "fixed", "value": 128},
-                               "duration_s": 60, "seed": 0}},
-    "slo": {"ttft_ms": 1000, "tpot_ms": 50, "percentile": 90},
-    "catalog": {"gpus": ["L40S", "H100-SXM"], "prices": "2026-04-17-seed"},
-    "constraints": {"max_tp": 2},
-}
+BASE = TINY_SCENARIO
 INVENTORY = {"name": "mini", "nodes": [
     {"id": "l40s-01", "gpu": "L40S", "gpus": 8, "rack": "r1", "fabric": "ib-a", "nic_gbps": 400},
     {"id": "h100-01", "gpu": "H100-SXM", "gpus": 8, "rack": "r1", "fabric": "ib-a",
@@ -89,12 +80,6 @@ def assert_refused(r, *files: Path, fields: tuple[str, ...] = (), code: int = 2)
     if fields:
         assert any(f in line for f in fields), r.describe()
     return line
-
-
-def assert_finite_json(text: str) -> None:
-    def bad(token):
-        raise AssertionError(f"non-finite {token} in JSON output")
-    json.loads(text, parse_constant=bad)
 
 
 # --- scenario fields -----------------------------------------------------------------------
