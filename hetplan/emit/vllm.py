@@ -114,7 +114,8 @@ def readme(ctx) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for p in plan.pools:
         s = ctx.settings[p.name]
-        lines.append(f"| {one_line(p.name)} | {p.role} | {p.gpu} | {p.tp} | {p.pp} | {p.replicas} | "
+        lines.append(f"| {one_line(p.name)} | {p.role} | {p.gpu} | {p.tp} | {p.pp} | "
+                     f"{p.replicas} | "
                      f"{s.max_model_len} | {s.max_num_seqs} | {s.max_num_batched_tokens} | "
                      f"{s.kv_cache_dtype} |")
     notes = sorted({n for p in plan.pools if (n := vendor_note(p.vendor))})
