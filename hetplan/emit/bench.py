@@ -14,7 +14,7 @@ import math
 import shlex
 
 from hetplan.emit.router import router_url
-from hetplan.emit.shell import comment, command_lines, script
+from hetplan.emit.shell import comment, command_lines, file_part, script
 
 BENCH = ["vllm", "bench", "serve"]
 DURATION_S = 120            # each class's run lasts about this long at its planned rate
@@ -73,7 +73,7 @@ def bench_argvs(ctx) -> list[tuple[str, list[str]]]:
                 "--num-prompts", str(max(1, math.ceil(c.rate_rps * DURATION_S))),
                 "--request-rate", f"{c.rate_rps:.6g}", "--seed", "0",
                 "--save-result", "--result-dir", "results",
-                "--result-filename", f"bench-{c.name}.json",
+                "--result-filename", f"bench-{file_part(c.name)}.json",
                 "--metadata", f"hetplan_model={plan.model}", f"hetplan_class={c.name}",
                 *pool_labels(plan, c.name)]
         out.append((c.name, argv))
@@ -89,7 +89,7 @@ def bench_script(ctx) -> str:
         if len({(p.gpu, p.tp) for _, p in pools}) > 1:
             body.append(comment("pools of different GPUs or TP serve it: the run measures "
                                 "them together; import-bench needs --gpu and --tp for it"))
-        log = shlex.quote(f"results/bench-{name}.log")
+        log = shlex.quote(f"results/bench-{file_part(name)}.log")
         body += command_lines(BENCH, argv, suffix=f"> {log} 2>&1 &")
         body.append("")
     return script(["hetplan: replay the plan's classes against the router with vLLM's "

@@ -12,7 +12,7 @@ import shlex
 from hetplan.emit.instances import node_file_stem, slug
 from hetplan.emit.k8s import GPU_LABEL, GPU_RESOURCE, dump_yaml, k8s_escape
 from hetplan.emit.serve import engine_flags, instance_env
-from hetplan.emit.shell import comment, command_lines, one_line, script
+from hetplan.emit.shell import comment, command_lines, file_part, one_line, script
 
 WORKER = ["python3", "-m", "dynamo.vllm"]
 FRONTEND = ["python3", "-m", "dynamo.frontend"]
@@ -54,7 +54,7 @@ def dynamo_files(ctx) -> dict[str, str]:
         body = by_host.setdefault(inst.host.name, [])
         body.append(comment(f"{inst.name}: {inst.pool.role}, {inst.pool.gpu} "
                             f"tp={inst.pool.tp}"))
-        log = shlex.quote(f"logs/{inst.name}.log")
+        log = shlex.quote(f"logs/{file_part(inst.name)}.log")
         body += command_lines(WORKER, worker_argv(ctx, inst.pool), env,
                               suffix=f"> {log} 2>&1 &")
         body.append("")

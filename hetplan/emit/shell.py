@@ -7,6 +7,8 @@ a command is `env K=V ... PROGRAM ARGS`, optionally followed by a redirection th
 
 from __future__ import annotations
 
+import hashlib
+import re
 import shlex
 import unicodedata
 
@@ -60,6 +62,17 @@ def one_line(text: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def file_part(name: str) -> str:
+    """`name` as one safe path component of a file the scripts write at run time (logs,
+    bench results): characters other than [A-Za-z0-9._-] and a leading '.' become '_', and
+    a changed name gets a short hash of the original so two names cannot share a file."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    safe = "_" + safe[1:] if safe.startswith(".") else safe
+    if safe == name and name:
+        return name
+    return f"{safe}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
 
 
 def comment(text: str) -> str:

@@ -11,7 +11,7 @@ from hetplan.emit.router import router_commands
 from hetplan.emit.serve import (CHAT_TEMPLATE_HEADROOM_TOKENS, connector_note, instance_env,
                                 serve_argv, vendor_note)
 from hetplan.emit.instances import node_file_stem
-from hetplan.emit.shell import comment, command_lines, one_line, script
+from hetplan.emit.shell import comment, command_lines, file_part, one_line, script
 
 SERVE = ["vllm", "serve"]
 
@@ -64,7 +64,7 @@ def node_scripts(ctx) -> dict[str, str]:
         note = vendor_note(p.vendor)
         if note:
             body.append(comment(note))
-        log = shlex.quote(f"logs/{inst.name}.node{rank}.log")
+        log = shlex.quote(f"logs/{file_part(inst.name)}.node{rank}.log")
         body += command_lines(SERVE, argv, env, suffix=f"> {log} 2>&1 &")
         body.append("")
     files = {}
