@@ -104,7 +104,7 @@ def readme(ctx) -> str:
     lines = [f"# vLLM launch files for plan `{one_line(plan.scenario)}`", "",
              f"Model `{one_line(ctx.model_arg)}` served as `{one_line(ctx.served_name)}`; "
              f"{len(ctx.layout.instances)} instance(s) on {len(ctx.layout.hosts)} node(s).",
-             "", *_placeholder_note(ctx), "",
+             "", *map(one_line, _placeholder_note(ctx)), "",
              "1. On each node run `nodes/<node>.sh` (vLLM 0.33; one `vllm serve` per replica).",
              "2. Start the router: `router.sh` (package `vllm-router`).",
              "3. Replay the workload's lengths: `bench.sh`, then read the results back with",
