@@ -137,7 +137,7 @@ def output_folder(target: str | Path, owns: Callable[[Path], bool] = lambda p: T
     rename. On an exception nothing under `target` changes, and the temporary folders are
     removed in every case (a crash between the renames of a partial swap is the one gap).
     """
-    target = Path(target)
+    target = Path(os.path.abspath(target))    # '.' and 'a/..' have a real name and parent
     if target.exists() and not target.is_dir():
         raise InputError("exists and is not a folder", file=target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -165,7 +165,9 @@ def _swap_in(new: Path, target: Path, owns: Callable[[Path], bool]) -> None:
     trash = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.",
                                   suffix=".old"))
     try:
-        if not foreign:                       # the whole folder is ours: two renames
+        cwd = Path.cwd()
+        if not foreign and not (cwd == target or target in cwd.parents):
+            # the whole folder is ours (and no shell sits in it): two renames
             os.rename(target, trash / "old")
             try:
                 os.rename(new, target)

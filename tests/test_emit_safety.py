@@ -212,6 +212,21 @@ def test_a_foreign_file_in_the_way_is_refused(tmp_path):
     assert (out / "keep.txt").read_text() == "mine\n" and _leftovers(tmp_path, "out") == []
 
 
+def test_current_folder_as_out_keeps_what_is_not_emitted(plan, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "setup.py").write_text("mine\n")
+    monkeypatch.chdir(work)
+    files = emit(plan, "vllm")
+    write_files(Path("."), files)
+    assert _tree(work) == {**{k: v.encode() for k, v in files.items()},
+                           "setup.py": b"mine\n"}
+    assert _leftovers(tmp_path, "work") == []
+    (work / "setup.py").unlink()                   # all ours now: still rewritten in place
+    write_files(Path("."), files)
+    assert Path.cwd() == work and _tree(work) == {k: v.encode() for k, v in files.items()}
+
+
 def test_solve_out_is_replaced_as_a_whole(tmp_path):
     """A refused --emit leaves the previous outputs; a re-solve removes its own stale
     files (sim.json of an earlier --validate) and keeps files it does not own."""
