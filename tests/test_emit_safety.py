@@ -126,11 +126,12 @@ def _placed(plan, node_id: str, address: str | None = None):
                                                           shards=shards)})
 
 
-@pytest.mark.parametrize("node_id", ["../evil", "a/b", "..", ".hidden", "/abs", "a\\b"])
+@pytest.mark.parametrize("node_id", ["../evil", "a/b", "..", ".hidden", "/abs", "a\\b",
+                                     "n\ntouch x", "n\r"])
 @pytest.mark.parametrize("target", ["vllm", "dynamo"])
 def test_node_ids_cannot_leave_the_folder(plan, node_id, target, tmp_path):
     out = tmp_path / "out"
-    with pytest.raises(InputError, match="node id"):
+    with pytest.raises(InputError, match="node"):
         write_files(out, emit(_placed(plan, node_id), target))
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 

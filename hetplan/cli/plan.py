@@ -95,10 +95,8 @@ def register(app: typer.Typer, echo_json) -> None:
         if emit and not out:
             raise InputError("--emit needs --out", field="--emit")
         if emit:
-            from hetplan.emit import TARGETS
-            if emit not in TARGETS:
-                raise InputError(f"unknown target {emit!r}; expected one of "
-                                 f"{', '.join(TARGETS)}", field="--emit")
+            from hetplan.emit import check_target
+            check_target(emit, field="--emit")
         cat = load_catalog()
         s = load_scenario(scenario, cat)
         val = None

@@ -33,7 +33,7 @@ EMITTED_NAMES = frozenset({"nodes", "router.sh", "bench.sh", "hosts.txt", "READM
 K8S_MARK = "app.kubernetes.io/part-of: hetplan"
 
 __all__ = ["TARGETS", "EmitOptions", "Context", "build_context", "emit", "write_files",
-           "diff_files", "emitted_entry"]
+           "diff_files", "emitted_entry", "write_into", "check_target"]
 
 
 @dataclass(frozen=True)
@@ -80,12 +80,17 @@ def build_context(plan: Plan, opts: EmitOptions, cat: Catalog | None = None) -> 
                    served_name=opts.served_model_name or plan.model, opts=opts)
 
 
+def check_target(target: str, field: str = "--target") -> None:
+    """Refuse a target name that is not one of TARGETS."""
+    if target not in TARGETS:
+        raise InputError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}",
+                         field=field)
+
+
 def emit(plan: Plan, target: str, opts: EmitOptions = EmitOptions(),
          cat: Catalog | None = None) -> dict[str, str]:
     """The files of `target` for `plan`: {relative path: text}."""
-    if target not in TARGETS:
-        raise InputError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}",
-                         field="--target")
+    check_target(target)
     ctx = build_context(plan, opts, cat)
     if target == "vllm":
         from hetplan.emit.vllm import vllm_files
@@ -122,7 +127,8 @@ def write_into(folder: Path, files: dict[str, str]) -> None:
 
 def write_files(out: Path, files: dict[str, str]) -> None:
     """Replace the emitted files under `out` with `files`, as a whole (see module doc)."""
-    with output_folder(out, owns=emitted_entry) as tmp:
+    top = {rel.split("/", 1)[0] for rel in files}
+    with output_folder(out, owns=lambda p: p.name in top or emitted_entry(p)) as tmp:
         write_into(tmp, files)
 
 
