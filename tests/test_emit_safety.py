@@ -354,3 +354,20 @@ def test_bench_labels_every_serving_pool(plan, tmp_path):
     path.write_text(json.dumps(result))
     with pytest.raises(InputError, match="unknown gpu"):
         measurements_from_bench(path)
+
+
+def test_simulate_out_replaces_its_pair_and_keeps_the_plan(tmp_path):
+    out = tmp_path / "d"
+    out.mkdir()
+    plan_text = (REPO / "deploy" / "default" / "plan.json").read_text()
+    (out / "plan.json").write_text(plan_text)
+    (out / "latency_cdf.png").write_text("stale\n")
+    r = subprocess.run([sys.executable, "-m", "hetplan.cli", "simulate", str(out / "plan.json"),
+                        "--requests", "200", "--out", str(out)], capture_output=True,
+                       text=True, cwd=REPO, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["latency_cdf.png", "plan.json",
+                                                     "sim.json"]
+    assert (out / "plan.json").read_text() == plan_text
+    assert (out / "latency_cdf.png").read_bytes().startswith(b"\x89PNG")
+    assert json.loads((out / "sim.json").read_text()) and _leftovers(tmp_path, "d") == []
