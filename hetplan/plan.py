@@ -267,8 +267,19 @@ def _rounded(obj):
     return obj
 
 
-def load_plan(path) -> Plan:
-    """Read a plan.json written by `hetplan solve`; bad files are one-line InputErrors."""
+# Read-time bounds of a plan.json: far above any plan hetplan writes, low enough that a
+# typo (`replicas: 1e7`) is refused instead of hanging the emitters and the simulator.
+MAX_REPLICAS_PER_POOL = 10_000
+MAX_PP = 64
+MAX_BATCH = 1 << 20
+ROLES = ("prefill", "decode", "colocated")
+NAME_FIELDS = ("scenario", "model", "model_ref", "solver", "objective", "status", "kv_link")
+
+
+def load_plan(path, cat=None) -> Plan:
+    """Read a plan.json written by `hetplan solve`; bad files are one-line InputErrors
+    naming the file and the field (checked as `validate_plan` states). `cat`: the catalog
+    its GPUs must be in (default: the bundled one)."""
     from pydantic import ValidationError
 
     from hetplan.errors import InputError, from_validation_error
@@ -277,7 +288,94 @@ def load_plan(path) -> Plan:
     raw = load_json(path)
     if not isinstance(raw, dict):
         raise InputError("expected a plan object", file=path)
+    bad = _first_non_finite(raw)
+    if bad is not None:
+        raise InputError("must be a finite number", file=path, field=bad)
     try:
-        return Plan(**raw)
+        plan = Plan(**raw)
     except ValidationError as e:
         raise from_validation_error(e, file=path) from None
+    validate_plan(plan, path, cat)
+    return plan
+
+
+def _first_non_finite(obj, loc: str = "") -> str | None:
+    """The dotted location of the first NaN or infinity in parsed JSON (None if there is
+    none); Python's json reads NaN/Infinity literals and 1e999 as floats."""
+    import math
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return loc or "(top level)"
+    items = obj.items() if isinstance(obj, dict) else \
+        enumerate(obj) if isinstance(obj, list) else ()
+    for k, v in items:
+        found = _first_non_finite(v, f"{loc}.{k}" if loc else str(k))
+        if found:
+            return found
+    return None
+
+
+def _has_control(text: str) -> bool:
+    import unicodedata
+    return any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in text)
+
+
+def validate_plan(plan: Plan, file=None, cat=None) -> None:
+    """What a plan read from disk must satisfy before any stage uses it: names without
+    control characters (they reach scripts, comments and file names); per pool a known
+    role, a GPU in the catalog, known dtypes, 1 <= tp <= the GPU's per-node count,
+    1 <= pp <= MAX_PP, 1 <= replicas <= MAX_REPLICAS_PER_POOL, gpus = replicas x tp x pp;
+    per route a rate >= 0 and 1 <= batch <= MAX_BATCH; placement ids and addresses without
+    control characters. The first violation is an InputError naming file and field."""
+    from hetplan.catalog import load_catalog
+    from hetplan.dtypes import DTYPES
+    from hetplan.errors import InputError
+
+    def bad(field: str, msg: str):
+        raise InputError(msg, file=file, field=field)
+
+    def name(field: str, value: str | None) -> None:
+        if value is not None and _has_control(value):
+            bad(field, f"control character in {value!r}")
+
+    for f in NAME_FIELDS:
+        name(f, getattr(plan, f))
+    cat = cat or load_catalog()
+    for i, p in enumerate(plan.pools):
+        at = f"pools.{i}"
+        for f in ("name", "vendor"):
+            name(f"{at}.{f}", getattr(p, f))
+        if p.role not in ROLES:
+            bad(f"{at}.role", f"unknown role {p.role!r}; expected one of {', '.join(ROLES)}")
+        if p.gpu not in cat.gpus:
+            bad(f"{at}.gpu", f"unknown GPU {p.gpu!r} (not in the catalog)")
+        for f in ("weight_dtype", "kv_dtype"):
+            if getattr(p, f) not in DTYPES:
+                bad(f"{at}.{f}", f"unknown dtype {getattr(p, f)!r}; expected one of "
+                                 f"{', '.join(DTYPES)}")
+        per_node = cat.gpus[p.gpu].max_gpus_per_node
+        if not 1 <= p.tp <= per_node:
+            bad(f"{at}.tp", f"must be between 1 and {per_node} ({p.gpu} GPUs per node)")
+        if not 1 <= p.pp <= MAX_PP:
+            bad(f"{at}.pp", f"must be between 1 and {MAX_PP}")
+        if not 1 <= p.replicas <= MAX_REPLICAS_PER_POOL:
+            bad(f"{at}.replicas", f"must be between 1 and {MAX_REPLICAS_PER_POOL}")
+        if p.gpus != p.replicas * p.tp * p.pp:
+            bad(f"{at}.gpus", f"{p.gpus} is not replicas x tp x pp "
+                              f"({p.replicas * p.tp * p.pp})")
+        for j, r in enumerate(p.routes):
+            name(f"{at}.routes.{j}.workload_class", r.workload_class)
+            if r.rate_rps < 0:
+                bad(f"{at}.routes.{j}.rate_rps", "must be >= 0")
+            if not 1 <= r.batch <= MAX_BATCH:
+                bad(f"{at}.routes.{j}.batch", f"must be between 1 and {MAX_BATCH}")
+    for i, c in enumerate(plan.classes):
+        name(f"classes.{i}.name", c.name)
+    if plan.placement is not None:
+        pl = plan.placement
+        name("placement.inventory", pl.inventory)
+        for i, n in enumerate(pl.nodes):
+            for f in ("id", "address", "gpu", "rack", "fabric", "provider"):
+                name(f"placement.nodes.{i}.{f}", getattr(n, f))
+        for i, sh in enumerate(pl.shards):
+            name(f"placement.shards.{i}.node", sh.node)
+            name(f"placement.shards.{i}.pool", sh.pool)

@@ -214,16 +214,19 @@ def cdf_png(res: RunResult, slo: dict) -> bytes:
     return latency_cdf_png({"": res}, slo)
 
 
+PLAN_PLOTS = ("cost_breakdown.png", "slo_frontier.png")   # what write_plan_plots may write
+
+
 def write_plan_plots(out: Path, plan: Plan, frontier_rows: Sequence[dict] | None = None
                      ) -> list[Path]:
     """What `hetplan solve --plots` writes: cost_breakdown.png, and slo_frontier.png when
     frontier rows are given. Returns the paths written."""
     from hetplan.io import write_bytes_atomic
 
-    paths = [out / "cost_breakdown.png"]
+    paths = [out / PLAN_PLOTS[0]]
     write_bytes_atomic(paths[0], cost_breakdown_png({plan.scenario: plan},
                                                     f"{plan.scenario}: cost per pool"))
     if frontier_rows:
-        paths.append(out / "slo_frontier.png")
+        paths.append(out / PLAN_PLOTS[1])
         write_bytes_atomic(paths[1], frontier_png(frontier_rows, "slo"))
     return paths

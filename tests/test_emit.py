@@ -288,11 +288,14 @@ def test_scripts_are_valid_bash(plan, target, tmp_path):
 
 
 def test_settings_follow_the_plan(plan):
-    """max-model-len = longest request rounded up to 256 (8191+1023 -> 9216), capped at the
-    model's context; max-num-seqs = the sized batch; prefill budget >= longest prompt."""
+    """max-model-len = longest request plus the chat-template headroom, rounded up to 256
+    (8191+1023+128 -> 9472), capped at the model's context; max-num-seqs = the sized batch;
+    prefill budget >= longest prompt."""
+    from hetplan.emit.serve import CHAT_TEMPLATE_HEADROOM_TOKENS
     ctx = build_context(plan, EmitOptions())
     pre, dec = (ctx.settings[p.name] for p in plan.pools)
-    assert (pre.max_model_len, dec.max_model_len) == (9216, 9216)
+    assert CHAT_TEMPLATE_HEADROOM_TOKENS == 128
+    assert (pre.max_model_len, dec.max_model_len) == (9472, 9472)
     assert (pre.max_num_seqs, dec.max_num_seqs) == (4, 96)
     assert pre.max_num_batched_tokens >= 8191 and dec.max_num_batched_tokens == 256
     assert (pre.quantization, dec.quantization) == ("fp8", None)

@@ -121,7 +121,12 @@ def test_golden_plan_and_workload_plans_pass_vllm(workload_plans):
         assert (summary["kv_connector"] is None) == ("--kv-transfer-config" not in flag)
     assert all(s["pd"] or s["workers"] for _, s in by_kind["router"])
     meta = [dict(m.split("=", 1) for m in s["metadata"]) for _, s in by_kind["bench"]]
-    assert all({"hetplan_gpu", "hetplan_tp", "hetplan_model"} <= set(m) for m in meta)
+    assert all({"hetplan_pools", "hetplan_model", "hetplan_class"} <= set(m) for m in meta)
+    for m in meta:       # one GPU/TP label exactly when the serving pools share one shape
+        shapes = {tuple(e.rsplit(":", 3)[1:3]) for e in m["hetplan_pools"].split(",")}
+        label = (m["hetplan_gpu"], f"tp{m['hetplan_tp']}") if "hetplan_gpu" in m else None
+        assert (shapes == {label}) if label else len(shapes) > 1, m
+    assert any("hetplan_gpu" not in m for m in meta)     # the default plan mixes B200/H100
     hostile_served = [s for (k, a, _), s in zip(groups["hostile"], results[
         len(groups["golden"]):len(groups["golden"]) + len(groups["hostile"])])
         if k == "serve"]

@@ -18,6 +18,48 @@ def _progress(msg: str) -> None:
         typer.echo(f"\r{msg}\033[K", err=True, nl=False)
 
 
+SOLVE_FILES = ("plan.json", "report.md")
+
+
+def frontier_rows(s, cat, solver: str, time_limit: float) -> list[dict]:
+    """The SLO frontier `solve --plots` draws."""
+    from hetplan.compare import frontier
+    rows = frontier(s, cat, "slo", PLOT_FRONTIER_FACTORS, solver=solver,
+                    time_limit_s=min(time_limit, 30.0), progress=_progress)
+    _progress("")
+    return rows
+
+
+def _write_solve_outputs(out: Path, plan, report: str, val, emit: str | None,
+                         rows_for_plots) -> list[Path]:
+    """plan.json, report.md, and (per option) sim.json + latency_cdf.png, the plots and the
+    emitted `<target>/` folder, written into a temporary folder and swapped into `out` as a
+    whole: a failure (a refused --emit) leaves the previous outputs as they were, and a
+    file of an earlier solve that this one does not write (sim.json after a run without
+    --validate) is removed. Other entries of `out`, and emit folders of other targets,
+    stay. Returns the extra paths written (beside plan.json and report.md)."""
+    from hetplan.cli.sim import SIM_FILES, write_sim_outputs
+    from hetplan.io import output_folder, write_atomic
+    from hetplan.plots import PLAN_PLOTS
+
+    owned = set(SOLVE_FILES) | set(SIM_FILES) | set(PLAN_PLOTS) | ({emit} if emit else set())
+    written: list[Path] = []
+    with output_folder(out, owns=lambda p: p.name in owned) as tmp:
+        write_atomic(tmp / "plan.json", plan.to_json())
+        if emit:
+            from hetplan.cli.emit import emit_options
+            from hetplan.emit import emit as emit_files
+            from hetplan.emit import write_into
+            write_into(tmp / emit, emit_files(plan, emit, emit_options(None, None, "nixl")))
+        write_atomic(tmp / "report.md", report)
+        if val:
+            written += write_sim_outputs(tmp, val.report, val.result)
+        if rows_for_plots:
+            from hetplan.plots import write_plan_plots
+            written += write_plan_plots(tmp, plan, rows_for_plots())
+    return [out / p.relative_to(tmp) for p in written]
+
+
 def register(app: typer.Typer, echo_json) -> None:
     @app.command("solve")
     def solve_cmd(
@@ -44,7 +86,6 @@ def register(app: typer.Typer, echo_json) -> None:
     ) -> None:
         """Plan the cheapest mix (or most goodput under a budget) that meets the SLO."""
         from hetplan.catalog import load_catalog
-        from hetplan.io import write_atomic
         from hetplan.errors import Infeasible
         from hetplan.planner import plan_scenario
         from hetplan.report import plan_report
@@ -54,6 +95,9 @@ def register(app: typer.Typer, echo_json) -> None:
             raise InputError("--plots needs --out DIR", field="--plots")
         if emit and not out:
             raise InputError("--emit needs --out", field="--emit")
+        if emit:
+            from hetplan.emit import check_target
+            check_target(emit, field="--emit")
         cat = load_catalog()
         rs = load_scenario(scenario, cat)
         val = None
@@ -92,21 +136,8 @@ def register(app: typer.Typer, echo_json) -> None:
         report = plan_report(plan) + (val.markdown() if val else "")
         written: list[Path] = []
         if out:
-            write_atomic(out / "plan.json", plan.to_json())
-            if emit:
-                from hetplan.cli.emit import emit_options, emit_to
-                emit_to(plan, emit, out / emit, emit_options(None, None, "nixl"), False)
-            write_atomic(out / "report.md", report)
-            if val:
-                from hetplan.cli.sim import write_sim_outputs
-                written += write_sim_outputs(out, val.report, val.result)
-            if plots:
-                from hetplan.compare import frontier
-                from hetplan.plots import write_plan_plots
-                rows = frontier(rs, cat, "slo", PLOT_FRONTIER_FACTORS, solver=solver,
-                                time_limit_s=min(time_limit, 30.0), progress=_progress)
-                _progress("")
-                written += write_plan_plots(out, plan, rows)
+            written = _write_solve_outputs(out, plan, report, val, emit, plots and (
+                lambda: frontier_rows(rs, cat, solver, time_limit)))
         if as_json:
             echo_json(plan.summary() | ({"validation": val.summary()} if val else {}))
             return

@@ -44,14 +44,29 @@ def load_sim_inputs(plan, trace: Path | None, scenario: Path | None,
     return tr, PerfModel(spec, cat), s
 
 
+SIM_FILES = ("sim.json", "latency_cdf.png")     # what write_sim_outputs writes
+
+
 def write_sim_outputs(out: Path, report, res) -> list[Path]:
+    """sim.json and latency_cdf.png into the folder `out` (a temporary one while a command
+    assembles its outputs); returns their paths."""
     from hetplan.io import write_atomic, write_bytes_atomic
     from hetplan.plots import cdf_png
 
-    paths = [out / "sim.json", out / "latency_cdf.png"]
+    paths = [out / name for name in SIM_FILES]
     write_atomic(paths[0], report.to_json())
     write_bytes_atomic(paths[1], cdf_png(res, report.slo))
     return paths
+
+
+def save_sim_outputs(out: Path, report, res) -> list[Path]:
+    """`simulate --out`: both files replace the previous pair together; the rest of the
+    folder (the plan.json beside them) stays."""
+    from hetplan.io import output_folder
+
+    with output_folder(out, owns=lambda p: p.name in SIM_FILES) as tmp:
+        written = write_sim_outputs(tmp, report, res)
+    return [out / p.name for p in written]
 
 
 def register(app: typer.Typer, echo_json) -> None:
@@ -84,7 +99,7 @@ def register(app: typer.Typer, echo_json) -> None:
                                     progress=_progress)
         if sys.stderr.isatty():
             typer.echo("\r\033[K", err=True, nl=False)
-        written = write_sim_outputs(out, report, res) if out else []
+        written = save_sim_outputs(out, report, res) if out else []
         if as_json:
             echo_json(report.summary())
             return

@@ -2,8 +2,11 @@
 Dynamo commands and graph), as {relative path: text}. Same plan and options -> the same
 bytes (no timestamps, sorted YAML, shell values quoted with shlex).
 
-`emit(plan, target, opts)` builds the files; `write_files` writes them atomically;
-`diff_files` compares them with what is on disk (for `--check`).
+`emit(plan, target, opts)` builds the files; `write_files` replaces the output folder with
+them as a whole (hetplan.io.output_folder: stale files of an earlier emit go, a failure
+leaves the previous folder as it was); `diff_files` compares them with what is on disk (for
+`--check`). Names from the plan reach comments only through `shell.comment`/`one_line` and
+file names only through validated ids confined to the folder (`confined_path`).
 """
 
 from __future__ import annotations
@@ -17,15 +20,21 @@ from hetplan.emit.instances import Layout, build_layout
 from hetplan.emit.serve import EmitOptions, ServeSettings, pool_settings
 from hetplan.enums import EmitTarget
 from hetplan.errors import InputError
-from hetplan.io import write_bytes_atomic
+from hetplan.io import confined_path, output_folder
 from hetplan.model import ModelSpec, load_model, model_index
 from hetplan.plan import Plan
 
 TARGETS = tuple(EmitTarget)
 EXECUTABLE_SUFFIX = ".sh"
 
+# Top-level entries an emit writes (any target); `logs/` and `results/`, which the scripts
+# create when run in the folder, and files of other origin stay when the folder is rewritten.
+EMITTED_NAMES = frozenset({"nodes", "router.sh", "bench.sh", "hosts.txt", "README.md",
+                           "frontend.sh", "graph.yaml"})
+K8S_MARK = "app.kubernetes.io/part-of: hetplan"
+
 __all__ = ["TARGETS", "EmitOptions", "Context", "build_context", "emit", "write_files",
-           "diff_files"]
+           "diff_files", "emitted_entry", "write_into", "check_target"]
 
 
 @dataclass(frozen=True)
@@ -72,12 +81,17 @@ def build_context(plan: Plan, opts: EmitOptions, cat: Catalog | None = None) -> 
                    served_name=opts.served_model_name or plan.model, opts=opts)
 
 
+def check_target(target: str, field: str = "--target") -> None:
+    """Refuse a target name that is not one of TARGETS."""
+    if target not in TARGETS:
+        raise InputError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}",
+                         field=field)
+
+
 def emit(plan: Plan, target: str, opts: EmitOptions = EmitOptions(),
          cat: Catalog | None = None) -> dict[str, str]:
     """The files of `target` for `plan`: {relative path: text}."""
-    if target not in TARGETS:
-        raise InputError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}",
-                         field="--target")
+    check_target(target)
     ctx = build_context(plan, opts, cat)
     if target == "vllm":
         from hetplan.emit.vllm import vllm_files
@@ -89,13 +103,34 @@ def emit(plan: Plan, target: str, opts: EmitOptions = EmitOptions(),
     return dynamo_files(ctx)
 
 
-def write_files(out: Path, files: dict[str, str]) -> None:
-    """Write every file atomically; shell scripts executable."""
+def emitted_entry(path: Path) -> bool:
+    """Whether a top-level entry of an output folder is one an emit wrote (and a rewrite
+    may replace): the fixed names above, and Kubernetes manifests carrying hetplan's label."""
+    if path.name in EMITTED_NAMES:
+        return True
+    if path.suffix == ".yaml" and path.is_file():
+        try:
+            return K8S_MARK in path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+    return False
+
+
+def write_into(folder: Path, files: dict[str, str]) -> None:
+    """Write `files` under `folder` (each confined to it); shell scripts executable."""
     for rel, text in sorted(files.items()):
-        path = Path(out) / rel
-        write_bytes_atomic(path, text.encode("utf-8"))
+        path = confined_path(folder, rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text.encode("utf-8"))
         if rel.endswith(EXECUTABLE_SUFFIX):
             path.chmod(0o755)
+
+
+def write_files(out: Path, files: dict[str, str]) -> None:
+    """Replace the emitted files under `out` with `files`, as a whole (see module doc)."""
+    top = {rel.split("/", 1)[0] for rel in files}
+    with output_folder(out, owns=lambda p: p.name in top or emitted_entry(p)) as tmp:
+        write_into(tmp, files)
 
 
 def diff_files(out: Path, files: dict[str, str]) -> str:

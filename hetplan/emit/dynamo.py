@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import shlex
 
-from hetplan.emit.instances import slug
+from hetplan.emit.instances import node_file_stem, slug
 from hetplan.emit.k8s import GPU_LABEL, GPU_RESOURCE, dump_yaml, k8s_escape
 from hetplan.emit.serve import engine_flags, instance_env
-from hetplan.emit.shell import command_lines, script
+from hetplan.emit.shell import comment, command_lines, file_part, one_line, script
 
 WORKER = ["python3", "-m", "dynamo.vllm"]
 FRONTEND = ["python3", "-m", "dynamo.frontend"]
@@ -52,14 +52,15 @@ def dynamo_files(ctx) -> dict[str, str]:
                              field="--target")
         env = instance_env(inst, 0, ctx.opts)
         body = by_host.setdefault(inst.host.name, [])
-        body.append(f"# {inst.name}: {inst.pool.role}, {inst.pool.gpu} tp={inst.pool.tp}")
-        log = shlex.quote(f"logs/{inst.name}.log")
+        body.append(comment(f"{inst.name}: {inst.pool.role}, {inst.pool.gpu} "
+                            f"tp={inst.pool.tp}"))
+        log = shlex.quote(f"logs/{file_part(inst.name)}.log")
         body += command_lines(WORKER, worker_argv(ctx, inst.pool), env,
                               suffix=f"> {log} 2>&1 &")
         body.append("")
     files = {}
     for host, body in by_host.items():
-        files[f"nodes/{host}.sh"] = script(
+        files[f"nodes/{node_file_stem(host)}.sh"] = script(
             [f"hetplan: Dynamo vLLM workers on node {host}.",
              "Needs Dynamo's discovery (etcd) reachable; see README.md."],
             ["mkdir -p logs", ""] + body + ["wait"])
@@ -68,7 +69,7 @@ def dynamo_files(ctx) -> dict[str, str]:
         command_lines(FRONTEND, ["--http-port", str(ctx.opts.router_port)]))
     files["graph.yaml"] = dump_yaml([graph(ctx)])
     files["README.md"] = "\n".join([
-        f"# Dynamo launch files for plan `{ctx.plan.scenario}`", "",
+        f"# Dynamo launch files for plan `{one_line(ctx.plan.scenario)}`", "",
         "Per node: `nodes/<node>.sh`; then `frontend.sh`.",
         "On Kubernetes: `kubectl apply -f graph.yaml` (Dynamo operator; set the "
         "image to a Dynamo release built on vLLM 0.33).",

@@ -74,6 +74,24 @@ def slug(text: str) -> str:
     return s or "x"
 
 
+def node_file_stem(name: str) -> str:
+    """The file name (without suffix) of a node's launch script: the node id itself, refused
+    when it could name a path elsewhere (`/`, `\\`, a leading `.`, control characters)."""
+    if (not name or name.startswith(".") or "/" in name or "\\" in name
+            or any(ord(ch) < 32 or ord(ch) == 127 for ch in name)):
+        raise InputError(f"node id {name!r} cannot name a launch script; use letters, digits, "
+                         "'-', '_' and '.' (not first)", field="placement.nodes")
+    return name
+
+
+def _check_host(node: PlacedNode) -> None:
+    """A node id and address go into hosts.txt and URLs as single tokens."""
+    for field, value in (("id", node.id), ("address", node.address)):
+        if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise InputError(f"node {node.id!r}: {field} holds whitespace or control "
+                             "characters", field=f"placement.nodes.{field}")
+
+
 def _pack(plan: Plan, cat: Catalog) -> tuple[list[PlacedNode], list[PlacedShard]]:
     nodes: list[PlacedNode] = []
     shards: list[PlacedShard] = []
@@ -123,6 +141,8 @@ def build_layout(plan: Plan, cat: Catalog) -> Layout:
         nodes, shards = plan.placement.nodes, plan.placement.shards
     else:
         nodes, shards = _pack(plan, cat)
+    for n in nodes:
+        _check_host(n)
     hosts = {n.id: Host(n.id, n.address or n.id, n.gpu, n.gpus) for n in nodes}
     by_replica: dict[tuple[str, int], list[PlacedShard]] = {}
     for s in shards:

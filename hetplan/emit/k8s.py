@@ -16,6 +16,7 @@ import yaml
 from hetplan.emit.instances import slug
 from hetplan.emit.router import router_argvs
 from hetplan.emit.serve import engine_flags, vendor_note
+from hetplan.emit.shell import one_line
 
 PORT = 8000
 SIDE_CHANNEL_PORT = 5600
@@ -154,7 +155,7 @@ def k8s_files(ctx) -> dict[str, str]:
     files["router.yaml"] = dump_yaml(router_manifests(ctx))
     notes = sorted({n for p in ctx.plan.pools if (n := vendor_note(p.vendor))})
     files["README.md"] = "\n".join([
-        f"# Kubernetes manifests for plan `{ctx.plan.scenario}`", "",
+        f"# Kubernetes manifests for plan `{one_line(ctx.plan.scenario)}`", "",
         f"Label each GPU node `{GPU_LABEL}=<GPU>` (e.g. `kubectl label node NODE "
         f"{GPU_LABEL}=H100-SXM`).",
         "Replicas spanning nodes use LeaderWorkerSet (install its controller).",

@@ -2,7 +2,10 @@
 
 Settings come from the plan (assumptions, each stated where it is set):
 - --max-model-len: the longest request of the classes the pool serves (input_hi +
-  output_hi), rounded up to 256 tokens, capped at the model's max_position_embeddings.
+  output_hi) plus CHAT_TEMPLATE_HEADROOM_TOKENS (the class bins count prompt tokens as the
+  workload recorded them; a chat endpoint wraps them in the model's template: role headers,
+  a default system preamble), rounded up to 256 tokens, capped at the model's
+  max_position_embeddings (vLLM refuses a longer length than the model's context).
 - --max-num-seqs: the largest per-class batch the pool's capacity was sized at.
 - --max-num-batched-tokens: prefill >= the longest prompt (no chunking of one prompt) and at
   least the planner's prefill step budget; decode the sequences of one step, rounded up to
@@ -25,6 +28,9 @@ from hetplan.perf.estimator import GPU_MEMORY_UTILIZATION
 from hetplan.plan import Plan, Pool
 
 ROUND_TOKENS = 256
+# Tokens a chat template adds around a prompt (Llama 3: ~30 for the default system header
+# and the role markers of one turn); 128 also covers a short system prompt.
+CHAT_TEMPLATE_HEADROOM_TOKENS = 128
 # connector key -> (vLLM connector class, kv_role for prefill, kv_role for decode, router's
 # --kv-connector value or None)
 KV_CONNECTORS = {
@@ -81,7 +87,8 @@ def pool_settings(plan: Plan, pool: Pool, spec: ModelSpec, gpu: GPU,
     total = max(longest(c, "input_hi", "mean_input_tokens", "p90_input_tokens")
                 + longest(c, "output_hi", "mean_output_tokens", "p90_output_tokens")
                 for _, c in routed)
-    max_len = min(_round_up(total), spec.max_position_embeddings)
+    max_len = min(_round_up(total + CHAT_TEMPLATE_HEADROOM_TOKENS),
+                  spec.max_position_embeddings)
     seqs = max(1, max(r.batch for r, _ in routed))
     if pool.role == "prefill":
         budget = _round_up(max(min(prompt, max_len), MAX_BATCHED_TOKENS))

@@ -2,12 +2,15 @@
 
 `command_lines` and `parse_command` are inverses on the emitted text (the tests rely on it):
 a command is `env K=V ... PROGRAM ARGS`, optionally followed by a redirection that
-`parse_command` drops.
+`parse_command` drops. Comments go through `comment`, which no value can end early.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import shlex
+import unicodedata
 
 HEADER = "#!/usr/bin/env bash\n"
 
@@ -48,9 +51,38 @@ def parse_command(text: str) -> tuple[dict[str, str], list[str]]:
     return env, tokens
 
 
+def one_line(text: str) -> str:
+    """`text` with every control or line-separating character (newline, CR, escape, DEL,
+    U+2028, ...) written as a visible `\\xNN` / `\\uNNNN` escape, so a value placed in a
+    comment, a header or a hosts line cannot start a new line."""
+    out = []
+    for ch in str(text):
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def file_part(name: str) -> str:
+    """`name` as one safe path component of a file the scripts write at run time (logs,
+    bench results): characters other than [A-Za-z0-9._-] and a leading '.' become '_', and
+    a changed name gets a short hash of the original so two names cannot share a file."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    safe = "_" + safe[1:] if safe.startswith(".") else safe
+    if safe == name and name:
+        return name
+    return f"{safe}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
+
+
+def comment(text: str) -> str:
+    """A `# ` shell comment line holding `text` (made one line by `one_line`)."""
+    return ("# " + one_line(text)).rstrip()
+
+
 def script(comment_lines: list[str], body: list[str]) -> str:
     """A bash script: header, `# ` comments, `set -euo pipefail`, then the body lines."""
-    comments = [("# " + c).rstrip() for c in comment_lines]
+    comments = [comment(c) for c in comment_lines]
     return HEADER + "\n".join(comments + ["set -euo pipefail", ""] + body) + "\n"
 
 

@@ -8,8 +8,10 @@ import shlex
 from hetplan.emit.bench import bench_script
 from hetplan.emit.instances import Instance
 from hetplan.emit.router import router_commands
-from hetplan.emit.serve import connector_note, instance_env, serve_argv, vendor_note
-from hetplan.emit.shell import command_lines, script
+from hetplan.emit.serve import (CHAT_TEMPLATE_HEADROOM_TOKENS, connector_note, instance_env,
+                                serve_argv, vendor_note)
+from hetplan.emit.instances import node_file_stem
+from hetplan.emit.shell import comment, command_lines, file_part, one_line, script
 
 SERVE = ["vllm", "serve"]
 
@@ -26,6 +28,22 @@ def serve_commands(ctx) -> list[tuple[Instance, int, dict[str, str], list[str]]]
     return out
 
 
+def gpus_used(ctx) -> dict[str, int]:
+    """Host name -> GPUs the plan's instances use on it (a node may have more)."""
+    used: dict[str, int] = {}
+    for inst in ctx.layout.instances:
+        for part in inst.parts:
+            used[part.host.name] = used.get(part.host.name, 0) + len(part.gpu_indices)
+    return used
+
+
+def _node_gpus(host, used: int, placeholder: bool) -> str:
+    """'6x L40S used of an 8-GPU node' (placeholder nodes: the GPUs to rent)."""
+    if placeholder:
+        return f"{used}x {host.gpu} (a node with at least {used}; up to {host.gpus} per node)"
+    return f"{used}x {host.gpu} used of {host.gpus} on the node"
+
+
 def _placeholder_note(ctx) -> list[str]:
     if not ctx.layout.placeholder_hosts:
         return [f"Hosts from the plan's placement (inventory {ctx.plan.placement.inventory})."]
@@ -40,20 +58,22 @@ def node_scripts(ctx) -> dict[str, str]:
         p = inst.pool
         body = by_host.setdefault(host.name, [])
         where = (f"node {rank + 1} of {len(inst.parts)}, " if len(inst.parts) > 1 else "")
-        body.append(f"# {inst.name}: {p.role}, {p.gpu} tp={p.tp} pp={p.pp}, {where}"
-                    f"GPUs {','.join(map(str, inst.parts[rank].gpu_indices))}"
-                    + (f", port {inst.port}" if rank == 0 else ", headless"))
+        body.append(comment(f"{inst.name}: {p.role}, {p.gpu} tp={p.tp} pp={p.pp}, {where}"
+                            f"GPUs {','.join(map(str, inst.parts[rank].gpu_indices))}"
+                            + (f", port {inst.port}" if rank == 0 else ", headless")))
         note = vendor_note(p.vendor)
         if note:
-            body.append(f"# {note}")
-        log = shlex.quote(f"logs/{inst.name}.node{rank}.log")
+            body.append(comment(note))
+        log = shlex.quote(f"logs/{file_part(inst.name)}.node{rank}.log")
         body += command_lines(SERVE, argv, env, suffix=f"> {log} 2>&1 &")
         body.append("")
     files = {}
+    used = gpus_used(ctx)
     for name, body in by_host.items():
         host = next(h for h in ctx.layout.hosts if h.name == name)
-        files[f"nodes/{name}.sh"] = script(
-            [f"hetplan: vLLM instances on node {name} ({host.gpus}x {host.gpu}), "
+        files[f"nodes/{node_file_stem(name)}.sh"] = script(
+            [f"hetplan: vLLM instances on node {name}: "
+             f"{_node_gpus(host, used[name], ctx.layout.placeholder_hosts)}, "
              f"address {host.address}.",
              f"Plan: scenario {ctx.plan.scenario}, model {ctx.plan.model}.",
              *_placeholder_note(ctx),
@@ -66,18 +86,25 @@ def vllm_files(ctx) -> dict[str, str]:
     files = node_scripts(ctx)
     files["router.sh"] = router_commands(ctx)
     files["bench.sh"] = bench_script(ctx)
-    files["hosts.txt"] = "".join(f"{h.address}\t{h.name}\t# {h.gpus}x {h.gpu}\n"
-                                 for h in ctx.layout.hosts)
+    files["hosts.txt"] = hosts_txt(ctx)
     files["README.md"] = readme(ctx)
     return files
 
 
+def hosts_txt(ctx) -> str:
+    """`address<TAB>name<TAB># GPUs used` per node, in /etc/hosts form."""
+    used = gpus_used(ctx)
+    return "".join(f"{one_line(h.address)}\t{one_line(h.name)}\t"
+                   f"{comment(_node_gpus(h, used[h.name], ctx.layout.placeholder_hosts))}\n"
+                   for h in ctx.layout.hosts)
+
+
 def readme(ctx) -> str:
     plan = ctx.plan
-    lines = [f"# vLLM launch files for plan `{plan.scenario}`", "",
-             f"Model `{ctx.model_arg}` served as `{ctx.served_name}`; "
+    lines = [f"# vLLM launch files for plan `{one_line(plan.scenario)}`", "",
+             f"Model `{one_line(ctx.model_arg)}` served as `{one_line(ctx.served_name)}`; "
              f"{len(ctx.layout.instances)} instance(s) on {len(ctx.layout.hosts)} node(s).",
-             "", *_placeholder_note(ctx), "",
+             "", *map(one_line, _placeholder_note(ctx)), "",
              "1. On each node run `nodes/<node>.sh` (vLLM 0.33; one `vllm serve` per replica).",
              "2. Start the router: `router.sh` (package `vllm-router`).",
              "3. Replay the workload's lengths: `bench.sh`, then read the results back with",
@@ -87,13 +114,16 @@ def readme(ctx) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for p in plan.pools:
         s = ctx.settings[p.name]
-        lines.append(f"| {p.name} | {p.role} | {p.gpu} | {p.tp} | {p.pp} | {p.replicas} | "
+        lines.append(f"| {one_line(p.name)} | {p.role} | {p.gpu} | {p.tp} | {p.pp} | "
+                     f"{p.replicas} | "
                      f"{s.max_model_len} | {s.max_num_seqs} | {s.max_num_batched_tokens} | "
                      f"{s.kv_cache_dtype} |")
     notes = sorted({n for p in plan.pools if (n := vendor_note(p.vendor))})
     if ctx.disaggregated and (n := connector_note(ctx.opts.kv_connector)):
         notes.append(n)
-    lines += ["", "Settings: max-model-len covers the longest request of the pool's classes; "
+    lines += ["", "Settings: max-model-len covers the longest request of the pool's classes "
+              f"plus {CHAT_TEMPLATE_HEADROOM_TOKENS} tokens for a chat template, within the "
+              "model's context; "
               "max-num-seqs is the batch the planner sized the pool at; the KV connector is "
               f"`{ctx.opts.kv_connector}`."]
     if ctx.disaggregated:

@@ -6,7 +6,7 @@ set -euo pipefail
 
 mkdir -p results
 
-# class in4016-11479_out12-61
+# class in4016-11479_out12-61: served by decode-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -24,9 +24,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in4016-11479_out12-61.json \
-  --metadata hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out12-61 hetplan_pool=decode-H100-SXM-tp4-wfp8-kvfp8 > results/bench-in4016-11479_out12-61.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out12-61 hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_pools=decode-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:1 > results/bench-in4016-11479_out12-61.log 2>&1 &
 
-# class in4016-11479_out62-315
+# class in4016-11479_out62-315: served by decode-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -44,9 +44,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in4016-11479_out62-315.json \
-  --metadata hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out62-315 hetplan_pool=decode-H100-SXM-tp4-wfp8-kvfp8 > results/bench-in4016-11479_out62-315.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out62-315 hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_pools=decode-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:1 > results/bench-in4016-11479_out62-315.log 2>&1 &
 
-# class in4016-11479_out316-1618
+# class in4016-11479_out316-1618: served by decode-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -64,9 +64,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in4016-11479_out316-1618.json \
-  --metadata hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out316-1618 hetplan_pool=decode-H100-SXM-tp4-wfp8-kvfp8 > results/bench-in4016-11479_out316-1618.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out316-1618 hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_pools=decode-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:1 > results/bench-in4016-11479_out316-1618.log 2>&1 &
 
-# class in11480-32817_out12-61
+# class in11480-32817_out12-61: served by decode-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -84,9 +84,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in11480-32817_out12-61.json \
-  --metadata hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in11480-32817_out12-61 hetplan_pool=decode-H100-SXM-tp4-wfp8-kvfp8 > results/bench-in11480-32817_out12-61.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in11480-32817_out12-61 hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_pools=decode-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:1 > results/bench-in11480-32817_out12-61.log 2>&1 &
 
-# class in11480-32817_out62-315
+# class in11480-32817_out62-315: served by decode-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -104,9 +104,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in11480-32817_out62-315.json \
-  --metadata hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in11480-32817_out62-315 hetplan_pool=decode-H100-SXM-tp4-wfp8-kvfp8 > results/bench-in11480-32817_out62-315.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in11480-32817_out62-315 hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_pools=decode-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:1 > results/bench-in11480-32817_out62-315.log 2>&1 &
 
-# class in11480-32817_out316-1618
+# class in11480-32817_out316-1618: served by decode-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -124,9 +124,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in11480-32817_out316-1618.json \
-  --metadata hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in11480-32817_out316-1618 hetplan_pool=decode-H100-SXM-tp4-wfp8-kvfp8 > results/bench-in11480-32817_out316-1618.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in11480-32817_out316-1618 hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_pools=decode-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:1 > results/bench-in11480-32817_out316-1618.log 2>&1 &
 
-# class in32818-93814_out12-61
+# class in32818-93814_out12-61: served by decode-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -144,9 +144,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in32818-93814_out12-61.json \
-  --metadata hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in32818-93814_out12-61 hetplan_pool=decode-H100-SXM-tp4-wfp8-kvfp8 > results/bench-in32818-93814_out12-61.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in32818-93814_out12-61 hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_pools=decode-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:1 > results/bench-in32818-93814_out12-61.log 2>&1 &
 
-# class in32818-93814_out62-315
+# class in32818-93814_out62-315: served by decode-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -164,9 +164,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in32818-93814_out62-315.json \
-  --metadata hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in32818-93814_out62-315 hetplan_pool=decode-H100-SXM-tp4-wfp8-kvfp8 > results/bench-in32818-93814_out62-315.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in32818-93814_out62-315 hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_pools=decode-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:1 > results/bench-in32818-93814_out62-315.log 2>&1 &
 
-# class in32818-93814_out316-1618
+# class in32818-93814_out316-1618: served by decode-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -184,6 +184,6 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in32818-93814_out316-1618.json \
-  --metadata hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in32818-93814_out316-1618 hetplan_pool=decode-H100-SXM-tp4-wfp8-kvfp8 > results/bench-in32818-93814_out316-1618.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in32818-93814_out316-1618 hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_pools=decode-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:1 > results/bench-in32818-93814_out316-1618.log 2>&1 &
 
 wait

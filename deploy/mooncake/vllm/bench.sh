@@ -6,7 +6,7 @@ set -euo pipefail
 
 mkdir -p results
 
-# class in96-1064_out2-94
+# class in96-1064_out2-94: served by decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -24,9 +24,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in96-1064_out2-94.json \
-  --metadata hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_model=llama-3.1-70b hetplan_class=in96-1064_out2-94 hetplan_pool=decode-H100-SXM-tp2-wfp8-kvfp8 > results/bench-in96-1064_out2-94.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in96-1064_out2-94 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in96-1064_out2-94.log 2>&1 &
 
-# class in96-1064_out95-4518
+# class in96-1064_out95-4518: served by decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -44,9 +44,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in96-1064_out95-4518.json \
-  --metadata hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_model=llama-3.1-70b hetplan_class=in96-1064_out95-4518 hetplan_pool=decode-H100-SXM-tp2-wfp8-kvfp8 > results/bench-in96-1064_out95-4518.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in96-1064_out95-4518 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in96-1064_out95-4518.log 2>&1 &
 
-# class in1065-11814_out2-94
+# class in1065-11814_out2-94: served by decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -64,9 +64,10 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in1065-11814_out2-94.json \
-  --metadata hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_model=llama-3.1-70b hetplan_class=in1065-11814_out2-94 hetplan_pool=decode-H100-SXM-tp2-wfp8-kvfp8 > results/bench-in1065-11814_out2-94.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1065-11814_out2-94 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in1065-11814_out2-94.log 2>&1 &
 
-# class in1065-11814_out95-4518
+# class in1065-11814_out95-4518: served by colocated-B200-tp4-wfp8-kvfp8 (B200 tp=4, 60%), decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 40%)
+# pools of different GPUs or TP serve it: the run measures them together; import-bench needs --gpu and --tp for it
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30001 \
@@ -84,9 +85,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in1065-11814_out95-4518.json \
-  --metadata hetplan_gpu=B200 hetplan_tp=4 hetplan_model=llama-3.1-70b hetplan_class=in1065-11814_out95-4518 hetplan_pool=colocated-B200-tp4-wfp8-kvfp8 > results/bench-in1065-11814_out95-4518.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1065-11814_out95-4518 hetplan_pools=colocated-B200-tp4-wfp8-kvfp8:B200:tp4:0.604,decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:0.396 > results/bench-in1065-11814_out95-4518.log 2>&1 &
 
-# class in11815-131072_out2-94
+# class in11815-131072_out2-94: served by decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -104,9 +105,10 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in11815-131072_out2-94.json \
-  --metadata hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_model=llama-3.1-70b hetplan_class=in11815-131072_out2-94 hetplan_pool=decode-H100-SXM-tp2-wfp8-kvfp8 > results/bench-in11815-131072_out2-94.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in11815-131072_out2-94 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in11815-131072_out2-94.log 2>&1 &
 
-# class in11815-131072_out95-4518
+# class in11815-131072_out95-4518: served by decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 74%), colocated-B200-tp4-wfp8-kvfp8 (B200 tp=4, 26%)
+# pools of different GPUs or TP serve it: the run measures them together; import-bench needs --gpu and --tp for it
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -124,6 +126,6 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in11815-131072_out95-4518.json \
-  --metadata hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_model=llama-3.1-70b hetplan_class=in11815-131072_out95-4518 hetplan_pool=decode-H100-SXM-tp2-wfp8-kvfp8 > results/bench-in11815-131072_out95-4518.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in11815-131072_out95-4518 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:0.738,colocated-B200-tp4-wfp8-kvfp8:B200:tp4:0.262 > results/bench-in11815-131072_out95-4518.log 2>&1 &
 
 wait

@@ -13,7 +13,7 @@ env CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=decode-h100-sxm-0 V
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 95488 \
+  --max-model-len 95744 \
   --max-num-seqs 181 \
   --max-num-batched-tokens 256 \
   --gpu-memory-utilization 0.9 \

@@ -13,7 +13,7 @@ env CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b20
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 95488 \
+  --max-model-len 95744 \
   --max-num-seqs 1 \
   --max-num-batched-tokens 93952 \
   --gpu-memory-utilization 0.9 \

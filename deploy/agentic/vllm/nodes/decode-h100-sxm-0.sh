@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hetplan: vLLM instances on node decode-h100-sxm-0 (8x H100-SXM), address decode-h100-sxm-0.
+# hetplan: vLLM instances on node decode-h100-sxm-0: 4x H100-SXM (a node with at least 4; up to 8 per node), address decode-h100-sxm-0.
 # Plan: scenario agentic, model llama-3.1-70b.
 # Host names are placeholders hetplan chose (the plan has no placement): make
 # each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.
@@ -17,7 +17,7 @@ env CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=decode-h100-sxm-0 V
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 95488 \
+  --max-model-len 95744 \
   --max-num-seqs 181 \
   --max-num-batched-tokens 256 \
   --gpu-memory-utilization 0.9 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hetplan: vLLM instances on node prefill-b200-2 (8x B200), address prefill-b200-2.
+# hetplan: vLLM instances on node prefill-b200-2: 8x B200 (a node with at least 8; up to 8 per node), address prefill-b200-2.
 # Plan: scenario agentic, model llama-3.1-70b.
 # Host names are placeholders hetplan chose (the plan has no placement): make
 # each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.
@@ -17,7 +17,7 @@ env CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b20
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 95488 \
+  --max-model-len 95744 \
   --max-num-seqs 1 \
   --max-num-batched-tokens 93952 \
   --gpu-memory-utilization 0.9 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hetplan: vLLM instances on node prefill-h100-sxm-1 (8x H100-SXM), address prefill-h100-sxm-1.
+# hetplan: vLLM instances on node prefill-h100-sxm-1: 8x H100-SXM (a node with at least 8; up to 8 per node), address prefill-h100-sxm-1.
 # Plan: scenario agentic, model llama-3.1-70b.
 # Host names are placeholders hetplan chose (the plan has no placement): make
 # each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.
@@ -17,7 +17,7 @@ env CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-1 
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 34560 \
+  --max-model-len 34816 \
   --max-num-seqs 1 \
   --max-num-batched-tokens 33024 \
   --gpu-memory-utilization 0.9 \
@@ -33,7 +33,7 @@ env CUDA_VISIBLE_DEVICES=4,5,6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-1 
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 34560 \
+  --max-model-len 34816 \
   --max-num-seqs 1 \
   --max-num-batched-tokens 33024 \
   --gpu-memory-utilization 0.9 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hetplan: vLLM instances on node h100-02 (8x H100-SXM), address 10.0.2.2.
+# hetplan: vLLM instances on node h100-02: 8x H100-SXM used of 8 on the node, address 10.0.2.2.
 # Plan: scenario default-inventory, model llama-3.1-70b.
 # Hosts from the plan's placement (inventory inventories/lab.yaml).
 # Run on that node; logs go to ./logs/.
@@ -16,7 +16,7 @@ env CUDA_VISIBLE_DEVICES=2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.2 VLLM_NIXL_SIDE
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 768 \
+  --max-model-len 1024 \
   --max-num-seqs 391 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
@@ -32,7 +32,7 @@ env CUDA_VISIBLE_DEVICES=4,5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.2 VLLM_NIXL_SIDE
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 768 \
+  --max-model-len 1024 \
   --max-num-seqs 391 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
@@ -48,7 +48,7 @@ env CUDA_VISIBLE_DEVICES=6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.2 VLLM_NIXL_SIDE
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 768 \
+  --max-model-len 1024 \
   --max-num-seqs 391 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
@@ -64,7 +64,7 @@ env CUDA_VISIBLE_DEVICES=0,1 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 768 \
+  --max-model-len 1024 \
   --max-num-seqs 188 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \

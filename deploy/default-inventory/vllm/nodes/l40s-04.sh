@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hetplan: vLLM instances on node l40s-04 (8x L40S), address 10.0.1.4.
+# hetplan: vLLM instances on node l40s-04: 6x L40S used of 8 on the node, address 10.0.1.4.
 # Plan: scenario default-inventory, model llama-3.1-70b.
 # Hosts from the plan's placement (inventory inventories/lab.yaml).
 # Run on that node; logs go to ./logs/.
@@ -16,7 +16,7 @@ env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 768 \
+  --max-model-len 1024 \
   --max-num-seqs 5 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
@@ -32,7 +32,7 @@ env CUDA_VISIBLE_DEVICES=2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 768 \
+  --max-model-len 1024 \
   --max-num-seqs 5 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
@@ -48,7 +48,7 @@ env CUDA_VISIBLE_DEVICES=4,5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 768 \
+  --max-model-len 1024 \
   --max-num-seqs 5 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \

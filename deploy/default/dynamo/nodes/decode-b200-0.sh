@@ -13,7 +13,7 @@ env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=decode-b200-0 VLLM_NIXL_S
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 768 \
+  --max-model-len 1024 \
   --max-num-seqs 489 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \

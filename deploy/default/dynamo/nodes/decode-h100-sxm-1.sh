@@ -13,7 +13,7 @@ env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=decode-h100-sxm-1 VLLM_
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 768 \
+  --max-model-len 1024 \
   --max-num-seqs 391 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
@@ -29,7 +29,7 @@ env CUDA_VISIBLE_DEVICES=2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=decode-h100-sxm-1 VLLM_
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 768 \
+  --max-model-len 1024 \
   --max-num-seqs 391 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
@@ -45,7 +45,7 @@ env CUDA_VISIBLE_DEVICES=4,5 VLLM_NIXL_SIDE_CHANNEL_HOST=decode-h100-sxm-1 VLLM_
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 768 \
+  --max-model-len 1024 \
   --max-num-seqs 391 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hetplan: vLLM instances on node decode-b200-0 (8x B200), address decode-b200-0.
+# hetplan: vLLM instances on node decode-b200-0: 1x B200 (a node with at least 1; up to 8 per node), address decode-b200-0.
 # Plan: scenario default, model llama-3.1-70b.
 # Host names are placeholders hetplan chose (the plan has no placement): make
 # each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.
@@ -17,7 +17,7 @@ env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=decode-b200-0 VLLM_NIXL_S
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 768 \
+  --max-model-len 1024 \
   --max-num-seqs 489 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hetplan: vLLM instances on node prefill-l40s-2 (8x L40S), address prefill-l40s-2.
+# hetplan: vLLM instances on node prefill-l40s-2: 8x L40S (a node with at least 8; up to 8 per node), address prefill-l40s-2.
 # Plan: scenario default, model llama-3.1-70b.
 # Host names are placeholders hetplan chose (the plan has no placement): make
 # each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.
@@ -17,7 +17,7 @@ env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-2 VLLM_NIX
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 768 \
+  --max-model-len 1024 \
   --max-num-seqs 5 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
@@ -33,7 +33,7 @@ env CUDA_VISIBLE_DEVICES=2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-2 VLLM_NIX
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 768 \
+  --max-model-len 1024 \
   --max-num-seqs 5 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
@@ -49,7 +49,7 @@ env CUDA_VISIBLE_DEVICES=4,5 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-2 VLLM_NIX
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 768 \
+  --max-model-len 1024 \
   --max-num-seqs 5 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
@@ -65,7 +65,7 @@ env CUDA_VISIBLE_DEVICES=6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-2 VLLM_NIX
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 768 \
+  --max-model-len 1024 \
   --max-num-seqs 5 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \

@@ -13,7 +13,7 @@ env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIXL_
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 16384 \
+  --max-model-len 16640 \
   --max-num-seqs 11 \
   --max-num-batched-tokens 12032 \
   --gpu-memory-utilization 0.9 \
@@ -29,7 +29,7 @@ env CUDA_VISIBLE_DEVICES=1 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIXL_
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 16384 \
+  --max-model-len 16640 \
   --max-num-seqs 11 \
   --max-num-batched-tokens 12032 \
   --gpu-memory-utilization 0.9 \
@@ -45,7 +45,7 @@ env CUDA_VISIBLE_DEVICES=2 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIXL_
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 16384 \
+  --max-model-len 16640 \
   --max-num-seqs 11 \
   --max-num-batched-tokens 12032 \
   --gpu-memory-utilization 0.9 \

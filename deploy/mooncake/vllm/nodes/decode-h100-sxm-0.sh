@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hetplan: vLLM instances on node decode-h100-sxm-0 (8x H100-SXM), address decode-h100-sxm-0.
+# hetplan: vLLM instances on node decode-h100-sxm-0: 2x H100-SXM (a node with at least 2; up to 8 per node), address decode-h100-sxm-0.
 # Plan: scenario mooncake, model llama-3.1-70b.
 # Host names are placeholders hetplan chose (the plan has no placement): make
 # each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hetplan: vLLM instances on node prefill-b200-0 (8x B200), address prefill-b200-0.
+# hetplan: vLLM instances on node prefill-b200-0: 7x B200 (a node with at least 7; up to 8 per node), address prefill-b200-0.
 # Plan: scenario mooncake, model llama-3.1-70b.
 # Host names are placeholders hetplan chose (the plan has no placement): make
 # each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.
@@ -17,7 +17,7 @@ env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIXL_
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 16384 \
+  --max-model-len 16640 \
   --max-num-seqs 11 \
   --max-num-batched-tokens 12032 \
   --gpu-memory-utilization 0.9 \
@@ -33,7 +33,7 @@ env CUDA_VISIBLE_DEVICES=1 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIXL_
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 16384 \
+  --max-model-len 16640 \
   --max-num-seqs 11 \
   --max-num-batched-tokens 12032 \
   --gpu-memory-utilization 0.9 \
@@ -49,7 +49,7 @@ env CUDA_VISIBLE_DEVICES=2 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIXL_
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 16384 \
+  --max-model-len 16640 \
   --max-num-seqs 11 \
   --max-num-batched-tokens 12032 \
   --gpu-memory-utilization 0.9 \

@@ -13,7 +13,7 @@ env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-0 VLLM_NIX
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype auto \
-  --max-model-len 3328 \
+  --max-model-len 3584 \
   --max-num-seqs 1 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
@@ -29,7 +29,7 @@ env CUDA_VISIBLE_DEVICES=2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-0 VLLM_NIX
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype auto \
-  --max-model-len 3328 \
+  --max-model-len 3584 \
   --max-num-seqs 1 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hetplan: vLLM instances on node decode-a100-80g-pcie-0 (8x A100-80G-PCIe), address decode-a100-80g-pcie-0.
+# hetplan: vLLM instances on node decode-a100-80g-pcie-0: 4x A100-80G-PCIe (a node with at least 4; up to 8 per node), address decode-a100-80g-pcie-0.
 # Plan: scenario splitwise-coding, model llama-3.1-70b.
 # Host names are placeholders hetplan chose (the plan has no placement): make
 # each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hetplan: vLLM instances on node prefill-b200-0 (8x B200), address prefill-b200-0.
+# hetplan: vLLM instances on node prefill-b200-0: 4x B200 (a node with at least 4; up to 8 per node), address prefill-b200-0.
 # Plan: scenario splitwise-coding, model llama-3.1-70b.
 # Host names are placeholders hetplan chose (the plan has no placement): make
 # each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hetplan: vLLM instances on node prefill-l40s-0 (8x L40S), address prefill-l40s-0.
+# hetplan: vLLM instances on node prefill-l40s-0: 4x L40S (a node with at least 4; up to 8 per node), address prefill-l40s-0.
 # Plan: scenario splitwise-coding, model llama-3.1-70b.
 # Host names are placeholders hetplan chose (the plan has no placement): make
 # each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.
@@ -17,7 +17,7 @@ env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-0 VLLM_NIX
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype auto \
-  --max-model-len 3328 \
+  --max-model-len 3584 \
   --max-num-seqs 1 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
@@ -33,7 +33,7 @@ env CUDA_VISIBLE_DEVICES=2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-0 VLLM_NIX
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype auto \
-  --max-model-len 3328 \
+  --max-model-len 3584 \
   --max-num-seqs 1 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \

@@ -13,7 +13,7 @@ env CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=decode-a100-80g-pci
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype auto \
-  --max-model-len 15104 \
+  --max-model-len 15360 \
   --max-num-seqs 116 \
   --max-num-batched-tokens 256 \
   --gpu-memory-utilization 0.9 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hetplan: vLLM instances on node decode-a100-80g-pcie-0 (8x A100-80G-PCIe), address decode-a100-80g-pcie-0.
+# hetplan: vLLM instances on node decode-a100-80g-pcie-0: 4x A100-80G-PCIe (a node with at least 4; up to 8 per node), address decode-a100-80g-pcie-0.
 # Plan: scenario splitwise-conversation, model llama-3.1-70b.
 # Host names are placeholders hetplan chose (the plan has no placement): make
 # each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.
@@ -17,7 +17,7 @@ env CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=decode-a100-80g-pci
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype auto \
-  --max-model-len 15104 \
+  --max-model-len 15360 \
   --max-num-seqs 116 \
   --max-num-batched-tokens 256 \
   --gpu-memory-utilization 0.9 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hetplan: vLLM instances on node prefill-h100-sxm-0 (8x H100-SXM), address prefill-h100-sxm-0.
+# hetplan: vLLM instances on node prefill-h100-sxm-0: 4x H100-SXM (a node with at least 4; up to 8 per node), address prefill-h100-sxm-0.
 # Plan: scenario splitwise-conversation, model llama-3.1-70b.
 # Host names are placeholders hetplan chose (the plan has no placement): make
 # each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.
@@ -17,7 +17,7 @@ env CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype auto \
-  --max-model-len 15104 \
+  --max-model-len 15360 \
   --max-num-seqs 24 \
   --max-num-batched-tokens 14080 \
   --gpu-memory-utilization 0.9 \

@@ -6,7 +6,7 @@ set -euo pipefail
 
 mkdir -p results
 
-# class short
+# class short: served by decode-H100-SXM-tp2-wbf16-kvfp8 (H100-SXM tp=2, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -24,9 +24,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-short.json \
-  --metadata hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_model=llama-3.1-8b hetplan_class=short hetplan_pool=decode-H100-SXM-tp2-wbf16-kvfp8 > results/bench-short.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-8b hetplan_class=short hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wbf16-kvfp8:H100-SXM:tp2:1 > results/bench-short.log 2>&1 &
 
-# class long
+# class long: served by decode-H100-SXM-tp2-wbf16-kvfp8 (H100-SXM tp=2, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -44,6 +44,6 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-long.json \
-  --metadata hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_model=llama-3.1-8b hetplan_class=long hetplan_pool=decode-H100-SXM-tp2-wbf16-kvfp8 > results/bench-long.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-8b hetplan_class=long hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wbf16-kvfp8:H100-SXM:tp2:1 > results/bench-long.log 2>&1 &
 
 wait

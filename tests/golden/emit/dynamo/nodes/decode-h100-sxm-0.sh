@@ -13,7 +13,7 @@ env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=decode-h100-sxm-0 VLLM_
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 9216 \
+  --max-model-len 9472 \
   --max-num-seqs 96 \
   --max-num-batched-tokens 256 \
   --gpu-memory-utilization 0.9 \

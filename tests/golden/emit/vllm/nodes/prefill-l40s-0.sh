@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hetplan: vLLM instances on node prefill-l40s-0 (8x L40S), address prefill-l40s-0.
+# hetplan: vLLM instances on node prefill-l40s-0: 2x L40S (a node with at least 2; up to 8 per node), address prefill-l40s-0.
 # Plan: scenario emit-small, model llama-3.1-8b.
 # Host names are placeholders hetplan chose (the plan has no placement): make
 # each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.
@@ -17,7 +17,7 @@ env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-0 VLLM_NIXL_
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 9216 \
+  --max-model-len 9472 \
   --max-num-seqs 4 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
@@ -33,7 +33,7 @@ env CUDA_VISIBLE_DEVICES=1 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-0 VLLM_NIXL_
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 9216 \
+  --max-model-len 9472 \
   --max-num-seqs 4 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
