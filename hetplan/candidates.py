@@ -7,9 +7,11 @@ A candidate is a replica shape (GPU, TP, PP, weight dtype, KV dtype) in one role
 - decode: runs generations; capacity = B / (output_tokens x step_time(B)) with B the
   largest batch whose KV fits in VRAM and whose step time meets the TPOT target;
 - colocated: chunked prefill; each step carries B decode tokens and a prefill chunk of
-  C = B x input/output tokens, so prompt and decode work stay balanced; the step must meet
-  the TPOT target and the prompt's ceil(input/C) steps half the TTFT budget.
-Throughput uses a class's mean lengths; latency checks use its p90 lengths.
+  C = B x input/output tokens (`EngineLimits.colocated_chunk_tokens`), so prompt and decode
+  work stay balanced; the step must meet the TPOT target and the prompt's ceil(input/C)
+  steps half the TTFT budget.
+Throughput uses a class's mean lengths; latency checks use its p90 lengths. Batch caps and
+the prefill token budget are the perf model's engine limits (`pm.limits`).
 Approximation: classes sharing a replica are combined by time-sharing (sum of rate /
 capacity), which ignores batching across classes.
 """
@@ -26,8 +28,6 @@ from hetplan.perf import PerfModel, ReplicaShape
 from hetplan.scenario import SLO
 
 ROLES = ("prefill", "decode", "colocated")
-MAX_BATCHED_TOKENS = 8192       # prefill tokens per step (vLLM's default budget order)
-MAX_NUM_SEQS = 1024             # decode batch cap
 TTFT_SHARE_FOR_SERVICE = 0.5    # share of the TTFT target a prefill step may use
 
 
@@ -100,7 +100,7 @@ def prefill_capacity(pm: PerfModel, s: ReplicaShape, c: ClassLike, slo: SLO,
         t = pm.prefill_time_s(s, p90_in, k)
         return t + pm.kv_transfer_s(p90_in, s.kv_dtype, kv_link, t, cross_vendor)
 
-    max_k = max(1, MAX_BATCHED_TOKENS // max(mean_in, 1))
+    max_k = max(1, pm.limits.max_num_batched_tokens // max(mean_in, 1))
     k = _largest(lambda k: latency_s(k) <= budget_s, max_k)
     if k == 0:
         return ClassCapacity(0.0, ttft_ms=latency_s(1) * 1e3, why=(
@@ -114,7 +114,7 @@ def prefill_capacity(pm: PerfModel, s: ReplicaShape, c: ClassLike, slo: SLO,
 def decode_capacity(pm: PerfModel, s: ReplicaShape, c: ClassLike, slo: SLO) -> ClassCapacity:
     mean_in, mean_out = c.mean_input_tokens, max(1.0, c.mean_output_tokens)
     ctx_avg = mean_in + mean_out / 2
-    b_mem = pm.max_decode_batch(s, mean_in + mean_out, MAX_NUM_SEQS)
+    b_mem = pm.max_decode_batch(s, mean_in + mean_out)
     if b_mem == 0:
         return ClassCapacity(0.0, why=f"VRAM: no room for one {int(mean_in + mean_out)}-token "
                                       f"sequence ({pm.memory(s).reason or 'KV cache full'})")
@@ -133,7 +133,7 @@ def colocated_capacity(pm: PerfModel, s: ReplicaShape, c: ClassLike,
     mean_in = max(1.0, c.mean_input_tokens)
     mean_out = max(1.0, c.mean_output_tokens)
     ctx_avg = mean_in + mean_out / 2
-    b_mem = pm.max_decode_batch(s, mean_in + mean_out, MAX_NUM_SEQS)
+    b_mem = pm.max_decode_batch(s, mean_in + mean_out)
     if b_mem == 0:
         return ClassCapacity(0.0, why="VRAM: no room for one sequence")
     ttft_budget_s = slo.ttft_ms / 1e3 * TTFT_SHARE_FOR_SERVICE
@@ -141,7 +141,7 @@ def colocated_capacity(pm: PerfModel, s: ReplicaShape, c: ClassLike,
                                   f"and {slo.ttft_ms:g} ms to first token with chunked prefill")
 
     def step(b: int) -> tuple[float, int]:
-        chunk = int(min(MAX_BATCHED_TOKENS, max(16, math.ceil(b * mean_in / mean_out))))
+        chunk = pm.limits.colocated_chunk_tokens(b, mean_in, mean_out)
         return pm.mixed_step_s(s, b, ctx_avg, chunk, int(mean_in // 2)), chunk
 
     b = 1

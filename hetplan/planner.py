@@ -70,7 +70,8 @@ def prepare(s: Scenario, catalog: Catalog, classes: Sequence[ClassLike] | None =
     inventory, GPU availability is its healthy nodes' GPUs (less the `failed` ones) and TP
     is capped at GPUs per node."""
     spec = scenario_model(s)
-    ctx = Context(s, catalog, PerfModel(spec, catalog, calibrations),
+    ctx = Context(s, catalog, PerfModel(spec, catalog, calibrations,
+                                        limits=s.constraints.engine),
                   list(classes) if classes is not None else scenario_classes(s),
                   *offer_terms(s, catalog))
     max_tp_by_gpu = None
@@ -261,7 +262,7 @@ def build_plan(ctx: Context, out: Outcome, label: str | None = None) -> Plan:
         calibration_notes=cal_notes, notes=notes, hetplan_version=__version__,
         kv_link=s.constraints.kv_link, target_utilization=s.constraints.target_utilization,
         decode_target_utilization=s.constraints.decode_target_utilization,
-        model_ref=s.model)
+        model_ref=s.model, engine=ctx.perf.limits)
 
 
 def _bins(w: ClassLike) -> dict:
