@@ -160,11 +160,23 @@ def colocated_capacity(pm: PerfModel, s: ReplicaShape, c: ClassLike,
 
 def shapes_for(pm: PerfModel, gpus: Sequence[str], max_tp: int, max_pp: int,
                weight_dtypes: Sequence[str], kv_dtypes: Sequence[str],
-               max_tp_by_gpu: dict[str, int] | None = None) -> tuple[
-                   list[ReplicaShape], list[str]]:
+               max_tp_by_gpu: dict[str, int] | None = None,
+               gpus_available: dict[str, int] | None = None,
+               context_tokens: float | None = None) -> tuple[list[ReplicaShape], list[str]]:
     """Every shape that can hold the model, and why the others were dropped.
-    `max_tp_by_gpu` (from an inventory: GPUs per node) caps TP per GPU type."""
+    `max_tp_by_gpu` (from an inventory: GPUs per node) caps TP per GPU type.
+
+    PP is enumerated only as far as sense allows: at most one layer per stage, at most
+    the GPUs of the type that are available (`gpus_available`: GPU -> count, absent =
+    unlimited), and, per (GPU, TP, dtypes), no stage past the first PP whose KV cache holds
+    `max_num_seqs` sequences of `context_tokens` (the longest class's mean context): the perf
+    model credits PP with memory, not throughput, so a further stage only adds GPUs
+    (assumption: the NICs those GPUs would add to a P/D pool's KV hand-off are not worth
+    their price; the MILP could otherwise pick a deeper pipeline for its bandwidth alone).
+    A shape unsupported for another reason (dtype, heads, node size) is reported once, at
+    its lowest PP."""
     shapes, dropped = [], []
+    layers = pm.model.num_layers
     for g in gpus:
         for tp in (1, 2, 4, 8, 16, 32, 72):
             if tp > max_tp:
@@ -173,17 +185,37 @@ def shapes_for(pm: PerfModel, gpus: Sequence[str], max_tp: int, max_pp: int,
                 dropped.append(f"{g} TP{tp}: inventory nodes hold at most "
                                f"{max_tp_by_gpu[g]} {g} GPUs (a TP group stays in one node)")
                 continue
-            for pp in range(1, max_pp + 1):
+            pp_hi = min(max_pp, layers)
+            have = (gpus_available or {}).get(g)
+            if have is not None and tp * pp_hi > have:
+                pp_hi = have // tp
+                dropped.append(f"{g} TP{tp}: PP above {pp_hi} not tried (only {have} {g} "
+                               "GPUs are available)")
+            saturated: dict[tuple[str, str], int] = {}
+            done: set[tuple[str, str]] = set()      # saturated, or unsupported at any PP
+            for pp in range(1, pp_hi + 1):
                 for wd in weight_dtypes:
                     for kd in kv_dtypes:
+                        if (wd, kd) in done or (wd, kd) in saturated:
+                            continue
                         s = ReplicaShape(g, tp, pp, wd, kd)
-                        why = pm.check(s)
-                        if why is None and not pm.memory(s).fits:
+                        why = pm.check(s)         # (with pp <= layers: the same at every PP)
+                        if why:
+                            done.add((wd, kd))
+                        elif not pm.memory(s).fits:
                             why = "VRAM: " + pm.memory(s).reason
                         if why:
                             dropped.append(f"{s.label()}: {why}")
-                        else:
-                            shapes.append(s)
+                            continue
+                        shapes.append(s)
+                        if context_tokens and pm.max_decode_batch(
+                                s, context_tokens) >= pm.limits.max_num_seqs:
+                            saturated[wd, kd] = pp
+            for (wd, kd), pp in saturated.items():
+                if pp < pp_hi:
+                    dropped.append(f"{ReplicaShape(g, tp, pp, wd, kd).label()}: PP above {pp} "
+                                   f"not tried (its KV cache already holds max_num_seqs "
+                                   f"sequences; more stages only add GPUs)")
     return shapes, dropped
 
 
@@ -193,15 +225,19 @@ def build_candidates(pm: PerfModel, catalog: Catalog, prices: dict[str, float],
                      kv_dtypes=("bf16",), kv_link: str = "ib-400g",
                      allow_cross_vendor: bool = False,
                      progress: Callable[[str], None] | None = None,
-                     max_tp_by_gpu: dict[str, int] | None = None
+                     max_tp_by_gpu: dict[str, int] | None = None,
+                     gpus_available: dict[str, int] | None = None
                      ) -> tuple[list[Candidate], list[str]]:
     """All (shape, role) candidates of the shapes that fit, with per-class capacity (zero,
     with the reason, where the SLO cannot be met: the infeasibility report reads those).
 
-    prices: GPU -> $/GPU-hour (GPUs without a price are skipped). Returns the candidates and
-    the reasons shapes were dropped before that (VRAM, TP, dtype support)."""
+    prices: GPU -> $/GPU-hour (GPUs without a price are skipped); `gpus_available`: GPU ->
+    GPUs that may be used (bounds PP, see `shapes_for`). Returns the candidates and the
+    reasons shapes were dropped before that (VRAM, TP, PP, dtype support)."""
+    context = max((max(1.0, c.mean_input_tokens) + max(1.0, c.mean_output_tokens)
+                   for c in classes), default=None)
     shapes, dropped = shapes_for(pm, sorted(prices), max_tp, max_pp, weight_dtypes, kv_dtypes,
-                                 max_tp_by_gpu)
+                                 max_tp_by_gpu, gpus_available, context)
     out: list[Candidate] = []
     for i, s in enumerate(shapes):
         gpu = catalog.gpu(s.gpu)

@@ -90,7 +90,7 @@ def prepare(s: Scenario, catalog: Catalog, classes: Sequence[ClassLike] | None =
         ctx.perf, catalog, ctx.prices, ctx.classes, slo or s.slo, roles=k.roles,
         max_tp=k.max_tp, max_pp=k.max_pp, weight_dtypes=k.weight_dtypes, kv_dtypes=k.kv_dtypes,
         kv_link=k.kv_link, allow_cross_vendor=k.allow_cross_vendor, progress=progress,
-        max_tp_by_gpu=max_tp_by_gpu)
+        max_tp_by_gpu=max_tp_by_gpu, gpus_available=ctx.availability)
     return ctx
 
 
