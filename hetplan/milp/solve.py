@@ -43,14 +43,15 @@ class Outcome:
 
 
 def solve_problem(p: Problem, solver: str = "highs", time_limit_s: float = 60.0,
-                  prune: bool | None = None) -> Outcome:
+                  prune: bool | None = None, warn: bool = True) -> Outcome:
     """Solve `p`. `prune`: drop dominated candidates first (None: when there are more than
-    PRUNE_ABOVE)."""
+    PRUNE_ABOVE). `warn`: print the large-gap warning (off for diagnostic solves)."""
     if prune if prune is not None else len(p.candidates) > PRUNE_ABOVE:
         p = replace(p, candidates=prune_dominated(p.candidates, [w.name for w in p.classes]))
     f = Formulation(p)
     sol = solve(f.lp, solver, time_limit_s)
-    warn_gap(sol, time_limit_s, len(p.candidates))
+    if warn:
+        warn_gap(sol, time_limit_s, len(p.candidates))
     chosen: list[Chosen] = []
     scale = 1.0
     if sol.has_solution:
