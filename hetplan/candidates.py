@@ -7,9 +7,11 @@ A candidate is a replica shape (GPU, TP, PP, weight dtype, KV dtype) in one role
 - decode: runs generations; capacity = B / (output_tokens x step_time(B)) with B the
   largest batch whose KV fits in VRAM and whose step time meets the TPOT target;
 - colocated: chunked prefill; each step carries B decode tokens and a prefill chunk of
-  C = B x input/output tokens, so prompt and decode work stay balanced; the step must meet
-  the TPOT target and the prompt's ceil(input/C) steps half the TTFT budget.
-Throughput uses a class's mean lengths; latency checks use its p90 lengths.
+  C = B x input/output tokens (`EngineLimits.colocated_chunk_tokens`), so prompt and decode
+  work stay balanced; the step must meet the TPOT target and the prompt's ceil(input/C)
+  steps half the TTFT budget.
+Throughput uses a class's mean lengths; latency checks use its p90 lengths. Batch caps and
+the prefill token budget are the perf model's engine limits (`pm.limits`).
 Approximation: classes sharing a replica are combined by time-sharing (sum of rate /
 capacity), which ignores batching across classes.
 """
@@ -26,8 +28,6 @@ from hetplan.enums import ROLES
 from hetplan.perf import PerfModel, ReplicaShape
 from hetplan.scenario import SLO
 
-MAX_BATCHED_TOKENS = 8192       # prefill tokens per step (vLLM's default budget order)
-MAX_NUM_SEQS = 1024             # decode batch cap
 TTFT_SHARE_FOR_SERVICE = 0.5    # share of the TTFT target a prefill step may use
 
 
@@ -100,7 +100,7 @@ def prefill_capacity(pm: PerfModel, s: ReplicaShape, c: ClassLike, slo: SLO,
         t = pm.prefill_time_s(s, p90_in, k)
         return t + pm.kv_transfer_s(p90_in, s.kv_dtype, kv_link, t, cross_vendor)
 
-    max_k = max(1, MAX_BATCHED_TOKENS // max(mean_in, 1))
+    max_k = max(1, pm.limits.max_num_batched_tokens // max(mean_in, 1))
     k = _largest(lambda k: latency_s(k) <= budget_s, max_k)
     if k == 0:
         return ClassCapacity(0.0, ttft_ms=latency_s(1) * 1e3, why=(
@@ -114,7 +114,7 @@ def prefill_capacity(pm: PerfModel, s: ReplicaShape, c: ClassLike, slo: SLO,
 def decode_capacity(pm: PerfModel, s: ReplicaShape, c: ClassLike, slo: SLO) -> ClassCapacity:
     mean_in, mean_out = c.mean_input_tokens, max(1.0, c.mean_output_tokens)
     ctx_avg = mean_in + mean_out / 2
-    b_mem = pm.max_decode_batch(s, mean_in + mean_out, MAX_NUM_SEQS)
+    b_mem = pm.max_decode_batch(s, mean_in + mean_out)
     if b_mem == 0:
         return ClassCapacity(0.0, why=f"VRAM: no room for one {int(mean_in + mean_out)}-token "
                                       f"sequence ({pm.memory(s).reason or 'KV cache full'})")
@@ -133,7 +133,7 @@ def colocated_capacity(pm: PerfModel, s: ReplicaShape, c: ClassLike,
     mean_in = max(1.0, c.mean_input_tokens)
     mean_out = max(1.0, c.mean_output_tokens)
     ctx_avg = mean_in + mean_out / 2
-    b_mem = pm.max_decode_batch(s, mean_in + mean_out, MAX_NUM_SEQS)
+    b_mem = pm.max_decode_batch(s, mean_in + mean_out)
     if b_mem == 0:
         return ClassCapacity(0.0, why="VRAM: no room for one sequence")
     ttft_budget_s = slo.ttft_ms / 1e3 * TTFT_SHARE_FOR_SERVICE
@@ -141,7 +141,7 @@ def colocated_capacity(pm: PerfModel, s: ReplicaShape, c: ClassLike,
                                   f"and {slo.ttft_ms:g} ms to first token with chunked prefill")
 
     def step(b: int) -> tuple[float, int]:
-        chunk = int(min(MAX_BATCHED_TOKENS, max(16, math.ceil(b * mean_in / mean_out))))
+        chunk = pm.limits.colocated_chunk_tokens(b, mean_in, mean_out)
         return pm.mixed_step_s(s, b, ctx_avg, chunk, int(mean_in // 2)), chunk
 
     b = 1
@@ -160,11 +160,23 @@ def colocated_capacity(pm: PerfModel, s: ReplicaShape, c: ClassLike,
 
 def shapes_for(pm: PerfModel, gpus: Sequence[str], max_tp: int, max_pp: int,
                weight_dtypes: Sequence[str], kv_dtypes: Sequence[str],
-               max_tp_by_gpu: dict[str, int] | None = None) -> tuple[
-                   list[ReplicaShape], list[str]]:
+               max_tp_by_gpu: dict[str, int] | None = None,
+               gpus_available: dict[str, int] | None = None,
+               context_tokens: float | None = None) -> tuple[list[ReplicaShape], list[str]]:
     """Every shape that can hold the model, and why the others were dropped.
-    `max_tp_by_gpu` (from an inventory: GPUs per node) caps TP per GPU type."""
+    `max_tp_by_gpu` (from an inventory: GPUs per node) caps TP per GPU type.
+
+    PP is enumerated only as far as sense allows: at most one layer per stage, at most
+    the GPUs of the type that are available (`gpus_available`: GPU -> count, absent =
+    unlimited), and, per (GPU, TP, dtypes), no stage past the first PP whose KV cache holds
+    `max_num_seqs` sequences of `context_tokens` (the longest class's mean context): the perf
+    model credits PP with memory, not throughput, so a further stage only adds GPUs
+    (assumption: the NICs those GPUs would add to a P/D pool's KV hand-off are not worth
+    their price; the MILP could otherwise pick a deeper pipeline for its bandwidth alone).
+    A shape unsupported for another reason (dtype, heads, node size) is reported once, at
+    its lowest PP."""
     shapes, dropped = [], []
+    layers = pm.model.num_layers
     for g in gpus:
         for tp in (1, 2, 4, 8, 16, 32, 72):
             if tp > max_tp:
@@ -173,17 +185,37 @@ def shapes_for(pm: PerfModel, gpus: Sequence[str], max_tp: int, max_pp: int,
                 dropped.append(f"{g} TP{tp}: inventory nodes hold at most "
                                f"{max_tp_by_gpu[g]} {g} GPUs (a TP group stays in one node)")
                 continue
-            for pp in range(1, max_pp + 1):
+            pp_hi = min(max_pp, layers)
+            have = (gpus_available or {}).get(g)
+            if have is not None and tp * pp_hi > have:
+                pp_hi = have // tp
+                dropped.append(f"{g} TP{tp}: PP above {pp_hi} not tried (only {have} {g} "
+                               "GPUs are available)")
+            saturated: dict[tuple[str, str], int] = {}
+            done: set[tuple[str, str]] = set()      # saturated, or unsupported at any PP
+            for pp in range(1, pp_hi + 1):
                 for wd in weight_dtypes:
                     for kd in kv_dtypes:
+                        if (wd, kd) in done or (wd, kd) in saturated:
+                            continue
                         s = ReplicaShape(g, tp, pp, wd, kd)
-                        why = pm.check(s)
-                        if why is None and not pm.memory(s).fits:
+                        why = pm.check(s)         # (with pp <= layers: the same at every PP)
+                        if why:
+                            done.add((wd, kd))
+                        elif not pm.memory(s).fits:
                             why = "VRAM: " + pm.memory(s).reason
                         if why:
                             dropped.append(f"{s.label()}: {why}")
-                        else:
-                            shapes.append(s)
+                            continue
+                        shapes.append(s)
+                        if context_tokens and pm.max_decode_batch(
+                                s, context_tokens) >= pm.limits.max_num_seqs:
+                            saturated[wd, kd] = pp
+            for (wd, kd), pp in saturated.items():
+                if pp < pp_hi:
+                    dropped.append(f"{ReplicaShape(g, tp, pp, wd, kd).label()}: PP above {pp} "
+                                   f"not tried (its KV cache already holds max_num_seqs "
+                                   f"sequences; more stages only add GPUs)")
     return shapes, dropped
 
 
@@ -193,15 +225,19 @@ def build_candidates(pm: PerfModel, catalog: Catalog, prices: dict[str, float],
                      kv_dtypes=("bf16",), kv_link: str = "ib-400g",
                      allow_cross_vendor: bool = False,
                      progress: Callable[[str], None] | None = None,
-                     max_tp_by_gpu: dict[str, int] | None = None
+                     max_tp_by_gpu: dict[str, int] | None = None,
+                     gpus_available: dict[str, int] | None = None
                      ) -> tuple[list[Candidate], list[str]]:
     """All (shape, role) candidates of the shapes that fit, with per-class capacity (zero,
     with the reason, where the SLO cannot be met: the infeasibility report reads those).
 
-    prices: GPU -> $/GPU-hour (GPUs without a price are skipped). Returns the candidates and
-    the reasons shapes were dropped before that (VRAM, TP, dtype support)."""
+    prices: GPU -> $/GPU-hour (GPUs without a price are skipped); `gpus_available`: GPU ->
+    GPUs that may be used (bounds PP, see `shapes_for`). Returns the candidates and the
+    reasons shapes were dropped before that (VRAM, TP, PP, dtype support)."""
+    context = max((max(1.0, c.mean_input_tokens) + max(1.0, c.mean_output_tokens)
+                   for c in classes), default=None)
     shapes, dropped = shapes_for(pm, sorted(prices), max_tp, max_pp, weight_dtypes, kv_dtypes,
-                                 max_tp_by_gpu)
+                                 max_tp_by_gpu, gpus_available, context)
     out: list[Candidate] = []
     for i, s in enumerate(shapes):
         gpu = catalog.gpu(s.gpu)

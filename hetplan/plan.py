@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
+from hetplan.engine_limits import EngineLimits
 from hetplan.enums import ROLES, Role, SolveStatus
 from hetplan.io import dumps_json
 
@@ -147,6 +148,9 @@ class Plan(BaseModel):
     model_ref: str | None = None             # the scenario's model field (HF id, key or path)
     decode_target_utilization: float | None = None   # decode pools' rho, where it differs
     placement: Placement | None = None       # present when the scenario has an inventory
+    # The engine limits the plan was sized with (simulate and emit use them); written to
+    # plan.json only when they differ from the defaults, so default plans stay unchanged.
+    engine: EngineLimits = EngineLimits()
 
     @model_validator(mode="before")
     @classmethod
@@ -226,7 +230,8 @@ class Plan(BaseModel):
         return self.target_utilization or 1.0
 
     def to_json(self) -> str:
-        return dumps_json(_rounded(self.model_dump()))
+        return dumps_json(_rounded(self.model_dump(
+            exclude={"engine"} if self.engine.is_default() else None)))
 
     def summary(self) -> dict:
         """The `--json` summary of `hetplan solve`."""

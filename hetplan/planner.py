@@ -99,13 +99,13 @@ def prepare(rs: ResolvedScenario, catalog: Catalog,
     if not prices:
         raise InputError(f"no GPU of the scenario{' inventory' if s.inventory else ''} has a "
                          f"price in sheet {s.catalog.prices!r}", field="catalog.gpus")
-    perf = PerfModel(rs.model, catalog, calibrations)
+    perf = PerfModel(rs.model, catalog, calibrations, limits=s.constraints.engine)
     k = s.constraints
     candidates, dropped = build_candidates(
         perf, catalog, prices, rs.classes, rs.slo, roles=k.roles,
         max_tp=k.max_tp, max_pp=k.max_pp, weight_dtypes=k.weight_dtypes, kv_dtypes=k.kv_dtypes,
         kv_link=k.kv_link, allow_cross_vendor=k.allow_cross_vendor, progress=progress,
-        max_tp_by_gpu=max_tp_by_gpu)
+        max_tp_by_gpu=max_tp_by_gpu, gpus_available=availability)
     return Context(rs, catalog, perf, prices, availability, candidates, dropped, inv)
 
 
@@ -272,7 +272,7 @@ def build_plan(ctx: Context, out: Outcome, label: str | None = None) -> Plan:
         calibration_notes=cal_notes, notes=notes, hetplan_version=__version__,
         kv_link=s.constraints.kv_link, target_utilization=s.constraints.target_utilization,
         decode_target_utilization=s.constraints.decode_target_utilization,
-        model_ref=s.model)
+        model_ref=s.model, engine=ctx.perf.limits)
 
 
 def pool_name(c: Candidate) -> str:

@@ -17,6 +17,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt,
 
 from hetplan.catalog import Catalog, load_catalog, unknown_name_message
 from hetplan.dtypes import Dtype
+from hetplan.engine_limits import EngineLimits
 from hetplan.enums import ROLES, Role
 from hetplan.errors import InputError, from_validation_error
 from hetplan.io import load_yaml
@@ -121,6 +122,7 @@ class Constraints(BaseModel):
     decode_target_utilization: float | None = Field(default=None, gt=0.0, le=1.0)
     kv_link: str = "ib-400g"                    # fabric between prefill and decode pools
     reliability: Reliability = Reliability()    # used when the scenario has an inventory
+    engine: EngineLimits = EngineLimits()       # serving-engine limits (hetplan.engine_limits)
 
 
 class Scenario(BaseModel):

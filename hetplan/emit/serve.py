@@ -8,9 +8,11 @@ Settings come from the plan (assumptions, each stated where it is set):
   max_position_embeddings (vLLM refuses a longer length than the model's context).
 - --max-num-seqs: the largest per-class batch the pool's capacity was sized at.
 - --max-num-batched-tokens: prefill >= the longest prompt (no chunking of one prompt) and at
-  least the planner's prefill step budget; decode the sequences of one step, rounded up to
-  256; colocated the decode batch plus a prompt chunk sized as the simulator sizes it.
-- --gpu-memory-utilization: the fraction the perf model reserved VRAM with.
+  least the plan's `engine.max_num_batched_tokens`; decode the sequences of one step,
+  rounded up to 256; colocated the decode batch plus a prompt chunk by the planner's and
+  simulator's rule (`EngineLimits.colocated_chunk_tokens`).
+- --gpu-memory-utilization: the plan's `engine.gpu_memory_utilization`, the fraction the
+  perf model reserved VRAM with.
 """
 
 from __future__ import annotations
@@ -19,12 +21,10 @@ import json
 import math
 from dataclasses import dataclass
 
-from hetplan.candidates import MAX_BATCHED_TOKENS
 from hetplan.catalog import GPU
 from hetplan.emit.instances import Instance
 from hetplan.errors import InputError
 from hetplan.model import ModelSpec
-from hetplan.perf.estimator import GPU_MEMORY_UTILIZATION
 from hetplan.plan import Plan, Pool
 
 ROUND_TOKENS = 256
@@ -90,17 +90,18 @@ def pool_settings(plan: Plan, pool: Pool, spec: ModelSpec, gpu: GPU,
     max_len = min(_round_up(total + CHAT_TEMPLATE_HEADROOM_TOKENS),
                   spec.max_position_embeddings)
     seqs = max(1, max(r.batch for r, _ in routed))
+    lim = plan.engine
     if pool.role == "prefill":
-        budget = _round_up(max(min(prompt, max_len), MAX_BATCHED_TOKENS))
+        budget = _round_up(max(min(prompt, max_len), lim.max_num_batched_tokens))
     elif pool.role == "decode":
         budget = _round_up(seqs)
     else:   # colocated: decode batch + a prompt chunk (as hetplan.simulate.sim sizes it)
-        chunk = max([16] + [math.ceil(r.batch * max(c.mean_input_tokens, 1.0)
-                                      / max(c.mean_output_tokens, 1.0)) for r, c in routed])
-        budget = _round_up(seqs + min(chunk, MAX_BATCHED_TOKENS))
+        chunk = max(lim.colocated_chunk_tokens(r.batch, c.mean_input_tokens,
+                                               c.mean_output_tokens) for r, c in routed)
+        budget = _round_up(seqs + chunk)
     return ServeSettings(max_model_len=max_len, max_num_seqs=seqs,
                          max_num_batched_tokens=budget,
-                         gpu_memory_utilization=GPU_MEMORY_UTILIZATION,
+                         gpu_memory_utilization=lim.gpu_memory_utilization,
                          dtype=_compute_dtype(gpu), quantization=_quantization(pool, spec, gpu,
                                                                                 opts),
                          kv_cache_dtype=_kv_dtype(pool, gpu))

@@ -69,10 +69,11 @@ def precheck(problem: Problem, all_candidates: Sequence[Candidate], dropped: Seq
 
 def explain_infeasible(problem: Problem, solver: str, time_limit_s: float) -> list[str]:
     free = replace(problem, availability={}, budget_usd_per_hour=None)
-    out = solve_problem(free, solver, time_limit_s)
+    out = solve_problem(free, solver, time_limit_s, warn=False)
     if not out.solution.has_solution:
         if problem.n_plus_one_nodes is not None:
-            loose = solve_problem(replace(free, n_plus_one_nodes=None), solver, time_limit_s)
+            loose = solve_problem(replace(free, n_plus_one_nodes=None), solver, time_limit_s,
+                                  warn=False)
             if loose.solution.has_solution:
                 nodes = {ch.candidate.shape.gpu: problem.n_plus_one_nodes.get(
                     ch.candidate.shape.gpu, {}).get(ch.candidate.shape.tp, 0)
@@ -83,7 +84,8 @@ def explain_infeasible(problem: Problem, solver: str, time_limit_s: float) -> li
                                                for g, n in sorted(nodes.items()))
                         + "; nearest feasible: more nodes per GPU type or n_plus_one: false"]
         if not problem.allow_cross_vendor:
-            cross = solve_problem(replace(free, allow_cross_vendor=True), solver, time_limit_s)
+            cross = solve_problem(replace(free, allow_cross_vendor=True), solver, time_limit_s,
+                                  warn=False)
             if cross.solution.has_solution:
                 return ["vendor compatibility: no single vendor serves both prefill and "
                         "decode; nearest feasible: allow_cross_vendor: true"]

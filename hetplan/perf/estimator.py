@@ -1,7 +1,8 @@
 """PerfModel: prefill, decode and mixed-step latencies, VRAM fit and KV transfer for one
 model on any catalog GPU, from the roofline in `roofline.py` and per-GPU calibrations.
 
-Units: seconds in `*_s`, bytes in `*_bytes`, tokens in `*_tokens`.
+Units: seconds in `*_s`, bytes in `*_bytes`, tokens in `*_tokens`. The engine limits
+(`hetplan.engine_limits`) set the VRAM share, the activation peak and the batch cap.
 """
 
 from __future__ import annotations
@@ -10,15 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hetplan.catalog import Catalog
+from hetplan.engine_limits import DEFAULT_ENGINE_LIMITS, EngineLimits
 from hetplan.model import ModelSpec
 from hetplan.perf.calibration import Calibration, default_calibration, load_calibrations
 from hetplan.perf.links import Link, LinkCatalog, load_links
 from hetplan.perf.roofline import StepBreakdown, kv_shard_factor, step_time
 from hetplan.perf.shape import ReplicaShape, unsupported_reason
 
-GPU_MEMORY_UTILIZATION = 0.90     # vLLM's default --gpu-memory-utilization
 RUNTIME_RESERVE_BYTES = 1.5e9     # CUDA context, NCCL buffers, CUDA graphs (approximate)
-MAX_NUM_BATCHED_TOKENS = 8192     # activation peak is sized for this many tokens per step
+MIN_KV_TOKENS = 1024              # a shape fits when its KV cache holds this many tokens
 
 
 @dataclass(frozen=True)
@@ -37,19 +38,26 @@ class PerfModel:
     """Latency and memory model of `model` on catalog GPUs.
 
     `calibrations` maps GPU name to measured efficiencies; GPUs without one use the
-    documented default (see `uses_default_calibration`).
+    documented default (see `uses_default_calibration`). `limits`: the engine limits
+    memory and batch caps assume (default: `hetplan.engine_limits` defaults).
     """
 
     def __init__(self, model: ModelSpec, catalog: Catalog,
                  calibrations: dict[str, Calibration] | None = None,
                  links: LinkCatalog | None = None,
-                 gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION):
+                 limits: EngineLimits = DEFAULT_ENGINE_LIMITS):
         self.model = model
         self.catalog = catalog
         self.calibrations = load_calibrations() if calibrations is None else calibrations
         self.links = links or load_links()
-        self.gpu_memory_utilization = gpu_memory_utilization
+        self.limits = limits
         self._cache: dict[tuple, float] = {}
+
+    def with_limits(self, limits: EngineLimits) -> "PerfModel":
+        """This model under other engine limits (itself when they are the same)."""
+        if limits == self.limits:
+            return self
+        return PerfModel(self.model, self.catalog, self.calibrations, self.links, limits)
 
     # ---- inputs ----------------------------------------------------------------------
     def calibration(self, gpu: str) -> Calibration:
@@ -76,26 +84,29 @@ class PerfModel:
         gpu = self.catalog.gpu(shape.gpu)
         m = self.model
         weights = m.weight_bytes(shape.weight_dtype) / shape.num_gpus
-        act = RUNTIME_RESERVE_BYTES + MAX_NUM_BATCHED_TOKENS * 2.0 * (
+        util = self.limits.gpu_memory_utilization
+        # activation peak: one step of max_num_batched_tokens tokens
+        act = RUNTIME_RESERVE_BYTES + self.limits.max_num_batched_tokens * 2.0 * (
             4 * m.hidden_size + 2 * m.intermediate_size / shape.tp)
-        kv = gpu.memory_bytes * self.gpu_memory_utilization - weights - act
+        kv = gpu.memory_bytes * util - weights - act
         per_tok = self.kv_bytes_per_token_per_gpu(shape)
         tokens = int(kv // per_tok) if kv > 0 else 0
-        fits = tokens >= 1024   # room for at least one modest sequence
+        fits = tokens >= MIN_KV_TOKENS   # room for at least one modest sequence
         reason = "" if fits else (
             f"weights {weights / 1e9:.1f} GB + runtime {act / 1e9:.1f} GB leave "
-            f"{max(kv, 0) / 1e9:.1f} GB of {gpu.memory_gb:g} GB x "
-            f"{self.gpu_memory_utilization} for KV cache")
+            f"{max(kv, 0) / 1e9:.1f} GB of {gpu.memory_gb:g} GB x {util} for KV cache")
         return MemoryFit(weights, act, kv, tokens, fits, reason)
 
     def max_decode_batch(self, shape: ReplicaShape, context_tokens: float,
-                         max_num_seqs: int = 1024) -> int:
-        """Largest number of sequences of `context_tokens` whose KV cache fits."""
+                         max_num_seqs: int | None = None) -> int:
+        """Largest number of sequences of `context_tokens` whose KV cache fits, at most
+        `max_num_seqs` (default: the engine limit)."""
         fit = self.memory(shape)
         if not fit.fits:
             return 0
+        cap = self.limits.max_num_seqs if max_num_seqs is None else max_num_seqs
         per_seq_gpu = self.kv_bytes_per_sequence_per_gpu(shape, int(context_tokens))
-        return int(min(max_num_seqs, fit.kv_bytes_per_gpu // per_seq_gpu))
+        return int(min(cap, fit.kv_bytes_per_gpu // per_seq_gpu))
 
     # ---- time ------------------------------------------------------------------------
     def _step(self, shape: ReplicaShape, new_tokens: float, seqs: float, attended: float,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hetplan.engine_limits import DEFAULT_ENGINE_LIMITS as _LIM
 from hetplan.simulate.colocated import ColocatedReplica
 from hetplan.simulate.replicas import DecodeReplica, PrefillReplica, run_heap
 
@@ -40,17 +41,19 @@ class LinkModel:
 @dataclass
 class PoolSpec:
     """One pool: `replicas` replicas of a role with a step model (`StepModel` or a
-    stand-in). `links[d]` is the KV path to decode pool d (prefill pools only)."""
+    stand-in). `links[d]` is the KV path to decode pool d (prefill pools only). Defaults
+    are the default engine limits (`hetplan.engine_limits`); `sim.pool_specs` sets every
+    one from the plan's limits."""
 
     name: str
     role: str                        # prefill | decode | colocated
     replicas: int
     steps: object
-    max_seqs: int = 1024
+    max_seqs: int = _LIM.max_num_seqs
     kv_tokens: int = 1 << 62         # KV-cache capacity per replica, tokens
-    prefill_max_tokens: int = 8192   # prompt tokens per prefill step
-    token_budget: int = 8192         # colocated: tokens per mixed step
-    min_chunk: int = 16              # colocated: prompt tokens per step at least
+    prefill_max_tokens: int = _LIM.max_num_batched_tokens   # prompt tokens per prefill step
+    token_budget: int = _LIM.max_num_batched_tokens         # colocated: tokens per mixed step
+    min_chunk: int = _LIM.min_chunk_tokens   # colocated: prompt tokens per step at least
     nic_bytes_per_s: float = 1.0     # prefill: the replica's NICs together
     links: dict[int, LinkModel] = field(default_factory=dict)
 

@@ -2,12 +2,14 @@
 run, summarise.
 
 Serving settings the simulator assumes (what the emitted configs should set):
-- prefill replicas batch up to `prefill_max_tokens` prompt tokens and at most the plan's
-  prefill batch of prompts per step;
+- the engine limits are the plan's (`plan.engine`, what it was sized with): the perf model
+  is switched to them when it was built with others;
+- prefill replicas batch up to `max_num_batched_tokens` prompt tokens and at most the
+  plan's prefill batch of prompts per step;
 - decode and colocated replicas run at most the plan's batch of sequences (vLLM's
   `--max-num-seqs`), in a KV cache of `PerfModel.memory(shape).kv_capacity_tokens` tokens;
-- colocated replicas spend batch + chunk tokens per step, chunk = batch x mean input /
-  mean output (as the planner sized them), at least one chunk of prompt tokens per step;
+- colocated replicas spend batch + chunk tokens per step, chunk by the planner's rule
+  (`EngineLimits.colocated_chunk_tokens`), at least one chunk of prompt tokens per step;
 - KV hand-offs use the plan's `kv_link` (the scenario's fabric) until placement records
   per-pool links; a transfer starts with its prefill (layer-pipelined) and shares the
   sending replica's NICs (one per GPU) with the other transfers in order;
@@ -16,13 +18,11 @@ Serving settings the simulator assumes (what the emitted configs should set):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from hetplan.candidates import MAX_BATCHED_TOKENS, MAX_NUM_SEQS
 from hetplan.errors import InputError
 from hetplan.perf import PerfModel, ReplicaShape
 from hetplan.plan import Plan
@@ -40,11 +40,13 @@ class SimOptions:
     kv_link: str | None = None             # None: the plan's, else the scenario default
     max_num_seqs: int | None = None        # decode/colocated; None: the plan's batch
     prefill_max_seqs: int | None = None    # None: the plan's prefill batch
-    prefill_max_tokens: int = MAX_BATCHED_TOKENS
+    prefill_max_tokens: int | None = None  # None: the plan's max_num_batched_tokens
 
 
 def pool_specs(plan: Plan, pm: PerfModel, opts: SimOptions) -> list[PoolSpec]:
-    """The engine's view of the plan's pools."""
+    """The engine's view of the plan's pools, under the plan's engine limits."""
+    lim = plan.engine
+    pm = pm.with_limits(lim)
     link_name = opts.kv_link or plan.kv_link or Constraints().kv_link
     link = pm.links.link(link_name)
     kv = pm.links.kv
@@ -58,10 +60,10 @@ def pool_specs(plan: Plan, pm: PerfModel, opts: SimOptions) -> list[PoolSpec]:
             raise InputError(f"pool {p.name}: {why}", field="pools")
         steps = steps_by_shape.get(shape) or steps_by_shape.setdefault(shape,
                                                                       StepModel(pm, shape))
-        batch = max((r.batch for r in p.routes), default=0) or MAX_NUM_SEQS
+        batch = max((r.batch for r in p.routes), default=0) or lim.max_num_seqs
         spec = PoolSpec(name=p.name, role=p.role, replicas=p.replicas, steps=steps,
                         max_seqs=batch, kv_tokens=pm.memory(shape).kv_capacity_tokens,
-                        prefill_max_tokens=opts.prefill_max_tokens)
+                        prefill_max_tokens=opts.prefill_max_tokens or lim.max_num_batched_tokens)
         if p.role == "prefill":
             spec.max_seqs = opts.prefill_max_seqs or batch
             spec.nic_bytes_per_s = link.achieved_bytes_per_s * shape.num_gpus
@@ -74,13 +76,10 @@ def pool_specs(plan: Plan, pm: PerfModel, opts: SimOptions) -> list[PoolSpec]:
         else:
             spec.max_seqs = opts.max_num_seqs or batch
         if p.role == "colocated":
-            chunk = 16
-            for r in p.routes:
-                c = classes.get(r.workload_class)
-                if c is not None and r.batch:
-                    chunk = max(chunk, math.ceil(r.batch * max(c.mean_input_tokens, 1.0)
-                                                 / max(c.mean_output_tokens, 1.0)))
-            chunk = min(chunk, MAX_BATCHED_TOKENS)
+            chunk = max((lim.colocated_chunk_tokens(r.batch, c.mean_input_tokens,
+                                                    c.mean_output_tokens)
+                         for r in p.routes if (c := classes.get(r.workload_class))),
+                        default=lim.colocated_chunk_tokens(0, 1.0, 1.0))
             spec.token_budget, spec.min_chunk = spec.max_seqs + chunk, chunk
         if not spec.kv_tokens and p.role != "prefill":
             raise InputError(f"pool {p.name}: the model does not fit in VRAM", field="pools")

@@ -1,0 +1,77 @@
+"""The serving engine's limits, defined once: candidates size replicas with them, the perf
+model reserves VRAM with them, the simulator runs its engines with them and the emitters
+write them as `vllm serve` flags. A scenario sets them under `constraints.engine`; a plan
+records the ones it was sized with, so `simulate` and `emit` of that plan use the same.
+
+Defaults follow vLLM 0.33's `vllm serve` (the OpenAI server usage context) where hetplan's
+model agrees with it; each field says where hetplan deliberately differs. CUDA-graph capture
+sizes are not a field: the perf model times every decode step as if graph-replayed (its
+per-layer overhead is calibrated that way) and never needs the capture list.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_TOKENS_PER_STEP = 1 << 20      # a sane ceiling on any per-step token count
+MAX_SEQS_PER_ENGINE = 1 << 16
+
+
+class EngineLimits(BaseModel):
+    """Per-engine (per-replica) scheduler and memory limits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    max_num_batched_tokens: int = Field(default=8192, ge=16, le=MAX_TOKENS_PER_STEP)
+    """Tokens one engine step may schedule (vLLM `--max-num-batched-tokens`). It bounds a
+    prefill batch (prompts x mean input), caps a colocated step's prompt chunk and sizes the
+    activation peak the perf model reserves. 8192 is vLLM 0.33's `vllm serve` default on
+    >= 70 GiB GPUs other than A100 (H100/H200 class); vLLM picks 16384 on >= 160 GiB GPUs
+    and 2048 on smaller ones. hetplan uses one value for every GPU and always emits the flag,
+    so the engine runs with what the plan was sized at."""
+
+    max_num_seqs: int = Field(default=1024, ge=1, le=MAX_SEQS_PER_ENGINE)
+    """Most sequences one engine runs at once (vLLM `--max-num-seqs`): the cap on a decode or
+    colocated batch, and the simulator's batch for pools whose plan recorded none. 1024 is
+    vLLM 0.33's `vllm serve` default on >= 70 GiB GPUs (256 on smaller ones); emitted flags
+    carry each pool's own batch, which never exceeds this."""
+
+    gpu_memory_utilization: float = Field(default=0.90, ge=0.05, le=1.0)
+    """Share of each GPU's memory the engine may use (vLLM `--gpu-memory-utilization`);
+    weights, activations and the runtime reserve come out of it and the rest is KV cache.
+    vLLM 0.33's default is 0.92; hetplan keeps 0.90 (the value its plans have always been
+    sized at, leaving room for allocator fragmentation its memory model does not count) and
+    emits it explicitly, so the engine's KV cache is the one the plan assumed."""
+
+    min_chunk_tokens: int = Field(default=16, ge=1, le=MAX_TOKENS_PER_STEP)
+    """Least prompt tokens a colocated (chunked-prefill) step carries when any prompt is
+    waiting, so prompts progress even beside a full decode batch (a hetplan policy, not a
+    vLLM flag: it is folded into the emitted `--max-num-batched-tokens`)."""
+
+    @model_validator(mode="after")
+    def _chunk_within_budget(self) -> "EngineLimits":
+        if self.min_chunk_tokens > self.max_num_batched_tokens:
+            raise ValueError(f"min_chunk_tokens ({self.min_chunk_tokens}) exceeds "
+                             f"max_num_batched_tokens ({self.max_num_batched_tokens})")
+        return self
+
+    def colocated_chunk_tokens(self, batch: int, mean_input_tokens: float,
+                               mean_output_tokens: float) -> int:
+        """The chunk rule: prompt tokens per colocated step for a decode batch of `batch`.
+
+        A chunk of batch x mean input / mean output tokens keeps prompt work and decode work
+        balanced (each finished sequence is replaced by one prefilled prompt); at least
+        `min_chunk_tokens`, at most `max_num_batched_tokens`. Means below one count as one.
+        A pool serving several classes runs the largest of its classes' chunks."""
+        want = math.ceil(max(0, batch) * max(1.0, mean_input_tokens)
+                         / max(1.0, mean_output_tokens))
+        return int(min(self.max_num_batched_tokens, max(self.min_chunk_tokens, want)))
+
+    def is_default(self) -> bool:
+        return self == DEFAULT_ENGINE_LIMITS
+
+
+DEFAULT_ENGINE_LIMITS = EngineLimits()
+
