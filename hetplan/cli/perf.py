@@ -6,10 +6,10 @@ from pathlib import Path
 
 import typer
 
+from hetplan.cli.options import AsJson, as_json, new_app
 from hetplan.errors import InputError
 
-calibrate_app = typer.Typer(no_args_is_help=True,
-                            help="Fit per-GPU efficiencies to measurements.")
+calibrate_app = new_app(help="Fit per-GPU efficiencies to measurements.")
 
 
 def register(app: typer.Typer, echo_json) -> None:
@@ -26,7 +26,7 @@ def register(app: typer.Typer, echo_json) -> None:
         output: int = typer.Option(..., "--output", help="Generated tokens per request."),
         weight_dtype: str = typer.Option("bf16", help="bf16 | fp16 | fp8 | int8 | fp4"),
         kv_dtype: str = typer.Option("bf16", help="bf16 | fp8"),
-        as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+        as_json: as_json("Print one JSON object.") = False,
     ) -> None:
         """Predict TTFT, TPOT, throughput and memory fit of one replica shape."""
         from hetplan.catalog import load_catalog
@@ -65,7 +65,7 @@ def register(app: typer.Typer, echo_json) -> None:
 
 
 @calibrate_app.command("show")
-def calibrate_show(as_json: bool = typer.Option(False, "--json")) -> None:
+def calibrate_show(as_json: AsJson = False) -> None:
     """List the calibration of every GPU (measured files, or the default)."""
     from hetplan.catalog import load_catalog
     from hetplan.perf import default_calibration, load_calibrations

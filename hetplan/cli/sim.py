@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from hetplan.cli.options import Seed, as_json, out_dir
 from hetplan.errors import InputError
 
 
@@ -67,10 +68,10 @@ def register(app: typer.Typer, echo_json) -> None:
                                                   "many seconds."),
         requests: int = typer.Option(None, help="Replay at most (synthetic: exactly) this "
                                                 "many requests."),
-        seed: int = typer.Option(0, help="Seed of the routing draws."),
+        seed: Seed = 0,
         kv_link: str = typer.Option(None, help="KV fabric (default: the plan's)."),
-        out: Path = typer.Option(None, help="Directory for sim.json and latency_cdf.png."),
-        as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+        out: out_dir("Directory for sim.json and latency_cdf.png.") = None,
+        as_json: as_json("Print the results as JSON.") = False,
     ) -> None:
         """Replay a trace on a plan: latency percentiles, SLO attainment, utilization."""
         from hetplan.plan import load_plan
