@@ -159,7 +159,9 @@ def check_scenario(s: Scenario, catalog: Catalog, file: str | Path | None = None
     try:
         scenario_model(s)
     except InputError as e:
-        raise InputError(e.message, file=file, field="model") from None
+        # keep the config.json's own file and field when the error is inside it
+        raise InputError(e.one_line() if e.file else e.message, file=file,
+                         field="model") from None
     if s.catalog.prices not in catalog.price_sheets:
         raise InputError(unknown_name_message("price sheet", s.catalog.prices,
                                               catalog.price_sheets), file=file,
