@@ -118,6 +118,15 @@ class Constraints(BaseModel):
     kv_link: Text = "ib-400g"                   # fabric between prefill and decode pools
     reliability: Reliability = Reliability()    # used when the scenario has an inventory
 
+    @field_validator("kv_link")
+    @classmethod
+    def _known_link(cls, v: str) -> str:
+        from hetplan.perf.links import load_links
+        links = load_links().links
+        if v not in links:
+            raise ValueError(unknown_name_message("link", v, links))
+        return v
+
 
 class Scenario(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

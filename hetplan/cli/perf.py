@@ -6,8 +6,11 @@ from pathlib import Path
 
 import typer
 
+from hetplan.bounds import MAX_PARALLEL, MAX_TOKENS
 from hetplan.cli.options import AsJson, as_json, new_app
 from hetplan.errors import InputError
+
+MAX_BATCH = 1_000_000        # `estimate --batch`: concurrent requests of one replica
 
 calibrate_app = new_app(help="Fit per-GPU efficiencies to measurements.")
 
@@ -39,10 +42,11 @@ def register(app: typer.Typer, echo_json) -> None:
             if val not in DTYPES:
                 raise InputError(f"unknown dtype {val!r}; expected one of {', '.join(DTYPES)}",
                                  field=name)
-        for name, val in (("--tp", tp), ("--pp", pp), ("--batch", batch), ("--input", input),
-                          ("--output", output)):
-            if val < 1:
-                raise InputError("must be >= 1", field=name)
+        for name, val, most in (("--tp", tp, MAX_PARALLEL), ("--pp", pp, MAX_PARALLEL),
+                                ("--batch", batch, MAX_BATCH), ("--input", input, MAX_TOKENS),
+                                ("--output", output, MAX_TOKENS)):
+            if not 1 <= val <= most:
+                raise InputError(f"must be in [1, {most:,}]", field=name)
         cat = load_catalog()
         cat.gpu(gpu)
         pm = PerfModel(load_model(model), cat)
