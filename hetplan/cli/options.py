@@ -30,9 +30,25 @@ def new_app(**kwargs) -> typer.Typer:
 
 
 def check_out_dir(out: Path | None) -> Path | None:
-    """An output directory: absent (created on write) or a directory, never a file."""
-    if out is not None and out.exists() and not out.is_dir():
-        raise InputError("exists and is not a directory", file=out, field="--out")
+    """An output directory: absent (created on write) or a directory, never a file, and no
+    file where one of its parents should be."""
+    if out is None:
+        return out
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise InputError("exists and is not a directory" if p == out else
+                                 f"{p} is a file, not a directory", file=out, field="--out")
+            break
+    return out
+
+
+def check_out_file(out: Path | None) -> Path | None:
+    """An output file: not an existing directory, and no file where a parent should be."""
+    if out is not None and out.is_dir():
+        raise InputError("is a directory; give a file name", file=out, field="--out")
+    if out is not None:
+        check_out_dir(out.parent)
     return out
 
 

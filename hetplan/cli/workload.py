@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from hetplan.bounds import MAX_CLASSES_PER_AXIS, MAX_DURATION_S, MIN_WINDOW_S
-from hetplan.cli.options import AsJson, Seed, new_app
+from hetplan.cli.options import AsJson, Seed, check_out_file, new_app
 from hetplan.errors import InputError
 
 workload_app = new_app(help="Inspect trace files and generate synthetic traces.")
@@ -124,7 +124,8 @@ def register(app: typer.Typer, echo_json) -> None:
     def sample_cmd(
         spec: Path = typer.Option(..., "--spec", help="Synthetic spec YAML (or a scenario "
                                   "with a synthetic workload), e.g. workloads/specs/*.yaml."),
-        out: Path = typer.Option(..., "--out", help="Output trace: .csv or .jsonl."),
+        out: Path = typer.Option(..., "--out", callback=check_out_file,
+                                 help="Output trace: .csv or .jsonl."),
         seed: Seed = None,
     ) -> None:
         """Generate the spec's trace and write it (atomically); load_trace reads it back."""
