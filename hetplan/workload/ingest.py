@@ -124,6 +124,26 @@ def _numeric(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return num, missing, np.isnan(num) & ~missing
 
 
+_NS_MIN = pd.Timestamp("1677-09-22", tz="UTC")
+_NS_MAX = pd.Timestamp("2262-04-11", tz="UTC")
+
+
+def _parse_one(x) -> pd.Timestamp:
+    try:
+        return pd.to_datetime(x, format="ISO8601", utc=True)
+    except (ValueError, OverflowError):     # OutOfBoundsDatetime is a ValueError
+        return pd.NaT
+
+
+def _to_datetime(raw: pd.Series) -> pd.Series:
+    """UTC timestamps, NaT where unparsable; a value out of pandas' range (years outside
+    1677-2262), which fails the vectorized parse even with errors="coerce", becomes NaT."""
+    try:
+        return pd.to_datetime(raw, format="ISO8601", errors="coerce", utc=True)
+    except (ValueError, OverflowError):
+        return pd.to_datetime(raw.map(_parse_one), utc=True)
+
+
 class TraceBuilder:
     """Accumulates validated chunks. `columns` maps canonical names to the file's own column
     names (used in messages). With `zero_output_is_failure`, rows with 0 output tokens are
@@ -177,9 +197,9 @@ class TraceBuilder:
         if typed_dt:
             dt = raw if raw.dt.tz is not None else raw.dt.tz_localize("UTC")
         else:
-            dt = pd.to_datetime(raw.astype("string"), format="ISO8601", errors="coerce",
-                                utc=True)
-        ok = dt.notna().to_numpy()
+            dt = _to_datetime(raw.astype("string"))
+        # a timestamp pandas parses at a coarser unit may lie outside int64 nanoseconds
+        ok = (dt.notna() & (dt >= _NS_MIN) & (dt <= _NS_MAX)).to_numpy()
         ns = np.zeros(len(raw), dtype=np.int64)
         ns[ok] = dt[ok].dt.as_unit("ns").astype("int64").to_numpy()
         if self._t0_ns is None and ok.any():
