@@ -29,8 +29,11 @@ MAX_BUDGET_USD_PER_HOUR = 1e9       # a whole fleet
 MAX_GPU_COUNT = 1_000_000           # GPUs of one type (availability, offers)
 MAX_GPUS_PER_NODE = 1024
 MAX_NODES = 100_000                 # nodes of one inventory
-MAX_PARALLEL = 1024                 # tp / pp degrees
-MAX_CLASSES_PER_AXIS = 64           # workload length bins
+# Planner size: candidates grow with classes x tp x pp; at these maxima one solve of the
+# default scenario takes about a minute on 2 cores (8 x 8 classes, or tp 128 with pp 16).
+MAX_TP = 128                        # tensor-parallel degree
+MAX_PP = 16                         # pipeline stages
+MAX_CLASSES_PER_AXIS = 8            # workload length bins per axis (8 x 8 classes)
 MAX_BANDWIDTH_GBPS = 1e9            # NIC, fabric and link capacity, Gb/s
 MAX_SEED = 2**63 - 1                # numpy PCG64 takes seeds in [0, 2**63)
 MAX_TURNS = 10_000                  # turns of one agentic session
@@ -119,7 +122,8 @@ TokenCount = Annotated[int, Field(ge=1, le=MAX_TOKENS)]
 TokenLength = Annotated[float, _float(gt=0.0, le=MAX_TOKENS)]
 GpuCount = Annotated[int, Field(ge=0, le=MAX_GPU_COUNT)]
 GpusPerNode = Annotated[int, Field(ge=1, le=MAX_GPUS_PER_NODE)]
-Parallel = Annotated[int, Field(ge=1, le=MAX_PARALLEL)]
+TpDegree = Annotated[int, Field(ge=1, le=MAX_TP)]
+PpDegree = Annotated[int, Field(ge=1, le=MAX_PP)]
 ClassesPerAxis = Annotated[int, Field(ge=1, le=MAX_CLASSES_PER_AXIS)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 

@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from hetplan.bounds import (BudgetUsdPerHour, ClassesPerAxis, GpuCount, LatencyMs, Parallel,
-                            SafeName, Text, WindowS)
+from hetplan.bounds import (BudgetUsdPerHour, ClassesPerAxis, GpuCount, LatencyMs, PpDegree,
+                            SafeName, Text, TpDegree, WindowS)
 from hetplan.catalog import Catalog, load_catalog, unknown_name_message
 from hetplan.dtypes import Dtype
 from hetplan.errors import InputError, from_validation_error
@@ -107,8 +107,8 @@ class Constraints(BaseModel):
     roles: list[Role] = ["prefill", "decode", "colocated"]
     weight_dtypes: list[Dtype] = ["bf16", "fp8"]
     kv_dtypes: list[Dtype] = ["bf16", "fp8"]
-    max_tp: Parallel = 8
-    max_pp: Parallel = 1
+    max_tp: TpDegree = 8
+    max_pp: PpDegree = 1
     target_utilization: float = Field(default=0.8, gt=0.0, le=1.0)
     # Decode pools' rho, when it should differ from target_utilization: a decode replica
     # has no queue below its batch cap (requests join the running batch), so its margin

@@ -278,6 +278,17 @@ def test_tiny_window_over_long_trace(tmp_path, capsys):
     one_line(err, "window", "use a longer window")
 
 
+def test_timestamps_outside_pandas_range_are_bad_rows(tmp_path, capsys):
+    p = tmp_path / "azure.csv"
+    p.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n-1,5,5\n"
+                 "2023-11-16 18:15:46.6805900,5,5\n2023-11-16 18:15:47.0,6,6\n")
+    code, out, err = cli(capsys, "workload", "stats", str(p), "--json")
+    assert code == 0, err
+    load = json.loads(out)["load"]
+    assert load["bad_by_reason"] == {"unparsable timestamp in TIMESTAMP": 1}
+    assert load["rows_kept"] == 2
+
+
 # ---- names -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("edit,field", [
@@ -352,6 +363,34 @@ def test_out_that_is_a_file(tmp_path, capsys):
     assert code == 2
     one_line(err, str(f), "--out", "not a directory")
     assert f.read_text() == "keep"
+
+
+def test_out_under_a_file(tmp_path, capsys):
+    f = tmp_path / "f"
+    f.write_text("keep")
+    code, _, err = cli(capsys, "workload", "sample", "--spec",
+                       str(ROOT / "workloads" / "default.yaml"), "--out", str(f / "t.csv"))
+    assert code == 2
+    one_line(err, "--out", "not a directory")
+
+
+def test_unknown_kv_link_names_the_scenario(tmp_path, capsys):
+    p = scenario(tmp_path, edit=set_at("constraints.kv_link", "bogus"))
+    code, _, err = cli(capsys, "scenario", "check", str(p))
+    assert code == 2
+    one_line(err, str(p), "constraints.kv_link: unknown link 'bogus'")
+
+
+@pytest.mark.parametrize("args,field", [(["--duration", "nan"], "--duration"),
+                                        (["--duration", "inf"], "--duration"),
+                                        (["--requests", "0"], "--requests"),
+                                        (["--seed", "-1"], "--seed")])
+def test_simulate_options(tmp_path, capsys, args, field):
+    code, _, err = cli(capsys, "simulate", str(ROOT / "deploy" / "default" / "plan.json"),
+                       "--out", str(tmp_path / "o"), *args)
+    assert code == 2
+    one_line(err, field)
+    assert not (tmp_path / "o").exists()
 
 
 def test_emit_target_checked_before_anything_is_written(tmp_path, capsys):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from hetplan.bounds import MAX_PARALLEL, MAX_TOKENS
+from hetplan.bounds import MAX_PP, MAX_TOKENS, MAX_TP
 from hetplan.cli.options import AsJson, as_json, new_app
 from hetplan.errors import InputError
 
@@ -42,7 +42,7 @@ def register(app: typer.Typer, echo_json) -> None:
             if val not in DTYPES:
                 raise InputError(f"unknown dtype {val!r}; expected one of {', '.join(DTYPES)}",
                                  field=name)
-        for name, val, most in (("--tp", tp, MAX_PARALLEL), ("--pp", pp, MAX_PARALLEL),
+        for name, val, most in (("--tp", tp, MAX_TP), ("--pp", pp, MAX_PP),
                                 ("--batch", batch, MAX_BATCH), ("--input", input, MAX_TOKENS),
                                 ("--output", output, MAX_TOKENS)):
             if not 1 <= val <= most:
