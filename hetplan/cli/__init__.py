@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         typer.echo(f"error: {_one_line(e.one_line())}", err=True)
         sys.exit(EXIT_INPUT)
+    except BrokenPipeError:                 # `hetplan ... | head`: the reader left
+        sys.stderr.close()
+        sys.exit(1)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
