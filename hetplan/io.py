@@ -46,7 +46,8 @@ def read_text(path: str | Path, max_bytes: int) -> str:
         if size > max_bytes:
             raise InputError(f"file is {size / 2**20:,.1f} MiB, more than the limit of "
                              f"{max_bytes / 2**20:,.0f} MiB", file=path)
-        data = path.read_bytes()
+        with open(path, "rb") as f:       # bounded: /dev/zero or a FIFO has no size
+            data = f.read(max_bytes + 1)
     except FileNotFoundError:
         raise InputError("file not found", file=path) from None
     except OSError as e:
@@ -57,8 +58,8 @@ def read_text(path: str | Path, max_bytes: int) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise InputError(f"not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
-                         "save the file as UTF-8", file=path) from None
+        raise InputError(f"not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset "
+                         f"{e.start}); save the file as UTF-8", file=path) from None
     if "\x00" in text:
         raise InputError(f"binary data (NUL byte at offset {text.index(chr(0))}), not text",
                          file=path)

@@ -155,6 +155,13 @@ def test_oversized_yaml_is_refused_quickly(tmp_path, capsys):
     one_line(err, str(p), "more than the limit")
 
 
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+def test_endless_device_is_read_bounded(capsys):
+    code, _, err = cli(capsys, "scenario", "check", "/dev/zero")
+    assert code == 2
+    one_line(err, "/dev/zero", "more than the limit")
+
+
 def test_duplicate_top_level_key(tmp_path, capsys):
     text = yaml.safe_dump(BASE, sort_keys=False) + "model: llama-3.1-8b\n"
     p = scenario(tmp_path, text=text)
