@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hetplan.bounds import (MAX_INTRA_NODE_GB_PER_S, MAX_MEM_BW_TBPS, MAX_MEMORY_GB, MAX_TDP_W,
+                            MAX_TFLOPS, GpuCount, GpusPerNode, PriceUsdPerHour, SafeName, Text)
 
 from hetplan.dtypes import DTYPES, Dtype
 from hetplan.errors import InputError, from_validation_error
 from hetplan.io import catalogs_dir, load_yaml
 
 Vendor = Literal["nvidia", "amd", "intel"]
+Tflops = Annotated[float, Field(gt=0.0, le=MAX_TFLOPS)]
 SOURCED_FIELDS = ("memory_gb", "mem_bw_tbps", "dense_tflops", "intra_node_bw_gb_per_s",
                   "max_gpus_per_node", "tdp_w")
 
@@ -25,19 +29,20 @@ SOURCED_FIELDS = ("memory_gb", "mem_bw_tbps", "dense_tflops", "intra_node_bw_gb_
 class GPU(BaseModel):
     """One accelerator model. Figures are per GPU (a GB200 row is one Blackwell GPU)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    name: str
+    name: SafeName                          # also the calibration file's name
     vendor: Vendor
-    architecture: str
-    memory_gb: PositiveFloat
-    mem_bw_tbps: PositiveFloat
-    dense_tflops: dict[Dtype, PositiveFloat] = Field(min_length=1)
-    intra_node_link: str
-    intra_node_bw_gb_per_s: PositiveFloat = Field(
+    architecture: Text
+    memory_gb: float = Field(gt=0.0, le=MAX_MEMORY_GB)
+    mem_bw_tbps: float = Field(gt=0.0, le=MAX_MEM_BW_TBPS)
+    dense_tflops: dict[Dtype, Tflops] = Field(min_length=1)
+    intra_node_link: Text
+    intra_node_bw_gb_per_s: float = Field(
+        gt=0.0, le=MAX_INTRA_NODE_GB_PER_S,
         description="intra-node GPU-to-GPU bandwidth, GB/s, total bidirectional per GPU")
-    max_gpus_per_node: PositiveInt
-    tdp_w: PositiveFloat
+    max_gpus_per_node: GpusPerNode
+    tdp_w: float = Field(gt=0.0, le=MAX_TDP_W)
     sources: dict[str, str]
     notes: str = ""
 
@@ -67,23 +72,23 @@ class GPU(BaseModel):
 class Offer(BaseModel):
     """A price for one GPU-hour of `gpu` from `provider` in `region`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    gpu: str
-    provider: str
-    region: str = "any"
-    price_usd_per_hour: PositiveFloat
-    spot_price_usd_per_hour: PositiveFloat | None = None
-    available_count: int | None = Field(default=None, ge=0)
+    gpu: SafeName
+    provider: Text
+    region: Text = "any"
+    price_usd_per_hour: PriceUsdPerHour
+    spot_price_usd_per_hour: PriceUsdPerHour | None = None
+    available_count: GpuCount | None = None
     source: str
     note: str = ""
 
 
 class PriceSheet(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    name: str
-    as_of: str
+    name: SafeName                              # the file's stem
+    as_of: Text
     description: str = ""
     references: dict[str, str] = {}
     offers: list[Offer]

@@ -38,7 +38,7 @@ def from_validation_error(err: pydantic.ValidationError, *, file: str | Path | N
     loc = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
     if prefix:
         loc = f"{prefix}.{loc}" if loc else prefix
-    msg = first.get("msg", "invalid value")
+    msg = first.get("msg", "invalid value").removeprefix("Value error, ")
     more = len(err.errors()) - 1
     if more > 0:
         msg += f" (and {more} more error{'s' if more > 1 else ''})"

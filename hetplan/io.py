@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from hetplan.bounds import (MAX_JSON_BYTES, MAX_JSON_DEPTH, MAX_YAML_BYTES, MAX_YAML_DEPTH,
+                            MAX_YAML_NODES)
 from hetplan.errors import InputError
 
 
@@ -37,43 +39,154 @@ def workloads_dir() -> Path:
     return data_root() / "workloads"
 
 
-def load_yaml(path: str | Path) -> Any:
-    """Load a YAML file with `yaml.safe_load`; syntax errors become one-line InputErrors."""
+def read_text(path: str | Path, max_bytes: int) -> str:
+    """A UTF-8 text file (a leading BOM is dropped) of at most `max_bytes`; a missing,
+    unreadable, oversized, binary or non-UTF-8 file is a one-line InputError."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.is_dir():
+            raise InputError("is a directory, not a file", file=path)
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise InputError(f"file is {size / 2**20:,.1f} MiB, more than the limit of "
+                             f"{max_bytes / 2**20:,.0f} MiB", file=path)
+        with open(path, "rb") as f:       # bounded: /dev/zero or a FIFO has no size
+            data = f.read(max_bytes + 1)
     except FileNotFoundError:
         raise InputError("file not found", file=path) from None
     except OSError as e:
-        raise InputError(f"cannot read file ({e.strerror})", file=path) from None
+        raise InputError(f"cannot read file ({e.strerror or e})", file=path) from None
+    if len(data) > max_bytes:           # a file that grew, or a device/pipe without a size
+        raise InputError(f"file is more than the limit of {max_bytes / 2**20:,.0f} MiB",
+                         file=path)
     try:
-        return yaml.safe_load(text)
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(f"not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset "
+                         f"{e.start}); save the file as UTF-8", file=path) from None
+    if "\x00" in text:
+        raise InputError(f"binary data (NUL byte at offset {text.index(chr(0))}), not text",
+                         file=path)
+    return text
+
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _StrictLoader(_YAML_LOADER):  # type: ignore[misc, valid-type]
+    """safe_load that refuses a key given twice in one mapping (YAML would keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first at line {seen[key]})",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+def _check_yaml_shape(text: str, path: Path) -> None:
+    """Refuse nesting deeper than MAX_YAML_DEPTH and more than MAX_YAML_NODES values (aliases
+    counted at their expanded size) from the event stream, before building anything: deep
+    nesting would crash the parser and alias bombs would expand exponentially."""
+    depth = count = 0
+    sizes: dict[str, int] = {}
+    stack: list[tuple[str | None, int]] = []
+    for ev in yaml.parse(text, Loader=_YAML_LOADER):
+        if isinstance(ev, yaml.AliasEvent):
+            count += sizes.get(ev.anchor, 1)
+        elif isinstance(ev, yaml.ScalarEvent):
+            count += 1
+            if ev.anchor:
+                sizes[ev.anchor] = 1
+        elif isinstance(ev, yaml.CollectionStartEvent):
+            count += 1
+            depth += 1
+            stack.append((ev.anchor, count - 1))
+            if depth > MAX_YAML_DEPTH:
+                raise InputError(f"nested deeper than {MAX_YAML_DEPTH} levels (line "
+                                 f"{ev.start_mark.line + 1})", file=path)
+        elif isinstance(ev, yaml.CollectionEndEvent):
+            anchor, start = stack.pop()
+            depth -= 1
+            if anchor:
+                sizes[anchor] = count - start
+        if count > MAX_YAML_NODES:
+            raise InputError(f"more than {MAX_YAML_NODES:,} values (aliases expanded); too "
+                             "large for a hetplan input file", file=path)
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Load a YAML file safely: UTF-8, at most MAX_YAML_BYTES, MAX_YAML_DEPTH levels and
+    MAX_YAML_NODES values, no duplicate keys. Every failure is a one-line InputError."""
+    path = Path(path)
+    text = read_text(path, MAX_YAML_BYTES)
+    try:
+        _check_yaml_shape(text, path)
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or "invalid YAML"
-        raise InputError(f"YAML syntax error{where}: {problem}", file=path) from None
+        problem = getattr(e, "problem", None) or (str(e).splitlines() or ["invalid YAML"])[0]
+        what = "YAML error" if isinstance(e, yaml.constructor.ConstructorError) else \
+            "YAML syntax error"
+        raise InputError(f"{what}{where}: {problem}", file=path) from None
+    except RecursionError:
+        raise InputError(f"nested deeper than {MAX_YAML_DEPTH} levels", file=path) from None
+
+
+def _no_constant(name: str):
+    raise ValueError(f"non-standard number {name}")
+
+
+def _unique_pairs(pairs):
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def _json_depth(obj: Any) -> int:
+    depth, level = 0, [obj]
+    while level:
+        depth += 1
+        level = [v for x in level if isinstance(x, (dict, list))
+                 for v in (x.values() if isinstance(x, dict) else x)]
+    return depth - 1
 
 
 def load_json(path: str | Path) -> Any:
-    """Load a JSON file; syntax errors become one-line InputErrors."""
+    """Load a JSON file: UTF-8, at most MAX_JSON_BYTES and MAX_JSON_DEPTH levels, no NaN or
+    Infinity, no duplicate keys. Every failure is a one-line InputError."""
     path = Path(path)
+    text = read_text(path, MAX_JSON_BYTES)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("file not found", file=path) from None
-    except OSError as e:
-        raise InputError(f"cannot read file ({e.strerror})", file=path) from None
-    try:
-        return json.loads(text)
+        obj = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_pairs)
     except json.JSONDecodeError as e:
         raise InputError(f"JSON syntax error at line {e.lineno}, column {e.colno}: {e.msg}",
                          file=path) from None
+    except ValueError as e:
+        raise InputError(f"invalid JSON: {e}", file=path) from None
+    except RecursionError:
+        raise InputError(f"nested deeper than {MAX_JSON_DEPTH} levels", file=path) from None
+    if _json_depth(obj) > MAX_JSON_DEPTH:
+        raise InputError(f"nested deeper than {MAX_JSON_DEPTH} levels", file=path)
+    return obj
 
 
 def dumps_json(obj: Any) -> str:
     """Deterministic JSON: sorted keys, fixed indentation, trailing newline."""
-    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False,
+                      allow_nan=False) + "\n"     # NaN/Infinity are not JSON
 
 
 def write_atomic(path: str | Path, text: str) -> None:

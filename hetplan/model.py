@@ -17,6 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
+from hetplan.bounds import (MAX_CONTEXT_TOKENS, MAX_EXPERTS, MAX_HEADS, MAX_LAYERS,
+                            MAX_MODEL_DIM, MAX_VOCAB, Text)
 from hetplan.dtypes import bytes_per_element
 from hetplan.errors import InputError, from_validation_error
 from hetplan.io import catalogs_dir, load_json, load_yaml
@@ -52,16 +54,16 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
-    architecture: str
-    num_layers: PositiveInt
-    hidden_size: PositiveInt
-    num_attention_heads: PositiveInt
-    num_kv_heads: PositiveInt
-    head_dim: PositiveInt
-    intermediate_size: PositiveInt          # dense-MLP width (dense layers)
-    vocab_size: PositiveInt
-    max_position_embeddings: PositiveInt
+    name: Text
+    architecture: Text
+    num_layers: int = Field(ge=1, le=MAX_LAYERS)
+    hidden_size: int = Field(ge=1, le=MAX_MODEL_DIM)
+    num_attention_heads: int = Field(ge=1, le=MAX_HEADS)
+    num_kv_heads: int = Field(ge=1, le=MAX_HEADS)
+    head_dim: int = Field(ge=1, le=MAX_MODEL_DIM)
+    intermediate_size: int = Field(ge=1, le=MAX_MODEL_DIM)   # dense-MLP width (dense layers)
+    vocab_size: int = Field(ge=1, le=MAX_VOCAB)
+    max_position_embeddings: int = Field(ge=1, le=MAX_CONTEXT_TOKENS)
     tie_word_embeddings: bool = False
     attention_bias: bool = False            # q, k, v biases
     attention_out_bias: bool = False        # o-projection bias
@@ -240,6 +242,44 @@ class ModelSpec(BaseModel):
 
 _DTYPE_NAMES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
 
+# config.json key -> (least, most) accepted value; checked before any figure is used (a
+# layer count of 1e12 would otherwise loop over a trillion layers)
+_DIM = (1, MAX_MODEL_DIM)
+CONFIG_BOUNDS: dict[str, tuple[int, int]] = {
+    "num_hidden_layers": (1, MAX_LAYERS), "hidden_size": _DIM, "intermediate_size": _DIM,
+    "moe_intermediate_size": _DIM, "head_dim": _DIM, "kv_lora_rank": (0, MAX_MODEL_DIM),
+    "q_lora_rank": (0, MAX_MODEL_DIM), "qk_nope_head_dim": _DIM, "qk_rope_head_dim": _DIM,
+    "v_head_dim": _DIM, "num_attention_heads": (1, MAX_HEADS),
+    "num_key_value_heads": (1, MAX_HEADS), "vocab_size": (1, MAX_VOCAB),
+    "n_routed_experts": (0, MAX_EXPERTS), "num_local_experts": (0, MAX_EXPERTS),
+    "num_experts": (0, MAX_EXPERTS), "num_experts_per_tok": (1, MAX_EXPERTS),
+    "experts_per_token": (1, MAX_EXPERTS), "n_shared_experts": (0, MAX_EXPERTS),
+    "first_k_dense_replace": (0, MAX_LAYERS), "decoder_sparse_step": (0, MAX_LAYERS),
+    "moe_layer_freq": (0, MAX_LAYERS), "max_position_embeddings": (1, MAX_CONTEXT_TOKENS),
+    "sliding_window": (0, MAX_CONTEXT_TOKENS),
+}
+
+
+def check_config_numbers(cfg: dict[str, Any]) -> None:
+    """Every size in a config.json is a whole number within CONFIG_BOUNDS; layer lists are
+    layer indices. InputError naming the key otherwise."""
+    for key, (lo, hi) in CONFIG_BOUNDS.items():
+        v = cfg.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v) \
+                or not lo <= v <= hi:
+            raise InputError(f"must be a whole number in [{lo:,}, {hi:,}], not {v!r}",
+                             field=key)
+    for key in ("mlp_only_layers", "layer_types"):
+        v = cfg.get(key)
+        if v is not None and (not isinstance(v, list) or len(v) > MAX_LAYERS):
+            raise InputError(f"must be a list of at most {MAX_LAYERS:,} entries", field=key)
+    for i in cfg.get("mlp_only_layers") or []:
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < MAX_LAYERS:
+            raise InputError(f"must hold layer indices in [0, {MAX_LAYERS:,}), not {i!r}",
+                             field="mlp_only_layers")
+
 
 def _first(cfg: dict[str, Any], *keys: str, default: Any = None) -> Any:
     for k in keys:
@@ -252,6 +292,7 @@ def spec_from_hf_config(cfg: dict[str, Any], name: str) -> ModelSpec:
     """Map a Hugging Face config dict to a ModelSpec. Raises pydantic/KeyError on gaps."""
     if "text_config" in cfg and "num_hidden_layers" not in cfg:   # multimodal wrappers
         cfg = {**cfg["text_config"], "architectures": cfg.get("architectures")}
+    check_config_numbers(cfg)
     arch = (cfg.get("architectures") or [cfg.get("model_type", "unknown")])[0]
     model_type = cfg.get("model_type", "")
     heads = cfg["num_attention_heads"]
@@ -372,11 +413,13 @@ def _load_config_file(path: Path, name: str) -> ModelSpec:
         raise InputError("expected a JSON object (a Hugging Face config.json)", file=path)
     try:
         return spec_from_hf_config(cfg, name)
+    except InputError as e:
+        raise InputError(e.message, file=path, field=e.field) from None
     except KeyError as e:
         raise InputError("required field missing", file=path, field=str(e.args[0])) from None
     except ValidationError as e:
         err = from_validation_error(e, file=path)
         hf_field = _HF_NAMES.get((err.field or "").split(".")[0], err.field)
         raise InputError(err.message, file=path, field=hf_field) from None
-    except (TypeError, ZeroDivisionError) as e:
+    except (TypeError, ValueError, AttributeError, ZeroDivisionError) as e:
         raise InputError(f"malformed config ({e})", file=path) from None

@@ -12,9 +12,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt,
-                      ValidationError, field_validator, model_validator)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hetplan.bounds import (BudgetUsdPerHour, ClassesPerAxis, GpuCount, LatencyMs, PpDegree,
+                            SafeName, Text, TpDegree, WindowS)
 from hetplan.catalog import Catalog, load_catalog, unknown_name_message
 from hetplan.dtypes import Dtype
 from hetplan.engine_limits import EngineLimits
@@ -31,41 +32,41 @@ if TYPE_CHECKING:
 class SLO(BaseModel):
     """Latency targets met at `percentile` (e.g. p90 TTFT <= 1000 ms and p90 TPOT <= 50 ms)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    ttft_ms: PositiveFloat
-    tpot_ms: PositiveFloat
+    ttft_ms: LatencyMs
+    tpot_ms: LatencyMs
     percentile: float = Field(default=90.0, gt=0.0, le=100.0)
 
 
 class Bucketing(BaseModel):
     """How the workload is split into classes (input x output length bins)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    n_input: PositiveInt = 4
-    n_output: PositiveInt = 4
+    n_input: ClassesPerAxis = 4
+    n_output: ClassesPerAxis = 4
     method: Literal["log", "quantile"] = "log"
 
 
 class WorkloadRef(BaseModel):
     """A trace file (with its format), an inline synthetic generator spec, or a spec file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    trace: str | None = None
-    format: str | None = None          # azure | mooncake | burstgpt | generic (see workload)
-    column_map: dict[str, str] | None = None
+    trace: Text | None = None
+    format: Text | None = None         # azure | mooncake | burstgpt | generic (see workload)
+    column_map: dict[Text, Text] | None = None
     time_unit: Literal["s", "ms", "us", "datetime"] | None = None   # generic traces
     on_bad: Literal["skip", "error"] = "skip"       # bad trace rows: skip (warned) or error
     synthetic: dict[str, Any] | None = None
-    spec: str | None = None            # a synthetic spec file (e.g. workloads/specs/*.yaml)
+    spec: Text | None = None           # a synthetic spec file (e.g. workloads/specs/*.yaml)
     # "mean"; "p<q>": q-th percentile over time of the windowed rate (e.g. "p95"); "r<q>":
     # q-th percentile over requests of the rate of the window each arrived in
     planning_rate: str = "mean"
     # Window of the percentile planning rate, seconds. 60 s smooths bursts shorter than a
     # minute; a bursty trace with a TTFT target of seconds wants windows of a few seconds.
-    planning_window_s: PositiveFloat = 60.0
+    planning_window_s: WindowS = 60.0
     classes: Bucketing = Bucketing()
 
     @field_validator("planning_rate")
@@ -86,57 +87,66 @@ class WorkloadRef(BaseModel):
 class CatalogSelection(BaseModel):
     """Which GPUs the planner may use and at what prices."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    gpus: list[str] | None = None               # None: every GPU that has a price
-    prices: str                                 # price sheet name (file stem in catalogs/prices)
+    gpus: list[SafeName] | None = Field(default=None, min_length=1)   # None: every priced GPU
+    prices: SafeName                            # price sheet name (file stem in catalogs/prices)
     use_spot: bool = False
-    availability: dict[str, int] = {}           # GPU -> max GPUs (overrides the sheet's counts)
+    availability: dict[SafeName, GpuCount] = {}  # GPU -> max GPUs (overrides the sheet's counts)
 
 
 class Reliability(BaseModel):
     """Placement headroom: `n_plus_one` keeps every pool within the target utilization with
     any one node lost; `spot_headroom` discounts the capacity of replicas on spot nodes."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     n_plus_one: bool = False
     spot_headroom: float = Field(default=0.0, ge=0.0, lt=1.0)
 
 
 class Constraints(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    budget_usd_per_hour: PositiveFloat | None = None
+    budget_usd_per_hour: BudgetUsdPerHour | None = None
     allow_cross_vendor: bool = False            # prefill and decode on different vendors
     roles: list[Role] = list(ROLES)
     weight_dtypes: list[Dtype] = ["bf16", "fp8"]
     kv_dtypes: list[Dtype] = ["bf16", "fp8"]
-    max_tp: PositiveInt = 8
-    max_pp: PositiveInt = 1
+    max_tp: TpDegree = 8
+    max_pp: PpDegree = 1
     target_utilization: float = Field(default=0.8, gt=0.0, le=1.0)
     # Decode pools' rho, when it should differ from target_utilization: a decode replica
     # has no queue below its batch cap (requests join the running batch), so its margin
     # guards only against batch fluctuations. None: target_utilization. Check a raised
     # value with `hetplan solve --validate`.
     decode_target_utilization: float | None = Field(default=None, gt=0.0, le=1.0)
-    kv_link: str = "ib-400g"                    # fabric between prefill and decode pools
+    kv_link: Text = "ib-400g"                   # fabric between prefill and decode pools
     reliability: Reliability = Reliability()    # used when the scenario has an inventory
     engine: EngineLimits = EngineLimits()       # serving-engine limits (hetplan.engine_limits)
 
+    @field_validator("kv_link")
+    @classmethod
+    def _known_link(cls, v: str) -> str:
+        from hetplan.perf.links import load_links
+        links = load_links().links
+        if v not in links:
+            raise ValueError(unknown_name_message("link", v, links))
+        return v
+
 
 class Scenario(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    name: str
+    name: SafeName                              # default: the file name (workloads/<name>.yaml)
     description: str = ""
-    model: str                                  # bundled key, HF id, or path to config.json
+    model: Text                                 # bundled key, HF id, or path to config.json
     workload: WorkloadRef
     slo: SLO
     catalog: CatalogSelection
     constraints: Constraints = Constraints()
     objective: Literal["min_cost", "max_goodput"] = "min_cost"
-    inventory: str | None = None                # nodes to place on (path, see placement)
+    inventory: Text | None = None               # nodes to place on (path, see placement)
     base_dir: str = "."                         # set by the loader: the scenario's directory
 
     def resolve_path(self, p: str) -> Path:
@@ -208,7 +218,9 @@ def check_scenario(s: Scenario, catalog: Catalog, file: str | Path | None = None
     try:
         model = scenario_model(s)
     except InputError as e:
-        raise InputError(e.message, file=file, field="model") from None
+        # keep the config.json's own file and field when the error is inside it
+        raise InputError(e.one_line() if e.file else e.message, file=file,
+                         field="model") from None
     check_catalog_selection(s.catalog, catalog, file)
     w = s.workload
     if w.synthetic is not None:

@@ -105,7 +105,7 @@ def test_missing_field_is_named(write):
 def test_negative_size_is_named(write):
     cfg = {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": -2,
            "intermediate_size": 128, "vocab_size": 100}
-    with pytest.raises(InputError, match=r"neg\.json: num_hidden_layers: Input should be greater than 0"):
+    with pytest.raises(InputError, match=r"neg\.json: num_hidden_layers: must be a whole number in \[1, "):
         load_model(write("neg.json", json.dumps(cfg)))
 
 

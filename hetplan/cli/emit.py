@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from hetplan.cli.options import out_dir
+
 
 def emit_options(model_path, served_model_name, kv_connector):
     from hetplan.emit import EmitOptions
@@ -37,7 +39,7 @@ def register(app: typer.Typer, echo_json) -> None:
     def emit_cmd(
         plan_path: Path = typer.Argument(..., metavar="PLAN.json"),
         target: str = typer.Option(..., help="vllm | k8s | dynamo"),
-        out: Path = typer.Option(..., help="Directory for the emitted files."),
+        out: out_dir("Directory for the emitted files.") = ...,
         check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 with a "
                                    "diff when the files under --out differ."),
         model_path: str = typer.Option(None, help="Weights to serve (default: the model's "

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import typer
 
+from hetplan.cli.options import AsJson, new_app
+
 
 def register(app: typer.Typer, echo_json) -> None:
-    catalog_app = typer.Typer(no_args_is_help=True, help="Inspect the GPU catalog and prices.")
-    model_app = typer.Typer(no_args_is_help=True, help="Inspect model architectures.")
-    scenario_app = typer.Typer(no_args_is_help=True, help="Check planning scenarios.")
+    catalog_app = new_app(help="Inspect the GPU catalog and prices.")
+    model_app = new_app(help="Inspect model architectures.")
+    scenario_app = new_app(help="Check planning scenarios.")
     app.add_typer(catalog_app, name="catalog")
     app.add_typer(model_app, name="model")
     app.add_typer(scenario_app, name="scenario")
@@ -16,7 +18,7 @@ def register(app: typer.Typer, echo_json) -> None:
     @catalog_app.command("list")
     def catalog_list(
         prices: str = typer.Option(None, help="Price sheet to show (e.g. 2026-04-17-seed)."),
-        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+        as_json: AsJson = False,
     ) -> None:
         """List every GPU with its key figures (dense TFLOPS)."""
         from hetplan.catalog import load_catalog
@@ -46,7 +48,7 @@ def register(app: typer.Typer, echo_json) -> None:
 
 
     @catalog_app.command("show")
-    def catalog_show(gpu: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    def catalog_show(gpu: str, as_json: AsJson = False) -> None:
         """Show one GPU, every figure with its source, and its offers in each price sheet."""
         from hetplan.catalog import load_catalog
 
@@ -79,7 +81,7 @@ def register(app: typer.Typer, echo_json) -> None:
 
 
     @model_app.command("show")
-    def model_show(model: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    def model_show(model: str, as_json: AsJson = False) -> None:
         """Show a model's architecture and derived figures (params, weight and KV bytes, FLOPs)."""
         from hetplan.model import load_model
         from hetplan.modelinfo import model_summary, model_summary_text
@@ -92,7 +94,7 @@ def register(app: typer.Typer, echo_json) -> None:
 
 
     @scenario_app.command("check")
-    def scenario_check(path: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    def scenario_check(path: str, as_json: AsJson = False) -> None:
         """Validate a scenario file and print what it asks for."""
         from hetplan.catalog import load_catalog
         from hetplan.scenario import load_scenario, scenario_gpus

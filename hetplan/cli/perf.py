@@ -6,10 +6,13 @@ from pathlib import Path
 
 import typer
 
+from hetplan.bounds import MAX_PP, MAX_TOKENS, MAX_TP
+from hetplan.cli.options import AsJson, as_json, new_app
 from hetplan.errors import InputError
 
-calibrate_app = typer.Typer(no_args_is_help=True,
-                            help="Fit per-GPU efficiencies to measurements.")
+MAX_BATCH = 1_000_000        # `estimate --batch`: concurrent requests of one replica
+
+calibrate_app = new_app(help="Fit per-GPU efficiencies to measurements.")
 
 
 def register(app: typer.Typer, echo_json) -> None:
@@ -26,7 +29,7 @@ def register(app: typer.Typer, echo_json) -> None:
         output: int = typer.Option(..., "--output", help="Generated tokens per request."),
         weight_dtype: str = typer.Option("bf16", help="bf16 | fp16 | fp8 | int8 | fp4"),
         kv_dtype: str = typer.Option("bf16", help="bf16 | fp8"),
-        as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+        as_json: as_json("Print one JSON object.") = False,
     ) -> None:
         """Predict TTFT, TPOT, throughput and memory fit of one replica shape."""
         from hetplan.catalog import load_catalog
@@ -39,10 +42,11 @@ def register(app: typer.Typer, echo_json) -> None:
             if val not in DTYPES:
                 raise InputError(f"unknown dtype {val!r}; expected one of {', '.join(DTYPES)}",
                                  field=name)
-        for name, val in (("--tp", tp), ("--pp", pp), ("--batch", batch), ("--input", input),
-                          ("--output", output)):
-            if val < 1:
-                raise InputError("must be >= 1", field=name)
+        for name, val, most in (("--tp", tp, MAX_TP), ("--pp", pp, MAX_PP),
+                                ("--batch", batch, MAX_BATCH), ("--input", input, MAX_TOKENS),
+                                ("--output", output, MAX_TOKENS)):
+            if not 1 <= val <= most:
+                raise InputError(f"must be in [1, {most:,}]", field=name)
         cat = load_catalog()
         cat.gpu(gpu)
         pm = PerfModel(load_model(model), cat)
@@ -65,7 +69,7 @@ def register(app: typer.Typer, echo_json) -> None:
 
 
 @calibrate_app.command("show")
-def calibrate_show(as_json: bool = typer.Option(False, "--json")) -> None:
+def calibrate_show(as_json: AsJson = False) -> None:
     """List the calibration of every GPU (measured files, or the default)."""
     from hetplan.catalog import load_catalog
     from hetplan.perf import default_calibration, load_calibrations

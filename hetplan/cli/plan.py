@@ -7,10 +7,12 @@ from pathlib import Path
 
 import typer
 
+from hetplan.cli.options import AsJson, Solver, TimeLimit, as_json, check_out_dir, out_dir
 from hetplan.errors import InputError
 
 
 PLOT_FRONTIER_FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)   # `solve --plots`: SLO multipliers
+MAX_FRONTIER_POINTS = 50                             # `frontier --factors`: one solve each
 
 
 def _progress(msg: str) -> None:
@@ -64,14 +66,15 @@ def register(app: typer.Typer, echo_json) -> None:
     @app.command("solve")
     def solve_cmd(
         scenario: Path = typer.Argument(..., help="Scenario YAML (see workloads/default.yaml)."),
-        out: Path = typer.Option(None, help="Directory for plan.json and report.md."),
-        solver: str = typer.Option("highs", help="highs | cbc | ortools"),
-        time_limit: float = typer.Option(60.0, help="Solver time limit, seconds."),
-        as_json: bool = typer.Option(False, "--json", help="Print the plan summary as JSON."),
+        out: out_dir("Directory for plan.json and report.md.") = None,
+        solver: Solver = "highs",
+        time_limit: TimeLimit = 60.0,
+        as_json: as_json("Print the plan summary as JSON.") = False,
         validate: bool = typer.Option(False, "--validate", help="Simulate the plan on the "
                                       "scenario's workload; lower the target utilization and "
                                       "re-solve while the SLO is missed."),
-        max_rounds: int = typer.Option(5, help="Most solve-and-simulate rounds (--validate)."),
+        max_rounds: int = typer.Option(5, min=1, max=100,
+                                       help="Most solve-and-simulate rounds (--validate)."),
         failed: list[str] = typer.Option(None, "--failed", help="Inventory node(s) lost "
                                          "(repeat or comma-separate): re-plan moving the "
                                          "fewest replicas."),
@@ -91,6 +94,7 @@ def register(app: typer.Typer, echo_json) -> None:
         from hetplan.report import plan_report
         from hetplan.scenario import load_scenario
 
+        # every argument is checked before solving, and nothing is written before the plan
         if plots and out is None:
             raise InputError("--plots needs --out DIR", field="--plots")
         if emit and not out:
@@ -98,6 +102,7 @@ def register(app: typer.Typer, echo_json) -> None:
         if emit:
             from hetplan.emit import check_target
             check_target(emit, field="--emit")
+            check_out_dir(out / emit)
         cat = load_catalog()
         rs = load_scenario(scenario, cat)
         val = None
@@ -151,9 +156,8 @@ def register(app: typer.Typer, echo_json) -> None:
 
     @app.command("compare")
     def compare_cmd(
-        scenario: Path = typer.Argument(...),
-        solver: str = typer.Option("highs"), time_limit: float = typer.Option(60.0),
-        as_json: bool = typer.Option(False, "--json"),
+        scenario: Path = typer.Argument(..., help="Scenario YAML."),
+        solver: Solver = "highs", time_limit: TimeLimit = 60.0, as_json: AsJson = False,
     ) -> None:
         """Homogeneous vs heterogeneous, colocated vs disaggregated, side by side."""
         from hetplan.catalog import load_catalog
@@ -171,13 +175,13 @@ def register(app: typer.Typer, echo_json) -> None:
 
     @app.command("frontier")
     def frontier_cmd(
-        scenario: Path = typer.Argument(...),
+        scenario: Path = typer.Argument(..., help="Scenario YAML."),
         vary: str = typer.Option("slo", help="slo (TTFT and TPOT together) | ttft | tpot | "
                                              "budget"),
         factors: str = typer.Option("0.5,0.75,1,1.5,2,3",
                                     help="Multipliers of the scenario's SLO or budget."),
-        out: Path = typer.Option(Path("frontier"), help="Directory for frontier.csv/.png."),
-        solver: str = typer.Option("highs"), time_limit: float = typer.Option(30.0),
+        out: out_dir("Directory for frontier.csv and frontier.png.") = Path("frontier"),
+        solver: Solver = "highs", time_limit: TimeLimit = 30.0,
     ) -> None:
         """Cost vs SLO (or goodput vs budget) Pareto sweep: a table and a PNG."""
         from hetplan.catalog import load_catalog
@@ -188,11 +192,14 @@ def register(app: typer.Typer, echo_json) -> None:
             fs = [float(x) for x in factors.split(",") if x.strip()]
         except ValueError:
             raise InputError("expected comma-separated numbers", field="--factors") from None
-        if vary not in ("slo", "ttft", "tpot", "budget") or not fs or min(fs) <= 0:
-            raise InputError("--vary must be slo|ttft|tpot|budget and factors > 0",
-                             field="--vary")
+        if vary not in ("slo", "ttft", "tpot", "budget"):
+            raise InputError(f"must be slo, ttft, tpot or budget, not {vary!r}", field="--vary")
+        if not fs or len(fs) > MAX_FRONTIER_POINTS or not all(0 < f <= 1e3 for f in fs):
+            raise InputError(f"expected 1 to {MAX_FRONTIER_POINTS} factors in (0, 1000]",
+                             field="--factors")
         cat = load_catalog()
         rows = frontier(load_scenario(scenario, cat), cat, vary, fs, solver=solver,
                         time_limit_s=time_limit, progress=_progress)
         _progress("")
         typer.echo(frontier_outputs(rows, vary, out))
+        typer.echo(f"wrote {out / 'frontier.csv'} and {out / 'frontier.png'}")

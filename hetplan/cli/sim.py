@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from hetplan.bounds import MAX_DURATION_S, MAX_SYNTHETIC_REQUESTS
+from hetplan.cli.options import Seed, as_json, out_dir
 from hetplan.errors import InputError
 
 
@@ -82,17 +84,19 @@ def register(app: typer.Typer, echo_json) -> None:
                                                   "many seconds."),
         requests: int = typer.Option(None, help="Replay at most (synthetic: exactly) this "
                                                 "many requests."),
-        seed: int = typer.Option(0, help="Seed of the routing draws."),
+        seed: Seed = 0,
         kv_link: str = typer.Option(None, help="KV fabric (default: the plan's)."),
-        out: Path = typer.Option(None, help="Directory for sim.json and latency_cdf.png."),
-        as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+        out: out_dir("Directory for sim.json and latency_cdf.png.") = None,
+        as_json: as_json("Print the results as JSON.") = False,
     ) -> None:
         """Replay a trace on a plan: latency percentiles, SLO attainment, utilization."""
         from hetplan.plan import load_plan
         from hetplan.simulate import SimOptions, report_text, simulate_plan
 
-        if duration is not None and duration <= 0:
-            raise InputError("must be > 0", field="--duration")
+        if duration is not None and not 0 < duration <= MAX_DURATION_S:
+            raise InputError(f"must be > 0 and <= {MAX_DURATION_S:g} s", field="--duration")
+        if requests is not None and not 1 <= requests <= MAX_SYNTHETIC_REQUESTS:
+            raise InputError(f"must be in [1, {MAX_SYNTHETIC_REQUESTS:,}]", field="--requests")
         plan = load_plan(plan_path)
         tr, pm, _ = load_sim_inputs(plan, trace, scenario, duration, requests)
         report, res = simulate_plan(plan, tr, pm, SimOptions(seed=seed, kv_link=kv_link),

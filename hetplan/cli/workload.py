@@ -7,10 +7,11 @@ from pathlib import Path
 
 import typer
 
+from hetplan.bounds import MAX_CLASSES_PER_AXIS, MAX_DURATION_S, MIN_WINDOW_S
+from hetplan.cli.options import AsJson, Seed, check_out_file, new_app
 from hetplan.errors import InputError
 
-workload_app = typer.Typer(no_args_is_help=True,
-                           help="Inspect trace files and generate synthetic traces.")
+workload_app = new_app(help="Inspect trace files and generate synthetic traces.")
 
 
 def parse_column_map(items: list[str] | None) -> dict[str, str] | None:
@@ -89,13 +90,15 @@ def register(app: typer.Typer, echo_json) -> None:
                                              "input_tokens, output_tokens, session_id, "
                                              "prefix_tokens. Repeat."),
         time_unit: str = typer.Option(None, "--time-unit", help="s | ms | us | datetime."),
-        classes: int = typer.Option(4, "--classes", min=1, help="Bins per axis."),
+        classes: int = typer.Option(4, "--classes", min=1, max=MAX_CLASSES_PER_AXIS,
+                                    help="Bins per axis."),
         method: str = typer.Option("log", "--method", help="log | quantile bins."),
-        window: float = typer.Option(60.0, "--window", min=1e-3, help="Rate window, s."),
+        window: float = typer.Option(60.0, "--window", min=MIN_WINDOW_S, max=MAX_DURATION_S,
+                                     help="Rate window, s."),
         on_bad: str = typer.Option("skip", "--on-bad", help="skip | error for bad rows."),
         max_rows: int = typer.Option(None, "--max-rows", min=1, help="Read at most N rows."),
-        seed: int = typer.Option(None, "--seed", help="Seed for a spec (default: spec's)."),
-        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+        seed: Seed = None,
+        as_json: AsJson = False,
     ) -> None:
         """Requests, duration, rates, token percentiles, prefix share, bad rows, classes."""
         from hetplan.workload import generate, load_spec_file, load_trace
@@ -121,8 +124,9 @@ def register(app: typer.Typer, echo_json) -> None:
     def sample_cmd(
         spec: Path = typer.Option(..., "--spec", help="Synthetic spec YAML (or a scenario "
                                   "with a synthetic workload), e.g. workloads/specs/*.yaml."),
-        out: Path = typer.Option(..., "--out", help="Output trace: .csv or .jsonl."),
-        seed: int = typer.Option(None, "--seed", help="Override the spec's seed."),
+        out: Path = typer.Option(..., "--out", callback=check_out_file,
+                                 help="Output trace: .csv or .jsonl."),
+        seed: Seed = None,
     ) -> None:
         """Generate the spec's trace and write it (atomically); load_trace reads it back."""
         from hetplan.workload import generate, load_spec_file, save_trace

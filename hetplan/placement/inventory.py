@@ -23,27 +23,31 @@ import csv
 from collections.abc import Iterable
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hetplan.bounds import (MAX_NODES, MAX_YAML_BYTES, Address, BandwidthGbps, GpusPerNode,
+                            MaybeText, SafeName, Text)
 from hetplan.catalog import Catalog, unknown_name_message
 from hetplan.errors import InputError, from_validation_error
-from hetplan.io import load_yaml
+from hetplan.io import load_yaml, read_text
 
 CSV_COLUMNS = ("id", "gpu", "gpus", "rack", "fabric", "nic_gbps", "provider", "spot", "address")
 
 
 class Node(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """`id` names the node's launch script (nodes/<id>.sh), so it is a safe file name."""
 
-    id: str = Field(min_length=1)
-    gpu: str
-    gpus: PositiveInt                       # GPUs in the node (one intra-node link domain)
-    rack: str = Field(min_length=1)
-    fabric: str = Field(min_length=1)
-    nic_gbps: PositiveFloat                 # total scale-out NIC bandwidth, Gb/s
-    provider: str = ""
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    id: SafeName
+    gpu: SafeName
+    gpus: GpusPerNode                       # GPUs in the node (one intra-node link domain)
+    rack: Text
+    fabric: Text
+    nic_gbps: BandwidthGbps                 # total scale-out NIC bandwidth, Gb/s
+    provider: MaybeText = ""
     spot: bool = False
-    address: str | None = None              # host name / IP for emitted configs (default: id)
+    address: Address | None = None          # host name / IP for emitted configs (default: id)
 
     @property
     def host(self) -> str:
@@ -51,29 +55,29 @@ class Node(BaseModel):
 
 
 class FabricSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    capacity_gbps: PositiveFloat | None = None
+    capacity_gbps: BandwidthGbps | None = None
 
 
 class FabricLink(BaseModel):
     """A link between two fabrics; its capacity holds in each direction."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    a: str
-    b: str
-    capacity_gbps: PositiveFloat
+    a: Text
+    b: Text
+    capacity_gbps: BandwidthGbps
 
 
 class Inventory(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    name: str
+    name: Text
     description: str = ""
-    nodes: list[Node] = []
-    nodes_csv: str | None = None
-    fabrics: dict[str, FabricSpec] = {}
+    nodes: list[Node] = Field(default=[], max_length=MAX_NODES)
+    nodes_csv: Text | None = None
+    fabrics: dict[Text, FabricSpec] = {}
     links: list[FabricLink] = []
     source: str = ""                        # set by the loader: the file it came from
 
@@ -122,17 +126,20 @@ def load_inventory(path: str | Path, catalog: Catalog) -> Inventory:
         nodes += _read_nodes_csv(csv_path)
     if not nodes:
         raise InputError("an inventory needs at least one node", file=path, field="nodes")
+    if len(nodes) > MAX_NODES:
+        raise InputError(f"{len(nodes):,} nodes, more than the limit of {MAX_NODES:,}",
+                         file=path, field="nodes")
     inv = inv.model_copy(update={"nodes": nodes})
     _check(inv, catalog, path)
     return inv
 
 
 def _read_nodes_csv(path: Path) -> list[Node]:
+    text = read_text(path, MAX_YAML_BYTES)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("file not found", file=path) from None
-    rows = list(csv.DictReader(text.splitlines()))
+        rows = list(csv.DictReader(text.splitlines()))
+    except csv.Error as e:
+        raise InputError(f"cannot parse CSV ({e})", file=path) from None
     if rows and not {"id", "gpu", "gpus", "rack", "fabric", "nic_gbps"} <= set(rows[0]):
         raise InputError(f"header must name {', '.join(CSV_COLUMNS[:6])} (optional: "
                          f"provider, spot, address)", file=path, field="header")

@@ -55,18 +55,32 @@ def load_csv_trace(path: str | Path) -> Trace:
 
 def load_workload(ref, base_dir: str | Path = ".") -> Trace:
     """The trace a scenario's `workload` names: a synthetic spec (inline or a spec file) or
-    a trace file in any supported format (`format`, `column_map`, `time_unit`, `on_bad`)."""
+    a trace file in any supported format (`format`, `column_map`, `time_unit`, `on_bad`).
+    A workload to plan for needs arrivals spread over time: fewer than two requests, or all
+    at one instant, give no rate and are an InputError."""
     if ref.synthetic is not None:
-        return generate(parse_synthetic(ref.synthetic))
+        return _with_rate(generate(parse_synthetic(ref.synthetic)), None, "workload.synthetic")
     spec_file = getattr(ref, "spec", None)
     if spec_file is not None:
         p = Path(spec_file)
-        return generate(load_spec_file(p if p.is_absolute() else Path(base_dir) / p))
+        p = p if p.is_absolute() else Path(base_dir) / p
+        return _with_rate(generate(load_spec_file(p)), p, None)
     path = Path(ref.trace)
     path = path if path.is_absolute() else Path(base_dir) / path
-    return load_trace(path, format=ref.format, column_map=ref.column_map,
-                      time_unit=getattr(ref, "time_unit", None),
-                      on_bad=getattr(ref, "on_bad", "skip"))
+    t = load_trace(path, format=ref.format, column_map=ref.column_map,
+                   time_unit=getattr(ref, "time_unit", None),
+                   on_bad=getattr(ref, "on_bad", "skip"))
+    return _with_rate(t, path, "workload.trace")
+
+
+def _with_rate(t: Trace, file, field) -> Trace:
+    if t.num_requests < 2 or t.duration_s <= 0:
+        what = (f"{t.num_requests} request{'s' * (t.num_requests != 1)}"
+                if t.num_requests < 2 else f"all {t.num_requests:,} arrivals at one instant")
+        raise InputError(f"the workload has {what}: no arrival rate to plan for (a synthetic "
+                         "spec needs a larger rate_rps x duration_s; a trace, arrivals spread "
+                         "over time)", file=file, field=field)
+    return t
 
 
 __all__ = ["Trace", "make_trace", "SyntheticSpec", "generate", "parse_synthetic",

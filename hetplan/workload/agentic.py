@@ -17,22 +17,25 @@ when the context would exceed max_context_tokens, and turns after `duration_s` a
 from __future__ import annotations
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field
 
+from hetplan.bounds import (MAX_SYNTHETIC_REQUESTS, MAX_TOKENS, LatencyMs, TokenCount,
+                            synthetic_requests_message)
+from hetplan.errors import InputError
 from hetplan.workload.distributions import Durations, Lengths
 
 
 class AgenticSpec(BaseModel):
     """The `agentic:` block of a synthetic spec (with `pattern: agentic`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     turns: Lengths                          # turns per session (whole numbers >= 1)
     new_tokens: Lengths                     # tokens added to the context before turns 2..n
     think_time_s: Durations                 # tool / user time between a response and the next turn
-    system_prompt_tokens: int = Field(default=0, ge=0)
-    assumed_tpot_ms: PositiveFloat = 30.0   # open-loop response time per generated token
-    max_context_tokens: PositiveInt = 131_072
+    system_prompt_tokens: int = Field(default=0, ge=0, le=MAX_TOKENS)
+    assumed_tpot_ms: LatencyMs = 30.0       # open-loop response time per generated token
+    max_context_tokens: TokenCount = 131_072
 
 
 def _segment_cumsum(x: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -54,6 +57,8 @@ def sessions(spec: AgenticSpec, starts_s: np.ndarray, first_input: Lengths, outp
     n_turns = spec.turns.sample(rng, n)
     first = first_input.sample(rng, n)
     total = int(n_turns.sum())
+    if total > MAX_SYNTHETIC_REQUESTS:
+        raise InputError(synthetic_requests_message(total), field="workload.synthetic")
     out = output.sample(rng, total)
     new = spec.new_tokens.sample(rng, total)
     think = spec.think_time_s.sample(rng, total)

@@ -3,27 +3,33 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hetplan.bounds import MAX_DURATION_S, NonNegDurationS, TokenCount, TokenLength
+
+MAX_SIGMA = 10.0          # lognormal shape: beyond this the draws are 0 or overflow
+MAX_EMPIRICAL_VALUES = 100_000
 
 
 class Lengths(BaseModel):
     """Token-length distribution. lognormal: `median` (or `mean`) and `sigma`; all kinds are
-    clipped to [min, max] and rounded to whole tokens >= 1."""
+    clipped to [min, max] and rounded to whole tokens >= 1 (at most MAX_TOKENS)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     dist: Literal["fixed", "uniform", "lognormal", "empirical"]
-    value: int | None = Field(default=None, ge=1)
-    median: PositiveFloat | None = None
-    mean: PositiveFloat | None = None
-    sigma: float | None = Field(default=None, ge=0.0)
-    min: int = Field(default=1, ge=1)
-    max: int = Field(default=1_000_000, ge=1)
-    values: list[int] | None = None
-    weights: list[float] | None = None
+    value: TokenCount | None = None
+    median: TokenLength | None = None
+    mean: TokenLength | None = None
+    sigma: float | None = Field(default=None, ge=0.0, le=MAX_SIGMA)
+    min: TokenCount = 1
+    max: TokenCount = 1_000_000
+    values: list[TokenCount] | None = Field(default=None, max_length=MAX_EMPIRICAL_VALUES)
+    weights: list[Annotated[float, Field(ge=0.0, le=1e12)]] | None = Field(
+        default=None, max_length=MAX_EMPIRICAL_VALUES)
 
     @model_validator(mode="after")
     def _complete(self) -> "Lengths":
@@ -31,12 +37,13 @@ class Lengths(BaseModel):
                 "uniform": self.min <= self.max,
                 "lognormal": self.sigma is not None and (self.median or self.mean) is not None,
                 "empirical": bool(self.values) and (self.weights is None
-                                                    or len(self.weights) == len(self.values))}
+                                                    or (len(self.weights) == len(self.values)
+                                                        and sum(self.weights) > 0))}
         if not need[self.dist]:
             raise ValueError({"fixed": "fixed needs 'value'", "uniform": "min must be <= max",
                               "lognormal": "lognormal needs 'sigma' and 'median' or 'mean'",
                               "empirical": "empirical needs 'values' (and equal-length "
-                                           "'weights')"}[self.dist])
+                                           "'weights' with a positive sum)"}[self.dist])
         return self
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -58,15 +65,15 @@ class Durations(BaseModel):
     lognormal: `median` (or `mean`) and `sigma`; uniform: [min_s, max_s]. All kinds are
     clipped to [min_s, max_s]."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     dist: Literal["fixed", "exponential", "lognormal", "uniform"]
-    value: float | None = Field(default=None, ge=0.0)
-    mean: PositiveFloat | None = None
-    median: PositiveFloat | None = None
-    sigma: float | None = Field(default=None, ge=0.0)
-    min_s: float = Field(default=0.0, ge=0.0)
-    max_s: float = Field(default=86_400.0, ge=0.0)
+    value: NonNegDurationS | None = None
+    mean: Annotated[float, Field(gt=0.0, le=MAX_DURATION_S)] | None = None
+    median: Annotated[float, Field(gt=0.0, le=MAX_DURATION_S)] | None = None
+    sigma: float | None = Field(default=None, ge=0.0, le=MAX_SIGMA)
+    min_s: NonNegDurationS = 0.0
+    max_s: NonNegDurationS = 86_400.0
 
     @model_validator(mode="after")
     def _complete(self) -> "Durations":

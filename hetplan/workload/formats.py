@@ -27,7 +27,9 @@ import io
 import json
 import os
 import sys
+import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,9 +84,23 @@ def _container(path: Path) -> str:
         return "jsonl"
     if ext in (".csv", ".tsv", ".txt"):
         return "csv"
-    with _open(path) as f:                 # no telling extension: sniff the first byte
+    with _reading(path), _open(path) as f:     # no telling extension: sniff the first byte
         head = f.read(256).lstrip()
     return "jsonl" if head.startswith(b"{") else "csv"
+
+
+# what a truncated, corrupt or mislabelled (.gz that is not gzip) file raises while read
+READ_ERRORS = (OSError, EOFError, zlib.error, UnicodeDecodeError)
+
+
+@contextmanager
+def _reading(path: Path):
+    """Turn a read failure (not gzip, truncated, unreadable) into a one-line InputError."""
+    try:
+        yield
+    except READ_ERRORS as e:
+        raise InputError(f"cannot read file ({str(e).strip() or type(e).__name__})",
+                         file=path) from None
 
 
 def _open(path: Path) -> io.BufferedIOBase:
@@ -96,8 +112,11 @@ def _header(path: Path, container: str) -> list[str]:
     """Column names (CSV header, keys of the first JSON object, Parquet schema)."""
     if container == "parquet":
         pq = _pyarrow_parquet()
-        return list(pq.ParquetFile(path).schema_arrow.names)
-    with _open(path) as f:
+        try:
+            return list(pq.ParquetFile(path).schema_arrow.names)
+        except (OSError, ValueError) as e:     # pyarrow's ArrowInvalid is a ValueError
+            raise InputError(f"not a Parquet file ({e})", file=path) from None
+    with _reading(path), _open(path) as f:
         for line in f:
             text = line.decode("utf-8-sig", errors="replace").strip()
             if not text:
@@ -171,9 +190,9 @@ def _csv_chunks(path: Path, cols: dict[str, str], chunk_rows: int,
             pos[0] = raw.tell()
             lines = df.index.to_numpy(dtype=np.int64) + 2       # header is line 1
             yield {inv[c]: df[c] for c in df.columns}, lines, None, None
-    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as e:
-        raise InputError(f"cannot parse CSV: {str(e).strip().splitlines()[-1]}",
-                         file=path) from None
+    except (pd.errors.ParserError, *READ_ERRORS) as e:
+        msg = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        raise InputError(f"cannot parse CSV: {msg}", file=path) from None
     finally:
         raw.close()
 
@@ -216,7 +235,7 @@ def _jsonl_chunks(path: Path, cols: dict[str, str], chunk_rows: int, pos: list[i
         pos[0] = raw.tell()
         if lines:
             yield flush(vals, lines, invalid, hashes)
-    except (EOFError, OSError) as e:
+    except READ_ERRORS as e:
         raise InputError(f"cannot read file ({e})", file=path) from None
     finally:
         raw.close()

@@ -6,8 +6,9 @@ under canonical names (`time`, `input_tokens`, `output_tokens`, optional `sessio
 seconds and int64 token counts of the rows it accepts, so memory stays proportional to the
 kept requests, never to the text of the file.
 
-Bad rows (missing, non-numeric or negative values, zero output tokens, unparsable
-timestamps, invalid JSON) are never kept: they are counted per reason with the first five
+Bad rows (missing, non-numeric (NaN included) or negative values, infinite or out-of-range
+numbers (tokens above MAX_TOKENS, times beyond MAX_ABS_TIME_S), zero output tokens,
+unparsable timestamps, invalid JSON) are never kept: they are counted per reason with the first five
 line numbers, and either skipped (on_bad="skip") or rejected with an InputError naming the
 file and the first bad line (on_bad="error").
 """
@@ -23,6 +24,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from hetplan.bounds import MAX_ABS_TIME_S, MAX_DURATION_S, MAX_TOKENS
 from hetplan.errors import InputError
 from hetplan.workload.trace import Trace, make_trace
 
@@ -122,6 +124,26 @@ def _numeric(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return num, missing, np.isnan(num) & ~missing
 
 
+_NS_MIN = pd.Timestamp("1677-09-22", tz="UTC")
+_NS_MAX = pd.Timestamp("2262-04-11", tz="UTC")
+
+
+def _parse_one(x) -> pd.Timestamp:
+    try:
+        return pd.to_datetime(x, format="ISO8601", utc=True)
+    except (ValueError, OverflowError):     # OutOfBoundsDatetime is a ValueError
+        return pd.NaT
+
+
+def _to_datetime(raw: pd.Series) -> pd.Series:
+    """UTC timestamps, NaT where unparsable; a value out of pandas' range (years outside
+    1677-2262), which fails the vectorized parse even with errors="coerce", becomes NaT."""
+    try:
+        return pd.to_datetime(raw, format="ISO8601", errors="coerce", utc=True)
+    except (ValueError, OverflowError):
+        return pd.to_datetime(raw.map(_parse_one), utc=True)
+
+
 class TraceBuilder:
     """Accumulates validated chunks. `columns` maps canonical names to the file's own column
     names (used in messages). With `zero_output_is_failure`, rows with 0 output tokens are
@@ -164,16 +186,20 @@ class TraceBuilder:
         self.report.time_unit = self.time_unit
         if self.time_unit != "datetime":
             num, missing, nonnum = _numeric(raw)
-            return num * _SCALE_S[self.time_unit], [
+            sec = num * _SCALE_S[self.time_unit]
+            with np.errstate(invalid="ignore"):
+                huge = ~np.isnan(sec) & ~(np.abs(sec) <= MAX_ABS_TIME_S)
+            return np.where(huge, 0.0, sec), [
                 (f"missing {name}", missing), (f"non-numeric {name}", nonnum),
-                (f"negative {name}", num < 0)]
+                (f"negative {name}", num < 0),
+                (f"{name} beyond {MAX_ABS_TIME_S:g} s", huge)]
         missing = raw.isna().to_numpy()
         if typed_dt:
             dt = raw if raw.dt.tz is not None else raw.dt.tz_localize("UTC")
         else:
-            dt = pd.to_datetime(raw.astype("string"), format="ISO8601", errors="coerce",
-                                utc=True)
-        ok = dt.notna().to_numpy()
+            dt = _to_datetime(raw.astype("string"))
+        # a timestamp pandas parses at a coarser unit may lie outside int64 nanoseconds
+        ok = (dt.notna() & (dt >= _NS_MIN) & (dt <= _NS_MAX)).to_numpy()
         ns = np.zeros(len(raw), dtype=np.int64)
         ns[ok] = dt[ok].dt.as_unit("ns").astype("int64").to_numpy()
         if self._t0_ns is None and ok.any():
@@ -187,12 +213,14 @@ class TraceBuilder:
         numbered in order of first appearance."""
         num, missing, nonnum = _numeric(raw)
         present = ~missing
+        with np.errstate(invalid="ignore"):
+            whole = ~nonnum & (np.abs(num) < 2.0**53) & (num == np.floor(num))
         if self._session_mode is None and present.any():
-            integral = ~nonnum[present] & (num[present] == np.floor(num[present]))
+            integral = whole[present]
             self._session_mode = "int" if integral.all() else "label"
         out = np.full(len(raw), -1, dtype=np.int64)
         if self._session_mode == "int":
-            if nonnum.any() or (num[present] != np.floor(num[present])).any():
+            if not whole[present].all():
                 raise InputError(f"{self.columns['session_id']} mixes integer ids and text "
                                  "labels", file=self.report.path)
             out[present] = num[present].astype(np.int64)
@@ -238,9 +266,11 @@ class TraceBuilder:
         tok = {}
         for key in ("input_tokens", "output_tokens"):
             num, missing, nonnum = _numeric(chunk[key])
+            too_big = num > MAX_TOKENS         # infinity included; would overflow int64
             checks += [(f"missing {cols[key]}", missing), (f"non-numeric {cols[key]}", nonnum),
-                       (f"negative {cols[key]}", num < 0)]
-            tok[key] = np.rint(np.nan_to_num(num, nan=-1.0))
+                       (f"negative {cols[key]}", num < 0),
+                       (f"{cols[key]} above {MAX_TOKENS:,}", too_big)]
+            tok[key] = np.rint(np.where(np.isnan(num) | too_big | (num < 0), -1.0, num))
         failed = np.zeros(n, dtype=bool)
         zero_out = tok["output_tokens"] == 0
         if self.zero_failed:
@@ -253,7 +283,8 @@ class TraceBuilder:
             name = cols["prefix_tokens"]
             checks += [(f"non-numeric {name}", nonnum), (f"negative {name}", num < 0),
                        (f"{name} > {cols['input_tokens']}", num > tok["input_tokens"])]
-            prefix = np.rint(np.nan_to_num(num, nan=0.0))
+            prefix = np.rint(np.where(np.isnan(num) | (num > MAX_TOKENS) | (num < 0), 0.0,
+                                      num))
 
         bad = np.zeros(n, dtype=bool)
         first_reason: list[tuple[np.ndarray, str]] = []
@@ -314,6 +345,11 @@ class TraceBuilder:
             cat[k] = np.concatenate(parts) if parts else None
             parts.clear()
         extra = {k: cat[k] for k in ("session_id", "prefix_tokens") if cat[k] is not None}
+        span = float(cat["arrival_s"].max() - cat["arrival_s"].min())
+        if span > MAX_DURATION_S:
+            raise InputError(f"arrivals span {span:.3g} s, more than {MAX_DURATION_S:g} s; "
+                             "check the time unit", file=self.report.path,
+                             field=self.columns["time"])
         t = make_trace(cat["arrival_s"], cat["input_tokens"], cat["output_tokens"], name=name,
                        source=source, **extra)
         return replace(t, report=self.report)

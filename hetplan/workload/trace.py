@@ -7,6 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from hetplan.bounds import MAX_RATE_WINDOWS
+from hetplan.errors import InputError
+
 
 @dataclass(frozen=True)
 class Trace:
@@ -37,7 +40,12 @@ class Trace:
     def _full_windows(self, window_s: float) -> tuple[np.ndarray, int]:
         """Window index of every request in a full window from t = 0, and the window count.
         A last, partial window is dropped (it would read low, or double-count if merged into
-        its neighbour) unless it is the only one."""
+        its neighbour) unless it is the only one. More than MAX_RATE_WINDOWS windows is an
+        InputError (a tiny window over a long trace would allocate gigabytes)."""
+        if not window_s > 0 or self.duration_s / window_s > MAX_RATE_WINDOWS:
+            raise InputError(f"a {window_s:g}-s window over a {self.duration_s:.6g}-s trace makes "
+                             f"more than {MAX_RATE_WINDOWS:,} windows; use a longer window",
+                             field="window")
         n_win = max(1, int(self.duration_s // window_s))
         idx = (self.arrival_s // window_s).astype(np.int64)
         return idx[idx < n_win], n_win

@@ -1,0 +1,92 @@
+"""Options shared by several commands, declared once: `--json`, `--out`, `--solver`,
+`--time-limit`, `--seed`, and the `Typer` apps' common settings.
+
+Use them as annotations with the command's own default, e.g.
+`as_json: AsJson = False`, `out: OutDir = None`, `time_limit: TimeLimit = 60.0`.
+Each option checks its value when parsed, so a bad value fails before any work or write.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hetplan.bounds import MAX_SEED
+from hetplan.errors import InputError
+
+MAX_TIME_LIMIT_S = 7 * 86_400.0     # a solver time limit beyond a week is a typo
+
+
+def new_app(**kwargs) -> typer.Typer:
+    """A Typer app with hetplan's settings: plain help (typer's rich help prints `<bool>`
+    after every flag as if it took a value; click's plain help shows flags as flags) and no
+    pretty tracebacks (the entry point prints one line per error)."""
+    kwargs.setdefault("no_args_is_help", True)
+    return typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False,
+                       add_completion=False, **kwargs)
+
+
+def check_out_dir(out: Path | None) -> Path | None:
+    """An output directory: absent (created on write) or a directory, never a file, and no
+    file where one of its parents should be."""
+    if out is None:
+        return out
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise InputError("exists and is not a directory" if p == out else
+                                 f"{p} is a file, not a directory", file=out, field="--out")
+            break
+    return out
+
+
+def check_out_file(out: Path | None) -> Path | None:
+    """An output file: not an existing directory, and no file where a parent should be."""
+    if out is not None and out.is_dir():
+        raise InputError("is a directory; give a file name", file=out, field="--out")
+    if out is not None:
+        check_out_dir(out.parent)
+    return out
+
+
+def _time_limit(v: float) -> float:
+    if not (math.isfinite(v) and 0 < v <= MAX_TIME_LIMIT_S):
+        raise InputError(f"must be > 0 and <= {MAX_TIME_LIMIT_S:g} s, not {v:g}",
+                         field="--time-limit")
+    return v
+
+
+def _solver(v: str) -> str:
+    from hetplan.milp.backends import SOLVERS
+    if v not in SOLVERS:
+        raise InputError(f"unknown solver {v!r}; expected one of {', '.join(SOLVERS)}",
+                         field="--solver")
+    return v
+
+
+def _seed(v: int | None) -> int | None:
+    if v is not None and not 0 <= v <= MAX_SEED:
+        raise InputError(f"must be in [0, 2**63), not {v}", field="--seed")
+    return v
+
+
+def as_json(help: str = "Print JSON instead of text."):
+    return Annotated[bool, typer.Option("--json", help=help)]
+
+
+def out_dir(help: str = "Output directory (created if missing)."):
+    """`--out DIR`, refused up front when DIR is an existing file."""
+    return Annotated[Path, typer.Option("--out", callback=check_out_dir, help=help)]
+
+
+AsJson = as_json()
+OutDir = out_dir()
+Solver = Annotated[str, typer.Option("--solver", callback=_solver,
+                                     help="MILP solver: highs | cbc | ortools.")]
+TimeLimit = Annotated[float, typer.Option("--time-limit", callback=_time_limit,
+                                          help="Solver time limit, seconds.")]
+Seed = Annotated[int, typer.Option("--seed", callback=_seed,
+                                   help="Random seed (0 <= seed < 2**63).")]
