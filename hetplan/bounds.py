@@ -32,9 +32,11 @@ MAX_NODES = 100_000                 # nodes of one inventory
 # Planner size: candidates grow with classes x tp x pp; at these maxima one solve of the
 # default scenario takes about a minute on 2 cores (8 x 8 classes, or tp 128 with pp 16).
 MAX_TP = 128                        # tensor-parallel degree
-MAX_PP = 16                         # pipeline stages
+MAX_PP = 64                         # pipeline stages (enumerated only up to the model's layers and the GPUs available)
 MAX_CLASSES_PER_AXIS = 8            # workload length bins per axis (8 x 8 classes)
 MAX_BANDWIDTH_GBPS = 1e9            # NIC, fabric and link capacity, Gb/s
+MAX_REPLICAS_PER_POOL = 10_000      # replicas of one pool in a plan.json (far above any solve)
+MAX_BATCH = 1 << 20                 # concurrent sequences of one replica (plan routes, estimate)
 MAX_SEED = 2**63 - 1                # numpy PCG64 takes seeds in [0, 2**63)
 MAX_TURNS = 10_000                  # turns of one agentic session
 # GPU datasheet figures
@@ -62,7 +64,12 @@ MAX_JSON_DEPTH = 64
 MAX_NAME_CHARS = 256
 FILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 ADDRESS_RE = re.compile(r"[A-Za-z0-9\[][A-Za-z0-9._:\[\]-]*")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")   # C0, DEL, C1, line/paragraph separators
+
+
+def has_control(v: str) -> bool:
+    """Whether `v` holds a character that can end a line or a comment (see check_text)."""
+    return _CONTROL_RE.search(v) is not None
 
 
 def check_text(v: str) -> str:

@@ -4,6 +4,7 @@ folder of outputs as a whole), data paths."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -142,8 +143,18 @@ def load_yaml(path: str | Path) -> Any:
         raise InputError(f"nested deeper than {MAX_YAML_DEPTH} levels", file=path) from None
 
 
-def _no_constant(name: str):
-    raise ValueError(f"non-standard number {name}")
+def first_non_finite(obj: Any, loc: str = "") -> str | None:
+    """The dotted location of the first NaN or infinity in parsed JSON/YAML (None if there
+    is none)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return loc or "(top level)"
+    items = obj.items() if isinstance(obj, dict) else \
+        enumerate(obj) if isinstance(obj, list) else ()
+    for k, v in items:
+        found = first_non_finite(v, f"{loc}.{k}" if loc else str(k))
+        if found:
+            return found
+    return None
 
 
 def _unique_pairs(pairs):
@@ -170,7 +181,7 @@ def load_json(path: str | Path) -> Any:
     path = Path(path)
     text = read_text(path, MAX_JSON_BYTES)
     try:
-        obj = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_pairs)
+        obj = json.loads(text, object_pairs_hook=_unique_pairs)
     except json.JSONDecodeError as e:
         raise InputError(f"JSON syntax error at line {e.lineno}, column {e.colno}: {e.msg}",
                          file=path) from None
@@ -180,6 +191,9 @@ def load_json(path: str | Path) -> Any:
         raise InputError(f"nested deeper than {MAX_JSON_DEPTH} levels", file=path) from None
     if _json_depth(obj) > MAX_JSON_DEPTH:
         raise InputError(f"nested deeper than {MAX_JSON_DEPTH} levels", file=path)
+    bad = first_non_finite(obj)      # NaN, Infinity and 1e999 parse as floats
+    if bad is not None:
+        raise InputError("must be a finite number (no NaN or Infinity)", file=path, field=bad)
     return obj
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
+from hetplan.bounds import MAX_BATCH, MAX_PP, MAX_REPLICAS_PER_POOL, has_control
 from hetplan.engine_limits import EngineLimits
 from hetplan.enums import ROLES, Role, SolveStatus
 from hetplan.io import dumps_json
@@ -272,12 +273,6 @@ def _rounded(obj):
     return obj
 
 
-# Read-time bounds of a plan.json: far above any plan hetplan writes, low enough that a
-# typo (`replicas: 1e7`) is refused instead of hanging the emitters and the simulator.
-MAX_REPLICAS_PER_POOL = 10_000
-MAX_PP = 64
-MAX_BATCH = 1 << 20
-ROLES = ("prefill", "decode", "colocated")
 NAME_FIELDS = ("scenario", "model", "model_ref", "solver", "objective", "status", "kv_link")
 
 
@@ -293,35 +288,12 @@ def load_plan(path, cat=None) -> Plan:
     raw = load_json(path)
     if not isinstance(raw, dict):
         raise InputError("expected a plan object", file=path)
-    bad = _first_non_finite(raw)
-    if bad is not None:
-        raise InputError("must be a finite number", file=path, field=bad)
     try:
         plan = Plan(**raw)
     except ValidationError as e:
         raise from_validation_error(e, file=path) from None
     validate_plan(plan, path, cat)
     return plan
-
-
-def _first_non_finite(obj, loc: str = "") -> str | None:
-    """The dotted location of the first NaN or infinity in parsed JSON (None if there is
-    none); Python's json reads NaN/Infinity literals and 1e999 as floats."""
-    import math
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return loc or "(top level)"
-    items = obj.items() if isinstance(obj, dict) else \
-        enumerate(obj) if isinstance(obj, list) else ()
-    for k, v in items:
-        found = _first_non_finite(v, f"{loc}.{k}" if loc else str(k))
-        if found:
-            return found
-    return None
-
-
-def _has_control(text: str) -> bool:
-    import unicodedata
-    return any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in text)
 
 
 def validate_plan(plan: Plan, file=None, cat=None) -> None:
@@ -339,11 +311,17 @@ def validate_plan(plan: Plan, file=None, cat=None) -> None:
         raise InputError(msg, file=file, field=field)
 
     def name(field: str, value: str | None) -> None:
-        if value is not None and _has_control(value):
+        if value is not None and has_control(value):
             bad(field, f"control character in {value!r}")
 
     for f in NAME_FIELDS:
         name(f, getattr(plan, f))
+    if plan.kv_link is not None:
+        from hetplan.catalog import unknown_name_message
+        from hetplan.perf.links import load_links
+        links = load_links().links
+        if plan.kv_link not in links:
+            bad("kv_link", unknown_name_message("link", plan.kv_link, links))
     cat = cat or load_catalog()
     for i, p in enumerate(plan.pools):
         at = f"pools.{i}"

@@ -256,7 +256,7 @@ def test_negative_seed_in_spec_stats(tmp_path):
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(BASE["workload"]["synthetic"]))
     r = run_main("workload", "stats", spec, "--seed", "-1")
-    assert_refused(r, spec, fields=("seed",))
+    assert_refused(r, fields=("--seed",))       # the bad value is the flag, not the file
 
 
 # --- --out ---------------------------------------------------------------------------------

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import typer
 
-from hetplan.bounds import MAX_PP, MAX_TOKENS, MAX_TP
+from hetplan.bounds import MAX_BATCH, MAX_PP, MAX_TOKENS, MAX_TP
 from hetplan.cli.options import AsJson, as_json, new_app
 from hetplan.errors import InputError
 
-MAX_BATCH = 1_000_000        # `estimate --batch`: concurrent requests of one replica
 
 calibrate_app = new_app(help="Fit per-GPU efficiencies to measurements.")
 
