@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, ValidationError
 
 from hetplan.dtypes import bytes_per_element
 from hetplan.errors import InputError, from_validation_error
@@ -51,6 +51,7 @@ class ModelSpec(BaseModel):
     """Architecture figures of a decoder-only LLM. All sizes are element counts."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    _block_params: dict[bool, int] = PrivateAttr(default_factory=dict)
 
     name: str
     architecture: str
@@ -145,9 +146,19 @@ class ModelSpec(BaseModel):
     def lm_head_params(self) -> int:
         return 0 if self.tie_word_embeddings else self.vocab_size * self.hidden_size
 
+    def model_copy(self, *, update=None, deep: bool = False) -> "ModelSpec":
+        """A copy without the block_params memo (an update may change the blocks)."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy._block_params = {}
+        return copy
+
     def block_params(self, active: bool = False) -> int:
-        """Parameters of all transformer blocks (no embeddings, LM head or final norm)."""
-        return sum(self.layer_params(i, active) for i in range(self.num_layers))
+        """Parameters of all transformer blocks (no embeddings, LM head or final norm).
+        Memoized (the spec is frozen): every perf-model step time asks for it."""
+        if active not in self._block_params:
+            self._block_params[active] = sum(self.layer_params(i, active)
+                                             for i in range(self.num_layers))
+        return self._block_params[active]
 
     @property
     def total_params(self) -> int:
