@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from hetplan.dtypes import bytes_per_element
 from hetplan.errors import InputError, from_validation_error
@@ -51,7 +51,6 @@ class ModelSpec(BaseModel):
     """Architecture figures of a decoder-only LLM. All sizes are element counts."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    _block_params: dict[bool, int] = PrivateAttr(default_factory=dict)
 
     name: str
     architecture: str
@@ -145,6 +144,8 @@ class ModelSpec(BaseModel):
     @property
     def lm_head_params(self) -> int:
         return 0 if self.tie_word_embeddings else self.vocab_size * self.hidden_size
+
+    _block_params: dict[bool, int] = {}      # block_params memo (private: one per instance)
 
     def model_copy(self, *, update=None, deep: bool = False) -> "ModelSpec":
         """A copy without the block_params memo (an update may change the blocks)."""
