@@ -147,9 +147,21 @@ class ModelSpec(BaseModel):
     def lm_head_params(self) -> int:
         return 0 if self.tie_word_embeddings else self.vocab_size * self.hidden_size
 
+    _block_params: dict[bool, int] = {}      # block_params memo (private: one per instance)
+
+    def model_copy(self, *, update=None, deep: bool = False) -> "ModelSpec":
+        """A copy without the block_params memo (an update may change the blocks)."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy._block_params = {}
+        return copy
+
     def block_params(self, active: bool = False) -> int:
-        """Parameters of all transformer blocks (no embeddings, LM head or final norm)."""
-        return sum(self.layer_params(i, active) for i in range(self.num_layers))
+        """Parameters of all transformer blocks (no embeddings, LM head or final norm).
+        Memoized (the spec is frozen): every perf-model step time asks for it."""
+        if active not in self._block_params:
+            self._block_params[active] = sum(self.layer_params(i, active)
+                                             for i in range(self.num_layers))
+        return self._block_params[active]
 
     @property
     def total_params(self) -> int:

@@ -117,3 +117,11 @@ def test_json_syntax_error(write):
 def test_unknown_model_suggests():
     with pytest.raises(InputError, match="did you mean llama-3.1-70b"):
         load_model("llama-3.1-7b")
+
+
+def test_block_params_memo_does_not_survive_an_update():
+    m = load_model("llama-3.1-70b")
+    full = m.block_params()
+    assert m.block_params() == full == sum(m.layer_params(i) for i in range(m.num_layers))
+    half = m.model_copy(update={"num_layers": m.num_layers // 2})
+    assert half.block_params() * 2 == full and m.block_params() == full
