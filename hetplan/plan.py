@@ -316,6 +316,14 @@ def validate_plan(plan: Plan, file=None, cat=None) -> None:
 
     for f in NAME_FIELDS:
         name(f, getattr(plan, f))
+    from pydantic import ValidationError
+
+    from hetplan.errors import from_validation_error
+    from hetplan.scenario import SLO
+    try:
+        SLO(**plan.slo) if isinstance(plan.slo, dict) else bad("slo", "expected a mapping")
+    except ValidationError as e:
+        raise from_validation_error(e, file=file, prefix="slo") from None
     if plan.kv_link is not None:
         from hetplan.catalog import unknown_name_message
         from hetplan.perf.links import load_links

@@ -25,7 +25,7 @@ from cli_harness import (OK_CODES, PLAN_FIXTURE, TINY_SCENARIO, assert_finite_js
                          snapshot, temp_files)
 
 COMMAND_BUDGET_S = 15.0
-FUZZ = settings(max_examples=25, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=50, deadline=None, derandomize=True, database=None,
                 phases=(Phase.explicit, Phase.generate),
                 suppress_health_check=list(HealthCheck))
 
