@@ -275,6 +275,7 @@ def _set(path: str, value):
     ("pools.1.kv_dtype", "fp3"), ("pools.0.role", "router"), ("pools.0.gpus", 3),
     ("cost_usd_per_hour", math.nan), ("pools.1.utilization", math.inf),
     ("scenario", "s\ntouch x"), ("pools.0.name", "p\rq"), ("classes.0.name", "c\x1b"),
+    ("slo.tpot_ms", -1.0), ("slo.percentile", 500), ("slo.ttft_ms", "fast"),
 ])
 def test_bad_plan_fields_are_refused(tmp_path, field, value):
     path = _bad_plan(tmp_path, _set(field, value))
