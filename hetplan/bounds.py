@@ -104,6 +104,18 @@ def check_address(v: str) -> str:
     return v
 
 
+def check_unique(v: list) -> list:
+    """A list that names each item once (a GPU, role or dtype listed twice would be planned
+    twice: two solver variables for one candidate)."""
+    seen = set()
+    for i, x in enumerate(v):
+        if x in seen:
+            raise ValueError(f"{getattr(x, 'value', x)!r} is listed twice (item {i})")
+        seen.add(x)
+    return v
+
+
+Unique = AfterValidator(check_unique)
 Text = Annotated[str, AfterValidator(check_text)]
 MaybeText = Annotated[str, AfterValidator(lambda v: check_text(v) if v else v)]  # "" allowed
 SafeName = Annotated[str, AfterValidator(check_file_name)]

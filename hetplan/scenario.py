@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hetplan.bounds import (BudgetUsdPerHour, ClassesPerAxis, GpuCount, LatencyMs, PpDegree,
-                            SafeName, Text, TpDegree, WindowS)
+                            SafeName, Text, TpDegree, Unique, WindowS)
 from hetplan.catalog import Catalog, load_catalog, unknown_name_message
 from hetplan.dtypes import Dtype
 from hetplan.engine_limits import EngineLimits
@@ -89,7 +89,7 @@ class CatalogSelection(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    gpus: list[SafeName] | None = Field(default=None, min_length=1)   # None: every priced GPU
+    gpus: Annotated[list[SafeName], Unique] | None = Field(default=None, min_length=1)   # None: every priced GPU
     prices: SafeName                            # price sheet name (file stem in catalogs/prices)
     use_spot: bool = False
     availability: dict[SafeName, GpuCount] = {}  # GPU -> max GPUs (overrides the sheet's counts)
@@ -110,9 +110,9 @@ class Constraints(BaseModel):
 
     budget_usd_per_hour: BudgetUsdPerHour | None = None
     allow_cross_vendor: bool = False            # prefill and decode on different vendors
-    roles: list[Role] = list(ROLES)
-    weight_dtypes: list[Dtype] = ["bf16", "fp8"]
-    kv_dtypes: list[Dtype] = ["bf16", "fp8"]
+    roles: Annotated[list[Role], Unique] = list(ROLES)
+    weight_dtypes: Annotated[list[Dtype], Unique] = ["bf16", "fp8"]
+    kv_dtypes: Annotated[list[Dtype], Unique] = ["bf16", "fp8"]
     max_tp: TpDegree = 8
     max_pp: PpDegree = 1
     target_utilization: float = Field(default=0.8, gt=0.0, le=1.0)

@@ -131,6 +131,10 @@ def register(app: typer.Typer, echo_json) -> None:
             else:
                 plan = plan_scenario(rs, cat, solver=solver, time_limit_s=time_limit,
                                      progress=_progress)
+            if not plan.pools:          # max_goodput: the budget buys no useful replica
+                budget = rs.scenario.constraints.budget_usd_per_hour
+                raise Infeasible([f"constraints.budget_usd_per_hour: ${budget:g}/h buys no "
+                                  "replica that serves a class within the SLO"])
         except Infeasible as e:
             _progress("")
             typer.echo("infeasible: no plan meets the scenario", err=True)

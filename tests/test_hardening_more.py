@@ -1,0 +1,158 @@
+"""More hostile inputs (the red-team pass after issue 14): special files, odd trace lines and
+column maps, calibration inputs, model configs, scenario lists and click usage errors. Each
+ends in exit 2 (3 when infeasible) and one stderr line naming the file or flag and field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from test_hardening import TRACE_HEADER, cli, one_line
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def trace(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+# ---- special files: never block on open, never read a device without end -----------------
+
+@pytest.fixture
+def fifo(tmp_path):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    p = tmp_path / "pipe.csv"
+    os.mkfifo(p)
+    return p
+
+
+@pytest.mark.parametrize("args", [("scenario", "check"), ("workload", "stats"),
+                                  ("workload", "sample", "--out", "x.csv", "--spec")])
+def test_fifo_without_a_writer_does_not_hang(tmp_path, capsys, fifo, args):
+    argv = [a.replace("x.csv", str(tmp_path / "x.csv")) for a in args]
+    code, _, err = cli(capsys, *argv, str(fifo))
+    assert code == 2
+    one_line(err, str(fifo))
+    assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+def test_device_as_trace_is_refused(capsys):
+    code, _, err = cli(capsys, "workload", "stats", "/dev/zero")
+    assert code == 2
+    one_line(err, "/dev/zero", "character device")
+
+
+def test_directory_as_trace(tmp_path, capsys):
+    code, _, err = cli(capsys, "workload", "stats", str(tmp_path))
+    assert code == 2
+    one_line(err, str(tmp_path), "is a directory")
+
+
+# ---- trace lines and column maps ----------------------------------------------------------
+
+@pytest.mark.parametrize("line", ['{"arrival_s": 0, "input_tokens": ' + "9" * 5000 +
+                                  ', "output_tokens": 5}', "[" * 100_000 + "]" * 100_000])
+@pytest.mark.parametrize("first", [True, False])
+def test_jsonl_line_json_cannot_parse(tmp_path, capsys, line, first):
+    good = "".join(f'{{"arrival_s": {i}, "input_tokens": 5, "output_tokens": 5}}\n'
+                   for i in range(3))
+    p = trace(tmp_path, "t.jsonl", line + "\n" + good if first else good + line + "\n")
+    code, out, err = cli(capsys, "workload", "stats", str(p), "--json")
+    if first:                           # the header line: the format cannot be told
+        assert code == 2
+        one_line(err, str(p), "first line is not a JSON object")
+    else:                               # a bad row, counted and skipped
+        assert code == 0, err
+        assert json.loads(out)["load"]["bad_rows"] == 1
+
+
+def test_one_column_mapped_twice(tmp_path, capsys):
+    p = trace(tmp_path, "t.csv", "ts,in,out\n0,5,5\n1,6,6\n")
+    code, _, err = cli(capsys, "workload", "stats", str(p), "--column-map", "arrival_s=ts",
+                       "--column-map", "input_tokens=ts", "--column-map", "output_tokens=out")
+    assert code == 2
+    one_line(err, str(p), "column_map", "'ts'")
+
+
+def test_column_map_key_given_twice(tmp_path, capsys):
+    p = trace(tmp_path, "t.csv", "ts,in,out\n0,5,5\n")
+    code, _, err = cli(capsys, "workload", "stats", str(p), "--column-map", "arrival_s=ts",
+                       "--column-map", "arrival_s=in")
+    assert code == 2
+    one_line(err, "--column-map", "arrival_s given twice")
+
+
+def test_on_bad_names_its_field(tmp_path, capsys):
+    p = trace(tmp_path, "t.csv", TRACE_HEADER + "0,5,5\n")
+    code, _, err = cli(capsys, "workload", "stats", str(p), "--on-bad", "explode")
+    assert code == 2
+    one_line(err, "on_bad", "'explode'")
+
+
+# ---- scenario lists, budgets, inventories -------------------------------------------------
+
+TINY = {"name": "tiny", "model": "llama-3.1-8b",
+        "workload": {"synthetic": {"arrival": {"process": "poisson", "rate_rps": 5.0},
+                                   "input_tokens": {"dist": "fixed", "value": 256},
+                                   "output_tokens": {"dist": "fixed", "value": 128},
+                                   "duration_s": 60, "seed": 0}},
+        "slo": {"ttft_ms": 1000, "tpot_ms": 50, "percentile": 90},
+        "catalog": {"gpus": ["L40S", "H100-SXM"], "prices": "2026-04-17-seed"},
+        "constraints": {"max_tp": 2, "target_utilization": 0.8},
+        "objective": "min_cost"}
+
+
+def tiny(tmp_path: Path, name: str = "s", **edits) -> Path:
+    import copy
+
+    import yaml
+    raw = copy.deepcopy(TINY)
+    for key, value in edits.items():
+        section, field = key.split("__")
+        raw.setdefault(section, {})[field] = value
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize("key,value,field", [
+    ("constraints__roles", ["colocated", "colocated"], "constraints.roles"),
+    ("constraints__weight_dtypes", ["bf16", "bf16"], "constraints.weight_dtypes"),
+    ("constraints__kv_dtypes", ["fp8", "fp8"], "constraints.kv_dtypes"),
+    ("catalog__gpus", ["L40S", "L40S"], "catalog.gpus"),
+])
+def test_item_listed_twice(tmp_path, capsys, key, value, field):
+    p = tiny(tmp_path, **{key: value})
+    code, _, err = cli(capsys, "solve", str(p), "--out", str(tmp_path / "out"))
+    assert code == 2
+    one_line(err, str(p), field, "listed twice")
+    assert not (tmp_path / "out").exists()
+
+
+def test_budget_that_buys_nothing_is_infeasible(tmp_path, capsys):
+    p = tiny(tmp_path, constraints__budget_usd_per_hour=0.01)
+    p.write_text(p.read_text().replace("objective: min_cost", "objective: max_goodput"))
+    code, _, err = cli(capsys, "solve", str(p), "--out", str(tmp_path / "out"))
+    assert code == 3, err
+    assert "Traceback" not in err and "budget_usd_per_hour" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_inventory_csv_row_with_surplus_values(tmp_path, capsys):
+    csv_path = tmp_path / "nodes.csv"
+    csv_path.write_text("id,gpu,gpus,rack,fabric,nic_gbps\nn1,L40S,8,r1,f1,400,1,2\n")
+    inv = tmp_path / "inv.yaml"
+    inv.write_text("nodes_csv: nodes.csv\n")
+    p = tiny(tmp_path)
+    p.write_text(p.read_text() + f"inventory: {inv}\n")
+    code, _, err = cli(capsys, "solve", str(p), "--out", str(tmp_path / "out"))
+    assert code == 2
+    one_line(err, str(csv_path), "line 2", "8 values")
