@@ -156,3 +156,71 @@ def test_inventory_csv_row_with_surplus_values(tmp_path, capsys):
     code, _, err = cli(capsys, "solve", str(p), "--out", str(tmp_path / "out"))
     assert code == 2
     one_line(err, str(csv_path), "line 2", "8 values")
+
+
+# ---- calibrate ----------------------------------------------------------------------------
+
+def test_calibrate_run_checks_inputs_before_torch(tmp_path, capsys):
+    code, _, err = cli(capsys, "calibrate", "run", "--gpu", "Z9", "--device", "cpu",
+                       "--out", str(tmp_path / "c.yaml"))
+    assert code == 2
+    one_line(err, "unknown GPU 'Z9'")
+    code, _, err = cli(capsys, "calibrate", "run", "--gpu", "H100-SXM", "--tp", "0")
+    assert code == 2
+    one_line(err, "--tp")
+    code, _, err = cli(capsys, "calibrate", "run", "--gpu", "H100-SXM", "--out", str(tmp_path))
+    assert code == 2
+    one_line(err, str(tmp_path), "--out", "is a directory")
+
+
+def test_calibrate_run_without_torch_is_an_input_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "torch", None)   # import torch fails
+    code, _, err = cli(capsys, "calibrate", "run", "--gpu", "H100-SXM", "--device", "cpu",
+                       "--quick", "--out", str(tmp_path / "c.yaml"))
+    assert code == 2
+    one_line(err, "PyTorch is needed")
+    assert not (tmp_path / "c.yaml").exists()
+
+
+def test_import_aiconfigurator_wheel_that_is_not_a_zip(tmp_path, capsys):
+    whl = tmp_path / "aiconfigurator_core-0.1-py3-none-any.whl"
+    whl.write_bytes(b"PK\x03\x04 not really")
+    code, _, err = cli(capsys, "calibrate", "import-aiconfigurator", str(whl),
+                       "--out-dir", str(tmp_path / "cal"))
+    assert code == 2
+    one_line(err, str(whl), "not a wheel")
+    assert not (tmp_path / "cal").exists()
+
+
+@pytest.mark.parametrize("command", ["fit-overhead", "import-bench"])
+def test_calibration_dir_that_is_a_file(tmp_path, capsys, command):
+    bench = tmp_path / "b.json"
+    bench.write_text("{}")
+    code, _, err = cli(capsys, "calibrate", command, str(bench), "--calibration-dir",
+                       str(bench))
+    assert code == 2
+    one_line(err, str(bench), "--calibration-dir", "not a directory")
+
+
+@pytest.mark.parametrize("name,text,needle", [
+    ("strs.json", json.dumps({"hetplan_tp": 1, "completed": "y", "total_input_tokens": 1,
+                              "total_output_tokens": 1, "median_tpot_ms": 1}), "bad value"),
+    ("tp.json", json.dumps({"hetplan_tp": "two"}), "hetplan_tp"),
+    ("empty.csv", "", "no measurement rows"),
+    ("hello.txt", "hello\n", "no measurement rows"),
+])
+def test_fit_overhead_bad_tables(tmp_path, capsys, name, text, needle):
+    p = tmp_path / name
+    p.write_text(text)
+    code, _, err = cli(capsys, "calibrate", "fit-overhead", str(p), "--gpu", "H100-SXM",
+                       "--model", "llama-3.1-8b", "--calibration-dir", str(tmp_path / "cal"))
+    assert code == 2
+    one_line(err, str(p), needle)
+    assert not (tmp_path / "cal").exists()
+
+
+def test_fit_overhead_table_that_is_a_directory(tmp_path, capsys):
+    code, _, err = cli(capsys, "calibrate", "fit-overhead", str(tmp_path),
+                       "--calibration-dir", str(tmp_path / "cal"))
+    assert code == 2
+    one_line(err, str(tmp_path), "is a directory")
