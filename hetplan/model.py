@@ -260,9 +260,23 @@ CONFIG_BOUNDS: dict[str, tuple[int, int]] = {
 }
 
 
+# config.json key -> the JSON type its value must have when present
+CONFIG_TYPES: dict[str, tuple[type, str]] = {
+    "quantization_config": (dict, "an object"), "architectures": (list, "a list of names"),
+    "torch_dtype": (str, "a dtype name"), "dtype": (str, "a dtype name"),
+    "model_type": (str, "a name")}
+
+
 def check_config_numbers(cfg: dict[str, Any]) -> None:
     """Every size in a config.json is a whole number within CONFIG_BOUNDS; layer lists are
-    layer indices. InputError naming the key otherwise."""
+    layer indices; heads and experts fit together (GQA: KV heads divide the attention
+    heads; a token picks at most the experts there are); CONFIG_TYPES hold. InputError
+    naming the key otherwise."""
+    for key, (typ, what) in CONFIG_TYPES.items():
+        v = cfg.get(key)
+        if v is not None and (not isinstance(v, typ) or key == "architectures" and not all(
+                isinstance(a, str) for a in v)):
+            raise InputError(f"must be {what}, not {v!r}"[:200], field=key)
     for key, (lo, hi) in CONFIG_BOUNDS.items():
         v = cfg.get(key)
         if v is None:
@@ -279,6 +293,15 @@ def check_config_numbers(cfg: dict[str, Any]) -> None:
         if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < MAX_LAYERS:
             raise InputError(f"must hold layer indices in [0, {MAX_LAYERS:,}), not {i!r}",
                              field="mlp_only_layers")
+    heads, kv_heads = cfg.get("num_attention_heads"), cfg.get("num_key_value_heads")
+    if heads and kv_heads and heads % kv_heads:
+        raise InputError(f"{kv_heads} does not divide num_attention_heads ({heads})",
+                         field="num_key_value_heads")
+    experts = _first(cfg, "n_routed_experts", "num_local_experts", "num_experts")
+    per_token = _first(cfg, "num_experts_per_tok", "experts_per_token")
+    if experts and per_token and per_token > experts:
+        raise InputError(f"{per_token} experts per token, more than the {experts} experts",
+                         field="num_experts_per_tok")
 
 
 def _first(cfg: dict[str, Any], *keys: str, default: Any = None) -> Any:
@@ -291,6 +314,9 @@ def _first(cfg: dict[str, Any], *keys: str, default: Any = None) -> Any:
 def spec_from_hf_config(cfg: dict[str, Any], name: str) -> ModelSpec:
     """Map a Hugging Face config dict to a ModelSpec. Raises pydantic/KeyError on gaps."""
     if "text_config" in cfg and "num_hidden_layers" not in cfg:   # multimodal wrappers
+        if not isinstance(cfg["text_config"], dict):
+            raise InputError("must be an object (the language model's config)",
+                             field="text_config")
         cfg = {**cfg["text_config"], "architectures": cfg.get("architectures")}
     check_config_numbers(cfg)
     arch = (cfg.get("architectures") or [cfg.get("model_type", "unknown")])[0]

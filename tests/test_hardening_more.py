@@ -224,3 +224,30 @@ def test_fit_overhead_table_that_is_a_directory(tmp_path, capsys):
                        "--calibration-dir", str(tmp_path / "cal"))
     assert code == 2
     one_line(err, str(tmp_path), "is a directory")
+
+
+# ---- a hostile local config.json ----------------------------------------------------------
+
+LLAMA_8B = json.loads((ROOT / "catalogs" / "models" / "llama-3.1-8b.json").read_text())
+
+
+@pytest.mark.parametrize("edit,field,needle", [
+    ({"num_key_value_heads": 7}, "num_key_value_heads", "does not divide"),
+    ({"num_key_value_heads": 64}, "num_key_value_heads", "does not divide"),
+    ({"num_local_experts": 4, "num_experts_per_tok": 8}, "num_experts_per_tok", "more than"),
+    ({"quantization_config": "fp8"}, "quantization_config", "must be an object"),
+    ({"torch_dtype": [1]}, "torch_dtype", "must be a dtype name"),
+    ({"architectures": "LlamaForCausalLM"}, "architectures", "list of names"),
+    ({"architectures": [1]}, "architectures", "list of names"),
+    ({"text_config": "x", "num_hidden_layers": None}, "text_config", "must be an object"),
+])
+@pytest.mark.parametrize("command", ["model", "estimate"])
+def test_model_config_shapes(tmp_path, capsys, edit, field, needle, command):
+    cfg = {k: v for k, v in {**LLAMA_8B, **edit}.items() if v is not None}
+    p = tmp_path / "config.json"
+    p.write_text(json.dumps(cfg))
+    args = (["model", "show", str(p)] if command == "model" else
+            ["estimate", "--model", str(p), "--gpu", "H100-SXM", "--input", "8", "--output", "8"])
+    code, _, err = cli(capsys, *args)
+    assert code == 2
+    one_line(err, str(p), field, needle)
