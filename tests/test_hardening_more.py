@@ -251,3 +251,26 @@ def test_model_config_shapes(tmp_path, capsys, edit, field, needle, command):
     code, _, err = cli(capsys, *args)
     assert code == 2
     one_line(err, str(p), field, needle)
+
+
+# ---- click usage errors: one line, exit 2 -------------------------------------------------
+
+@pytest.mark.parametrize("args,needles", [
+    (["workload", "stats", "t.csv", "--classes", "9"], ["hetplan workload stats", "--classes"]),
+    (["solve"], ["hetplan solve", "Missing argument"]),
+    (["solve", "a.yaml", "b.yaml"], ["hetplan solve", "unexpected extra argument"]),
+    (["solve", "a.yaml", "--bogus"], ["hetplan solve", "--bogus"]),
+    (["estimate", "--gpu", "H100-SXM", "--input", "5", "--output", "5"], ["--model"]),
+    (["bogus"], ["No such command"]),
+])
+def test_usage_error_is_one_line(capsys, args, needles):
+    code, _, err = cli(capsys, *args)
+    assert code == 2
+    one_line(err, "error: ", *needles)
+
+
+def test_help_and_exit_codes_survive(capsys):
+    code, out, _ = cli(capsys, "solve", "--help")
+    assert code == 0 and "Usage: hetplan solve" in out
+    code, _, err = cli(capsys, "calibrate")           # a group alone: its help
+    assert code == 2 and "fit-overhead" in err
