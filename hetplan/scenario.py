@@ -168,6 +168,7 @@ class ResolvedScenario:
     trace: Trace | None                   # None when the classes were given (`with_classes`)
     inventory: Inventory | None = None
     planning_rate: tuple[str, float] = ("mean", 0.0)    # parsed `workload.planning_rate`
+    source: str | None = None             # the file it came from (named by later errors)
 
     # Scenario fields a variant may change: none of them changes what was loaded.
     DERIVABLE = frozenset({"name", "description", "slo", "catalog", "constraints", "objective"})
@@ -241,7 +242,8 @@ def check_scenario(s: Scenario, catalog: Catalog, file: str | Path | None = None
     except ValueError as e:
         raise InputError(str(e), file=file, field="workload") from None
     return ResolvedScenario(s, model, tuple(classes), trace, inventory,
-                            parse_planning_rate(w.planning_rate))
+                            parse_planning_rate(w.planning_rate),
+                            str(file) if file is not None else None)
 
 
 def check_catalog_selection(sel: CatalogSelection, catalog: Catalog,

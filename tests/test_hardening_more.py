@@ -274,3 +274,41 @@ def test_help_and_exit_codes_survive(capsys):
     assert code == 0 and "Usage: hetplan solve" in out
     code, _, err = cli(capsys, "calibrate")           # a group alone: its help
     assert code == 2 and "fit-overhead" in err
+
+
+# ---- errors found after loading name the scenario file; --failed edge cases ---------------
+
+def test_unpriced_gpus_name_the_scenario(tmp_path, capsys):
+    p = tiny(tmp_path, catalog__gpus=["RTX-4090"])
+    code, _, err = cli(capsys, "solve", str(p), "--out", str(tmp_path / "out"))
+    assert code == 2
+    one_line(err, str(p), "catalog.gpus", "price")
+
+
+@pytest.mark.parametrize("command", ["solve", "compare", "frontier"])
+def test_goodput_without_budget_names_the_scenario(tmp_path, capsys, command):
+    p = tiny(tmp_path)
+    p.write_text(p.read_text().replace("objective: min_cost", "objective: max_goodput"))
+    code, _, err = cli(capsys, command, str(p))
+    assert code == 2
+    one_line(err, str(p), "constraints.budget_usd_per_hour")
+
+
+def inventory_scenario(tmp_path: Path) -> Path:
+    inv = tmp_path / "inv.yaml"
+    inv.write_text("nodes:\n" + "".join(
+        f"  - {{id: n{i}, gpu: L40S, gpus: 8, rack: r1, fabric: f1, nic_gbps: 400}}\n"
+        for i in (1, 2)))
+    p = tiny(tmp_path)
+    p.write_text(p.read_text() + f"inventory: {inv}\n")
+    return p
+
+
+@pytest.mark.parametrize("failed,needle", [("n1,n2", "every node"), (",", "names no node")])
+def test_failed_that_leaves_nothing(tmp_path, capsys, failed, needle):
+    p = inventory_scenario(tmp_path)
+    code, _, err = cli(capsys, "solve", str(p), "--failed", failed, "--out",
+                       str(tmp_path / "out"))
+    assert code == 2
+    one_line(err, "--failed", needle)
+    assert not (tmp_path / "out").exists()

@@ -112,6 +112,8 @@ def register(app: typer.Typer, echo_json) -> None:
             typer.echo(r.line(), err=as_json)
 
         failed_ids = sorted({f.strip() for x in failed or [] for f in x.split(",") if f.strip()})
+        if failed and not failed_ids:
+            raise InputError("names no node", field="--failed")
         if previous and not failed_ids:
             raise InputError("--previous goes with --failed", field="--previous")
         if validate and failed_ids:
