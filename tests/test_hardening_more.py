@@ -312,3 +312,76 @@ def test_failed_that_leaves_nothing(tmp_path, capsys, failed, needle):
     assert code == 2
     one_line(err, "--failed", needle)
     assert not (tmp_path / "out").exists()
+
+
+# ---- plan.json consistency and emit options -----------------------------------------------
+
+def placed_plan(tmp_path: Path) -> dict:
+    """A plan.json placed on a 2-node inventory (solved once per test module)."""
+    p = inventory_scenario(tmp_path)
+    code, _, err = cli_quiet(["solve", str(p), "--out", str(tmp_path / "base")])
+    assert code == 0, err
+    return json.loads((tmp_path / "base" / "plan.json").read_text())
+
+
+def cli_quiet(args):
+    from cli_harness import run_main
+    r = run_main(*args)
+    return r.code, r.out, r.err
+
+
+@pytest.fixture(scope="module")
+def placed(tmp_path_factory):
+    return placed_plan(tmp_path_factory.mktemp("placed"))
+
+
+def _shard(d, **k):
+    d["placement"]["shards"][0].update(k)
+
+
+@pytest.mark.parametrize("edit,field,needle", [
+    (lambda d: _shard(d, node="zz"), "placement.shards.0.node", "not in placement.nodes"),
+    (lambda d: _shard(d, gpu_indices=[99]), "placement.shards.0.gpu_indices", "GPU 99"),
+    (lambda d: _shard(d, gpu_indices=[-1]), "placement.shards.0.gpu_indices", "GPU -1"),
+    (lambda d: _shard(d, gpu_indices=[0, 0]), "placement.shards.0.gpu_indices", "for tp"),
+    (lambda d: _shard(d, pool="nope"), "placement.shards.0.pool", "no pool named"),
+    (lambda d: _shard(d, replica=99), "placement.shards.0.replica", "must be between"),
+    (lambda d: _shard(d, stage=5), "placement.shards.0.stage", "must be between"),
+    (lambda d: d["placement"]["shards"].append(dict(d["placement"]["shards"][0], replica=1)),
+     "placement.shards.1", "also held by placement.shards.0"),
+    (lambda d: d["placement"]["nodes"][0].update(gpus=0), "placement.nodes.0.gpus",
+     "must be between"),
+    (lambda d: d["placement"]["nodes"].append(d["placement"]["nodes"][0]),
+     "placement.nodes.1.id", "duplicate node id"),
+    (lambda d: d["pools"][0]["routes"][0].update(workload_class="zz"),
+     "pools.0.routes.0.workload_class", "no class named"),
+    (lambda d: d["pools"].append(d["pools"][0]), "pools.1.name", "duplicate pool name"),
+])
+@pytest.mark.parametrize("command", ["emit", "simulate"])
+def test_inconsistent_plan_refused(tmp_path, capsys, placed, edit, field, needle, command):
+    import copy
+    d = copy.deepcopy(placed)
+    if field == "placement.shards.1":       # a second replica's shard on the first's GPU
+        d["pools"][0]["replicas"] += 1
+        d["pools"][0]["gpus"] += d["pools"][0]["tp"] * d["pools"][0]["pp"]
+    edit(d)
+    p = tmp_path / "plan.json"
+    p.write_text(json.dumps(d))
+    out = tmp_path / "out"
+    tr = trace(tmp_path, "t.csv", TRACE_HEADER + "0,5,5\n1,5,5\n")
+    args = (["emit", str(p), "--target", "vllm", "--out", str(out)] if command == "emit" else
+            ["simulate", str(p), "--trace", str(tr), "--out", str(out)])
+    code, _, err = cli(capsys, *args)
+    assert code == 2
+    one_line(err, str(p), field, needle)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flag", ["--served-model-name", "--model-path"])
+def test_emit_option_with_a_newline(tmp_path, capsys, flag):
+    out = tmp_path / "out"
+    code, _, err = cli(capsys, "emit", str(ROOT / "tests" / "data" / "emit_plan.json"),
+                       "--target", "vllm", "--out", str(out), flag, "a\nb")
+    assert code == 2
+    one_line(err, flag, "control character")
+    assert not out.exists()

@@ -11,7 +11,15 @@ from hetplan.cli.options import out_dir
 
 
 def emit_options(model_path, served_model_name, kv_connector):
+    from hetplan.bounds import check_text
     from hetplan.emit import EmitOptions
+    from hetplan.errors import InputError
+    for flag, value in (("--model-path", model_path), ("--served-model-name", served_model_name)):
+        try:                            # both reach scripts, manifests and comments
+            if value is not None:
+                check_text(value)
+        except ValueError as e:
+            raise InputError(str(e), field=flag) from None
     return EmitOptions(model_path=model_path, served_model_name=served_model_name,
                        kv_connector=kv_connector)
 
