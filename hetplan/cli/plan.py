@@ -137,12 +137,9 @@ def register(app: typer.Typer, echo_json) -> None:
                 budget = rs.scenario.constraints.budget_usd_per_hour
                 raise Infeasible([f"constraints.budget_usd_per_hour: ${budget:g}/h buys no "
                                   "replica that serves a class within the SLO"])
-        except Infeasible as e:
-            _progress("")
-            typer.echo("infeasible: no plan meets the scenario", err=True)
-            for r in e.reasons:
-                typer.echo(f"  - {r}", err=True)
-            raise typer.Exit(3) from None
+        except Infeasible:
+            _progress("")               # the entry point prints the reasons on one line
+            raise
         _progress("")
         report = plan_report(plan) + (val.markdown() if val else "")
         written: list[Path] = []
