@@ -5,6 +5,7 @@ for identical inputs (sorted keys, rounded floats)."""
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
@@ -275,6 +276,19 @@ def _rounded(obj):
 
 
 NAME_FIELDS = ("scenario", "model", "model_ref", "solver", "objective", "status", "kv_link")
+
+
+@contextmanager
+def plan_errors(path):
+    """An InputError about a field of the plan that a later stage finds (an emitter, the
+    simulator) names the plan's file too."""
+    from hetplan.errors import InputError
+    try:
+        yield
+    except InputError as e:
+        if e.file is None and (e.field or "").split(".")[0] in Plan.model_fields:
+            raise InputError(e.message, file=path, field=e.field) from None
+        raise
 
 
 def load_plan(path, cat=None) -> Plan:

@@ -110,9 +110,9 @@ class Constraints(BaseModel):
 
     budget_usd_per_hour: BudgetUsdPerHour | None = None
     allow_cross_vendor: bool = False            # prefill and decode on different vendors
-    roles: Annotated[list[Role], Unique] = list(ROLES)
-    weight_dtypes: Annotated[list[Dtype], Unique] = ["bf16", "fp8"]
-    kv_dtypes: Annotated[list[Dtype], Unique] = ["bf16", "fp8"]
+    roles: Annotated[list[Role], Unique, Field(min_length=1)] = list(ROLES)
+    weight_dtypes: Annotated[list[Dtype], Unique, Field(min_length=1)] = ["bf16", "fp8"]
+    kv_dtypes: Annotated[list[Dtype], Unique, Field(min_length=1)] = ["bf16", "fp8"]
     max_tp: TpDegree = 8
     max_pp: PpDegree = 1
     target_utilization: float = Field(default=0.8, gt=0.0, le=1.0)

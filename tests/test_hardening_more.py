@@ -385,3 +385,34 @@ def test_emit_option_with_a_newline(tmp_path, capsys, flag):
     assert code == 2
     one_line(err, flag, "control character")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("key", ["constraints__roles", "constraints__weight_dtypes",
+                                 "constraints__kv_dtypes"])
+def test_empty_list_is_an_input_error(tmp_path, capsys, key):
+    p = tiny(tmp_path, **{key: []})
+    code, _, err = cli(capsys, "solve", str(p))
+    assert code == 2
+    one_line(err, str(p), key.replace("__", "."), "at least 1 item")
+
+
+@pytest.mark.parametrize("command", ["emit", "simulate"])
+def test_plan_errors_found_late_name_the_plan(tmp_path, capsys, command):
+    d = json.loads((ROOT / "tests" / "data" / "emit_plan.json").read_text())
+    d["pools"] = [p for p in d["pools"] if p["role"] == "prefill"]
+    p = tmp_path / "plan.json"
+    p.write_text(json.dumps(d))
+    tr = trace(tmp_path, "t.csv", TRACE_HEADER + "0,5,5\n1,5,5\n")
+    args = (["emit", str(p), "--target", "vllm", "--out", str(tmp_path / "out")]
+            if command == "emit" else ["simulate", str(p), "--trace", str(tr)])
+    code, _, err = cli(capsys, *args)
+    assert code == 2
+    one_line(err, str(p), "pools")
+
+
+def test_simulate_unknown_kv_link_names_the_flag(tmp_path, capsys):
+    tr = trace(tmp_path, "t.csv", TRACE_HEADER + "0,5,5\n1,5,5\n")
+    code, _, err = cli(capsys, "simulate", str(ROOT / "tests" / "data" / "emit_plan.json"),
+                       "--trace", str(tr), "--kv-link", "bogus")
+    assert code == 2
+    one_line(err, "--kv-link", "unknown link 'bogus'")

@@ -57,8 +57,10 @@ def register(app: typer.Typer, echo_json) -> None:
         kv_connector: str = typer.Option("nixl", help="nixl | mooncake | lmcache"),
     ) -> None:
         """Emit runnable configs for a plan: vLLM commands, Kubernetes, Dynamo."""
-        from hetplan.plan import load_plan
+        from hetplan.plan import load_plan, plan_errors
 
         plan = load_plan(plan_path)
         opts = emit_options(model_path, served_model_name, kv_connector)
-        raise typer.Exit(emit_to(plan, target, out, opts, check))
+        with plan_errors(plan_path):
+            code = emit_to(plan, target, out, opts, check)
+        raise typer.Exit(code)
