@@ -401,7 +401,7 @@ def model_index(root: Path | None = None) -> dict[str, dict[str, Any]]:
     return raw["models"]
 
 
-def _resolve(ref: str | Path) -> tuple[Path, str]:
+def _resolve(ref: str | Path, field: str | None = None) -> tuple[Path, str]:
     ref_str = str(ref)
     path = Path(ref_str)
     if path.is_dir():
@@ -415,7 +415,7 @@ def _resolve(ref: str | Path) -> tuple[Path, str]:
             return root / meta["config"], key
     from hetplan.catalog import unknown_name_message
     raise InputError(unknown_name_message("model", ref_str, index) +
-                     " (or give a path to a config.json)")
+                     " (or give a path to a config.json)", field=field)
 
 
 def resolve_model_path(ref: str | Path) -> Path:
@@ -423,10 +423,11 @@ def resolve_model_path(ref: str | Path) -> Path:
     return _resolve(ref)[0]
 
 
-def load_model(ref: str | Path) -> ModelSpec:
+def load_model(ref: str | Path, field: str | None = None) -> ModelSpec:
     """Load a model by bundled key (`llama-3.1-70b`), by HF id in the index, or from a
-    path to a `config.json` (or a folder holding one)."""
-    return _load_config_file(*_resolve(ref))
+    path to a `config.json` (or a folder holding one). `field`: what an unknown name is
+    reported as (e.g. the flag it came from)."""
+    return _load_config_file(*_resolve(ref, field))
 
 
 # ModelSpec field -> the config.json key it came from (so errors name the user's field)

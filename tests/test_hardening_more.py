@@ -416,3 +416,18 @@ def test_simulate_unknown_kv_link_names_the_flag(tmp_path, capsys):
                        "--trace", str(tr), "--kv-link", "bogus")
     assert code == 2
     one_line(err, "--kv-link", "unknown link 'bogus'")
+
+
+@pytest.mark.parametrize("args,field", [
+    (["estimate", "--model", "llama-3.1-8b", "--gpu", "Z9", "--input", "5", "--output", "5"],
+     "--gpu"),
+    (["estimate", "--model", "nope", "--gpu", "H100-SXM", "--input", "5", "--output", "5"],
+     "--model"),
+    (["catalog", "show", "Z9"], "GPU"),
+    (["catalog", "list", "--prices", "nope"], "--prices"),
+    (["model", "show", "nope"], "MODEL"),
+])
+def test_unknown_names_name_their_flag(capsys, args, field):
+    code, _, err = cli(capsys, *args)
+    assert code == 2
+    one_line(err, f"error: {field}: unknown")

@@ -47,8 +47,8 @@ def register(app: typer.Typer, echo_json) -> None:
             if not 1 <= val <= most:
                 raise InputError(f"must be in [1, {most:,}]", field=name)
         cat = load_catalog()
-        cat.gpu(gpu)
-        pm = PerfModel(load_model(model), cat)
+        cat.gpu(gpu, field="--gpu")
+        pm = PerfModel(load_model(model, field="--model"), cat)
         est = estimate(pm, ReplicaShape(gpu, tp, pp, weight_dtype, kv_dtype), batch, input,
                        output)
         if as_json:
@@ -102,8 +102,8 @@ def calibrate_run(
 
     if not 1 <= tp <= MAX_TP:
         raise InputError(f"must be in [1, {MAX_TP}]", field="--tp")
-    g = load_catalog().gpu(gpu)     # every input is checked before torch is imported
-    spec = load_model(model)
+    g = load_catalog().gpu(gpu, field="--gpu")   # every input is checked before torch
+    spec = load_model(model, field="--model")
     gemm, attn = run_microbenchmarks(spec, g, tp, device, quick,
                                      progress=lambda s: typer.echo(s, err=True))
     import torch                    # present: run_microbenchmarks needs it
