@@ -72,6 +72,12 @@ def has_control(v: str) -> bool:
     return _CONTROL_RE.search(v) is not None
 
 
+def escape_control(v: str) -> str:
+    """`v` with every control character written as an escape (`\\x1b`), so a message that
+    quotes a hostile file can neither break its line nor drive the terminal."""
+    return _CONTROL_RE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), v)
+
+
 def check_text(v: str) -> str:
     """A name shown in scripts, comments and manifests: no control characters (newline,
     CR, NUL, other C0/C1 codes, DEL), not empty, at most MAX_NAME_CHARS."""

@@ -431,3 +431,12 @@ def test_unknown_names_name_their_flag(capsys, args, field):
     code, _, err = cli(capsys, *args)
     assert code == 2
     one_line(err, f"error: {field}: unknown")
+
+
+def test_error_quoting_a_hostile_header_escapes_control_characters(tmp_path, capsys):
+    p = tmp_path / "t.csv"
+    p.write_bytes(b"a\x1b]0;pwned\x07,b\x85\n1,2\n")
+    code, _, err = cli(capsys, "workload", "stats", str(p))
+    assert code == 2
+    one_line(err, str(p), r"a\x1b]0;pwned\x07")
+    assert "\x1b" not in err and "\x07" not in err

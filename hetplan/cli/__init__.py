@@ -13,6 +13,7 @@ import traceback
 
 import typer
 
+from hetplan.bounds import escape_control
 from hetplan.cli.options import new_app
 
 try:                                    # typer >= 0.20 ships its own copy of click
@@ -44,7 +45,7 @@ for _group in (inspect, emit, perf, plan, sim, workload):
 
 
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    return escape_control(" ".join(str(text).split()))
 
 
 def main(argv: list[str] | None = None) -> None:
