@@ -72,6 +72,12 @@ def has_control(v: str) -> bool:
     return _CONTROL_RE.search(v) is not None
 
 
+def escape_control(v: str) -> str:
+    """`v` with every control character written as an escape (`\\x1b`), so a message that
+    quotes a hostile file can neither break its line nor drive the terminal."""
+    return _CONTROL_RE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), v)
+
+
 def check_text(v: str) -> str:
     """A name shown in scripts, comments and manifests: no control characters (newline,
     CR, NUL, other C0/C1 codes, DEL), not empty, at most MAX_NAME_CHARS."""
@@ -104,6 +110,18 @@ def check_address(v: str) -> str:
     return v
 
 
+def check_unique(v: list) -> list:
+    """A list that names each item once (a GPU, role or dtype listed twice would be planned
+    twice: two solver variables for one candidate)."""
+    seen = set()
+    for i, x in enumerate(v):
+        if x in seen:
+            raise ValueError(f"{getattr(x, 'value', x)!r} is listed twice (item {i})")
+        seen.add(x)
+    return v
+
+
+Unique = AfterValidator(check_unique)
 Text = Annotated[str, AfterValidator(check_text)]
 MaybeText = Annotated[str, AfterValidator(lambda v: check_text(v) if v else v)]  # "" allowed
 SafeName = Annotated[str, AfterValidator(check_file_name)]

@@ -103,14 +103,16 @@ class Catalog(BaseModel):
     references: dict[str, str]
     price_sheets: dict[str, PriceSheet]
 
-    def gpu(self, name: str) -> GPU:
+    def gpu(self, name: str, field: str | None = None) -> GPU:
+        """The GPU `name`; InputError naming `field` (e.g. the flag it came from) if unknown."""
         if name not in self.gpus:
-            raise InputError(unknown_name_message("GPU", name, self.gpus))
+            raise InputError(unknown_name_message("GPU", name, self.gpus), field=field)
         return self.gpus[name]
 
-    def price_sheet(self, name: str) -> PriceSheet:
+    def price_sheet(self, name: str, field: str | None = None) -> PriceSheet:
         if name not in self.price_sheets:
-            raise InputError(unknown_name_message("price sheet", name, self.price_sheets))
+            raise InputError(unknown_name_message("price sheet", name, self.price_sheets),
+                             field=field)
         return self.price_sheets[name]
 
     def offers(self, sheet: str, gpus: list[str] | None = None) -> list[Offer]:

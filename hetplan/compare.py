@@ -89,7 +89,7 @@ def frontier(rs: ResolvedScenario, catalog: Catalog, vary: str, factors: Sequenc
     k, base = rs.scenario.constraints, rs.slo
     if vary == "budget" and k.budget_usd_per_hour is None:
         raise InputError("--vary budget needs constraints.budget_usd_per_hour",
-                         field="constraints.budget_usd_per_hour")
+                         file=rs.source, field="constraints.budget_usd_per_hour")
     rows = []
     for f in sorted(factors):
         if vary == "budget":

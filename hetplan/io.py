@@ -7,11 +7,12 @@ import json
 import math
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -40,23 +41,44 @@ def workloads_dir() -> Path:
     return data_root() / "workloads"
 
 
-def read_text(path: str | Path, max_bytes: int) -> str:
-    """A UTF-8 text file (a leading BOM is dropped) of at most `max_bytes`; a missing,
-    unreadable, oversized, binary or non-UTF-8 file is a one-line InputError."""
+_NOT_A_FILE = ((stat.S_ISDIR, "a directory"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def open_input(path: str | Path, *, devices_ok: bool = False) -> BinaryIO:
+    """Open an input file for binary reading, never blocking on the open: a FIFO being fed
+    (`<(zcat t.csv.gz)`) reads normally, one with no writer reads as empty. A directory,
+    a socket and, unless `devices_ok` (callers whose read is bounded), a device (/dev/zero
+    never ends) are InputErrors, as is a missing or unreadable file."""
     path = Path(path)
     try:
-        if path.is_dir():
-            raise InputError("is a directory, not a file", file=path)
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise InputError(f"file is {size / 2**20:,.1f} MiB, more than the limit of "
-                             f"{max_bytes / 2**20:,.0f} MiB", file=path)
-        with open(path, "rb") as f:       # bounded: /dev/zero or a FIFO has no size
-            data = f.read(max_bytes + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise InputError("file not found", file=path) from None
     except OSError as e:
         raise InputError(f"cannot read file ({e.strerror or e})", file=path) from None
+    mode = os.fstat(fd).st_mode
+    for test, kind in _NOT_A_FILE[:2] if devices_ok else _NOT_A_FILE:
+        if test(mode):
+            os.close(fd)
+            raise InputError(f"is {kind}, not a file", file=path)
+    os.set_blocking(fd, True)         # a FIFO reader now waits for data, not for a writer
+    return os.fdopen(fd, "rb")
+
+
+def read_text(path: str | Path, max_bytes: int) -> str:
+    """A UTF-8 text file (a leading BOM is dropped) of at most `max_bytes`; a missing,
+    unreadable, oversized, binary or non-UTF-8 file is a one-line InputError."""
+    path = Path(path)
+    with open_input(path, devices_ok=True) as f:    # bounded: /dev/zero or a FIFO has no size
+        try:
+            size = os.fstat(f.fileno()).st_size
+            if size > max_bytes:
+                raise InputError(f"file is {size / 2**20:,.1f} MiB, more than the limit of "
+                                 f"{max_bytes / 2**20:,.0f} MiB", file=path)
+            data = f.read(max_bytes + 1)
+        except OSError as e:
+            raise InputError(f"cannot read file ({e.strerror or e})", file=path) from None
     if len(data) > max_bytes:           # a file that grew, or a device/pipe without a size
         raise InputError(f"file is more than the limit of {max_bytes / 2**20:,.0f} MiB",
                          file=path)

@@ -272,9 +272,23 @@ CONFIG_BOUNDS: dict[str, tuple[int, int]] = {
 }
 
 
+# config.json key -> the JSON type its value must have when present
+CONFIG_TYPES: dict[str, tuple[type, str]] = {
+    "quantization_config": (dict, "an object"), "architectures": (list, "a list of names"),
+    "torch_dtype": (str, "a dtype name"), "dtype": (str, "a dtype name"),
+    "model_type": (str, "a name")}
+
+
 def check_config_numbers(cfg: dict[str, Any]) -> None:
     """Every size in a config.json is a whole number within CONFIG_BOUNDS; layer lists are
-    layer indices. InputError naming the key otherwise."""
+    layer indices; heads and experts fit together (GQA: KV heads divide the attention
+    heads; a token picks at most the experts there are); CONFIG_TYPES hold. InputError
+    naming the key otherwise."""
+    for key, (typ, what) in CONFIG_TYPES.items():
+        v = cfg.get(key)
+        if v is not None and (not isinstance(v, typ) or key == "architectures" and not all(
+                isinstance(a, str) for a in v)):
+            raise InputError(f"must be {what}, not {v!r}"[:200], field=key)
     for key, (lo, hi) in CONFIG_BOUNDS.items():
         v = cfg.get(key)
         if v is None:
@@ -291,6 +305,15 @@ def check_config_numbers(cfg: dict[str, Any]) -> None:
         if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < MAX_LAYERS:
             raise InputError(f"must hold layer indices in [0, {MAX_LAYERS:,}), not {i!r}",
                              field="mlp_only_layers")
+    heads, kv_heads = cfg.get("num_attention_heads"), cfg.get("num_key_value_heads")
+    if heads and kv_heads and heads % kv_heads:
+        raise InputError(f"{kv_heads} does not divide num_attention_heads ({heads})",
+                         field="num_key_value_heads")
+    experts = _first(cfg, "n_routed_experts", "num_local_experts", "num_experts")
+    per_token = _first(cfg, "num_experts_per_tok", "experts_per_token")
+    if experts and per_token and per_token > experts:
+        raise InputError(f"{per_token} experts per token, more than the {experts} experts",
+                         field="num_experts_per_tok")
 
 
 def _first(cfg: dict[str, Any], *keys: str, default: Any = None) -> Any:
@@ -303,6 +326,9 @@ def _first(cfg: dict[str, Any], *keys: str, default: Any = None) -> Any:
 def spec_from_hf_config(cfg: dict[str, Any], name: str) -> ModelSpec:
     """Map a Hugging Face config dict to a ModelSpec. Raises pydantic/KeyError on gaps."""
     if "text_config" in cfg and "num_hidden_layers" not in cfg:   # multimodal wrappers
+        if not isinstance(cfg["text_config"], dict):
+            raise InputError("must be an object (the language model's config)",
+                             field="text_config")
         cfg = {**cfg["text_config"], "architectures": cfg.get("architectures")}
     check_config_numbers(cfg)
     arch = (cfg.get("architectures") or [cfg.get("model_type", "unknown")])[0]
@@ -387,7 +413,7 @@ def model_index(root: Path | None = None) -> dict[str, dict[str, Any]]:
     return raw["models"]
 
 
-def _resolve(ref: str | Path) -> tuple[Path, str]:
+def _resolve(ref: str | Path, field: str | None = None) -> tuple[Path, str]:
     ref_str = str(ref)
     path = Path(ref_str)
     if path.is_dir():
@@ -401,7 +427,7 @@ def _resolve(ref: str | Path) -> tuple[Path, str]:
             return root / meta["config"], key
     from hetplan.catalog import unknown_name_message
     raise InputError(unknown_name_message("model", ref_str, index) +
-                     " (or give a path to a config.json)")
+                     " (or give a path to a config.json)", field=field)
 
 
 def resolve_model_path(ref: str | Path) -> Path:
@@ -409,10 +435,11 @@ def resolve_model_path(ref: str | Path) -> Path:
     return _resolve(ref)[0]
 
 
-def load_model(ref: str | Path) -> ModelSpec:
+def load_model(ref: str | Path, field: str | None = None) -> ModelSpec:
     """Load a model by bundled key (`llama-3.1-70b`), by HF id in the index, or from a
-    path to a `config.json` (or a folder holding one)."""
-    return _load_config_file(*_resolve(ref))
+    path to a `config.json` (or a folder holding one). `field`: what an unknown name is
+    reported as (e.g. the flag it came from)."""
+    return _load_config_file(*_resolve(ref, field))
 
 
 # ModelSpec field -> the config.json key it came from (so errors name the user's field)

@@ -5,11 +5,13 @@ for identical inputs (sorted keys, rounded floats)."""
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-from hetplan.bounds import MAX_BATCH, MAX_PP, MAX_REPLICAS_PER_POOL, has_control
+from hetplan.bounds import (MAX_BATCH, MAX_GPUS_PER_NODE, MAX_PP, MAX_REPLICAS_PER_POOL,
+                            has_control)
 from hetplan.engine_limits import EngineLimits
 from hetplan.enums import ROLES, Role, SolveStatus
 from hetplan.io import dumps_json
@@ -276,6 +278,19 @@ def _rounded(obj):
 NAME_FIELDS = ("scenario", "model", "model_ref", "solver", "objective", "status", "kv_link")
 
 
+@contextmanager
+def plan_errors(path):
+    """An InputError about a field of the plan that a later stage finds (an emitter, the
+    simulator) names the plan's file too."""
+    from hetplan.errors import InputError
+    try:
+        yield
+    except InputError as e:
+        if e.file is None and (e.field or "").split(".")[0] in Plan.model_fields:
+            raise InputError(e.message, file=path, field=e.field) from None
+        raise
+
+
 def load_plan(path, cat=None) -> Plan:
     """Read a plan.json written by `hetplan solve`; bad files are one-line InputErrors
     naming the file and the field (checked as `validate_plan` states). `cat`: the catalog
@@ -301,8 +316,10 @@ def validate_plan(plan: Plan, file=None, cat=None) -> None:
     control characters (they reach scripts, comments and file names); per pool a known
     role, a GPU in the catalog, known dtypes, 1 <= tp <= the GPU's per-node count,
     1 <= pp <= MAX_PP, 1 <= replicas <= MAX_REPLICAS_PER_POOL, gpus = replicas x tp x pp;
-    per route a rate >= 0 and 1 <= batch <= MAX_BATCH; placement ids and addresses without
-    control characters. The first violation is an InputError naming file and field."""
+    per route a rate >= 0, 1 <= batch <= MAX_BATCH and a class of `classes`; pool names
+    unique; placement ids and addresses without control characters and a consistent
+    placement (`_check_placement`). The first violation is an InputError naming file and
+    field."""
     from hetplan.catalog import load_catalog
     from hetplan.dtypes import DTYPES
     from hetplan.errors import InputError
@@ -331,8 +348,15 @@ def validate_plan(plan: Plan, file=None, cat=None) -> None:
         if plan.kv_link not in links:
             bad("kv_link", unknown_name_message("link", plan.kv_link, links))
     cat = cat or load_catalog()
+    for i, c in enumerate(plan.classes):
+        name(f"classes.{i}.name", c.name)
+    seen_pools: set[str] = set()
+    class_names = {c.name for c in plan.classes}
     for i, p in enumerate(plan.pools):
         at = f"pools.{i}"
+        if p.name in seen_pools:
+            bad(f"{at}.name", f"duplicate pool name {p.name!r}")
+        seen_pools.add(p.name)
         for f in ("name", "vendor"):
             name(f"{at}.{f}", getattr(p, f))
         if p.role not in ROLES:
@@ -355,12 +379,13 @@ def validate_plan(plan: Plan, file=None, cat=None) -> None:
                               f"({p.replicas * p.tp * p.pp})")
         for j, r in enumerate(p.routes):
             name(f"{at}.routes.{j}.workload_class", r.workload_class)
+            if class_names and r.workload_class not in class_names:
+                bad(f"{at}.routes.{j}.workload_class", f"no class named "
+                                                       f"{r.workload_class!r} in classes")
             if r.rate_rps < 0:
                 bad(f"{at}.routes.{j}.rate_rps", "must be >= 0")
             if not 1 <= r.batch <= MAX_BATCH:
                 bad(f"{at}.routes.{j}.batch", f"must be between 1 and {MAX_BATCH}")
-    for i, c in enumerate(plan.classes):
-        name(f"classes.{i}.name", c.name)
     if plan.placement is not None:
         pl = plan.placement
         name("placement.inventory", pl.inventory)
@@ -370,3 +395,41 @@ def validate_plan(plan: Plan, file=None, cat=None) -> None:
         for i, sh in enumerate(pl.shards):
             name(f"placement.shards.{i}.node", sh.node)
             name(f"placement.shards.{i}.pool", sh.pool)
+        _check_placement(plan, bad)
+
+
+def _check_placement(plan: Plan, bad) -> None:
+    """Placement consistency: node ids unique with 1..MAX_GPUS_PER_NODE GPUs; each shard on
+    a listed node, of a known pool, replica < replicas, stage < pp, `tp` distinct GPU
+    indices of its node that no other shard holds (emitters turn them into
+    CUDA_VISIBLE_DEVICES)."""
+    nodes: dict[str, int] = {}
+    for i, n in enumerate(plan.placement.nodes):
+        if n.id in nodes:
+            bad(f"placement.nodes.{i}.id", f"duplicate node id {n.id!r}")
+        if not 1 <= n.gpus <= MAX_GPUS_PER_NODE:
+            bad(f"placement.nodes.{i}.gpus", f"must be between 1 and {MAX_GPUS_PER_NODE}")
+        nodes[n.id] = n.gpus
+    pools = {p.name: p for p in plan.pools}
+    held: dict[tuple[str, int], int] = {}
+    for i, sh in enumerate(plan.placement.shards):
+        at = f"placement.shards.{i}"
+        if sh.node not in nodes:
+            bad(f"{at}.node", f"node {sh.node!r} is not in placement.nodes")
+        pool = pools.get(sh.pool)
+        if pool is None:
+            bad(f"{at}.pool", f"no pool named {sh.pool!r}")
+        if not 0 <= sh.replica < pool.replicas:
+            bad(f"{at}.replica", f"must be between 0 and {pool.replicas - 1} (the pool's "
+                                 "replicas)")
+        if not 0 <= sh.stage < pool.pp:
+            bad(f"{at}.stage", f"must be between 0 and {pool.pp - 1} (the pool's pp)")
+        if len(sh.gpu_indices) != pool.tp:
+            bad(f"{at}.gpu_indices", f"{len(sh.gpu_indices)} indices for tp {pool.tp}")
+        for g in sh.gpu_indices:
+            if not 0 <= g < nodes[sh.node]:
+                bad(f"{at}.gpu_indices", f"GPU {g} is not on node {sh.node!r} "
+                                         f"({nodes[sh.node]} GPUs)")
+            if held.setdefault((sh.node, g), i) != i:
+                bad(f"{at}.gpu_indices", f"GPU {g} of node {sh.node!r} is also held by "
+                                         f"placement.shards.{held[sh.node, g]}")

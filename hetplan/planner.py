@@ -98,7 +98,8 @@ def prepare(rs: ResolvedScenario, catalog: Catalog,
         max_tp_by_gpu = inv.max_gpus_per_node()
     if not prices:
         raise InputError(f"no GPU of the scenario{' inventory' if s.inventory else ''} has a "
-                         f"price in sheet {s.catalog.prices!r}", field="catalog.gpus")
+                         f"price in sheet {s.catalog.prices!r}", file=rs.source,
+                         field="catalog.gpus")
     perf = PerfModel(rs.model, catalog, calibrations, limits=s.constraints.engine)
     k = s.constraints
     candidates, dropped = build_candidates(
@@ -170,7 +171,7 @@ def solve_context(ctx: Context, candidates: Sequence[Candidate] | None = None, *
     if ctx.scenario.objective == "max_goodput" and ctx.scenario.constraints.budget_usd_per_hour \
             is None:
         raise InputError("objective max_goodput needs constraints.budget_usd_per_hour",
-                         field="constraints.budget_usd_per_hour")
+                         file=ctx.resolved.source, field="constraints.budget_usd_per_hour")
     cands = list(ctx.candidates if candidates is None else candidates)
     availability, rounds = dict(ctx.availability), []
     for _ in range(PLACEMENT_ROUNDS):

@@ -34,6 +34,9 @@ def replan(rs: ResolvedScenario, catalog: Catalog, failed: Sequence[str],
     for f in failed:
         if f not in ids:
             raise InputError(unknown_name_message("node", f, ids), field="--failed")
+    if ids <= set(failed):
+        raise InputError("every node of the inventory is listed as failed; nothing is left "
+                         "to place on", field="--failed")
     if previous is None:
         previous = plan_scenario(rs, catalog, solver=solver, time_limit_s=time_limit_s,
                                  progress=progress)
@@ -46,6 +49,9 @@ def replan(rs: ResolvedScenario, catalog: Catalog, failed: Sequence[str],
     prev = previous.placement
     down = sorted(set(prev.failed_nodes) | set(failed))
     gone = set(down)
+    if ids <= gone:
+        raise InputError("with the previous plan's failed nodes, every node of the inventory "
+                         "is down; nothing is left to place on", field="--failed")
     for sh in prev.shards:
         if sh.node not in ids:
             raise InputError(f"node {sh.node!r} of the previous placement is not in the "

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hetplan.bounds import (BudgetUsdPerHour, ClassesPerAxis, GpuCount, LatencyMs, PpDegree,
-                            SafeName, Text, TpDegree, WindowS)
+                            SafeName, Text, TpDegree, Unique, WindowS)
 from hetplan.catalog import Catalog, load_catalog, unknown_name_message
 from hetplan.dtypes import Dtype
 from hetplan.engine_limits import EngineLimits
@@ -89,7 +89,7 @@ class CatalogSelection(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    gpus: list[SafeName] | None = Field(default=None, min_length=1)   # None: every priced GPU
+    gpus: Annotated[list[SafeName], Unique] | None = Field(default=None, min_length=1)   # None: every priced GPU
     prices: SafeName                            # price sheet name (file stem in catalogs/prices)
     use_spot: bool = False
     availability: dict[SafeName, GpuCount] = {}  # GPU -> max GPUs (overrides the sheet's counts)
@@ -110,9 +110,9 @@ class Constraints(BaseModel):
 
     budget_usd_per_hour: BudgetUsdPerHour | None = None
     allow_cross_vendor: bool = False            # prefill and decode on different vendors
-    roles: list[Role] = list(ROLES)
-    weight_dtypes: list[Dtype] = ["bf16", "fp8"]
-    kv_dtypes: list[Dtype] = ["bf16", "fp8"]
+    roles: Annotated[list[Role], Unique, Field(min_length=1)] = list(ROLES)
+    weight_dtypes: Annotated[list[Dtype], Unique, Field(min_length=1)] = ["bf16", "fp8"]
+    kv_dtypes: Annotated[list[Dtype], Unique, Field(min_length=1)] = ["bf16", "fp8"]
     max_tp: TpDegree = 8
     max_pp: PpDegree = 1
     target_utilization: float = Field(default=0.8, gt=0.0, le=1.0)
@@ -168,6 +168,7 @@ class ResolvedScenario:
     trace: Trace | None                   # None when the classes were given (`with_classes`)
     inventory: Inventory | None = None
     planning_rate: tuple[str, float] = ("mean", 0.0)    # parsed `workload.planning_rate`
+    source: str | None = None             # the file it came from (named by later errors)
 
     # Scenario fields a variant may change: none of them changes what was loaded.
     DERIVABLE = frozenset({"name", "description", "slo", "catalog", "constraints", "objective"})
@@ -241,7 +242,8 @@ def check_scenario(s: Scenario, catalog: Catalog, file: str | Path | None = None
     except ValueError as e:
         raise InputError(str(e), file=file, field="workload") from None
     return ResolvedScenario(s, model, tuple(classes), trace, inventory,
-                            parse_planning_rate(w.planning_rate))
+                            parse_planning_rate(w.planning_rate),
+                            str(file) if file is not None else None)
 
 
 def check_catalog_selection(sel: CatalogSelection, catalog: Catalog,

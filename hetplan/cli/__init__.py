@@ -13,7 +13,14 @@ import traceback
 
 import typer
 
+from hetplan.bounds import escape_control
 from hetplan.cli.options import new_app
+
+try:                                    # typer >= 0.20 ships its own copy of click
+    from typer._click import exceptions as _click
+except ImportError:                     # older typer runs on click itself
+    from click import exceptions as _click
+_NO_ARGS_IS_HELP = getattr(_click, "NoArgsIsHelpError", ())    # click < 8.2: a plain exit
 from hetplan.errors import InputError
 
 EXIT_INPUT, EXIT_INFEASIBLE, EXIT_INTERNAL = 2, 3, 70
@@ -38,7 +45,7 @@ for _group in (inspect, emit, perf, plan, sim, workload):
 
 
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    return escape_control(" ".join(str(text).split()))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,9 +56,23 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args[:cut]
     args = [a for i, a in enumerate(args) if not (i < cut and a == "--debug")]
     try:
-        app(args=args, prog_name="hetplan")
+        code = app(args=args, prog_name="hetplan", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)     # typer.Exit(n) returns n here
     except SystemExit:
         raise
+    except _NO_ARGS_IS_HELP as e:       # `hetplan calibrate` alone: the group's help
+        e.show()
+        sys.exit(e.exit_code)
+    except _click.UsageError as e:      # a bad option value, a missing argument: one line
+        where = e.ctx.command_path if e.ctx is not None else "hetplan"
+        typer.echo(f"error: {where}: {_one_line(e.format_message())} (see --help)", err=True)
+        sys.exit(EXIT_INPUT)
+    except _click.ClickException as e:
+        typer.echo(f"error: {_one_line(e.format_message())}", err=True)
+        sys.exit(e.exit_code)
+    except typer.Abort:                 # Ctrl-D at a prompt
+        typer.echo("aborted", err=True)
+        sys.exit(1)
     except InputError as e:
         if debug:
             traceback.print_exc()

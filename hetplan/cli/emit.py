@@ -11,7 +11,15 @@ from hetplan.cli.options import out_dir
 
 
 def emit_options(model_path, served_model_name, kv_connector):
+    from hetplan.bounds import check_text
     from hetplan.emit import EmitOptions
+    from hetplan.errors import InputError
+    for flag, value in (("--model-path", model_path), ("--served-model-name", served_model_name)):
+        try:                            # both reach scripts, manifests and comments
+            if value is not None:
+                check_text(value)
+        except ValueError as e:
+            raise InputError(str(e), field=flag) from None
     return EmitOptions(model_path=model_path, served_model_name=served_model_name,
                        kv_connector=kv_connector)
 
@@ -49,8 +57,10 @@ def register(app: typer.Typer, echo_json) -> None:
         kv_connector: str = typer.Option("nixl", help="nixl | mooncake | lmcache"),
     ) -> None:
         """Emit runnable configs for a plan: vLLM commands, Kubernetes, Dynamo."""
-        from hetplan.plan import load_plan
+        from hetplan.plan import load_plan, plan_errors
 
         plan = load_plan(plan_path)
         opts = emit_options(model_path, served_model_name, kv_connector)
-        raise typer.Exit(emit_to(plan, target, out, opts, check))
+        with plan_errors(plan_path):
+            code = emit_to(plan, target, out, opts, check)
+        raise typer.Exit(code)

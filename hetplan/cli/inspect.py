@@ -27,6 +27,7 @@ def register(app: typer.Typer, echo_json) -> None:
         cat = load_catalog()
         price = {}
         if prices:
+            cat.price_sheet(prices, field="--prices")
             for g in cat.gpus:
                 price[g] = cat.cheapest_price_usd_per_hour(prices, g)
         if as_json:
@@ -53,7 +54,7 @@ def register(app: typer.Typer, echo_json) -> None:
         from hetplan.catalog import load_catalog
 
         cat = load_catalog()
-        g = cat.gpu(gpu)
+        g = cat.gpu(gpu, field="GPU")
         offers = {name: [o.model_dump() for o in sheet.offers if o.gpu == g.name]
                   for name, sheet in cat.price_sheets.items()}
         if as_json:
@@ -86,7 +87,7 @@ def register(app: typer.Typer, echo_json) -> None:
         from hetplan.model import load_model
         from hetplan.modelinfo import model_summary, model_summary_text
 
-        spec = load_model(model)
+        spec = load_model(model, field="MODEL")
         if as_json:
             echo_json(model_summary(spec))
         else:

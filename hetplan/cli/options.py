@@ -29,16 +29,18 @@ def new_app(**kwargs) -> typer.Typer:
                        add_completion=False, **kwargs)
 
 
-def check_out_dir(out: Path | None) -> Path | None:
+def check_out_dir(out: Path | None, param: typer.CallbackParam = None) -> Path | None:
     """An output directory: absent (created on write) or a directory, never a file, and no
-    file where one of its parents should be."""
+    file where one of its parents should be. `param`: the option (typer passes it), whose
+    name the error gives."""
     if out is None:
         return out
+    flag = param.opts[0] if param is not None and param.opts else "--out"
     for p in (out, *out.parents):
         if p.exists():
             if not p.is_dir():
                 raise InputError("exists and is not a directory" if p == out else
-                                 f"{p} is a file, not a directory", file=out, field="--out")
+                                 f"{p} is a file, not a directory", file=out, field=flag)
             break
     return out
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from hetplan.bounds import MAX_BATCH, MAX_PP, MAX_TOKENS, MAX_TP
-from hetplan.cli.options import AsJson, as_json, new_app
+from hetplan.cli.options import AsJson, as_json, check_out_dir, check_out_file, new_app
 from hetplan.errors import InputError
 
 
@@ -47,8 +47,8 @@ def register(app: typer.Typer, echo_json) -> None:
             if not 1 <= val <= most:
                 raise InputError(f"must be in [1, {most:,}]", field=name)
         cat = load_catalog()
-        cat.gpu(gpu)
-        pm = PerfModel(load_model(model), cat)
+        cat.gpu(gpu, field="--gpu")
+        pm = PerfModel(load_model(model, field="--model"), cat)
         est = estimate(pm, ReplicaShape(gpu, tp, pp, weight_dtype, kv_dtype), batch, input,
                        output)
         if as_json:
@@ -91,20 +91,22 @@ def calibrate_run(
     tp: int = typer.Option(1, help="TP degree whose per-rank shapes to benchmark."),
     device: str = typer.Option("cuda", help="torch device (cpu only to smoke-test)."),
     quick: bool = typer.Option(False, help="Fewer shapes and repetitions."),
-    out: Path = typer.Option(None, help="Output file (default catalogs/calibration/GPU.yaml)."),
+    out: Path = typer.Option(None, callback=check_out_file,
+                             help="Output file (default catalogs/calibration/GPU.yaml)."),
 ) -> None:
     """Run GEMM and attention microbenchmarks with PyTorch and write a calibration file."""
-    import torch  # noqa: F401  (checked inside run_microbenchmarks too)
-
     from hetplan.catalog import load_catalog
     from hetplan.model import load_model
     from hetplan.perf.calibration import calibration_dir, save_calibration
     from hetplan.perf.microbench import calibration_from_microbench, run_microbenchmarks
 
-    g = load_catalog().gpu(gpu)
-    spec = load_model(model)
+    if not 1 <= tp <= MAX_TP:
+        raise InputError(f"must be in [1, {MAX_TP}]", field="--tp")
+    g = load_catalog().gpu(gpu, field="--gpu")   # every input is checked before torch
+    spec = load_model(model, field="--model")
     gemm, attn = run_microbenchmarks(spec, g, tp, device, quick,
                                      progress=lambda s: typer.echo(s, err=True))
+    import torch                    # present: run_microbenchmarks needs it
     from hetplan.perf.microbench import copy_bandwidth_tbps
     copy_tbps = copy_bandwidth_tbps(device, gib=0.25 if quick else 2.0)
     typer.echo(f"device-to-device copy: {copy_tbps:.2f} TB/s", err=True)
@@ -143,7 +145,8 @@ def _with_allreduce(cal, gpu, n_gpus: int, quick: bool):
 @calibrate_app.command("import-aiconfigurator")
 def calibrate_import_aic(
     source: Path = typer.Argument(..., help="aiconfigurator-core wheel or systems/data dir."),
-    out_dir: Path = typer.Option(None, help="Default: catalogs/calibration."),
+    out_dir: Path = typer.Option(None, callback=check_out_dir,
+                                 help="Default: catalogs/calibration."),
     system: list[str] = typer.Option(None, help="Only these systems or GPU names."),
 ) -> None:
     """Fit efficiencies to aiconfigurator's measured kernel tables (one file per GPU)."""
@@ -164,7 +167,8 @@ def calibrate_fit_overhead(
     table: list[Path] = typer.Argument(..., help="Measurement CSVs and/or vllm bench JSONs."),
     gpu: str = typer.Option(None, help="For bench JSONs without hetplan metadata."),
     tp: int = typer.Option(None), model: str = typer.Option(None),
-    calibration_dir_opt: Path = typer.Option(None, "--calibration-dir"),
+    calibration_dir_opt: Path = typer.Option(None, "--calibration-dir",
+                                             callback=check_out_dir),
     include_uncalibrated: bool = typer.Option(False, help="Also GPUs with no kernel data."),
 ) -> None:
     """Fit each GPU's step and layer overheads to end-to-end measurements (CSV tables or
@@ -176,7 +180,8 @@ def calibrate_fit_overhead(
 def calibrate_import_bench(
     results: list[Path] = typer.Argument(..., help="`vllm bench serve --save-result` JSONs."),
     gpu: str = typer.Option(None), tp: int = typer.Option(None), model: str = typer.Option(None),
-    calibration_dir_opt: Path = typer.Option(None, "--calibration-dir"),
+    calibration_dir_opt: Path = typer.Option(None, "--calibration-dir",
+                                             callback=check_out_dir),
 ) -> None:
     """Fit the step overhead to `vllm bench serve` results (same as fit-overhead)."""
     _fit_overhead(results, gpu, tp, model, calibration_dir_opt)
@@ -194,6 +199,8 @@ def _fit_overhead(paths, gpu, tp, model, cal_dir, include_uncalibrated=False) ->
     for p in paths:
         rows += (measurements_from_bench(p, gpu, tp, model) if p.suffix == ".json"
                  else load_measurements(p))
+    if not rows:
+        raise InputError("no measurement rows to fit", file=paths[-1])
     cals = dict(load_calibrations(str(cal_dir)))
     pred = Predictor(load_catalog(), cals, base=Path(paths[0]).resolve().parent)
     for g in sorted({r.gpu for r in rows}):

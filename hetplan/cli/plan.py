@@ -112,6 +112,8 @@ def register(app: typer.Typer, echo_json) -> None:
             typer.echo(r.line(), err=as_json)
 
         failed_ids = sorted({f.strip() for x in failed or [] for f in x.split(",") if f.strip()})
+        if failed and not failed_ids:
+            raise InputError("names no node", field="--failed")
         if previous and not failed_ids:
             raise InputError("--previous goes with --failed", field="--previous")
         if validate and failed_ids:
@@ -131,12 +133,13 @@ def register(app: typer.Typer, echo_json) -> None:
             else:
                 plan = plan_scenario(rs, cat, solver=solver, time_limit_s=time_limit,
                                      progress=_progress)
-        except Infeasible as e:
-            _progress("")
-            typer.echo("infeasible: no plan meets the scenario", err=True)
-            for r in e.reasons:
-                typer.echo(f"  - {r}", err=True)
-            raise typer.Exit(3) from None
+            if not plan.pools:          # max_goodput: the budget buys no useful replica
+                budget = rs.scenario.constraints.budget_usd_per_hour
+                raise Infeasible([f"constraints.budget_usd_per_hour: ${budget:g}/h buys no "
+                                  "replica that serves a class within the SLO"])
+        except Infeasible:
+            _progress("")               # the entry point prints the reasons on one line
+            raise
         _progress("")
         report = plan_report(plan) + (val.markdown() if val else "")
         written: list[Path] = []

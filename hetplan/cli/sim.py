@@ -90,17 +90,25 @@ def register(app: typer.Typer, echo_json) -> None:
         as_json: as_json("Print the results as JSON.") = False,
     ) -> None:
         """Replay a trace on a plan: latency percentiles, SLO attainment, utilization."""
-        from hetplan.plan import load_plan
+        from hetplan.plan import load_plan, plan_errors
         from hetplan.simulate import SimOptions, report_text, simulate_plan
 
         if duration is not None and not 0 < duration <= MAX_DURATION_S:
             raise InputError(f"must be > 0 and <= {MAX_DURATION_S:g} s", field="--duration")
         if requests is not None and not 1 <= requests <= MAX_SYNTHETIC_REQUESTS:
             raise InputError(f"must be in [1, {MAX_SYNTHETIC_REQUESTS:,}]", field="--requests")
+        if kv_link is not None:
+            from hetplan.catalog import unknown_name_message
+            from hetplan.perf.links import load_links
+            links = load_links().links
+            if kv_link not in links:
+                raise InputError(unknown_name_message("link", kv_link, links),
+                                 field="--kv-link")
         plan = load_plan(plan_path)
         tr, pm, _ = load_sim_inputs(plan, trace, scenario, duration, requests)
-        report, res = simulate_plan(plan, tr, pm, SimOptions(seed=seed, kv_link=kv_link),
-                                    progress=_progress)
+        with plan_errors(plan_path):
+            report, res = simulate_plan(plan, tr, pm, SimOptions(seed=seed, kv_link=kv_link),
+                                        progress=_progress)
         if sys.stderr.isatty():
             typer.echo("\r\033[K", err=True, nl=False)
         written = save_sim_outputs(out, report, res) if out else []

@@ -23,6 +23,8 @@ def parse_column_map(items: list[str] | None) -> dict[str, str] | None:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
             raise InputError(f"expected KEY=COLUMN, got {item!r}", field="--column-map")
+        if key.strip() in out:
+            raise InputError(f"{key.strip()} given twice", field="--column-map")
         out[key.strip()] = value.strip()
     return out
 

@@ -41,7 +41,10 @@ class _Tables:
 
     def __init__(self, source: Path):
         self.source = source
-        self.zip = zipfile.ZipFile(source) if source.suffix == ".whl" else None
+        try:
+            self.zip = zipfile.ZipFile(source) if source.suffix == ".whl" else None
+        except (zipfile.BadZipFile, OSError) as e:
+            raise InputError(f"not a wheel (zip) file ({e})", file=source) from None
         if self.zip:
             self.names = [n for n in self.zip.namelist() if "/systems/data/" in n]
         else:

@@ -26,7 +26,11 @@ def measurements_from_bench(path: str | Path, gpu: str | None = None, tp: int | 
     if not isinstance(d, dict):
         raise InputError("expected a vllm bench serve result object", file=path)
     gpu = gpu or d.get("hetplan_gpu")
-    tp = int(tp or d.get("hetplan_tp") or 0)
+    try:
+        tp = int(tp or d.get("hetplan_tp") or 0)
+    except (TypeError, ValueError):
+        raise InputError(f"must be a whole number, not {d.get('hetplan_tp')!r}", file=path,
+                         field="hetplan_tp") from None
     model = model or d.get("hetplan_model")
     for name, val in (("gpu", gpu), ("tp", tp), ("model", model)):
         if not val:
@@ -38,8 +42,12 @@ def measurements_from_bench(path: str | Path, gpu: str | None = None, tp: int | 
         mean_out = d["total_output_tokens"] / completed
         conc = d.get("max_concurrency") or (d["request_throughput"] * d["mean_e2el_ms"] / 1e3)
         tpot = float(d["median_tpot_ms"])
-    except (KeyError, TypeError, ZeroDivisionError) as e:
-        raise InputError(f"missing or bad field {e}", file=path) from None
+    except KeyError as e:
+        raise InputError(f"missing field {e}", file=path) from None
+    except (TypeError, ValueError, ZeroDivisionError) as e:
+        raise InputError(f"bad value in completed, total_*_tokens, max_concurrency, "
+                         f"request_throughput, mean_e2el_ms or median_tpot_ms ({e})",
+                         file=path) from None
     batch = max(1, int(round(conc)))
     common = dict(model=model, gpu=gpu, tp=tp, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
                   source=str(path))

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hetplan.bounds import MAX_YAML_BYTES
 from hetplan.catalog import Catalog
 from hetplan.errors import InputError
-from hetplan.io import data_root
+from hetplan.io import data_root, read_text
 from hetplan.model import ModelSpec, load_model
 from hetplan.perf.calibration import Calibration
 from hetplan.perf.estimator import PerfModel
@@ -52,9 +53,9 @@ def load_measurements(path: str | Path) -> list[Measurement]:
     """Read a measurement CSV (columns COLUMNS); bad rows are errors naming the line."""
     path = Path(path)
     try:
-        rows = list(csv.DictReader(path.open(encoding="utf-8")))
-    except FileNotFoundError:
-        raise InputError("file not found", file=path) from None
+        rows = list(csv.DictReader(read_text(path, MAX_YAML_BYTES).splitlines()))
+    except csv.Error as e:
+        raise InputError(f"cannot parse CSV ({e})", file=path) from None
     if rows and (missing := [c for c in COLUMNS if c not in rows[0]]):
         raise InputError(f"missing columns: {', '.join(missing)}", file=path)
     out = []

@@ -145,6 +145,10 @@ def _read_nodes_csv(path: Path) -> list[Node]:
                          f"provider, spot, address)", file=path, field="header")
     nodes = []
     for i, row in enumerate(rows, start=2):
+        if None in row:                 # csv.DictReader files surplus values under None
+            raise InputError(f"{len(row) - 1 + len(row[None])} values, more than the "
+                             f"{len(rows[0]) - (None in rows[0])} header columns", file=path,
+                             field=f"line {i}")
         vals = {k: v.strip() for k, v in row.items() if k and v is not None and v.strip() != ""}
         if "spot" in vals:
             vals["spot"] = vals["spot"].lower() in ("1", "true", "yes", "spot")

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from hetplan.errors import InputError
+from hetplan.io import open_input
 from hetplan.workload.ingest import LoadReport, OnBad, Progress, TraceBuilder
 from hetplan.workload.trace import Trace
 
@@ -91,6 +92,9 @@ def _container(path: Path) -> str:
 
 # what a truncated, corrupt or mislabelled (.gz that is not gzip) file raises while read
 READ_ERRORS = (OSError, EOFError, zlib.error, UnicodeDecodeError)
+# what json.loads raises on a line that is not JSON: bad syntax or encoding (ValueError),
+# an integer of more than 4300 digits (ValueError), nesting beyond the recursion limit
+JSON_ERRORS = (ValueError, RecursionError)
 
 
 @contextmanager
@@ -104,7 +108,7 @@ def _reading(path: Path):
 
 
 def _open(path: Path) -> io.BufferedIOBase:
-    raw = open(path, "rb")
+    raw = open_input(path)
     return gzip.GzipFile(fileobj=raw) if path.suffix.lower() == ".gz" else raw
 
 
@@ -125,7 +129,7 @@ def _header(path: Path, container: str) -> list[str]:
                 return next(csv.reader([text]))
             try:
                 obj = json.loads(text)
-            except json.JSONDecodeError:
+            except JSON_ERRORS:
                 raise InputError("first line is not a JSON object", file=path) from None
             return list(obj) if isinstance(obj, dict) else []
     raise InputError("empty file", file=path)
@@ -170,6 +174,11 @@ def _columns(spec: FormatSpec, header: list[str], column_map: dict[str, str] | N
     for opt in ("session_id", "prefix_tokens"):
         if opt not in cols and opt in header and spec.name == "generic":
             cols[opt] = opt
+    seen: dict[str, str] = {}
+    for k, v in cols.items():          # one column read as two values: which one wins?
+        if seen.setdefault(v, k) != k:
+            raise InputError(f"column {v!r} is mapped to both {seen[v]} and {k}; map each "
+                             "value to its own column", file=path, field="column_map")
     missing = [v for v in cols.values() if v not in header]
     if missing:
         raise InputError(f"missing columns: {', '.join(missing)} ({spec.name} format; "
@@ -179,7 +188,7 @@ def _columns(spec: FormatSpec, header: list[str], column_map: dict[str, str] | N
 
 def _csv_chunks(path: Path, cols: dict[str, str], chunk_rows: int,
                 pos: list[int]) -> Iterator[tuple[dict, np.ndarray, None, None]]:
-    raw = open(path, "rb")
+    raw = open_input(path)
     stream = gzip.GzipFile(fileobj=raw) if path.suffix.lower() == ".gz" else raw
     sep = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
     inv = {v: k for k, v in cols.items()}
@@ -199,7 +208,7 @@ def _csv_chunks(path: Path, cols: dict[str, str], chunk_rows: int,
 
 def _jsonl_chunks(path: Path, cols: dict[str, str], chunk_rows: int, pos: list[int],
                   want_hashes: bool) -> Iterator[tuple[dict, np.ndarray, np.ndarray, list]]:
-    raw = open(path, "rb")
+    raw = open_input(path)
     stream = gzip.GzipFile(fileobj=raw) if path.suffix.lower() == ".gz" else raw
     keys = list(cols.items())
 
@@ -219,7 +228,7 @@ def _jsonl_chunks(path: Path, cols: dict[str, str], chunk_rows: int, pos: list[i
             try:
                 obj = json.loads(line)
                 ok = isinstance(obj, dict)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except JSON_ERRORS:
                 ok = False
             if not ok:
                 obj = {}

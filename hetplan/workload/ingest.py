@@ -154,7 +154,7 @@ class TraceBuilder:
                  on_bad: OnBad = "skip", zero_output_is_failure: bool = False,
                  block_tokens: int | None = None):
         if on_bad not in ("skip", "error"):
-            raise InputError(f"on_bad must be 'skip' or 'error', not {on_bad!r}")
+            raise InputError(f"must be 'skip' or 'error', not {on_bad!r}", field="on_bad")
         if time_unit is not None and time_unit not in TIME_UNITS:
             raise InputError(f"time unit must be one of {', '.join(TIME_UNITS)}, not "
                              f"{time_unit!r}", field="time_unit")
