@@ -20,6 +20,12 @@ Prefill (a multi-server queue; one server = one replica, service = one request's
   wait percentile is small and its relative error large, but so is its share of the budget)
   at rho < 0.5, and rough for very bursty traffic (ca2 >> 4) whose bursts are longer than
   the budget: there no utilization target is honest, and the trace must be replayed.
+- Shape of capacity(n) = `max_rate_for_percentile` over n: capacity per server grows with n
+  (pooling economies) and so does the marginal capacity, towards 1 / service_s: capacity is
+  CONVEX in n (about n mu - k sqrt(n), square-root staffing), not concave as issue 16 says;
+  measured on every parameter set in tests/test_queueing.py, n = 1..33. A MILP constraint
+  "load <= capacity(n)" is therefore a non-convex set and needs binaries per pool size (one
+  per n, or incremental ones), not linear cuts.
 - The latency budgeted is the q-th percentile of the wait plus `service_s` (the caller
   passes the service time it must charge: the request's own prefill time, deterministic for
   a fixed prompt length; for variable prompts pass the class's percentile prompt time).
