@@ -73,9 +73,10 @@ def _check(name: str, value: float, *, lo: float = 0.0, lo_open: bool = False,
     return v
 
 
-def _check_servers(c: int) -> int:
+def _check_count(c: int, name: str = "n_servers") -> int:
+    """Return int(c) for a non-negative integer, else raise ValueError naming it."""
     if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 0:
-        raise ValueError(f"n_servers must be a non-negative integer, got {c!r}")
+        raise ValueError(f"{name} must be a non-negative integer, got {c!r}")
     return int(c)
 
 
@@ -89,7 +90,7 @@ def erlang_c(n_servers: int, rho: float) -> float:
     """P(an arrival waits) in M/M/c with c = n_servers, per-server utilization rho < 1.
 
     Computed through the Erlang B recursion (stable for any c)."""
-    c = _check_servers(n_servers)
+    c = _check_count(n_servers)
     if c == 0:
         raise ValueError("n_servers must be >= 1 for a queue")
     r = _check("rho", rho, hi=1.0, hi_open=True)
@@ -103,7 +104,7 @@ def erlang_c(n_servers: int, rho: float) -> float:
 def mmc_mean_wait_s(n_servers: int, service_s: float, rho: float) -> float:
     """Mean time in queue (before service) of M/M/c: C / (c mu - lam)."""
     s = _check("service_s", service_s, lo_open=True)
-    c = _check_servers(n_servers)
+    c = _check_count(n_servers)
     return erlang_c(c, rho) * s / (c * (1.0 - rho))
 
 
@@ -111,7 +112,7 @@ def mmc_wait_tail(n_servers: int, service_s: float, rho: float, t_s: float) -> f
     """P(W > t) for M/M/c: C e^{-c mu (1 - rho) t}."""
     s = _check("service_s", service_s, lo_open=True)
     t = _check("t_s", t_s)
-    c = _check_servers(n_servers)
+    c = _check_count(n_servers)
     return erlang_c(c, rho) * math.exp(-c * (1.0 - rho) * t / s)
 
 
@@ -125,7 +126,7 @@ def _exp_tail_percentile(p_wait: float, cond_mean_s: float, q: float) -> float:
 def mmc_wait_percentile_s(n_servers: int, service_s: float, rho: float, q: float) -> float:
     """Exact q-quantile of the M/M/c wait (0 when at least a share q of arrivals never wait)."""
     s = _check("service_s", service_s, lo_open=True)
-    c = _check_servers(n_servers)
+    c = _check_count(n_servers)
     q = _check_q(q)
     return _exp_tail_percentile(erlang_c(c, rho), s / (c * (1.0 - rho)), q)
 
@@ -194,7 +195,7 @@ def ggc_wait_percentile_s(n_servers: int, service_s: float, rho: float, ca2: flo
     s = _check("service_s", service_s, lo_open=True)
     a = _check("ca2", ca2)
     b = _check("cs2", cs2)
-    c = _check_servers(n_servers)
+    c = _check_count(n_servers)
     q = _check_q(q)
     cond_mean = 0.5 * (a + b) * s / (c * (1.0 - rho))
     return _exp_tail_percentile(erlang_c(c, rho), cond_mean, q)
@@ -207,7 +208,7 @@ def max_rate_for_percentile(n_servers: int, service_s: float, cs2: float, ca2: f
 
     0 when n_servers is 0 or service_s alone exceeds the budget. The wait percentile grows
     with rho, so the feasible set is an interval (0, rho*)."""
-    c = _check_servers(n_servers)
+    c = _check_count(n_servers)
     s = _check("service_s", service_s, lo_open=True)
     _check("cs2", cs2)
     _check("ca2", ca2)
@@ -240,13 +241,16 @@ def _count_cdf(mean: float, z: float, k: int) -> float:
     if mean == 0.0:
         return 1.0
     terms = []
+    # the left tail of a Poisson or negative binomial is lighter than a normal one: mass
+    # below mean - 12 standard deviations is < 1e-30, so the sum starts there
+    first = max(0, int(mean - 12.0 * math.sqrt(max(z, 1.0) * mean)))
     if z <= 1.0:
-        for j in range(k + 1):
+        for j in range(first, k + 1):
             terms.append(math.exp(j * math.log(mean) - mean - math.lgamma(j + 1)))
     else:
         r = mean / (z - 1.0)
         p = 1.0 / z  # success probability; mean r (1 - p) / p
-        for j in range(k + 1):
+        for j in range(first, k + 1):
             lg = math.lgamma(j + r) - math.lgamma(r) - math.lgamma(j + 1)
             terms.append(math.exp(lg + r * math.log(p) + j * math.log1p(-p)))
     return min(1.0, math.fsum(terms))
@@ -281,15 +285,15 @@ def concurrency_overflow_prob(rate_per_s: float, decode_s: float, decode_scv: fl
     """P(concurrency > slots): the share of time the pool must preempt or queue sequences."""
     lam = _check("rate_per_s", rate_per_s)
     d = _check("decode_s", decode_s, lo_open=True)
-    n = _check("slots", slots)
-    return max(0.0, 1.0 - _count_cdf(lam * d, decode_peakedness(ca2, decode_scv), int(n)))
+    n = _check_count(slots, "slots")
+    return max(0.0, 1.0 - _count_cdf(lam * d, decode_peakedness(ca2, decode_scv), n))
 
 
 def decode_slots(n_replicas: int, batch_cap: int, kv_bytes_per_seq: float | None = None,
                  kv_budget_bytes: float | None = None) -> int:
     """Sequences a pool holds at once: n x min(batch cap, KV budget // KV bytes per sequence)."""
-    n = _check_servers(n_replicas)
-    cap = int(_check("batch_cap", batch_cap))
+    n = _check_count(n_replicas)
+    cap = _check_count(batch_cap, "batch_cap")
     if (kv_bytes_per_seq is None) != (kv_budget_bytes is None):
         raise ValueError("kv_bytes_per_seq and kv_budget_bytes go together")
     if kv_bytes_per_seq is not None:
@@ -302,7 +306,7 @@ def decode_slots(n_replicas: int, batch_cap: int, kv_bytes_per_seq: float | None
 def max_rate_for_concurrency(slots: int, decode_s: float, decode_scv: float, ca2: float,
                              q: float) -> float:
     """Largest arrival rate whose q-quantile concurrency fits `slots` (see `decode_slots`)."""
-    n = int(_check("slots", slots))
+    n = _check_count(slots, "slots")
     d = _check("decode_s", decode_s, lo_open=True)
     z = decode_peakedness(ca2, decode_scv)
     q = _check_q(q)

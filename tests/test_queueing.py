@@ -148,6 +148,8 @@ def test_capacity_edges():
     (lambda: qu.erlang_c(2, math.nan), "rho must be finite"),
     (lambda: qu.decode_concurrency(-1.0, 10.0, 0.0, 1.0, 0.9), "rate_per_s"),
     (lambda: qu.decode_slots(2, 64, kv_bytes_per_seq=1e6), "go together"),
+    (lambda: qu.decode_slots(2, 64.5), "batch_cap must be a non-negative integer"),
+    (lambda: qu.max_rate_for_concurrency(-3, 20.0, 0.0, 1.0, 0.9), "slots"),
     (lambda: qu.arrival_scv([0.0, 1.0, math.nan], 1.0), "finite"),
     (lambda: qu.arrival_scv([0.0, 1.0], 5.0), "fewer than 2 windows"),
     (lambda: qu.md1_mean_wait_s("x", 0.5), "must be a number"),
