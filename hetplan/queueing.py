@@ -17,7 +17,7 @@ Prefill (a multi-server queue; one server = one replica, service = one request's
   (ca2 + cs2) / 2 x the M/M/c conditional mean. ca2 = squared coefficient of variation (SCV)
   of inter-arrival times (use `arrival_scv` on the trace at the time scale of the budget),
   cs2 = SCV of the service time. Good (tests: within ~15% of Monte-Carlo on the 90-99th
-  percentile wait) at moderate-heavy load, rho 0.7-0.95, ca2 and cs2 in [0, 4]; rough (the
+  percentile wait) at moderate-heavy load, rho 0.7-0.9, ca2 and cs2 in [0, 4]; rough (the
   wait percentile is small and its relative error large, but so is its share of the budget)
   at rho < 0.5, and rough for very bursty traffic (ca2 >> 4) whose bursts are longer than
   the budget: there no utilization target is honest, and the trace must be replayed.
