@@ -37,6 +37,8 @@ MAX_CLASSES_PER_AXIS = 8            # workload length bins per axis (8 x 8 class
 MAX_BANDWIDTH_GBPS = 1e9            # NIC, fabric and link capacity, Gb/s
 MAX_REPLICAS_PER_POOL = 10_000      # replicas of one pool in a plan.json (far above any solve)
 MAX_BATCH = 1 << 20                 # concurrent sequences of one replica (plan routes, estimate)
+MAX_TOKENS_PER_STEP = 1 << 20       # engine limits: any per-step token count
+MAX_SEQS_PER_ENGINE = 1 << 16       # engine limits: max_num_seqs
 MAX_SEED = 2**63 - 1                # numpy PCG64 takes seeds in [0, 2**63)
 MAX_TURNS = 10_000                  # turns of one agentic session
 # GPU datasheet figures
@@ -73,9 +75,11 @@ def has_control(v: str) -> bool:
 
 
 def escape_control(v: str) -> str:
-    """`v` with every control character written as an escape (`\\x1b`), so a message that
-    quotes a hostile file can neither break its line nor drive the terminal."""
-    return _CONTROL_RE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), v)
+    """`v` with every control character written as a visible escape (`\\x0a`, `\\x1b`,
+    `\\u2028`), so a value quoted in a message, a comment, a header or a hosts line can
+    neither start a new line nor drive the terminal."""
+    return _CONTROL_RE.sub(lambda m: (f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
+                                      else f"\\u{ord(m.group()):04x}"), v)
 
 
 def check_text(v: str) -> str:

@@ -15,8 +15,7 @@ import math
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-MAX_TOKENS_PER_STEP = 1 << 20      # a sane ceiling on any per-step token count
-MAX_SEQS_PER_ENGINE = 1 << 16
+from hetplan.bounds import MAX_SEQS_PER_ENGINE, MAX_TOKENS_PER_STEP
 
 
 class EngineLimits(BaseModel):

@@ -93,6 +93,15 @@ BYTE_MUTATIONS = st.sampled_from(["none"] * 6 + ["latin1", "binary", "truncate",
                                                  "duplicate-key", "unknown-key"])
 
 
+def write_mutated(path: Path, base, muts, byte_op: str, cut: float) -> Path:
+    """`base` with `muts` applied, rendered as `path`'s kind (.json or .yaml) with `byte_op`."""
+    doc = copy.deepcopy(base)
+    for at, op, value in muts:
+        apply(doc, at, op, value)
+    path.write_bytes(render(doc, "json" if path.suffix == ".json" else "yaml", byte_op, cut))
+    return path
+
+
 def render(doc, kind: str, byte_op: str, cut: float) -> bytes:
     raws: dict[str, str] = {}
 
@@ -184,11 +193,7 @@ def _scn(path, value, byte_op="none", op="replace"):
 @_scn(("name",), "tiny", byte_op="latin1")
 def test_fuzz_scenario(tmp_path_factory, muts, byte_op, cut, old):
     tmp = tmp_path_factory.mktemp("scn")
-    doc = copy.deepcopy(BASE)
-    for path, op, value in muts:
-        apply(doc, path, op, value)
-    s = tmp / "s.yaml"
-    s.write_bytes(render(doc, "yaml", byte_op, cut))
+    s = write_mutated(tmp / "s.yaml", BASE, muts, byte_op, cut)
     r = checked(["scenario", "check", s])
     if r.code != 0:
         return
@@ -307,11 +312,7 @@ def _pln(path, value, target="vllm"):
        simulate=st.sampled_from([False, True, True]))
 def test_fuzz_plan(tmp_path_factory, muts, byte_op, cut, target, old, simulate):
     tmp = tmp_path_factory.mktemp("pln")
-    doc = copy.deepcopy(PLAN)
-    for path, op, value in muts:
-        apply(doc, path, op, value)
-    plan = tmp / "plan.json"
-    plan.write_bytes(render(doc, "json", byte_op, cut))
+    plan = write_mutated(tmp / "plan.json", PLAN, muts, byte_op, cut)
     out, before = prepare_out(tmp, "D", old_emit_files(tmp, target) if old else None)
     r = checked(["emit", plan, "--target", target, "--out", out], out, before,
                 expect=EXPECT_EMIT[target])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_harness import TINY_SCENARIO
 from test_hardening import TRACE_HEADER, cli, one_line
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,22 +100,11 @@ def test_on_bad_names_its_field(tmp_path, capsys):
 
 # ---- scenario lists, budgets, inventories -------------------------------------------------
 
-TINY = {"name": "tiny", "model": "llama-3.1-8b",
-        "workload": {"synthetic": {"arrival": {"process": "poisson", "rate_rps": 5.0},
-                                   "input_tokens": {"dist": "fixed", "value": 256},
-                                   "output_tokens": {"dist": "fixed", "value": 128},
-                                   "duration_s": 60, "seed": 0}},
-        "slo": {"ttft_ms": 1000, "tpot_ms": 50, "percentile": 90},
-        "catalog": {"gpus": ["L40S", "H100-SXM"], "prices": "2026-04-17-seed"},
-        "constraints": {"max_tp": 2, "target_utilization": 0.8},
-        "objective": "min_cost"}
-
-
 def tiny(tmp_path: Path, name: str = "s", **edits) -> Path:
     import copy
 
     import yaml
-    raw = copy.deepcopy(TINY)
+    raw = copy.deepcopy(TINY_SCENARIO)
     for key, value in edits.items():
         section, field = key.split("__")
         raw.setdefault(section, {})[field] = value

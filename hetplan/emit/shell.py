@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
-import unicodedata
+
+from hetplan.bounds import escape_control
 
 HEADER = "#!/usr/bin/env bash\n"
 
@@ -52,16 +53,9 @@ def parse_command(text: str) -> tuple[dict[str, str], list[str]]:
 
 
 def one_line(text: str) -> str:
-    """`text` with every control or line-separating character (newline, CR, escape, DEL,
-    U+2028, ...) written as a visible `\\xNN` / `\\uNNNN` escape, so a value placed in a
-    comment, a header or a hosts line cannot start a new line."""
-    out = []
-    for ch in str(text):
-        if unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
-            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    """`text` made one line for a comment, a header or a hosts line: every control or
+    line-separating character written as a visible escape (`bounds.escape_control`)."""
+    return escape_control(str(text))
 
 
 def file_part(name: str) -> str:
