@@ -64,6 +64,13 @@ class GPU(BaseModel):
         return self.mem_bw_tbps * 1e12
 
     @property
+    def datacenter_blackwell(self) -> bool:
+        """NVLink Blackwell (B200/GB200-class, compute capability 10.x), which vLLM treats
+        apart (e.g. larger default CUDA-graph capture); PCIe Blackwell cards (RTX) are 12.x."""
+        return (self.vendor == "nvidia" and self.architecture.lower() == "blackwell"
+                and self.intra_node_link.lower().startswith("nvlink"))
+
+    @property
     def link_bytes_per_s_per_direction(self) -> float:
         """Unidirectional intra-node bandwidth (half the datasheet's bidirectional figure)."""
         return self.intra_node_bw_gb_per_s * 1e9 / 2.0

@@ -4,9 +4,9 @@ write them as `vllm serve` flags. A scenario sets them under `constraints.engine
 records the ones it was sized with, so `simulate` and `emit` of that plan use the same.
 
 Defaults follow vLLM 0.33's `vllm serve` (the OpenAI server usage context) where hetplan's
-model agrees with it; each field says where hetplan deliberately differs. CUDA-graph capture
-sizes are not a field: the perf model times every decode step as if graph-replayed (its
-per-layer overhead is calibrated that way) and never needs the capture list.
+model agrees with it; each field says where hetplan deliberately differs. The engine mode
+(CUDA graphs up to a capture size, eager above it or everywhere) is here too: the perf model
+charges per-layer launch gaps only to steps that run eagerly.
 """
 
 from __future__ import annotations
@@ -49,6 +49,17 @@ class EngineLimits(BaseModel):
     waiting, so prompts progress even beside a full decode batch (a hetplan policy, not a
     vLLM flag: it is folded into the emitted `--max-num-batched-tokens`)."""
 
+    enforce_eager: bool = False
+    """Run every step eagerly, without CUDA graphs (vLLM `--enforce-eager`; emitted only when
+    set). Eager steps expose the CPU's kernel-launch time wherever it exceeds the GPU's
+    work (small decode batches of deep models)."""
+
+    cuda_graph_max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_PER_STEP)
+    """Largest step (tokens) replayed from a captured CUDA graph (vLLM
+    `--max-cudagraph-capture-size`; emitted only when set). None: vLLM 0.33's rule,
+    min(2 x max_num_seqs, 512), or 1024 on data-centre Blackwell (compute capability 10.x:
+    B200, GB200), see `graph_capture_max_tokens`."""
+
     @model_validator(mode="after")
     def _chunk_within_budget(self) -> "EngineLimits":
         if self.min_chunk_tokens > self.max_num_batched_tokens:
@@ -68,9 +79,19 @@ class EngineLimits(BaseModel):
                          / max(1.0, mean_output_tokens))
         return int(min(self.max_num_batched_tokens, max(self.min_chunk_tokens, want)))
 
+    def graph_capture_max_tokens(self, datacenter_blackwell: bool) -> int:
+        """Largest step that runs as a CUDA graph on this engine (0: none, eager mode)."""
+        if self.enforce_eager:
+            return 0
+        if self.cuda_graph_max_tokens is not None:
+            return self.cuda_graph_max_tokens
+        return min(2 * self.max_num_seqs, 1024 if datacenter_blackwell else 512)
+
     def is_default(self) -> bool:
         return self == DEFAULT_ENGINE_LIMITS
 
 
 DEFAULT_ENGINE_LIMITS = EngineLimits()
+ENGINE_MODE_FIELDS = ("enforce_eager", "cuda_graph_max_tokens")
+"""Fields added with the engine mode (issue 15): plan.json writes them only when set."""
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validat
 
 from hetplan.bounds import (MAX_BATCH, MAX_GPUS_PER_NODE, MAX_PP, MAX_REPLICAS_PER_POOL,
                             has_control)
-from hetplan.engine_limits import EngineLimits
+from hetplan.engine_limits import DEFAULT_ENGINE_LIMITS, ENGINE_MODE_FIELDS, EngineLimits
 from hetplan.enums import ROLES, Role, SolveStatus
 from hetplan.io import dumps_json
 
@@ -233,8 +233,11 @@ class Plan(BaseModel):
         return self.target_utilization or 1.0
 
     def to_json(self) -> str:
-        return dumps_json(_rounded(self.model_dump(
-            exclude={"engine"} if self.engine.is_default() else None)))
+        d = self.model_dump(exclude={"engine"} if self.engine.is_default() else None)
+        if "engine" in d:     # engine-mode fields only when set, so older plans read back same
+            d["engine"] = {k: v for k, v in d["engine"].items()
+                           if k not in ENGINE_MODE_FIELDS or v != getattr(DEFAULT_ENGINE_LIMITS, k)}
+        return dumps_json(_rounded(d))
 
     def summary(self) -> dict:
         """The `--json` summary of `hetplan solve`."""

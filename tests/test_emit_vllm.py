@@ -22,6 +22,7 @@ from hetplan.emit.dynamo import vllm_part, worker_argv
 from hetplan.emit.router import router_argvs
 from hetplan.emit.shell import commands_in, parse_command
 from hetplan.emit.vllm_check import check, venv_python
+from hetplan.engine_limits import EngineLimits
 from hetplan.plan import load_plan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +104,12 @@ def test_golden_plan_and_workload_plans_pass_vllm(workload_plans):
               # decode tp=8 x pp=2 spans two 8-GPU nodes: --nnodes/--node-rank/--headless
               "multinode": _items(plan.model_copy(update={"pools": [
                   plan.pools[0], plan.pools[1].model_copy(update={"tp": 8, "pp": 2,
-                                                                   "gpus": 16})]}))}
+                                                                   "gpus": 16})]})),
+              # engine mode: --enforce-eager, or a CUDA-graph capture ceiling
+              "eager": _items(plan.model_copy(update={
+                  "engine": EngineLimits(enforce_eager=True)})),
+              "graph_cap": _items(plan.model_copy(update={
+                  "engine": EngineLimits(cuda_graph_max_tokens=256)}))}
     groups |= {name: _items(p) for name, p in workload_plans.items()}
     flat = [it for g in groups.values() for it in g]
     results = check(flat)

@@ -13,7 +13,8 @@ from hetplan.catalog import Catalog, load_catalog, load_gpus
 from hetplan.model import load_model, spec_from_hf_config
 from hetplan.perf import Calibration, PerfModel, ReplicaShape
 from hetplan.perf.calibration import Provenance
-from hetplan.perf.roofline import expected_experts_touched, ring_allreduce_s
+from hetplan.perf.collectives import ring_allreduce_s
+from hetplan.perf.roofline import expected_experts_touched
 
 TINY_GPU = """
 references: {r: test}

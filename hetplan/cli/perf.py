@@ -171,7 +171,7 @@ def calibrate_fit_overhead(
                                              callback=check_out_dir),
     include_uncalibrated: bool = typer.Option(False, help="Also GPUs with no kernel data."),
 ) -> None:
-    """Fit each GPU's step and layer overheads to end-to-end measurements (CSV tables or
+    """Fit each GPU's step and per-kernel overheads to end-to-end measurements (CSV tables or
     vllm bench JSONs) and update its calibration file."""
     _fit_overhead(table, gpu, tp, model, calibration_dir_opt, include_uncalibrated)
 
@@ -212,6 +212,6 @@ def _fit_overhead(paths, gpu, tp, model, cal_dir, include_uncalibrated=False) ->
         after = fit_step_overhead(pred, g, rows, before)
         save_calibration(after, cal_dir / f"{g}.yaml")
         typer.echo(f"{g}: step_overhead_ms {before.step_overhead_ms} -> "
-                   f"{after.step_overhead_ms}, layer_overhead_us {before.layer_overhead_us} -> "
-                   f"{after.layer_overhead_us} from {sum(r.gpu == g for r in rows)} rows "
+                   f"{after.step_overhead_ms}, kernel_overhead_us {before.kernel_overhead_us} -> "
+                   f"{after.kernel_overhead_us} from {sum(r.gpu == g for r in rows)} rows "
                    f"(median abs error {after.provenance.fit_error_pct}%)")

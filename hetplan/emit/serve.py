@@ -13,6 +13,8 @@ Settings come from the plan (assumptions, each stated where it is set):
   simulator's rule (`EngineLimits.colocated_chunk_tokens`).
 - --gpu-memory-utilization: the plan's `engine.gpu_memory_utilization`, the fraction the
   perf model reserved VRAM with.
+- --enforce-eager / --max-cudagraph-capture-size: only when the plan's engine sets them
+  (`engine.enforce_eager`, `engine.cuda_graph_max_tokens`), the mode its step times assumed.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class ServeSettings:
     dtype: str
     quantization: str | None
     kv_cache_dtype: str
+    enforce_eager: bool = False
+    max_cudagraph_capture_size: int | None = None
 
 
 def _round_up(n: float, step: int = ROUND_TOKENS) -> int:
@@ -104,7 +108,9 @@ def pool_settings(plan: Plan, pool: Pool, spec: ModelSpec, gpu: GPU,
                          gpu_memory_utilization=lim.gpu_memory_utilization,
                          dtype=_compute_dtype(gpu), quantization=_quantization(pool, spec, gpu,
                                                                                 opts),
-                         kv_cache_dtype=_kv_dtype(pool, gpu))
+                         kv_cache_dtype=_kv_dtype(pool, gpu),
+                         enforce_eager=lim.enforce_eager,
+                         max_cudagraph_capture_size=lim.cuda_graph_max_tokens)
 
 
 def _compute_dtype(gpu: GPU) -> str:
@@ -165,6 +171,10 @@ def engine_flags(pool: Pool, s: ServeSettings, opts: EmitOptions) -> list[str]:
             "--gpu-memory-utilization", f"{s.gpu_memory_utilization:g}"]
     if s.quantization:
         argv += ["--quantization", s.quantization]
+    if s.enforce_eager:
+        argv.append("--enforce-eager")
+    elif s.max_cudagraph_capture_size is not None:
+        argv += ["--max-cudagraph-capture-size", str(s.max_cudagraph_capture_size)]
     kv = kv_transfer_config(pool.role, opts.kv_connector)
     if kv:
         argv += ["--kv-transfer-config", kv]

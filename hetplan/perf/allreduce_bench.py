@@ -1,7 +1,7 @@
 """All-reduce microbenchmark for `hetplan calibrate run` on a machine with several GPUs:
 times torch.distributed all-reduces of 1-64 MiB messages over 2, 4, 8 local GPUs (NCCL) and
 fits the collective efficiency per TP size against the ring model of
-`roofline.ring_allreduce_s` over the GPU's intra-node link.
+`collectives.ring_allreduce_s` over the GPU's intra-node link.
 
 On a CPU (`backend="gloo"`) it runs the same code path between processes: only a smoke
 test, since the result says nothing about the GPU's link. Needs PyTorch.
@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from hetplan.perf.links import Link
-from hetplan.perf.roofline import ring_allreduce_s
+from hetplan.perf.collectives import ring_allreduce_s
 
 MESSAGE_BYTES = tuple(2**p for p in range(20, 27))       # 1 MiB .. 64 MiB
 

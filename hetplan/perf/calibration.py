@@ -37,8 +37,12 @@ class Calibration(BaseModel):
     memory_efficiency: streaming weights / KV cache, of datasheet bandwidth.
     collective_efficiency: all-reduce bus bandwidth, of the intra-node link's unidirectional
         bandwidth.
-    step_overhead_ms: fixed cost per engine step (scheduling, sampling, launches).
-    layer_overhead_us: fixed cost per layer per step (kernel launch gaps; small with graphs).
+    step_overhead_ms: fixed cost per engine step outside the GPU's kernels (scheduling,
+        input preparation, sampling, the graph launch).
+    layer_overhead_us: CPU time to launch one layer's kernels in an eager step (no CUDA
+        graph); it shows only where it exceeds the GPU's work (`roofline.step_time`).
+    kernel_overhead_us: the GPU's fixed cost per kernel (inter-kernel gap, ramp and tail),
+        charged per kernel in every step (`roofline.kernels_per_layer`).
     prefill_compute_scale: share of the isolated kernels' compute efficiency that a whole
         prefill pass keeps (unfused element-wise work, kernel tails, KV writes); 1 = none
         lost. Fitted with the overheads to end-to-end prefill measurements, never to
@@ -56,6 +60,7 @@ class Calibration(BaseModel):
     collective_efficiency_by_tp: dict[int, float] = {}   # PCIe topologies vary with TP size
     step_overhead_ms: float = Field(ge=0.0)
     layer_overhead_us: float = Field(ge=0.0)
+    kernel_overhead_us: float = Field(default=0.0, ge=0.0)
     prefill_compute_scale: float = Field(default=1.0, gt=0.0, le=1.0)
     provenance: Provenance
 

@@ -32,7 +32,11 @@ class Estimate(BaseModel):
     fits: bool
     fit_reason: str
     calibration: str
-    approximate_note: str = ("roofline estimate with fitted efficiencies; engine effects not "
+    prefill_op_sources: dict[str, str]
+    decode_op_sources: dict[str, str]
+    decode_cuda_graph: bool
+    approximate_note: str = ("measured per-op tables where they exist, roofline x fitted "
+                             "efficiencies elsewhere (see *_op_sources); engine effects not "
                              "modelled (scheduling jitter, prefix caching, speculative decoding)")
 
 
@@ -42,8 +46,9 @@ def estimate(pm: PerfModel, shape: ReplicaShape, batch: int, input_tokens: int,
         raise ValueError("batch, input and output tokens must be >= 1")
     why = pm.check(shape)
     mem = pm.memory(shape)
-    ttft_s = pm.prefill_time_s(shape, input_tokens, batch)
-    tpot_s = pm.decode_step_s(shape, batch, input_tokens + output_tokens / 2)
+    prefill = pm.prefill_breakdown(shape, [input_tokens] * batch)
+    decode = pm.decode_breakdown(shape, batch, input_tokens + output_tokens / 2)
+    ttft_s, tpot_s = prefill.total_s, decode.total_s
     full_ctx = input_tokens + output_tokens
     max_batch = pm.max_decode_batch(shape, full_ctx, max_num_seqs=1 << 30)
     m = pm.model
@@ -63,4 +68,6 @@ def estimate(pm: PerfModel, shape: ReplicaShape, batch: int, input_tokens: int,
         weights_gb_per_gpu=mem.weights_bytes_per_gpu / 1e9,
         kv_gb_needed_per_gpu=batch * per_seq_gpu / 1e9,
         kv_gb_available_per_gpu=max(mem.kv_bytes_per_gpu, 0.0) / 1e9,
-        max_batch_at_full_context=max_batch, fits=fits, fit_reason=reason, calibration=cal_note)
+        max_batch_at_full_context=max_batch, fits=fits, fit_reason=reason, calibration=cal_note,
+        prefill_op_sources=prefill.op_sources, decode_op_sources=decode.op_sources,
+        decode_cuda_graph=decode.cuda_graph)

@@ -15,7 +15,7 @@ from hetplan.engine_limits import DEFAULT_ENGINE_LIMITS, EngineLimits
 from hetplan.model import ModelSpec
 from hetplan.perf.calibration import Calibration, default_calibration, load_calibrations
 from hetplan.perf.links import Link, LinkCatalog, load_links
-from hetplan.perf.roofline import StepBreakdown, kv_shard_factor, step_time
+from hetplan.perf.roofline import StepBreakdown, StepHardware, kv_shard_factor, step_time
 from hetplan.perf.shape import ReplicaShape, unsupported_reason
 
 RUNTIME_RESERVE_BYTES = 1.5e9     # CUDA context, NCCL buffers, CUDA graphs (approximate)
@@ -51,6 +51,7 @@ class PerfModel:
         self.calibrations = load_calibrations() if calibrations is None else calibrations
         self.links = links or load_links()
         self.limits = limits
+        self.optables: dict = {}   # GPU name -> OpTables (per-op measured tables)
         self._cache: dict[tuple, float] = {}
 
     def with_limits(self, limits: EngineLimits) -> "PerfModel":
@@ -65,6 +66,15 @@ class PerfModel:
 
     def uses_default_calibration(self, gpu: str) -> bool:
         return gpu not in self.calibrations
+
+    def hardware(self, gpu_name: str) -> StepHardware:
+        """The per-GPU inputs of a step time under this model's engine limits."""
+        gpu = self.catalog.gpu(gpu_name)
+        return StepHardware(gpu=gpu, cal=self.calibration(gpu_name),
+                            link=self.links.intra_node(gpu),
+                            graph_max_tokens=self.limits.graph_capture_max_tokens(
+                                gpu.datacenter_blackwell),
+                            tables=self.optables.get(gpu_name))
 
     def check(self, shape: ReplicaShape) -> str | None:
         """Why the shape cannot serve the model (None if it can, memory aside)."""
@@ -113,12 +123,10 @@ class PerfModel:
               kv_read: float, prefill: bool) -> StepBreakdown:
         """prefill: the step holds prompt tokens (compute efficiencies derated by the
         calibration's prefill_compute_scale)."""
-        gpu = self.catalog.gpu(shape.gpu)
-        cal = self.calibration(shape.gpu)
-        return step_time(self.model, gpu, shape, cal, self.links.intra_node(gpu),
-                         new_tokens=new_tokens, seqs=seqs, attended_keys=attended,
-                         kv_bytes_read=kv_read,
-                         compute_scale=cal.prefill_compute_scale if prefill else 1.0)
+        hw = self.hardware(shape.gpu)
+        return step_time(self.model, hw, shape, new_tokens=new_tokens, seqs=seqs,
+                         attended_keys=attended, kv_bytes_read=kv_read,
+                         compute_scale=hw.cal.prefill_compute_scale if prefill else 1.0)
 
     def prefill_breakdown(self, shape: ReplicaShape, prompt_tokens: Sequence[int],
                           cached_tokens: int = 0) -> StepBreakdown:

@@ -6,12 +6,31 @@ efficiencies e_*:
 
     t_gemm = max(gemm_flops / (P_w e_c), weight_bytes_read / (B e_m))
     t_attn = max(attn_flops / (P_bf16 e_a), kv_bytes_read / (B e_m))
-    t_comm = 2 all-reduces per layer of new_tokens x hidden activations (ring over the link)
+    t_comm = 2 all-reduces per layer of new_tokens x hidden activations (measured table, or
+             the engine's algorithm for that size and link: `collectives.py`)
            + pipeline-stage sends when pp > 1
     t_elem = activation bytes of element-wise ops (norms, residual adds, RoPE, SiLU*mul)
              / (B e_m): about ACT_PASSES_HIDDEN reads+writes of a hidden vector and
              ACT_PASSES_FFN of an FFN-width vector per token per layer (approximate)
-    t_step = t_gemm + t_attn + t_elem + t_comm + step_overhead + layers x layer_overhead
+    t_gpu  = t_gemm + t_attn + t_elem + t_comm + kernels x kernel_overhead
+    t_step = t_gpu + step_overhead                                  (CUDA-graph step)
+    t_step = max(t_gpu, layers x layer_launch) + step_overhead      (eager step)
+
+Engine mode: a step of at most the engine's CUDA-graph capture size (`EngineLimits.
+graph_capture_max_tokens`; decode steps and short chunks) is replayed from a graph and pays no
+per-layer launch cost. A larger step (or any step with enforce_eager) launches its kernels from
+the CPU, `layer_overhead_us` per layer; the GPU hides that behind its own work unless the
+work is shorter (small batches of deep models), hence the max. `step_overhead_ms` is the
+engine's per-step cost outside the GPU's kernels (scheduling, input preparation, sampling,
+the graph launch), fitted to end-to-end rows of current engines. `kernel_overhead_us` is the
+GPU's own fixed cost per kernel (the gap between kernels, ramp-up and tail of a kernel too
+small to fill the GPU), charged for the kernels a layer launches (`kernels_per_layer`, an
+estimate of what vLLM's fused kernels amount to): it is what makes small-batch decode of a
+deep MoE model slower than its bytes say.
+
+Per-op measured tables (`optables.py`, derived from kernel measurements) replace the
+roofline x scalar efficiency where they cover the op; `StepBreakdown.sources` says, per op,
+which was used.
 
 Assumptions: GEMM and attention kernels do not overlap each other; all-reduces are not
 overlapped with compute; with PP the step latency covers all stages in sequence (throughput
@@ -23,13 +42,18 @@ expected E(1 - (1 - k/E)^n) of E per MoE layer for n tokens with k routed each.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hetplan.catalog import GPU
 from hetplan.dtypes import bytes_per_element
 from hetplan.model import ModelSpec
 from hetplan.perf.calibration import Calibration
+from hetplan.perf.collectives import allreduce_model
 from hetplan.perf.links import Link
 from hetplan.perf.shape import ReplicaShape
+
+if TYPE_CHECKING:
+    from hetplan.perf.optables import OpTables
 
 ACT_BYTES = 2.0   # activations exchanged in 16-bit
 # Element-wise passes per token per layer (reads + writes): 2 RMSNorms (2 each), 2 residual
@@ -49,11 +73,31 @@ class StepBreakdown:
     comm_s: float
     overhead_s: float
     gemm_compute_bound: bool
+    cuda_graph: bool = True
+    sources: tuple[tuple[str, str], ...] = ()
 
     @property
     def total_s(self) -> float:
         return (self.gemm_s + self.attention_s + self.elementwise_s + self.comm_s
                 + self.overhead_s)
+
+    @property
+    def op_sources(self) -> dict[str, str]:
+        """Per op, where its time came from: `table:...` (measured per-op table),
+        `model:...` (an algorithm model) or `roofline x calibration`."""
+        return dict(self.sources)
+
+
+@dataclass(frozen=True)
+class StepHardware:
+    """What a step's time needs besides the model and the shape: the GPU, its calibration,
+    its intra-node link, the engine's CUDA-graph capture size, per-op tables if any."""
+
+    gpu: GPU
+    cal: Calibration
+    link: Link
+    graph_max_tokens: int
+    tables: "OpTables | None" = None
 
 
 def expected_experts_touched(num_experts: int, k: int, tokens: float) -> float:
@@ -87,15 +131,6 @@ def gemm_flops(model: ModelSpec, tokens: float, seqs: float) -> float:
     return 2.0 * (block * tokens + model.vocab_size * model.hidden_size * seqs)
 
 
-def ring_allreduce_s(nbytes: float, n: int, link: Link, efficiency: float) -> float:
-    """Ring all-reduce of `nbytes` over n GPUs: 2(n-1)/n of the data crosses each link,
-    in 2(n-1) latency-bound steps."""
-    if n <= 1 or nbytes <= 0:
-        return 0.0
-    bw = link.bandwidth_gbit_per_s * 1e9 / 8.0 * efficiency
-    return 2.0 * (n - 1) / n * nbytes / bw + 2.0 * (n - 1) * link.latency_us * 1e-6
-
-
 def kv_shard_factor(model: ModelSpec, tp: int) -> int:
     """How many ways the KV cache is split across a TP group: KV heads shard up to their
     count (replicated beyond); MLA's single latent is replicated on every rank."""
@@ -104,10 +139,72 @@ def kv_shard_factor(model: ModelSpec, tp: int) -> int:
     return min(tp, model.num_kv_heads)
 
 
-def step_time(model: ModelSpec, gpu: GPU, shape: ReplicaShape, cal: Calibration,
-              intra_link: Link, *, new_tokens: float, seqs: float, attended_keys: float,
-              kv_bytes_read: float, pp_link: Link | None = None,
-              compute_scale: float = 1.0) -> StepBreakdown:
+ROOFLINE = "roofline x calibration"
+
+
+def _gemm_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, flops: float,
+               wbytes: float, tokens: float, compute_dtype: str,
+               scale: float) -> tuple[float, bool, str]:
+    """Seconds of the step's matmuls on one GPU, whether compute-bound, and the source."""
+    gpu, cal = hw.gpu, hw.cal
+    t_compute = flops / (gpu.tflops(compute_dtype) * 1e12)
+    t_weights = wbytes / gpu.mem_bw_bytes_per_s
+    look = None
+    if hw.tables is not None and model.moe is None:
+        look = hw.tables.gemm_efficiency(compute_dtype, tokens,
+                                         gemm_weight_elements(model, shape.tp))
+    if look is not None:
+        bound = t_compute >= t_weights
+        eff = look.value * (scale if bound else 1.0)
+        return max(t_compute, t_weights) / eff, bound, look.source
+    t_c = t_compute / (cal.compute_efficiency_for(compute_dtype) * scale)
+    t_m = t_weights / cal.memory_efficiency
+    return max(t_c, t_m), t_c >= t_m, ROOFLINE
+
+
+def gemm_weight_elements(model: ModelSpec, tp: int) -> float:
+    """Mean weight elements (n x k) of one block GEMM on one GPU: the layer's four dense
+    projections (QKV, O, gate+up, down) split by TP. The per-op GEMM table is looked up at
+    this size (approximate: the four differ by up to ~4x)."""
+    per_layer = model.attention_params_per_layer() + model.dense_mlp_params()
+    return per_layer / 4.0 / tp
+
+
+KERNELS_ATTENTION_BLOCK = 6   # fused add+norm, QKV GEMM, RoPE+KV write, attention, O GEMM, norm
+KERNELS_MLA_EXTRA = 3         # low-rank q/kv up-projections and the latent norm
+KERNELS_DENSE_MLP = 3         # gate+up GEMM, SiLU*mul, down GEMM
+KERNELS_MOE_MLP = 7           # router GEMM, top-k, token sort, 2 grouped GEMMs, act, combine
+KERNELS_SHARED_EXPERT = 3     # a shared expert is a dense MLP beside the routed ones
+KERNELS_TP_COLLECTIVES = 2    # one all-reduce after attention, one after the MLP
+
+
+def kernels_per_layer(model: ModelSpec, tp: int) -> float:
+    """Mean kernels one layer launches in a step (approximate: counted from vLLM's fused
+    layer structure, not measured; the fitted kernel_overhead_us absorbs the error)."""
+    attn = KERNELS_ATTENTION_BLOCK + (KERNELS_MLA_EXTRA if model.mla is not None else 0)
+    if tp > 1:
+        attn += KERNELS_TP_COLLECTIVES
+    moe_mlp = 0.0
+    if model.moe is not None:
+        moe_mlp = KERNELS_MOE_MLP + (KERNELS_SHARED_EXPERT if model.moe.num_shared_experts else 0)
+    mlp = (model.num_dense_layers * KERNELS_DENSE_MLP
+           + model.num_moe_layers * moe_mlp) / model.num_layers
+    return attn + mlp
+
+
+def _allreduce_time(hw: StepHardware, nbytes: float, tp: int) -> tuple[float, str]:
+    if tp <= 1 or nbytes <= 0:
+        return 0.0, "none"
+    if hw.tables is not None and (look := hw.tables.allreduce_s(nbytes, tp)) is not None:
+        return look.value, look.source
+    t = allreduce_model(nbytes, tp, hw.link, hw.gpu.intra_node_link,
+                        hw.cal.collective_efficiency_for(tp))
+    return t.seconds, t.source
+
+
+def step_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, *, new_tokens: float,
+              seqs: float, attended_keys: float, kv_bytes_read: float,
+              pp_link: Link | None = None, compute_scale: float = 1.0) -> StepBreakdown:
     """Time of one step on one replica (see the module docstring for the formula).
 
     new_tokens: tokens processed this step (prompt tokens + one per decoding sequence).
@@ -117,18 +214,17 @@ def step_time(model: ModelSpec, gpu: GPU, shape: ReplicaShape, cal: Calibration,
     compute_scale: multiplies the compute and attention efficiencies (a whole pass keeps
         less of peak than isolated kernels; Calibration.prefill_compute_scale).
     """
+    gpu, cal = hw.gpu, hw.cal
     tp, pp = shape.tp, shape.pp
     compute_dtype = shape.weight_dtype if gpu.supports(shape.weight_dtype) else "bf16"
-    peak_w = gpu.tflops(compute_dtype) * 1e12
     peak_attn = gpu.tflops("bf16" if gpu.supports("bf16") else "fp16") * 1e12
     bw = gpu.mem_bw_bytes_per_s
+    scale = compute_scale
 
     flops = gemm_flops(model, new_tokens, seqs) / tp
     wbytes = weight_bytes_read(model, shape.weight_dtype, new_tokens, seqs) / tp
-    scale = compute_scale
-    t_compute = flops / (peak_w * cal.compute_efficiency_for(compute_dtype) * scale)
-    t_weights = wbytes / (bw * cal.memory_efficiency)
-    gemm_s = max(t_compute, t_weights)
+    gemm_s, bound, gemm_src = _gemm_time(model, hw, shape, flops, wbytes, new_tokens,
+                                         compute_dtype, scale)
 
     attn_flops = model.attention_flops_per_key() * attended_keys / tp
     kv_per_gpu = kv_bytes_read / kv_shard_factor(model, tp)
@@ -142,13 +238,21 @@ def step_time(model: ModelSpec, gpu: GPU, shape: ReplicaShape, cal: Calibration,
     elementwise_s = elem_bytes / (bw * cal.memory_efficiency)
 
     act = new_tokens * model.hidden_size * ACT_BYTES
-    comm_s = 2 * model.num_layers * ring_allreduce_s(act, tp, intra_link,
-                                                     cal.collective_efficiency_for(tp))
+    one_ar_s, ar_src = _allreduce_time(hw, act, tp)
+    comm_s = 2 * model.num_layers * one_ar_s
     if pp > 1:
-        link = pp_link or intra_link
+        link = pp_link or hw.link
         comm_s += (pp - 1) * (act / link.achieved_bytes_per_s + link.latency_us * 1e-6)
 
-    overhead_s = cal.step_overhead_ms * 1e-3 + model.num_layers * cal.layer_overhead_us * 1e-6
+    kernel_s = model.num_layers * kernels_per_layer(model, tp) * cal.kernel_overhead_us * 1e-6
+    gpu_s = gemm_s + attention_s + elementwise_s + comm_s + kernel_s
+    graph = new_tokens <= hw.graph_max_tokens
+    launch_s = 0.0 if graph else model.num_layers * cal.layer_overhead_us * 1e-6
+    overhead_s = cal.step_overhead_ms * 1e-3 + kernel_s + max(0.0, launch_s - gpu_s)
+    sources = (("gemm", gemm_src), ("attention", ROOFLINE), ("elementwise", ROOFLINE),
+               ("allreduce", ar_src),
+               ("overhead", "calibration step_overhead_ms + kernel_overhead_us" + (
+                   " (CUDA graph)" if graph else " + eager launch layer_overhead_us")))
     return StepBreakdown(gemm_s=gemm_s, attention_s=attention_s, elementwise_s=elementwise_s,
-                         comm_s=comm_s, overhead_s=overhead_s,
-                         gemm_compute_bound=t_compute >= t_weights)
+                         comm_s=comm_s, overhead_s=overhead_s, gemm_compute_bound=bound,
+                         cuda_graph=graph, sources=sources)

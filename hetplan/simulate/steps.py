@@ -15,6 +15,11 @@ compute/memory kink) and smooth for MoE (expected experts touched). Measured aga
 PerfModel on random prefill and mixed steps of every bundled model: dense models agree to
 rounding, MoE models within 0.2% (tests/test_simulate.py requires 1%).
 
+Eager steps (larger than the engine's CUDA-graph capture size) charge the CPU launch time
+that exceeds the GPU's work; F does so at zero attention, so the simulator may charge a
+little more launch time than PerfModel to an eager step whose attention is long (only eager
+steps shorter than their launches are affected; with CUDA graphs on, those are rare).
+
 Decode steps take the replica's total context. Full-attention layers make that exact;
 sliding-window layers are charged at the mean context per sequence (approximate).
 """
@@ -37,11 +42,11 @@ class StepModel:
 
     def __init__(self, pm: PerfModel, shape: ReplicaShape):
         m = pm.model
-        gpu = pm.catalog.gpu(shape.gpu)
-        cal, link = pm.calibration(shape.gpu), pm.links.intra_node(gpu)
+        hw = pm.hardware(shape.gpu)
+        cal = hw.cal
 
         def raw(new: float, seqs: float, att: float, kv: float, prefill: bool = False):
-            return step_time(m, gpu, shape, cal, link, new_tokens=new, seqs=seqs,
+            return step_time(m, hw, shape, new_tokens=new, seqs=seqs,
                              attended_keys=att, kv_bytes_read=kv,
                              compute_scale=cal.prefill_compute_scale if prefill else 1.0)
 
