@@ -134,7 +134,7 @@ class Grid(BaseModel):
         i1, j1 = min(i + 1, len(self.x) - 1), min(j + 1, len(self.y) - 1)
         v = self.values
         value = _log_mix(_log_mix(v[i][j], v[i][j1], ty), _log_mix(v[i1][j], v[i1][j1], ty), tx)
-        used = {(a, b) for a in {i, i1} for b in {j, j1}}
+        used = {(a, b) for a in ({i, i1} if tx else {i}) for b in ({j, j1} if ty else {j})}
         measured = not used & {tuple(c) for c in self.filled}
         return value, in_x and in_y and measured
 
