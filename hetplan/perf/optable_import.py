@@ -7,8 +7,8 @@ grids, with the file each came from. Latencies in the source tables are millisec
 - All-reduce: vLLM custom all-reduce in CUDA-graph mode, or NCCL's all-reduce (16-bit)
   where a system has no custom table. `message_size` counts 16-bit *elements*, not bytes:
   the NCCL and custom tables agree at large sizes, and reading them as elements gives the
-  bus bandwidths NCCL is known to reach at 512 MiB (8x A100 ~220 GB/s, 8x H100 ~445 GB/s)
-  where bytes would give half. Stored as (message_bytes = 2 x elements, latency_us).
+  bus bandwidths NCCL is known to reach at 0.5-1 GiB (8x A100 ~220 GB/s, 8x H100
+  ~445 GB/s), where bytes would give half. Stored as (message_bytes = 2 x elements, latency_us).
 - GEMM efficiency: roofline at 100% of the catalog's datasheet peak,
   max(2mnk / peak(dtype), (bpe(dtype)(nk + mk) + 2mn) / mem_bw), over the measured time of
   the fastest kernel per shape; n, k >= MIN_GEMM_DIM; median per grid cell.
@@ -18,8 +18,12 @@ grids, with the file each came from. Latencies in the source tables are millisec
   head count measured, i.e. TP shards too), fastest kernel per row, median per cell.
 - Context attention efficiency: causal FLOPs 4 b h d s(s+1)/2 at bf16 peak over the measured
   time, same head selection, bf16 KV.
-Efficiencies above 1 (caches holding small operands) are capped at 1. MoE grouped GEMMs and
-the all-to-all are not derived yet (their tables mix TP/EP layouts and routing skews).
+Efficiencies above 1 are capped at 1: operands small enough to stay in L2 across the
+benchmark's repeats (L40S, RTX PRO 6000: 96-128 MB of L2) beat the HBM roofline.
+MoE grouped GEMMs and the all-to-all are not derived: on the single-GPU rows (TP = EP = 1,
+"balanced" routing) reading min(E, tokens x top-k) experts' weights gives bf16 efficiencies
+up to 1.6 below 64 tokens per expert and fp8 ones of only 0.1-0.3, so the table's routing
+and quantisation semantics need checking before its numbers can stand in for the roofline.
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ def grid_of(x: np.ndarray, y: np.ndarray, eff: np.ndarray, gx: list[float], gy: 
         filled.append((int(i), int(j)))
     return ([gx[i] for i in range(rows[0], rows[-1] + 1)],
             [gy[j] for j in range(cols[0], cols[-1] + 1)],
-            [[round(float(v), 4) for v in r] for r in cells], filled)
+            [[float(f"{v:.4g}") for v in r] for r in cells], filled)
 
 
 def _near(logs: np.ndarray, centre: float, half: float) -> np.ndarray:
@@ -274,8 +278,9 @@ def _derive_system(tables: _Tables, version: str, system: str, gpu: GPU) -> OpTa
 
 NOTES = ("all-reduce message_size read as 16-bit elements (bytes = 2x); efficiencies = "
          "roofline at 100% of catalog datasheet peak / measured latency, capped at 1; grids "
-         "are medians per cell, empty inner cells copy the nearest measured cell (listed in "
-         "'filled'); lookups clamp outside the grid; MoE tables not derived")
+         "are medians per cell (attention rows: head_dim 128, heads/kv_heads 4 or 8); empty "
+         "inner cells copy the nearest measured cell (listed in 'filled'); lookups clamp "
+         "outside the grid; MoE tables not derived (see hetplan/perf/optable_import.py)")
 
 
 def _summary(t: OpTables) -> str:
