@@ -113,6 +113,7 @@ def test_save_load_round_trip(tmp_path):
     (lambda r: r["gemm_efficiency"]["bf16"].update(x_axis="batch"), "axes"),
     (lambda r: r["gemm_efficiency"]["bf16"].update(filled=[[5, 0]]), "outside"),
     (lambda r: r["gemm_efficiency"]["bf16"]["source"].update(extra=1), "extra"),
+    (lambda r: r["gemm_efficiency"].update(bf17=r["gemm_efficiency"]["bf16"]), "bf17"),
 ])
 def test_loader_rejects_bad_files(tmp_path, mutate, needle):
     raw = _tables().model_dump(mode="json")

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hetplan.dtypes import Dtype
 from hetplan.errors import InputError, from_validation_error
 from hetplan.io import catalogs_dir, dumps_json, load_yaml, write_atomic
 from hetplan.perf.calibration import Provenance
@@ -165,8 +166,8 @@ class OpTables(BaseModel):
     gpu: str = Field(min_length=1)
     provenance: Provenance
     allreduce_us: dict[int, Curve] = {}
-    gemm_efficiency: dict[str, Grid] = {}
-    decode_attention_efficiency: dict[str, Grid] = {}
+    gemm_efficiency: dict[Dtype, Grid] = {}               # by weight/compute dtype
+    decode_attention_efficiency: dict[Dtype, Grid] = {}   # by KV-cache dtype
     context_attention_efficiency: Grid | None = None
 
     @model_validator(mode="after")
@@ -195,15 +196,18 @@ class OpTables(BaseModel):
 
     def gemm_efficiency_at(self, dtype: str, m_tokens: float,
                            weight_elements: float) -> Lookup | None:
+        """Fraction of max(FLOP, bytes) roofline a GEMM of m x (n*k weights) reaches."""
         return _grid_lookup(self.gemm_efficiency.get(dtype), m_tokens, weight_elements)
 
     def decode_attention_efficiency_at(self, batch: float, context_tokens: float,
                                        kv_dtype: str = "bf16") -> Lookup | None:
+        """Fraction of the KV-read roofline that decode attention reaches."""
         return _grid_lookup(self.decode_attention_efficiency.get(kv_dtype), batch,
                             context_tokens)
 
     def context_attention_efficiency_at(self, prompt_tokens: float,
                                         batch: float = 1) -> Lookup | None:
+        """Fraction of the causal-FLOP roofline (bf16 peak) that prefill attention reaches."""
         return _grid_lookup(self.context_attention_efficiency, batch, prompt_tokens)
 
 
