@@ -162,6 +162,26 @@ def calibrate_import_aic(
                    f"memory {cal.memory_efficiency}, collective {cal.collective_efficiency}")
 
 
+@calibrate_app.command("import-optables")
+def calibrate_import_optables(
+    source: Path = typer.Argument(..., help="aiconfigurator-core wheel or systems/data dir."),
+    out: Path = typer.Option(None, callback=check_out_dir,
+                             help="Default: catalogs/calibration/optables."),
+    system: list[str] = typer.Option(None, help="Only these systems or GPU names."),
+) -> None:
+    """Derive per-operation tables (GEMM, attention, all-reduce) from aiconfigurator's
+    measured kernel tables (one file per GPU; progress on stderr)."""
+    from hetplan.catalog import load_catalog
+    from hetplan.perf.optable_import import import_optables
+    from hetplan.perf.optables import optables_dir, save_optables
+
+    out = out or optables_dir()
+    for t in import_optables(source, load_catalog(), system or None,
+                             progress=lambda line: typer.echo(line, err=True)):
+        save_optables(t, out / f"{t.gpu}.yaml")
+        typer.echo(str(out / f"{t.gpu}.yaml"))
+
+
 @calibrate_app.command("fit-overhead")
 def calibrate_fit_overhead(
     table: list[Path] = typer.Argument(..., help="Measurement CSVs and/or vllm bench JSONs."),
