@@ -20,6 +20,10 @@ from validate_perf_model import MODERN_ERA, MODERN_TABLE, evaluate_by_shape  # n
 from hetplan.perf.measured import load_measurements  # noqa: E402
 
 ENGINES = {"vllm", "sglang", "tensorrt-llm"}
+# metric -> (phase, whether the decode batch is 1): the metric kinds of modern_perf.md
+METRICS = {"ttft_low_load": ("prefill", True), "itl": ("decode", True), "tpot": ("decode", True),
+           "derived_from_throughput": ("decode", True), "tpot_closed_loop": ("decode", False),
+           "derived_from_e2e_latency": ("decode", None)}
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +56,16 @@ def test_model_predicts_every_row():
     assert len(res["rows"]) == len(load_measurements(MODERN_TABLE))
     assert all(math.isfinite(r["predicted_ms"]) and r["predicted_ms"] > 0 for r in res["rows"])
     assert sum(s["n"] for s in res["summary"]) == len(res["rows"])
+
+
+def test_metric_kinds_match_phase_batch_and_context(raw_rows):
+    """Each metric is a documented kind; single-request metrics sit at batch 1, closed-loop
+    TPOT above it; a decode row's context is input + output/2 (modern_perf.md, Columns)."""
+    for r in raw_rows:
+        phase, batch_one = METRICS[r["metric"]]
+        assert r["phase"] == phase, r["id"]
+        if batch_one is not None:
+            assert (int(r["batch"]) == 1) == batch_one, r["id"]
+        if phase == "decode":
+            expected = float(r["input_tokens"]) + float(r["output_tokens"]) / 2
+            assert abs(float(r["context_tokens"]) - expected) <= 0.5, r["id"]
