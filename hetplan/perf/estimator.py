@@ -15,6 +15,7 @@ from hetplan.engine_limits import DEFAULT_ENGINE_LIMITS, EngineLimits
 from hetplan.model import ModelSpec
 from hetplan.perf.calibration import Calibration, default_calibration, load_calibrations
 from hetplan.perf.links import Link, LinkCatalog, load_links
+from hetplan.perf.optables import OpTables, load_optables
 from hetplan.perf.roofline import StepBreakdown, StepHardware, kv_shard_factor, step_time
 from hetplan.perf.shape import ReplicaShape, unsupported_reason
 
@@ -38,27 +39,30 @@ class PerfModel:
     """Latency and memory model of `model` on catalog GPUs.
 
     `calibrations` maps GPU name to measured efficiencies; GPUs without one use the
-    documented default (see `uses_default_calibration`). `limits`: the engine limits
+    documented default (see `uses_default_calibration`). `optables` maps GPU name to its
+    per-op measured tables (default: catalogs/calibration/optables; {} for none). `limits`: the engine limits
     memory and batch caps assume (default: `hetplan.engine_limits` defaults).
     """
 
     def __init__(self, model: ModelSpec, catalog: Catalog,
                  calibrations: dict[str, Calibration] | None = None,
                  links: LinkCatalog | None = None,
-                 limits: EngineLimits = DEFAULT_ENGINE_LIMITS):
+                 limits: EngineLimits = DEFAULT_ENGINE_LIMITS,
+                 optables: dict[str, OpTables] | None = None):
         self.model = model
         self.catalog = catalog
         self.calibrations = load_calibrations() if calibrations is None else calibrations
         self.links = links or load_links()
         self.limits = limits
-        self.optables: dict = {}   # GPU name -> OpTables (per-op measured tables)
+        self.optables = load_optables() if optables is None else optables
         self._cache: dict[tuple, float] = {}
 
     def with_limits(self, limits: EngineLimits) -> "PerfModel":
         """This model under other engine limits (itself when they are the same)."""
         if limits == self.limits:
             return self
-        return PerfModel(self.model, self.catalog, self.calibrations, self.links, limits)
+        return PerfModel(self.model, self.catalog, self.calibrations, self.links, limits,
+                         self.optables)
 
     # ---- inputs ----------------------------------------------------------------------
     def calibration(self, gpu: str) -> Calibration:

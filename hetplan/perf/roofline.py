@@ -29,8 +29,11 @@ estimate of what vLLM's fused kernels amount to): it is what makes small-batch d
 deep MoE model slower than its bytes say.
 
 Per-op measured tables (`optables.py`, derived from kernel measurements) replace the
-roofline x scalar efficiency where they cover the op; `StepBreakdown.sources` says, per op,
-which was used.
+roofline x scalar efficiency where they cover the op: GEMMs of dense models (by tokens and
+weight size, per dtype) and the all-reduce (by bytes and TP). Attention and element-wise
+work stay roofline x calibration (the simulator needs attention linear in keys and KV
+bytes; the decode- and context-attention tables are kept for the calibration fit and a later
+step). `StepBreakdown.sources` says, per op, which was used.
 
 Assumptions: GEMM and attention kernels do not overlap each other; all-reduces are not
 overlapped with compute; with PP the step latency covers all stages in sequence (throughput
@@ -142,21 +145,38 @@ def kv_shard_factor(model: ModelSpec, tp: int) -> int:
 ROOFLINE = "roofline x calibration"
 
 
-def _gemm_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, flops: float,
-               wbytes: float, tokens: float, compute_dtype: str,
-               scale: float) -> tuple[float, bool, str]:
-    """Seconds of the step's matmuls on one GPU, whether compute-bound, and the source."""
+def _gemm_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, tokens: float,
+               seqs: float, compute_dtype: str, scale: float) -> tuple[float, bool, str]:
+    """Seconds of the step's matmuls on one GPU, whether compute-bound, and the source.
+
+    With a measured GEMM table the time is roofline(m) / efficiency(m), and never less than
+    the same at any smaller table point m_j < m: a bigger GEMM cannot be faster, though an
+    efficiency interpolated between two table points can rise faster than m does. Within a
+    segment log(roofline / efficiency) is convex in log m, so comparing with the table's
+    points suffices to make the time non-decreasing in m."""
     gpu, cal = hw.gpu, hw.cal
-    t_compute = flops / (gpu.tflops(compute_dtype) * 1e12)
-    t_weights = wbytes / gpu.mem_bw_bytes_per_s
-    look = None
-    if hw.tables is not None and model.moe is None:
-        look = hw.tables.gemm_efficiency(compute_dtype, tokens,
-                                         gemm_weight_elements(model, shape.tp))
-    if look is not None:
-        bound = t_compute >= t_weights
-        eff = look.value * (scale if bound else 1.0)
-        return max(t_compute, t_weights) / eff, bound, look.source
+    peak, bw = gpu.tflops(compute_dtype) * 1e12, gpu.mem_bw_bytes_per_s
+
+    def parts(m: float) -> tuple[float, float]:
+        return (gemm_flops(model, m, seqs) / shape.tp / peak,
+                weight_bytes_read(model, shape.weight_dtype, m, seqs) / shape.tp / bw)
+
+    t_compute, t_weights = parts(tokens)
+    grid = hw.tables.gemm_efficiency.get(compute_dtype) \
+        if hw.tables is not None and model.moe is None else None
+    if grid is not None:
+        n_k = gemm_weight_elements(model, shape.tp)
+
+        def timed(m: float, tc: float, tw: float) -> tuple[float, str]:
+            look = hw.tables.gemm_efficiency_at(compute_dtype, m, n_k)
+            eff = look.value * (scale if tc >= tw else 1.0)
+            return max(tc, tw) / eff, look.source
+
+        t, source = timed(tokens, t_compute, t_weights)
+        for m in grid.x:
+            if m < tokens:
+                t = max(t, timed(m, *parts(m))[0])
+        return t, t_compute >= t_weights, source
     t_c = t_compute / (cal.compute_efficiency_for(compute_dtype) * scale)
     t_m = t_weights / cal.memory_efficiency
     return max(t_c, t_m), t_c >= t_m, ROOFLINE
@@ -221,10 +241,8 @@ def step_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, *, new_to
     bw = gpu.mem_bw_bytes_per_s
     scale = compute_scale
 
-    flops = gemm_flops(model, new_tokens, seqs) / tp
-    wbytes = weight_bytes_read(model, shape.weight_dtype, new_tokens, seqs) / tp
-    gemm_s, bound, gemm_src = _gemm_time(model, hw, shape, flops, wbytes, new_tokens,
-                                         compute_dtype, scale)
+    gemm_s, bound, gemm_src = _gemm_time(model, hw, shape, new_tokens, seqs, compute_dtype,
+                                         scale)
 
     attn_flops = model.attention_flops_per_key() * attended_keys / tp
     kv_per_gpu = kv_bytes_read / kv_shard_factor(model, tp)
