@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -43,6 +44,9 @@ class Calibration(BaseModel):
         graph); it shows only where it exceeds the GPU's work (`roofline.step_time`).
     kernel_overhead_us: the GPU's fixed cost per kernel (inter-kernel gap, ramp and tail),
         charged per kernel in every step (`roofline.kernels_per_layer`).
+    optable_ops: the ops whose per-op measured table (catalogs/calibration/optables) this GPU
+        uses where one exists; an op left out uses roofline x the efficiencies above, where
+        end-to-end rows showed the table describes the engine worse (say why in the notes).
     prefill_compute_scale: share of the isolated kernels' compute efficiency that a whole
         prefill pass keeps (unfused element-wise work, kernel tails, KV writes); 1 = none
         lost. Fitted with the overheads to end-to-end prefill measurements, never to
@@ -62,6 +66,7 @@ class Calibration(BaseModel):
     layer_overhead_us: float = Field(ge=0.0)
     kernel_overhead_us: float = Field(default=0.0, ge=0.0)
     prefill_compute_scale: float = Field(default=1.0, gt=0.0, le=1.0)
+    optable_ops: tuple[Literal["gemm", "allreduce"], ...] = ("gemm", "allreduce")
     provenance: Provenance
 
     def collective_efficiency_for(self, tp: int) -> float:
@@ -78,8 +83,12 @@ class Calibration(BaseModel):
 # Documented fallback for GPUs never measured: mid-range figures typical of vLLM on
 # datacenter GPUs (GEMM ~70% of peak, FlashAttention ~50%, HBM streaming ~80%, NCCL ~75%).
 # They are assumptions, not measurements; output built on them says so.
+MODERN_ENGINE_OVERHEADS = dict(step_overhead_ms=0.125, kernel_overhead_us=0.5)
+"""Per-step and per-kernel overheads of a 2025+ engine for GPUs with no end-to-end rows of
+their own: the medians of the fits to tests/data/modern_perf.csv on A100-80G-SXM, B200,
+H100-SXM and H200 (`hetplan calibrate fit-overhead`, 2026-11-30)."""
 DEFAULT = dict(compute_efficiency=0.70, attention_efficiency=0.50, memory_efficiency=0.80,
-               collective_efficiency=0.75, step_overhead_ms=2.0, layer_overhead_us=10.0)
+               collective_efficiency=0.75, layer_overhead_us=10.0, **MODERN_ENGINE_OVERHEADS)
 
 
 def default_calibration(gpu: str) -> Calibration:

@@ -145,51 +145,6 @@ def kv_shard_factor(model: ModelSpec, tp: int) -> int:
 ROOFLINE = "roofline x calibration"
 
 
-def _gemm_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, tokens: float,
-               seqs: float, compute_dtype: str, scale: float) -> tuple[float, bool, str]:
-    """Seconds of the step's matmuls on one GPU, whether compute-bound, and the source.
-
-    With a measured GEMM table the time is roofline(m) / efficiency(m), and never less than
-    the same at any smaller table point m_j < m: a bigger GEMM cannot be faster, though an
-    efficiency interpolated between two table points can rise faster than m does. Within a
-    segment log(roofline / efficiency) is convex in log m, so comparing with the table's
-    points suffices to make the time non-decreasing in m."""
-    gpu, cal = hw.gpu, hw.cal
-    peak, bw = gpu.tflops(compute_dtype) * 1e12, gpu.mem_bw_bytes_per_s
-
-    def parts(m: float) -> tuple[float, float]:
-        return (gemm_flops(model, m, seqs) / shape.tp / peak,
-                weight_bytes_read(model, shape.weight_dtype, m, seqs) / shape.tp / bw)
-
-    t_compute, t_weights = parts(tokens)
-    grid = hw.tables.gemm_efficiency.get(compute_dtype) \
-        if hw.tables is not None and model.moe is None else None
-    if grid is not None:
-        n_k = gemm_weight_elements(model, shape.tp)
-
-        def timed(m: float, tc: float, tw: float) -> tuple[float, str]:
-            look = hw.tables.gemm_efficiency_at(compute_dtype, m, n_k)
-            eff = look.value * (scale if tc >= tw else 1.0)
-            return max(tc, tw) / eff, look.source
-
-        t, source = timed(tokens, t_compute, t_weights)
-        for m in grid.x:
-            if m < tokens:
-                t = max(t, timed(m, *parts(m))[0])
-        return t, t_compute >= t_weights, source
-    t_c = t_compute / (cal.compute_efficiency_for(compute_dtype) * scale)
-    t_m = t_weights / cal.memory_efficiency
-    return max(t_c, t_m), t_c >= t_m, ROOFLINE
-
-
-def gemm_weight_elements(model: ModelSpec, tp: int) -> float:
-    """Mean weight elements (n x k) of one block GEMM on one GPU: the layer's four dense
-    projections (QKV, O, gate+up, down) split by TP. The per-op GEMM table is looked up at
-    this size (approximate: the four differ by up to ~4x)."""
-    per_layer = model.attention_params_per_layer() + model.dense_mlp_params()
-    return per_layer / 4.0 / tp
-
-
 KERNELS_ATTENTION_BLOCK = 6   # fused add+norm, QKV GEMM, RoPE+KV write, attention, O GEMM, norm
 KERNELS_MLA_EXTRA = 3         # low-rank q/kv up-projections and the latent norm
 KERNELS_DENSE_MLP = 3         # gate+up GEMM, SiLU*mul, down GEMM
@@ -212,10 +167,65 @@ def kernels_per_layer(model: ModelSpec, tp: int) -> float:
     return attn + mlp
 
 
+def block_gemm_weight_elements(model: ModelSpec) -> tuple[float, ...]:
+    """Weight elements (n x k) of each matmul of one dense layer, whole replica: QKV, O,
+    gate+up, down (MLA: its attention projections as one). Biases and norms left out."""
+    h, hd = model.hidden_size, model.head_dim
+    if model.mla is not None:
+        attn: tuple[float, ...] = (float(model.attention_params_per_layer()),)
+    else:
+        attn = (float(h * (model.num_attention_heads + 2 * model.num_kv_heads) * hd),
+                float(model.num_attention_heads * hd * h))
+    return attn + (2.0 * h * model.intermediate_size, float(model.intermediate_size * h))
+
+
+def _gemm_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, tokens: float,
+               seqs: float, compute_dtype: str, scale: float) -> tuple[float, bool, str]:
+    """Seconds of the step's matmuls on one GPU, whether compute-bound, and the source.
+
+    With a measured GEMM table (dense models): each of a layer's matmuls, and the LM head
+    (m = sequences), is timed as roofline / efficiency(m, its n x k per GPU), so the large
+    MLP matmuls get their own (higher) efficiency. The block's time is never less than at a
+    smaller table point m_j < m: a bigger GEMM cannot be faster, though an efficiency
+    interpolated between two table points can rise faster than m does (within a segment the
+    time is convex in log m, so checking the table's points suffices)."""
+    gpu, cal, tp = hw.gpu, hw.cal, shape.tp
+    peak, bw = gpu.tflops(compute_dtype) * 1e12, gpu.mem_bw_bytes_per_s
+    t_compute = gemm_flops(model, tokens, seqs) / tp / peak
+    t_weights = weight_bytes_read(model, shape.weight_dtype, tokens, seqs) / tp / bw
+    grid = hw.tables.gemm_efficiency.get(compute_dtype) if (
+        hw.tables is not None and model.moe is None and "gemm" in cal.optable_ops) else None
+    if grid is None:
+        t_c = t_compute / (cal.compute_efficiency_for(compute_dtype) * scale)
+        t_m = t_weights / cal.memory_efficiency
+        return max(t_c, t_m), t_c >= t_m, ROOFLINE
+    b = bytes_per_element(shape.weight_dtype)
+    tables = hw.tables
+
+    def matmul_s(m: float, n_k: float) -> float:
+        """One matmul of m rows by n_k weights (per GPU) at the table's efficiency."""
+        tc, tw = 2.0 * m * n_k / peak, n_k * b / bw
+        eff = tables.gemm_efficiency_at(compute_dtype, m, n_k).value
+        return max(tc, tw) / (eff * (scale if tc >= tw else 1.0))
+
+    per_layer = [nk / tp for nk in block_gemm_weight_elements(model)]
+
+    def block_s(m: float) -> float:
+        return model.num_layers * sum(matmul_s(m, nk) for nk in per_layer)
+
+    t_block = block_s(tokens)
+    for m in grid.x:
+        if m < tokens:
+            t_block = max(t_block, block_s(m))
+    t_head = matmul_s(seqs, model.vocab_size * model.hidden_size / tp) if seqs > 0 else 0.0
+    return t_block + t_head, t_compute >= t_weights, grid.source.label
+
+
 def _allreduce_time(hw: StepHardware, nbytes: float, tp: int) -> tuple[float, str]:
     if tp <= 1 or nbytes <= 0:
         return 0.0, "none"
-    if hw.tables is not None and (look := hw.tables.allreduce_s(nbytes, tp)) is not None:
+    if (hw.tables is not None and "allreduce" in hw.cal.optable_ops
+            and (look := hw.tables.allreduce_s(nbytes, tp)) is not None):
         return look.value, look.source
     t = allreduce_model(nbytes, tp, hw.link, hw.gpu.intra_node_link,
                         hw.cal.collective_efficiency_for(tp))
