@@ -111,8 +111,8 @@ def _pack(plan: Plan, cat: Catalog) -> tuple[list[PlacedNode], list[PlacedShard]
 
     for pool in plan.pools:
         size = cat.gpu(pool.gpu).max_gpus_per_node
-        stage = pool.gpus_per_stage       # tp, or tp x dp with data-parallel attention
-        if stage > size:
+        width = pool.gpus_per_stage       # tp, or tp x dp with data-parallel attention
+        if width > size:
             raise InputError(f"pool {pool.name}: tp {pool.tp}"
                              + (f" x dp {pool.dp}" if pool.dp > 1 else "")
                              + f" exceeds {size} GPUs per {pool.gpu} node", field="pools")
@@ -120,10 +120,10 @@ def _pack(plan: Plan, cat: Catalog) -> tuple[list[PlacedNode], list[PlacedShard]
         # Stages per node: all of them when the replica fits, else the largest divisor of
         # pp that fits (vLLM's multi-node launch wants the same GPU count on every node).
         per_node = max(d for d in range(1, pool.pp + 1)
-                       if pool.pp % d == 0 and d * stage <= size)
+                       if pool.pp % d == 0 and d * width <= size)
         for replica in range(pool.replicas):
             for first in range(0, pool.pp, per_node):
-                need = per_node * stage
+                need = per_node * width
                 node_id = None
                 if per_node == pool.pp:        # whole replica on one node: first fit
                     node_id = next((n for n in groups.get(group, [])
@@ -134,8 +134,8 @@ def _pack(plan: Plan, cat: Catalog) -> tuple[list[PlacedNode], list[PlacedShard]
                     start = free[node_id]
                     shards.append(PlacedShard(pool=pool.name, replica=replica, stage=stage,
                                               node=node_id,
-                                              gpu_indices=list(range(start, start + stage))))
-                    free[node_id] = start + stage
+                                              gpu_indices=list(range(start, start + width))))
+                    free[node_id] = start + width
     return nodes, shards
 
 
