@@ -14,10 +14,14 @@ to k of the E experts:
   min(ceil(E/ep), g x ceil(E/ep) x p) experts, with p = 1 - (1 - k/E)^T the chance that a
   given expert is hit (the expectation roofline.py uses for TP-sliced experts).
 - g, the expert load imbalance (max / mean token-expert pairs per GPU), is
-  EXPERT_ROUTING_SKEW x the balls-into-bins straggler of m = T k pairs over ep GPUs,
-  1 + sqrt(2 ln(ep) ep / m) (Raab & Steger, "Balls into bins - a simple and tight
-  analysis", RANDOM 1998: for m >= n ln n balls in n bins the fullest holds
-  m/n + sqrt(2 (m/n) ln n) (1 + o(1))), capped where every pair lands on one GPU.
+  EXPERT_ROUTING_SKEW x the chance straggler of uniform routing. A token's k distinct
+  experts put a hypergeometric count on each GPU's block of E/ep experts; over T tokens a
+  GPU's count has mean T k / ep and, with the bins' negative correlation (sum fixed), the
+  busiest exceeds the mean by about z_ep x sqrt(T k / ep x (E - k)/(E - 1)) (normal
+  approximation), where z_n is the expected maximum of n standard normals by Blom's formula
+  Phi^-1((n - 3/8)/(n + 1/4)) (G. Blom, Statistical Estimates and Transformed Beta
+  Variables, 1958). So g = 1 + z_ep sqrt(ep (E - k) / (T k (E - 1))), capped where every
+  pair lands on one GPU; tests/test_moe_ep.py checks it against a routing simulation.
   Assumption: routing is otherwise uniform (EXPERT_ROUTING_SKEW = 1.0), i.e. the model's
   trained load balancing plus an expert load balancer (DeepSeek's EPLB, vLLM's
   `--enable-eplb`) remove the popularity skew; raise it for skewed traffic. TP-sliced
@@ -43,6 +47,7 @@ to k of the E experts:
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 from hetplan.dtypes import bytes_per_element
 from hetplan.model import ModelSpec
@@ -69,11 +74,12 @@ def experts_per_gpu(model: ModelSpec, shape: ReplicaShape) -> int:
 def load_imbalance(model: ModelSpec, shape: ReplicaShape, tokens: float) -> float:
     """Max / mean token-expert pairs per GPU of the EP group (see the module docstring)."""
     assert model.moe is not None
-    ep, k = shape.ep_size, model.moe.experts_per_token
+    ep, k, e = shape.ep_size, model.moe.experts_per_token, model.moe.num_experts
     pairs = tokens * k
     if ep <= 1 or pairs <= 0:
         return EXPERT_ROUTING_SKEW
-    straggler = 1.0 + math.sqrt(2.0 * math.log(ep) * ep / pairs)
+    z = NormalDist().inv_cdf((ep - 0.375) / (ep + 0.25))     # Blom: E[max of ep normals]
+    straggler = 1.0 + z * math.sqrt(ep * (e - k) / (pairs * max(e - 1, 1)))
     # a token's k experts are distinct, so one GPU gets at most min(k, its experts) of them
     cap = ep * min(k, experts_per_gpu(model, shape)) / k
     return min(EXPERT_ROUTING_SKEW * straggler, cap)
