@@ -92,9 +92,15 @@ def routed_flops(model: ModelSpec, tokens: float) -> float:
         * model.num_moe_layers
 
 
+def expected_experts_touched(num_experts: int, k: int, tokens: float) -> float:
+    """Expected distinct experts hit by `tokens` tokens each routed to k of E uniformly."""
+    if tokens <= 0:
+        return 0.0
+    return num_experts * (1.0 - (1.0 - k / num_experts) ** tokens)
+
+
 def routed_bytes_read(model: ModelSpec, weight_dtype: str, tokens: float) -> float:
     """Routed-expert bytes a TP-sliced replica streams for `tokens` (roofline.py's term)."""
-    from hetplan.perf.roofline import expected_experts_touched
     assert model.moe is not None
     m = model.moe
     touched = expected_experts_touched(m.num_experts, m.experts_per_token, tokens)
@@ -102,22 +108,22 @@ def routed_bytes_read(model: ModelSpec, weight_dtype: str, tokens: float) -> flo
         * model.num_moe_layers
 
 
-def ep_gemm_per_gpu(model: ModelSpec, shape: ReplicaShape, tokens: float,
-                    seqs: float) -> tuple[float, float]:
-    """(matmul FLOPs, weight bytes read) of the busiest GPU of an EP stage in one step."""
-    from hetplan.perf.roofline import gemm_flops, weight_bytes_read
+def ep_gemm_per_gpu(model: ModelSpec, shape: ReplicaShape, tokens: float, seqs: float,
+                    rank_flops: float, rank_bytes: float) -> tuple[float, float]:
+    """(matmul FLOPs, weight bytes read) of the busiest GPU of an EP stage in one step.
+    rank_flops / rank_bytes: roofline.py's gemm_flops / weight_bytes_read of the busiest DP
+    rank's share of the step (tokens and seqs over dp_divisor), TP-sliced experts included;
+    their routed-expert part is swapped for whole experts here."""
     assert model.moe is not None
     m = model.moe
-    d = dp_divisor(shape, seqs)
-    rank_tokens, rank_seqs = tokens / d, seqs / d
+    rank_tokens = tokens / dp_divisor(shape, seqs)
     g = load_imbalance(model, shape, tokens)
     local = experts_per_gpu(model, shape)
-    p_hit = 1.0 - (1.0 - m.experts_per_token / m.num_experts) ** tokens if tokens > 0 else 0.0
+    p_hit = expected_experts_touched(m.num_experts, m.experts_per_token, tokens) / m.num_experts
     b = bytes_per_element(shape.weight_dtype)
-    flops = ((gemm_flops(model, rank_tokens, rank_seqs) - routed_flops(model, rank_tokens))
-             / shape.tp + g * routed_flops(model, tokens) / shape.ep_size)
-    wbytes = ((weight_bytes_read(model, shape.weight_dtype, rank_tokens, rank_seqs)
-               - routed_bytes_read(model, shape.weight_dtype, rank_tokens)) / shape.tp
+    flops = ((rank_flops - routed_flops(model, rank_tokens)) / shape.tp
+             + g * routed_flops(model, tokens) / shape.ep_size)
+    wbytes = ((rank_bytes - routed_bytes_read(model, shape.weight_dtype, rank_tokens)) / shape.tp
               + min(local, g * local * p_hit) * model.expert_params() * b
               * model.num_moe_layers)
     return flops, wbytes

@@ -31,6 +31,7 @@ from hetplan.catalog import GPU
 from hetplan.dtypes import bytes_per_element
 from hetplan.model import ModelSpec
 from hetplan.perf import moe
+from hetplan.perf.moe import expected_experts_touched
 from hetplan.perf.calibration import Calibration
 from hetplan.perf.links import Link
 from hetplan.perf.shape import ReplicaShape
@@ -58,13 +59,6 @@ class StepBreakdown:
     def total_s(self) -> float:
         return (self.gemm_s + self.attention_s + self.elementwise_s + self.comm_s
                 + self.overhead_s)
-
-
-def expected_experts_touched(num_experts: int, k: int, tokens: float) -> float:
-    """Expected distinct experts hit by `tokens` tokens each routed to k of E uniformly."""
-    if tokens <= 0:
-        return 0.0
-    return num_experts * (1.0 - (1.0 - k / num_experts) ** tokens)
 
 
 def weight_bytes_read(model: ModelSpec, weight_dtype: str, tokens: float, seqs: float) -> float:
@@ -131,7 +125,10 @@ def step_time(model: ModelSpec, gpu: GPU, shape: ReplicaShape, cal: Calibration,
     flops = gemm_flops(model, new_tokens, seqs) / tp
     wbytes = weight_bytes_read(model, shape.weight_dtype, new_tokens, seqs) / tp
     if shape.ep:                        # whole experts per GPU (moe.py)
-        flops, wbytes = moe.ep_gemm_per_gpu(model, shape, new_tokens, seqs)
+        flops, wbytes = moe.ep_gemm_per_gpu(
+            model, shape, new_tokens, seqs,
+            gemm_flops(model, new_tokens / ranks, seqs / ranks),
+            weight_bytes_read(model, shape.weight_dtype, new_tokens / ranks, seqs / ranks))
     scale = compute_scale
     t_compute = flops / (peak_w * cal.compute_efficiency_for(compute_dtype) * scale)
     t_weights = wbytes / (bw * cal.memory_efficiency)
