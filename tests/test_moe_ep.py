@@ -289,3 +289,18 @@ def test_vllm_parses_the_ep_commands():
         assert r.summary["data_parallel_size"] == (4 if ep else 1)
         assert r.summary["data_parallel_size_local"] == (4 if ep else 1)
         assert r.summary["tensor_parallel_size"] == (2 if ep else 1)
+
+
+def test_dp_replicas_sharing_a_node_get_one_nixl_port_per_rank():
+    """vLLM's NIXL connector listens on VLLM_NIXL_SIDE_CHANNEL_PORT + its DP rank, so two
+    dp-2 replicas on one node need base ports 2 apart."""
+    plan = _ep_plan()
+    dec = plan.pools[1].model_copy(update={"tp": 1, "dp": 2, "gpus": 4,
+                                           "name": "decode-H200-tp1-wbf16-kvfp8-dp2-ep2"})
+    plan = plan.model_copy(update={"pools": [plan.pools[0], dec]})
+    cmds = _serve_argvs(emit(plan, "vllm", EmitOptions()))
+    ports = sorted(int(env["VLLM_NIXL_SIDE_CHANNEL_PORT"]) for cs in cmds.values()
+                   for env, a in cs if "--enable-expert-parallel" in a)
+    hosts = {env["VLLM_NIXL_SIDE_CHANNEL_HOST"] for cs in cmds.values() for env, a in cs
+             if "--enable-expert-parallel" in a}
+    assert len(hosts) == 1 and len(ports) == 2 and ports[1] - ports[0] == 2
