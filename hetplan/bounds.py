@@ -32,6 +32,7 @@ MAX_NODES = 100_000                 # nodes of one inventory
 # Planner size: candidates grow with classes x tp x pp; at these maxima one solve of the
 # default scenario takes about a minute on 2 cores (8 x 8 classes, or tp 128 with pp 16).
 MAX_TP = 128                        # tensor-parallel degree
+MAX_DP = 128                        # data-parallel attention ranks inside one MoE replica
 MAX_PP = 64                         # pipeline stages (enumerated only up to the model's layers and the GPUs available)
 MAX_CLASSES_PER_AXIS = 8            # workload length bins per axis (8 x 8 classes)
 MAX_BANDWIDTH_GBPS = 1e9            # NIC, fabric and link capacity, Gb/s

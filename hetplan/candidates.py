@@ -174,7 +174,9 @@ def shapes_for(pm: PerfModel, gpus: Sequence[str], max_tp: int, max_pp: int,
     (assumption: the NICs those GPUs would add to a P/D pool's KV hand-off are not worth
     their price; the MILP could otherwise pick a deeper pipeline for its bandwidth alone).
     A shape unsupported for another reason (dtype, heads, node size) is reported once, at
-    its lowest PP."""
+    its lowest PP.
+
+    MoE models also get expert-parallel shapes (`ep_shapes`), after each GPU's TP/PP ones."""
     shapes, dropped = [], []
     layers = pm.model.num_layers
     for g in gpus:
@@ -216,6 +218,40 @@ def shapes_for(pm: PerfModel, gpus: Sequence[str], max_tp: int, max_pp: int,
                     dropped.append(f"{ReplicaShape(g, tp, pp, wd, kd).label()}: PP above {pp} "
                                    f"not tried (its KV cache already holds max_num_seqs "
                                    f"sequences; more stages only add GPUs)")
+        if pm.model.moe is not None:
+            cap = min(max_tp, (max_tp_by_gpu or {}).get(g, max_tp),
+                      (gpus_available or {}).get(g, max_tp))
+            ep, why = ep_shapes(pm, g, cap, weight_dtypes, kv_dtypes)
+            shapes += ep
+            dropped += why
+    return shapes, dropped
+
+
+EP_DEGREES = (1, 2, 4, 8, 16, 32, 72)     # tp and dp values tried for EP shapes
+
+
+def ep_shapes(pm: PerfModel, gpu: str, max_gpus: int, weight_dtypes: Sequence[str],
+              kv_dtypes: Sequence[str]) -> tuple[list[ReplicaShape], list[str]]:
+    """Expert-parallel shapes of a MoE model on `gpu`: every tp and dp of EP_DEGREES with
+    2 <= tp x dp <= `max_gpus` and the GPU's node (EP = TP when dp is 1, else EP x
+    DP-attention), PP 1 (bounded: at most 10 (tp, dp) pairs per dtype pair on an 8-GPU
+    node). Shapes that do not fit or are unsupported come back as reasons."""
+    node = pm.catalog.gpu(gpu).max_gpus_per_node
+    shapes, dropped = [], []
+    for tp in EP_DEGREES:
+        for dp in EP_DEGREES:
+            if not 2 <= tp * dp <= min(max_gpus, node):
+                continue
+            for wd in weight_dtypes:
+                for kd in kv_dtypes:
+                    s = ReplicaShape(gpu, tp, 1, wd, kd, ep=True, dp=dp)
+                    why = pm.check(s)
+                    if not why and not pm.memory(s).fits:
+                        why = "VRAM: " + pm.memory(s).reason
+                    if why:
+                        dropped.append(f"{s.label()}: {why}")
+                    else:
+                        shapes.append(s)
     return shapes, dropped
 
 

@@ -8,10 +8,11 @@ import math
 from contextlib import contextmanager
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, computed_field, model_serializer,
+                      model_validator)
 
-from hetplan.bounds import (MAX_BATCH, MAX_GPUS_PER_NODE, MAX_PP, MAX_REPLICAS_PER_POOL,
-                            has_control)
+from hetplan.bounds import (MAX_BATCH, MAX_DP, MAX_GPUS_PER_NODE, MAX_PP,
+                            MAX_REPLICAS_PER_POOL, has_control)
 from hetplan.engine_limits import DEFAULT_ENGINE_LIMITS, ENGINE_MODE_FIELDS, EngineLimits
 from hetplan.enums import ROLES, Role, SolveStatus
 from hetplan.io import dumps_json
@@ -30,7 +31,9 @@ class ClassRoute(BaseModel):
 
 
 class Pool(BaseModel):
-    """`replicas` identical replicas of one shape in one role."""
+    """`replicas` identical replicas of one shape in one role. `ep` / `dp`: MoE expert
+    parallelism and data-parallel attention ranks (ReplicaShape); written to plan.json only
+    when set, so plans without them read and write as before."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -47,6 +50,27 @@ class Pool(BaseModel):
     cost_usd_per_hour: float
     utilization: float           # sum over classes of rate / capacity, per replica
     routes: list[ClassRoute]
+    ep: bool = False
+    dp: int = 1
+
+    @model_serializer(mode="wrap")
+    def _drop_default_parallelism(self, handler):
+        out = handler(self)
+        if isinstance(out, dict):
+            if not self.ep:
+                out.pop("ep", None)
+            if self.dp == 1:
+                out.pop("dp", None)
+        return out
+
+    @property
+    def gpus_per_stage(self) -> int:
+        """GPUs of one pipeline stage of a replica, on one node: tp x dp."""
+        return self.tp * self.dp
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.tp * self.pp * self.dp
 
 
 class ClassSummary(BaseModel):
@@ -84,7 +108,7 @@ class PlacedNode(BaseModel):
 
 
 class PlacedShard(BaseModel):
-    """One pipeline stage of one replica, on one node: `tp` GPUs of that node."""
+    """One pipeline stage of one replica, on one node: its tp x dp GPUs of that node."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -92,7 +116,7 @@ class PlacedShard(BaseModel):
     replica: int                 # 0-based index inside the pool
     stage: int                   # pipeline stage, 0..pp-1
     node: str                    # PlacedNode.id
-    gpu_indices: list[int]       # local GPU indices on that node (len == tp)
+    gpu_indices: list[int]       # local GPU indices on that node (len == tp x dp)
 
 
 class LinkLoad(BaseModel):
@@ -218,6 +242,7 @@ class Plan(BaseModel):
         (role initial, replicas, GPU, TP, PP when > 1, weight / KV dtypes)."""
         return " + ".join(f"{p.role[0].upper()} {p.replicas}x {p.gpu} tp{p.tp}"
                           + (f" pp{p.pp}" if p.pp > 1 else "")
+                          + (f" dp{p.dp}" if p.dp > 1 else "") + (" ep" if p.ep else "")
                           + f" w{p.weight_dtype}/kv{p.kv_dtype}" for p in self.pools)
 
     def pool_costs(self) -> list[dict]:
@@ -248,7 +273,9 @@ class Plan(BaseModel):
             "pools": [{"name": p.name, "role": p.role, "gpu": p.gpu, "tp": p.tp, "pp": p.pp,
                        "weight_dtype": p.weight_dtype, "kv_dtype": p.kv_dtype,
                        "replicas": p.replicas, "gpus": p.gpus,
-                       "cost_usd_per_hour": p.cost_usd_per_hour} for p in self.pools]}
+                       "cost_usd_per_hour": p.cost_usd_per_hour}
+                      | ({"ep": p.ep, "dp": p.dp} if p.ep or p.dp > 1 else {})
+                      for p in self.pools]}
             | ({"placement": {"nodes": len(self.placement.nodes),
                               "shards": len(self.placement.shards),
                               "moved_replicas": self.placement.moved_replicas,
@@ -318,7 +345,8 @@ def validate_plan(plan: Plan, file=None, cat=None) -> None:
     """What a plan read from disk must satisfy before any stage uses it: names without
     control characters (they reach scripts, comments and file names); per pool a known
     role, a GPU in the catalog, known dtypes, 1 <= tp <= the GPU's per-node count,
-    1 <= pp <= MAX_PP, 1 <= replicas <= MAX_REPLICAS_PER_POOL, gpus = replicas x tp x pp;
+    1 <= pp <= MAX_PP, 1 <= replicas <= MAX_REPLICAS_PER_POOL, 1 <= dp <= MAX_DP with
+    dp > 1 only with ep and pp 1, tp x dp <= the per-node count, gpus = replicas x tp x pp x dp;
     per route a rate >= 0, 1 <= batch <= MAX_BATCH and a class of `classes`; pool names
     unique; placement ids and addresses without control characters and a consistent
     placement (`_check_placement`). The first violation is an InputError naming file and
@@ -377,9 +405,19 @@ def validate_plan(plan: Plan, file=None, cat=None) -> None:
             bad(f"{at}.pp", f"must be between 1 and {MAX_PP}")
         if not 1 <= p.replicas <= MAX_REPLICAS_PER_POOL:
             bad(f"{at}.replicas", f"must be between 1 and {MAX_REPLICAS_PER_POOL}")
-        if p.gpus != p.replicas * p.tp * p.pp:
+        if not 1 <= p.dp <= MAX_DP:
+            bad(f"{at}.dp", f"must be between 1 and {MAX_DP}")
+        if p.dp > 1 and (not p.ep or p.pp > 1):
+            bad(f"{at}.dp", "dp > 1 needs ep true and pp 1")
+        if p.gpus_per_stage > per_node:
+            bad(f"{at}.dp", f"tp x dp {p.gpus_per_stage} exceeds {per_node} ({p.gpu} GPUs "
+                            "per node)")
+        if p.dp == 1 and p.gpus != p.replicas * p.tp * p.pp:
             bad(f"{at}.gpus", f"{p.gpus} is not replicas x tp x pp "
                               f"({p.replicas * p.tp * p.pp})")
+        if p.gpus != p.replicas * p.gpus_per_replica:
+            bad(f"{at}.gpus", f"{p.gpus} is not replicas x tp x pp x dp "
+                              f"({p.replicas * p.gpus_per_replica})")
         for j, r in enumerate(p.routes):
             name(f"{at}.routes.{j}.workload_class", r.workload_class)
             if class_names and r.workload_class not in class_names:
@@ -403,7 +441,7 @@ def validate_plan(plan: Plan, file=None, cat=None) -> None:
 
 def _check_placement(plan: Plan, bad) -> None:
     """Placement consistency: node ids unique with 1..MAX_GPUS_PER_NODE GPUs; each shard on
-    a listed node, of a known pool, replica < replicas, stage < pp, `tp` distinct GPU
+    a listed node, of a known pool, replica < replicas, stage < pp, tp x dp distinct GPU
     indices of its node that no other shard holds (emitters turn them into
     CUDA_VISIBLE_DEVICES)."""
     nodes: dict[str, int] = {}
@@ -427,8 +465,9 @@ def _check_placement(plan: Plan, bad) -> None:
                                  "replicas)")
         if not 0 <= sh.stage < pool.pp:
             bad(f"{at}.stage", f"must be between 0 and {pool.pp - 1} (the pool's pp)")
-        if len(sh.gpu_indices) != pool.tp:
-            bad(f"{at}.gpu_indices", f"{len(sh.gpu_indices)} indices for tp {pool.tp}")
+        if len(sh.gpu_indices) != pool.gpus_per_stage:
+            bad(f"{at}.gpu_indices", f"{len(sh.gpu_indices)} indices for tp {pool.tp}"
+                + (f" x dp {pool.dp}" if pool.dp > 1 else ""))
         for g in sh.gpu_indices:
             if not 0 <= g < nodes[sh.node]:
                 bad(f"{at}.gpu_indices", f"GPU {g} is not on node {sh.node!r} "

@@ -140,12 +140,13 @@ def _usable_share(ctx: Context) -> dict[str, float] | None:
 
 
 def _nodes_per_tp(ctx: Context) -> dict[str, dict[int, int]] | None:
-    """GPU -> {TP: inventory nodes with at least TP GPUs}, when N+1 is asked for."""
+    """GPU -> {TP (GPUs per stage, tp x dp): inventory nodes with at least that many GPUs},
+    when N+1 is asked for."""
     if ctx.inventory is None or not ctx.scenario.constraints.reliability.n_plus_one:
         return None
     out: dict[str, dict[int, int]] = {}
     for n in ctx.inventory.nodes:
-        for tp in {c.shape.tp for c in ctx.candidates if c.shape.gpu == n.gpu}:
+        for tp in {c.shape.gpus_per_stage for c in ctx.candidates if c.shape.gpu == n.gpu}:
             per = out.setdefault(n.gpu, {})
             per[tp] = per.get(tp, 0) + (n.gpus >= tp)
     return out
@@ -241,6 +242,7 @@ def build_plan(ctx: Context, out: Outcome, label: str | None = None) -> Plan:
         pools.append(Pool(name=pool_name(c), role=c.role, gpu=c.shape.gpu,
                           vendor=c.vendor, tp=c.shape.tp, pp=c.shape.pp,
                           weight_dtype=c.shape.weight_dtype, kv_dtype=c.shape.kv_dtype,
+                          ep=c.shape.ep, dp=c.shape.dp,
                           replicas=ch.replicas, gpus=ch.replicas * c.num_gpus,
                           cost_usd_per_hour=ch.replicas * c.price_usd_per_hour,
                           utilization=ch.utilization, routes=routes))

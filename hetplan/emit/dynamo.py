@@ -53,7 +53,9 @@ def dynamo_files(ctx) -> dict[str, str]:
         env = instance_env(inst, 0, ctx.opts)
         body = by_host.setdefault(inst.host.name, [])
         body.append(comment(f"{inst.name}: {inst.pool.role}, {inst.pool.gpu} "
-                            f"tp={inst.pool.tp}"))
+                            f"tp={inst.pool.tp}" + (f" dp={inst.pool.dp}" if inst.pool.dp > 1
+                                                    else "")
+                            + (" ep" if inst.pool.ep else "")))
         log = shlex.quote(f"logs/{file_part(inst.name)}.log")
         body += command_lines(WORKER, worker_argv(ctx, inst.pool), env,
                               suffix=f"> {log} 2>&1 &")
@@ -89,7 +91,7 @@ def graph(ctx) -> dict:
                                           "command": WORKER, "args": args,
                                           "resources": {"limits": {
                                               GPU_RESOURCE.get(pool.vendor, "nvidia.com/gpu"):
-                                                  pool.tp * pool.pp}}}]}}})
+                                                  pool.gpus_per_replica}}}]}}})
     return {"apiVersion": "nvidia.com/v1beta1", "kind": "DynamoGraphDeployment",
             "metadata": {"name": slug(f"hetplan-{ctx.plan.scenario}")},
             "spec": {"backendFramework": "vllm", "components": comps}}

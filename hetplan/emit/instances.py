@@ -8,7 +8,9 @@ node when it fits, else an equal number of pipeline stages on each of several no
 names are placeholders the user maps to real hosts (hosts file or DNS).
 
 Ports are allocated per host in instance order: API ports from 8000, NIXL side-channel
-ports from 5600, torch.distributed master ports (multi-node replicas) from 29500.
+ports from 5600 (dp of them for a replica with dp data-parallel ranks: vLLM's NIXL connector
+listens on the port + its DP rank), torch.distributed master ports (multi-node replicas)
+from 29500.
 """
 
 from __future__ import annotations
@@ -109,17 +111,19 @@ def _pack(plan: Plan, cat: Catalog) -> tuple[list[PlacedNode], list[PlacedShard]
 
     for pool in plan.pools:
         size = cat.gpu(pool.gpu).max_gpus_per_node
-        if pool.tp > size:
-            raise InputError(f"pool {pool.name}: tp {pool.tp} exceeds {size} GPUs per "
-                             f"{pool.gpu} node", field="pools")
+        width = pool.gpus_per_stage       # tp, or tp x dp with data-parallel attention
+        if width > size:
+            raise InputError(f"pool {pool.name}: tp {pool.tp}"
+                             + (f" x dp {pool.dp}" if pool.dp > 1 else "")
+                             + f" exceeds {size} GPUs per {pool.gpu} node", field="pools")
         group = f"{slug(pool.role)}-{slug(pool.gpu)}"
         # Stages per node: all of them when the replica fits, else the largest divisor of
         # pp that fits (vLLM's multi-node launch wants the same GPU count on every node).
         per_node = max(d for d in range(1, pool.pp + 1)
-                       if pool.pp % d == 0 and d * pool.tp <= size)
+                       if pool.pp % d == 0 and d * width <= size)
         for replica in range(pool.replicas):
             for first in range(0, pool.pp, per_node):
-                need = per_node * pool.tp
+                need = per_node * width
                 node_id = None
                 if per_node == pool.pp:        # whole replica on one node: first fit
                     node_id = next((n for n in groups.get(group, [])
@@ -130,8 +134,8 @@ def _pack(plan: Plan, cat: Catalog) -> tuple[list[PlacedNode], list[PlacedShard]
                     start = free[node_id]
                     shards.append(PlacedShard(pool=pool.name, replica=replica, stage=stage,
                                               node=node_id,
-                                              gpu_indices=list(range(start, start + pool.tp))))
-                    free[node_id] = start + pool.tp
+                                              gpu_indices=list(range(start, start + width))))
+                    free[node_id] = start + width
     return nodes, shards
 
 
@@ -160,9 +164,10 @@ def build_layout(plan: Plan, cat: Catalog) -> Layout:
             for s in stages:
                 if s.node not in hosts:
                     raise InputError(f"unknown node {s.node!r}", field="placement.shards")
-                if len(s.gpu_indices) != pool.tp:
+                if len(s.gpu_indices) != pool.gpus_per_stage:
                     raise InputError(f"{pool.name} replica {replica} stage {s.stage}: "
-                                     f"{len(s.gpu_indices)} GPU indices for tp {pool.tp}",
+                                     f"{len(s.gpu_indices)} GPU indices for tp {pool.tp}"
+                                     + (f" x dp {pool.dp}" if pool.dp > 1 else ""),
                                      field="placement.shards")
                 if parts and parts[-1][0] == s.node:
                     parts[-1][1].extend(s.gpu_indices)
@@ -182,7 +187,7 @@ def build_layout(plan: Plan, cat: Catalog) -> Layout:
             side_ports = []
             for n, _ in parts:
                 side_ports.append(side.get(n, SIDE_CHANNEL_PORT_BASE))
-                side[n] = side_ports[-1] + 1
+                side[n] = side_ports[-1] + pool.dp  # vLLM's NIXL: port + DP rank
             mp = None
             if len(parts) > 1:
                 mp = master.get(head, MASTER_PORT_BASE)

@@ -56,7 +56,7 @@ def _container(ctx, pool, nodes: int, rank_ref: str | None, headless: bool) -> d
                {"name": "VLLM_NIXL_SIDE_CHANNEL_PORT", "value": str(SIDE_CHANNEL_PORT)}]
     if pool.role == "prefill" and connector == "mooncake":
         env = [{"name": "VLLM_MOONCAKE_BOOTSTRAP_PORT", "value": str(SIDE_CHANNEL_PORT)}]
-    gpus = pool.tp * pool.pp // nodes
+    gpus = pool.gpus_per_replica // nodes
     res = {GPU_RESOURCE.get(pool.vendor, "nvidia.com/gpu"): gpus}
     c = {"name": "vllm", "image": IMAGE.get(pool.vendor, IMAGE_PLACEHOLDER.format(
              vendor=pool.vendor)),
@@ -70,7 +70,7 @@ def _container(ctx, pool, nodes: int, rank_ref: str | None, headless: bool) -> d
 def _pod(ctx, pool, labels, nodes, rank_ref=None, headless=False) -> dict:
     container = _container(ctx, pool, nodes, rank_ref, headless)
     spec = {"nodeSelector": {GPU_LABEL: pool.gpu}, "containers": [container]}
-    if pool.tp * pool.pp > 1:
+    if pool.gpus_per_replica > 1:
         # Several GPU workers in a pod talk through /dev/shm (NCCL, vLLM's multiprocess
         # executor); a container's default 64 MB is too small for them.
         spec["volumes"] = [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]

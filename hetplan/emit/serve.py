@@ -93,7 +93,9 @@ def pool_settings(plan: Plan, pool: Pool, spec: ModelSpec, gpu: GPU,
                 for _, c in routed)
     max_len = min(_round_up(total + CHAT_TEMPLATE_HEADROOM_TOKENS),
                   spec.max_position_embeddings)
-    seqs = max(1, max(r.batch for r, _ in routed))
+    # vLLM's limits are per engine: a DP-attention replica runs dp engines, each with its
+    # share of the replica's batch
+    seqs = max(1, math.ceil(max(r.batch for r, _ in routed) / pool.dp))
     lim = plan.engine
     if pool.role == "prefill":
         budget = _round_up(max(min(prompt, max_len), lim.max_num_batched_tokens))
@@ -175,6 +177,10 @@ def engine_flags(pool: Pool, s: ServeSettings, opts: EmitOptions) -> list[str]:
         argv.append("--enforce-eager")
     elif s.max_cudagraph_capture_size is not None:
         argv += ["--max-cudagraph-capture-size", str(s.max_cudagraph_capture_size)]
+    if pool.dp > 1:       # one node: vLLM's local DP size defaults to the DP size
+        argv += ["--data-parallel-size", str(pool.dp)]
+    if pool.ep:
+        argv.append("--enable-expert-parallel")
     kv = kv_transfer_config(pool.role, opts.kv_connector)
     if kv:
         argv += ["--kv-transfer-config", kv]

@@ -58,7 +58,9 @@ def node_scripts(ctx) -> dict[str, str]:
         p = inst.pool
         body = by_host.setdefault(host.name, [])
         where = (f"node {rank + 1} of {len(inst.parts)}, " if len(inst.parts) > 1 else "")
-        body.append(comment(f"{inst.name}: {p.role}, {p.gpu} tp={p.tp} pp={p.pp}, {where}"
+        body.append(comment(f"{inst.name}: {p.role}, {p.gpu} tp={p.tp} pp={p.pp}"
+                            + (f" dp={p.dp}" if p.dp > 1 else "") + (" ep" if p.ep else "")
+                            + f", {where}"
                             f"GPUs {','.join(map(str, inst.parts[rank].gpu_indices))}"
                             + (f", port {inst.port}" if rank == 0 else ", headless")))
         note = vendor_note(p.vendor)

@@ -60,6 +60,9 @@ def check_serve(parser, item):
     kv = cfg.kv_transfer_config
     return {"tensor_parallel_size": cfg.parallel_config.tensor_parallel_size,
             "pipeline_parallel_size": cfg.parallel_config.pipeline_parallel_size,
+            "data_parallel_size": cfg.parallel_config.data_parallel_size,
+            "data_parallel_size_local": cfg.parallel_config.data_parallel_size_local,
+            "enable_expert_parallel": cfg.parallel_config.enable_expert_parallel,
             "max_model_len": cfg.model_config.max_model_len,
             "max_num_seqs": cfg.scheduler_config.max_num_seqs,
             "max_num_batched_tokens": cfg.scheduler_config.max_num_batched_tokens,

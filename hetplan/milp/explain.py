@@ -76,7 +76,7 @@ def explain_infeasible(problem: Problem, solver: str, time_limit_s: float) -> li
                                   warn=False)
             if loose.solution.has_solution:
                 nodes = {ch.candidate.shape.gpu: problem.n_plus_one_nodes.get(
-                    ch.candidate.shape.gpu, {}).get(ch.candidate.shape.tp, 0)
+                    ch.candidate.shape.gpu, {}).get(ch.candidate.shape.gpus_per_stage, 0)
                     for ch in loose.chosen}
                 return ["reliability: N+1 (any one node lost) has no plan; the plan without "
                         "it uses " + ", ".join(f"{g} ({n} node{'s' if n != 1 else ''} able to "

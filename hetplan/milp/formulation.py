@@ -97,7 +97,7 @@ class Formulation:
                          for w in p.classes)
                 bound += kv / (p.kv_link_bytes_per_s * LINK_UTILIZATION * c.num_gpus)
         if p.n_plus_one_nodes is not None:          # room for the spares
-            nodes = p.n_plus_one_nodes.get(c.shape.gpu, {}).get(c.shape.tp, 0)
+            nodes = p.n_plus_one_nodes.get(c.shape.gpu, {}).get(c.shape.gpus_per_stage, 0)
             bound += bound * c.shape.pp / max(1, nodes) + 1
         if c.shape.gpu in p.availability:
             bound = min(bound, p.availability[c.shape.gpu] / c.num_gpus)
@@ -145,7 +145,7 @@ class Formulation:
         for i, c in enumerate(self.p.candidates):
             if i not in self.spare:
                 continue
-            nodes = self.p.n_plus_one_nodes.get(c.shape.gpu, {}).get(c.shape.tp, 0)
+            nodes = self.p.n_plus_one_nodes.get(c.shape.gpu, {}).get(c.shape.gpus_per_stage, 0)
             if nodes == 0:        # no node holds it: the replica count must stay 0
                 self.lp.add_constraint(f"n_plus_one[{c.key}]", {self.n[i]: 1.0}, "<=", 0.0)
                 continue

@@ -4,8 +4,8 @@ Rule: candidate a is dominated by b when
 - both have the same role and the same GPU type (so the same vendor, availability pool,
   spot share and N+1 node set),
 - b costs no more per hour and has at least a's capacity for every class,
-- b fits wherever a fits: b's TP and PP are no larger than a's (so b needs no more GPUs,
-  and each of its stages no more GPUs of one node),
+- b fits wherever a fits: b's GPUs per stage (TP x DP) and PP are no larger than a's (so b
+  needs no more GPUs, and each of its stages no more GPUs of one node),
 - for prefill and decode, b has a's GPU count and KV dtype (the KV-bandwidth rows count one
   NIC per GPU and the KV bytes by dtype; the one-KV-dtype rule ties P and D together).
 
@@ -33,7 +33,7 @@ def dominates(b: Candidate, a: Candidate, classes: Sequence[str]) -> bool:
     sa, sb = a.shape, b.shape
     if b.role != a.role or sb.gpu != sa.gpu or b.price_usd_per_hour > a.price_usd_per_hour:
         return False
-    if sb.tp > sa.tp or sb.pp > sa.pp:
+    if sb.gpus_per_stage > sa.gpus_per_stage or sb.pp > sa.pp:
         return False
     if a.role != "colocated" and (sb.num_gpus != sa.num_gpus or sb.kv_dtype != sa.kv_dtype):
         return False

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from hetplan.catalog import Catalog
 from hetplan.engine_limits import DEFAULT_ENGINE_LIMITS, EngineLimits
 from hetplan.model import ModelSpec
+from hetplan.perf import moe
 from hetplan.perf.calibration import Calibration, default_calibration, load_calibrations
 from hetplan.perf.links import Link, LinkCatalog, load_links
 from hetplan.perf.optables import OpTables, load_optables
@@ -30,7 +31,8 @@ class MemoryFit:
     weights_bytes_per_gpu: float
     activation_bytes_per_gpu: float
     kv_bytes_per_gpu: float            # left for the KV cache (<= 0: does not fit)
-    kv_capacity_tokens: int            # tokens the replica's KV cache holds (full attention)
+    kv_capacity_tokens: int            # tokens the replica's KV cache holds (full attention;
+    #                                    all DP ranks together)
     fits: bool
     reason: str = ""
 
@@ -98,6 +100,8 @@ class PerfModel:
         gpu = self.catalog.gpu(shape.gpu)
         m = self.model
         weights = m.weight_bytes(shape.weight_dtype) / shape.num_gpus
+        if shape.ep:                      # whole experts per GPU, attention per DP rank
+            weights = moe.weight_bytes_per_gpu(m, shape)
         util = self.limits.gpu_memory_utilization
         # activation peak: one step of max_num_batched_tokens tokens
         act = RUNTIME_RESERVE_BYTES + self.limits.max_num_batched_tokens * 2.0 * (
@@ -106,6 +110,7 @@ class PerfModel:
         per_tok = self.kv_bytes_per_token_per_gpu(shape)
         tokens = int(kv // per_tok) if kv > 0 else 0
         fits = tokens >= MIN_KV_TOKENS   # room for at least one modest sequence
+        tokens *= shape.dp               # each DP rank caches its own sequences
         reason = "" if fits else (
             f"weights {weights / 1e9:.1f} GB + runtime {act / 1e9:.1f} GB leave "
             f"{max(kv, 0) / 1e9:.1f} GB of {gpu.memory_gb:g} GB x {util} for KV cache")
@@ -114,13 +119,13 @@ class PerfModel:
     def max_decode_batch(self, shape: ReplicaShape, context_tokens: float,
                          max_num_seqs: int | None = None) -> int:
         """Largest number of sequences of `context_tokens` whose KV cache fits, at most
-        `max_num_seqs` (default: the engine limit)."""
+        `max_num_seqs` (default: the engine limit), per DP rank (each is its own engine)."""
         fit = self.memory(shape)
         if not fit.fits:
             return 0
         cap = self.limits.max_num_seqs if max_num_seqs is None else max_num_seqs
         per_seq_gpu = self.kv_bytes_per_sequence_per_gpu(shape, int(context_tokens))
-        return int(min(cap, fit.kv_bytes_per_gpu // per_seq_gpu))
+        return int(min(cap, fit.kv_bytes_per_gpu // per_seq_gpu)) * shape.dp
 
     # ---- time ------------------------------------------------------------------------
     def _step(self, shape: ReplicaShape, new_tokens: float, seqs: float, attended: float,

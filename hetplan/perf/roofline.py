@@ -39,7 +39,10 @@ Assumptions: GEMM and attention kernels do not overlap each other; all-reduces a
 overlapped with compute; with PP the step latency covers all stages in sequence (throughput
 gains from interleaving micro-batches are credited by the callers, not here); MoE experts
 are sharded with TP (vLLM's default), and a step reads only the experts its tokens touch,
-expected E(1 - (1 - k/E)^n) of E per MoE layer for n tokens with k routed each.
+expected E(1 - (1 - k/E)^n) of E per MoE layer for n tokens with k routed each. Shapes with
+expert parallelism and data-parallel attention (ReplicaShape.ep / dp) take their expert
+work, dispatch and combine from `moe.py`; attention, element-wise work and the TP
+all-reduces then see the busiest DP rank's share of the step (`moe.dp_divisor`).
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ from typing import TYPE_CHECKING
 from hetplan.catalog import GPU
 from hetplan.dtypes import bytes_per_element
 from hetplan.model import ModelSpec
+from hetplan.perf import moe
+from hetplan.perf.moe import expected_experts_touched
 from hetplan.perf.calibration import Calibration
 from hetplan.perf.collectives import allreduce_model
 from hetplan.perf.links import Link
@@ -101,13 +106,6 @@ class StepHardware:
     link: Link
     graph_max_tokens: int
     tables: "OpTables | None" = None
-
-
-def expected_experts_touched(num_experts: int, k: int, tokens: float) -> float:
-    """Expected distinct experts hit by `tokens` tokens each routed to k of E uniformly."""
-    if tokens <= 0:
-        return 0.0
-    return num_experts * (1.0 - (1.0 - k / num_experts) ** tokens)
 
 
 def weight_bytes_read(model: ModelSpec, weight_dtype: str, tokens: float, seqs: float) -> float:
@@ -246,28 +244,42 @@ def step_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, *, new_to
     """
     gpu, cal = hw.gpu, hw.cal
     tp, pp = shape.tp, shape.pp
+    ranks = moe.dp_divisor(shape, seqs)  # DP attention: the busiest rank's share is 1/ranks
     compute_dtype = shape.weight_dtype if gpu.supports(shape.weight_dtype) else "bf16"
     peak_attn = gpu.tflops("bf16" if gpu.supports("bf16") else "fp16") * 1e12
     bw = gpu.mem_bw_bytes_per_s
     scale = compute_scale
 
-    gemm_s, bound, gemm_src = _gemm_time(model, hw, shape, new_tokens, seqs, compute_dtype,
-                                         scale)
+    if shape.ep:                        # whole experts per GPU (moe.py): roofline x calibration
+        flops, wbytes = moe.ep_gemm_per_gpu(
+            model, shape, new_tokens, seqs,
+            gemm_flops(model, new_tokens / ranks, seqs / ranks),
+            weight_bytes_read(model, shape.weight_dtype, new_tokens / ranks, seqs / ranks))
+        t_c = flops / (gpu.tflops(compute_dtype) * 1e12
+                       * cal.compute_efficiency_for(compute_dtype) * scale)
+        t_m = wbytes / (bw * cal.memory_efficiency)
+        gemm_s, bound, gemm_src = max(t_c, t_m), t_c >= t_m, ROOFLINE
+    else:
+        gemm_s, bound, gemm_src = _gemm_time(model, hw, shape, new_tokens, seqs,
+                                             compute_dtype, scale)
 
-    attn_flops = model.attention_flops_per_key() * attended_keys / tp
-    kv_per_gpu = kv_bytes_read / kv_shard_factor(model, tp)
+    attn_flops = model.attention_flops_per_key() * attended_keys / ranks / tp
+    kv_per_gpu = kv_bytes_read / ranks / kv_shard_factor(model, tp)
     attention_s = max(attn_flops / (peak_attn * cal.attention_efficiency * scale),
                       kv_per_gpu / (bw * cal.memory_efficiency))
 
     ffn = model.moe.expert_intermediate_size * model.moe.experts_per_token if model.moe \
         else model.intermediate_size
-    elem_bytes = new_tokens * model.num_layers * ACT_BYTES * (
+    elem_bytes = new_tokens / ranks * model.num_layers * ACT_BYTES * (
         ACT_PASSES_HIDDEN * model.hidden_size + ACT_PASSES_FFN * ffn / tp)
     elementwise_s = elem_bytes / (bw * cal.memory_efficiency)
 
-    act = new_tokens * model.hidden_size * ACT_BYTES
+    act = new_tokens / ranks * model.hidden_size * ACT_BYTES
     one_ar_s, ar_src = _allreduce_time(hw, act, tp)
     comm_s = 2 * model.num_layers * one_ar_s
+    if shape.ep:                        # expert dispatch + combine across DP ranks (moe.py)
+        comm_s += moe.dispatch_combine_s(model, shape, new_tokens, hw.link,
+                                         cal.collective_efficiency_for(shape.dp))
     if pp > 1:
         link = pp_link or hw.link
         comm_s += (pp - 1) * (act / link.achieved_bytes_per_s + link.latency_us * 1e-6)

@@ -88,7 +88,9 @@ def pool_needs(plan: Plan, kv_bytes: dict[tuple[str, str], float],
         if p.role != Role.COLOCATED:
             kv = sum(r * kv_bytes[p.kv_dtype, w] for w, r in rates.items()) * 8 / 1e9
         base = max(1, p.replicas - spares.get(p.name, 0))
-        out.append(PoolNeed(p.name, p.role, p.gpu, p.vendor, p.tp, p.pp, p.kv_dtype, base,
+        # PoolNeed.tp is GPUs per stage: tp x dp for data-parallel-attention pools
+        out.append(PoolNeed(p.name, p.role, p.gpu, p.vendor, p.gpus_per_stage, p.pp, p.kv_dtype,
+                            base,
                             p.utilization * p.replicas, p.cost_usd_per_hour / p.replicas,
                             rates, kv, plan.pool_target_utilization(p)))
     return out

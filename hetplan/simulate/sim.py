@@ -54,7 +54,7 @@ def pool_specs(plan: Plan, pm: PerfModel, opts: SimOptions) -> list[PoolSpec]:
     steps_by_shape: dict[ReplicaShape, StepModel] = {}
     specs = []
     for p in plan.pools:
-        shape = ReplicaShape(p.gpu, p.tp, p.pp, p.weight_dtype, p.kv_dtype)
+        shape = ReplicaShape(p.gpu, p.tp, p.pp, p.weight_dtype, p.kv_dtype, p.ep, p.dp)
         why = pm.check(shape)
         if why:
             raise InputError(f"pool {p.name}: {why}", field="pools")
