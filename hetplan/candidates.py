@@ -100,7 +100,8 @@ def prefill_capacity(pm: PerfModel, s: ReplicaShape, c: ClassLike, slo: SLO,
         t = pm.prefill_time_s(s, p90_in, k)
         return t + pm.kv_transfer_s(p90_in, s.kv_dtype, kv_link, t, cross_vendor)
 
-    max_k = max(1, pm.limits.max_num_batched_tokens // max(mean_in, 1))
+    # the token budget is per engine: a replica with dp DP-attention ranks runs dp engines
+    max_k = max(1, pm.limits.max_num_batched_tokens // max(mean_in, 1)) * s.dp
     k = _largest(lambda k: latency_s(k) <= budget_s, max_k)
     if k == 0:
         return ClassCapacity(0.0, ttft_ms=latency_s(1) * 1e3, why=(

@@ -308,3 +308,19 @@ def test_dp_replicas_sharing_a_node_get_one_nixl_port_per_rank():
     hosts = {env["VLLM_NIXL_SIDE_CHANNEL_HOST"] for cs in cmds.values() for env, a in cs
              if "--enable-expert-parallel" in a}
     assert len(hosts) == 1 and len(ports) == 2 and ports[1] - ports[0] == 2
+
+
+def test_estimate_cli_takes_ep_and_dp(pms):
+    import subprocess
+    import sys
+    args = [sys.executable, "-m", "hetplan.cli", "estimate", "--model", "qwen3-30b-a3b",
+            "--gpu", "H200", "--tp", "2", "--input", "1000", "--output", "200", "--batch", "32",
+            "--weight-dtype", "fp8"]
+    r = subprocess.run(args + ["--ep", "--dp", "4", "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    est = json.loads(r.stdout)
+    s = ReplicaShape("H200", 2, 1, "fp8", "bf16", ep=True, dp=4)
+    assert est["shape"] == s.label()
+    assert est["tpot_ms"] == pytest.approx(pms["qwen3-30b-a3b"].decode_step_s(s, 32, 1100) * 1e3)
+    r = subprocess.run(args + ["--dp", "4"], capture_output=True, text=True)
+    assert r.returncode != 0 and "--dp" in r.stderr and "expert parallelism" in r.stderr

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from hetplan.bounds import MAX_BATCH, MAX_PP, MAX_TOKENS, MAX_TP
+from hetplan.bounds import MAX_BATCH, MAX_DP, MAX_PP, MAX_TOKENS, MAX_TP
 from hetplan.cli.options import AsJson, as_json, check_out_dir, check_out_file, new_app
 from hetplan.errors import InputError
 
@@ -28,6 +28,9 @@ def register(app: typer.Typer, echo_json) -> None:
         output: int = typer.Option(..., "--output", help="Generated tokens per request."),
         weight_dtype: str = typer.Option("bf16", help="bf16 | fp16 | fp8 | int8 | fp4"),
         kv_dtype: str = typer.Option("bf16", help="bf16 | fp8"),
+        ep: bool = typer.Option(False, "--ep", help="MoE expert parallelism (vLLM "
+                                "--enable-expert-parallel)."),
+        dp: int = typer.Option(1, help="Data-parallel attention ranks (with --ep)."),
         as_json: as_json("Print one JSON object.") = False,
     ) -> None:
         """Predict TTFT, TPOT, throughput and memory fit of one replica shape."""
@@ -43,14 +46,16 @@ def register(app: typer.Typer, echo_json) -> None:
                                  field=name)
         for name, val, most in (("--tp", tp, MAX_TP), ("--pp", pp, MAX_PP),
                                 ("--batch", batch, MAX_BATCH), ("--input", input, MAX_TOKENS),
-                                ("--output", output, MAX_TOKENS)):
+                                ("--output", output, MAX_TOKENS), ("--dp", dp, MAX_DP)):
             if not 1 <= val <= most:
                 raise InputError(f"must be in [1, {most:,}]", field=name)
         cat = load_catalog()
         cat.gpu(gpu, field="--gpu")
         pm = PerfModel(load_model(model, field="--model"), cat)
-        est = estimate(pm, ReplicaShape(gpu, tp, pp, weight_dtype, kv_dtype), batch, input,
-                       output)
+        shape = ReplicaShape(gpu, tp, pp, weight_dtype, kv_dtype, ep, dp)
+        if (ep or dp > 1) and (why := pm.check(shape)):
+            raise InputError(why, field="--dp" if dp > 1 else "--ep")
+        est = estimate(pm, shape, batch, input, output)
         if as_json:
             echo_json(est.model_dump())
             return

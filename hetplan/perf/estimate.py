@@ -3,6 +3,8 @@ batch of identical requests (no queueing; the simulator covers that)."""
 
 from __future__ import annotations
 
+import math
+
 from pydantic import BaseModel
 
 from hetplan.perf.estimator import PerfModel
@@ -66,7 +68,7 @@ def estimate(pm: PerfModel, shape: ReplicaShape, batch: int, input_tokens: int,
         output_tokens=output_tokens, ttft_ms=ttft_s * 1e3, tpot_ms=tpot_s * 1e3,
         throughput_tok_s=batch * output_tokens / total_s, decode_tok_s=batch / tpot_s,
         weights_gb_per_gpu=mem.weights_bytes_per_gpu / 1e9,
-        kv_gb_needed_per_gpu=batch * per_seq_gpu / 1e9,
+        kv_gb_needed_per_gpu=math.ceil(batch / shape.dp) * per_seq_gpu / 1e9,   # busiest rank
         kv_gb_available_per_gpu=max(mem.kv_bytes_per_gpu, 0.0) / 1e9,
         max_batch_at_full_context=max_batch, fits=fits, fit_reason=reason, calibration=cal_note,
         prefill_op_sources=prefill.op_sources, decode_op_sources=decode.op_sources,

@@ -3,7 +3,8 @@
 Shapes with `ep` (ReplicaShape) serve a MoE model the way vLLM's `--enable-expert-parallel`
 does; `dp` > 1 adds data-parallel attention ranks (`--data-parallel-size`). With EP the
 E routed experts of a stage are spread whole over its ep = tp x dp GPUs, ceil(E / ep) on the
-busiest one (vLLM gives a remainder to the first ranks); without EP every GPU holds a 1/tp
+busiest one (vLLM 0.33's determine_expert_map, fused_moe/expert_map_manager.py, gives a
+remainder to the first ranks, so ep need not divide E); without EP every GPU holds a 1/tp
 slice of every expert (roofline.py). For a step of T new tokens and S sequences, each routed
 to k of the E experts:
 

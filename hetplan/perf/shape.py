@@ -56,7 +56,7 @@ def unsupported_reason(shape: ReplicaShape, gpu: GPU, model: ModelSpec) -> str |
     TP must divide the attention heads; PP must not exceed the layers; a TP group must fit in
     one node; KV dtype and 8/4-bit compute must be supported by the GPU's tensor cores.
     Weight-only fallbacks (FP8 weights on Ampere via Marlin-style kernels) are not modelled.
-    Expert parallelism: MoE models only, at most one expert per GPU of the EP group (vLLM
+    Expert parallelism: MoE models only, at least one expert per GPU of the EP group (vLLM
     spreads a remainder over the first ranks, so the EP size need not divide the experts);
     dp > 1 only with ep (a dense model's DP ranks are plain replicas, which the planner
     counts as replicas) and with pp 1 (not modelled); a stage's tp x dp GPUs in one node
