@@ -187,17 +187,17 @@ def test_n_plus_one_on_single_nodes_is_infeasible_and_explained(tmp_path):
 
 
 def test_failure_beyond_the_survivors_re_sizes_and_counts_moves(solved, tmp_path):
-    # Two of five L40S nodes lost: the surviving prefill replicas plus the lost ones no
+    # Three of five L40S nodes lost: the surviving prefill replicas plus the lost ones no
     # longer fit, so the plan is re-sized on the healthy nodes; moves are counted against
     # the previous placement (replicas not found at the same nodes and GPUs).
     prev = json.loads((solved / "a" / "plan.json").read_text())
-    r = run("solve", str(SCENARIO), "--failed", "l40s-01,l40s-02", "--previous",
+    r = run("solve", str(SCENARIO), "--failed", "l40s-01,l40s-02,l40s-03", "--previous",
             str(solved / "a" / "plan.json"), "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr
     new = json.loads((tmp_path / "plan.json").read_text())
     pl = new["placement"]
-    assert pl["failed_nodes"] == ["l40s-01", "l40s-02"]
-    assert not {s["node"] for s in pl["shards"]} & {"l40s-01", "l40s-02"}
+    assert pl["failed_nodes"] == ["l40s-01", "l40s-02", "l40s-03"]
+    assert not {s["node"] for s in pl["shards"]} & {"l40s-01", "l40s-02", "l40s-03"}
     assert "re-sized on the healthy nodes" in pl["notes"][0]
 
     def where(plan):
