@@ -42,6 +42,6 @@ vllm-router \
   --host 0.0.0.0 \
   --port 30001 \
   --policy power_of_two \
-  --worker-urls http://10.0.2.1:8003 http://10.0.2.2:8003 http://10.0.2.3:8003 &
+  --worker-urls http://10.0.2.1:8003 http://10.0.2.2:8003 &
 
 wait

@@ -19,9 +19,6 @@ vllm-router \
   --prefill http://prefill-l40s-2:8000 \
   --prefill http://prefill-l40s-2:8001 \
   --prefill http://prefill-l40s-2:8002 \
-  --prefill http://prefill-l40s-2:8003 \
-  --prefill http://prefill-l40s-3:8000 \
-  --decode http://decode-b200-0:8000 \
   --decode http://decode-h100-sxm-0:8000 \
   --decode http://decode-h100-sxm-0:8001 \
   --decode http://decode-h100-sxm-0:8002 \
@@ -32,5 +29,12 @@ vllm-router \
   --prefill-policy power_of_two \
   --decode-policy power_of_two \
   --kv-connector nixl &
+
+# router for the colocated instances
+vllm-router \
+  --host 0.0.0.0 \
+  --port 30001 \
+  --policy power_of_two \
+  --worker-urls http://colocated-h100-sxm-0:8000 &
 
 wait

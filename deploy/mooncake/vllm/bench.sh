@@ -66,11 +66,10 @@ vllm bench serve \
   --result-filename bench-in1065-11814_out2-94.json \
   --metadata hetplan_model=llama-3.1-70b hetplan_class=in1065-11814_out2-94 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in1065-11814_out2-94.log 2>&1 &
 
-# class in1065-11814_out95-4518: served by colocated-B200-tp4-wfp8-kvfp8 (B200 tp=4, 60%), decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 40%)
-# pools of different GPUs or TP serve it: the run measures them together; import-bench needs --gpu and --tp for it
+# class in1065-11814_out95-4518: served by decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 37%), colocated-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 32%), colocated-H100-SXM-tp2-wfp8-kvbf16 (H100-SXM tp=2, 31%)
 vllm bench serve \
   --backend openai \
-  --base-url http://127.0.0.1:30001 \
+  --base-url http://127.0.0.1:30000 \
   --endpoint /v1/completions \
   --model llama-3.1-70b \
   --tokenizer meta-llama/Llama-3.1-70B-Instruct \
@@ -85,7 +84,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in1065-11814_out95-4518.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1065-11814_out95-4518 hetplan_pools=colocated-B200-tp4-wfp8-kvfp8:B200:tp4:0.604,decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:0.396 > results/bench-in1065-11814_out95-4518.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1065-11814_out95-4518 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:0.368,colocated-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:0.322,colocated-H100-SXM-tp2-wfp8-kvbf16:H100-SXM:tp2:0.31 > results/bench-in1065-11814_out95-4518.log 2>&1 &
 
 # class in11815-131072_out2-94: served by decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
 vllm bench serve \
@@ -107,8 +106,7 @@ vllm bench serve \
   --result-filename bench-in11815-131072_out2-94.json \
   --metadata hetplan_model=llama-3.1-70b hetplan_class=in11815-131072_out2-94 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in11815-131072_out2-94.log 2>&1 &
 
-# class in11815-131072_out95-4518: served by decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 74%), colocated-B200-tp4-wfp8-kvfp8 (B200 tp=4, 26%)
-# pools of different GPUs or TP serve it: the run measures them together; import-bench needs --gpu and --tp for it
+# class in11815-131072_out95-4518: served by decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -126,6 +124,6 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in11815-131072_out95-4518.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in11815-131072_out95-4518 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:0.738,colocated-B200-tp4-wfp8-kvfp8:B200:tp4:0.262 > results/bench-in11815-131072_out95-4518.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in11815-131072_out95-4518 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in11815-131072_out95-4518.log 2>&1 &
 
 wait

@@ -10,8 +10,6 @@ vllm-router \
   --vllm-pd-disaggregation \
   --prefill http://prefill-b200-0:8000 \
   --prefill http://prefill-b200-0:8001 \
-  --prefill http://prefill-l40s-0:8000 \
-  --prefill http://prefill-l40s-0:8001 \
   --decode http://decode-a100-80g-pcie-0:8000 \
   --prefill-policy power_of_two \
   --decode-policy power_of_two \

@@ -17,7 +17,7 @@ env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 1024 \
-  --max-num-seqs 391 \
+  --max-num-seqs 418 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
@@ -33,7 +33,7 @@ env CUDA_VISIBLE_DEVICES=2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 1024 \
-  --max-num-seqs 391 \
+  --max-num-seqs 418 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \

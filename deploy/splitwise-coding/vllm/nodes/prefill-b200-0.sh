@@ -18,7 +18,7 @@ env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIX
   --dtype bfloat16 \
   --kv-cache-dtype auto \
   --max-model-len 9472 \
-  --max-num-seqs 57 \
+  --max-num-seqs 62 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
@@ -34,7 +34,7 @@ env CUDA_VISIBLE_DEVICES=2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIX
   --dtype bfloat16 \
   --kv-cache-dtype auto \
   --max-model-len 9472 \
-  --max-num-seqs 57 \
+  --max-num-seqs 62 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \

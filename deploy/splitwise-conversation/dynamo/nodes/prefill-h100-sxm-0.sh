@@ -14,7 +14,7 @@ env CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 
   --dtype bfloat16 \
   --kv-cache-dtype auto \
   --max-model-len 15360 \
-  --max-num-seqs 24 \
+  --max-num-seqs 26 \
   --max-num-batched-tokens 14080 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
