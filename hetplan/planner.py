@@ -251,8 +251,10 @@ def build_plan(ctx: Context, out: Outcome, label: str | None = None) -> Plan:
                             for w in ctx.classes)
     out_tok_s = out.scale * sum(w.rate_rps * w.mean_output_tokens for w in ctx.classes)
     gpus_used = sorted({p.gpu for p in pools})
-    cal_notes = [f"{g}: default efficiencies (no measurement)" if ctx.perf.uses_default_calibration(g)
-                 else f"{g}: {ctx.perf.calibration(g).provenance.method}" for g in gpus_used]
+    cal_notes = [(f"{g}: default efficiencies (no measurement)"
+                  if ctx.perf.uses_default_calibration(g)
+                  else f"{g}: {ctx.perf.calibration(g).provenance.method}")
+                 + f"; {ctx.perf.op_table_note(g)}" for g in gpus_used]
     sol = out.solution
     notes = ["latencies are the perf model's service times (prefill + KV hand-off, decode "
              "step); queueing is bounded by the target utilization, not simulated here"]

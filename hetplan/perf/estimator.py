@@ -82,6 +82,23 @@ class PerfModel:
                                 gpu.datacenter_blackwell),
                             tables=self.optables.get(gpu_name))
 
+    def op_table_note(self, gpu_name: str) -> str:
+        """Which ops of this GPU's steps come from measured per-op tables (the rest:
+        roofline x calibration; the all-reduce without a table: the engine's algorithm)."""
+        hw = self.hardware(gpu_name)
+        used = []
+        if hw.tables is not None:
+            if "gemm" in hw.cal.optable_ops and hw.tables.gemm_efficiency:
+                src = next(iter(sorted(hw.tables.gemm_efficiency.items())))[1].source.label
+                used.append(f"dense GEMMs ({src})")
+            if "allreduce" in hw.cal.optable_ops and hw.tables.allreduce_us:
+                src = next(iter(sorted(hw.tables.allreduce_us.items())))[1].source.label
+                used.append(f"all-reduce ({src})")
+        if not used:
+            return "per-op tables: none (roofline x calibration; all-reduce by the engine's " \
+                   "algorithm)"
+        return "per-op tables: " + ", ".join(used)
+
     def check(self, shape: ReplicaShape) -> str | None:
         """Why the shape cannot serve the model (None if it can, memory aside)."""
         return unsupported_reason(shape, self.catalog.gpu(shape.gpu), self.model)
