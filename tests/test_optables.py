@@ -18,7 +18,8 @@ from hetplan.catalog import load_catalog
 from hetplan.errors import InputError
 from hetplan.perf.calibration import Provenance
 from hetplan.perf.optable_import import (derive_allreduce, derive_context_attention,
-                                         derive_decode_attention, derive_gemm, import_optables)
+                                         derive_decode_attention, derive_gemm, derive_moe,
+                                         import_optables)
 from hetplan.perf.optables import (Curve, Grid, OpTables, TableSource, load_optables,
                                    load_optables_file, optables_dir, save_optables)
 
@@ -219,6 +220,30 @@ def test_derive_allreduce_reads_elements_graph_rows_and_nccl():
             for op, dt, lat in (("all_reduce", "half", 0.012), ("all_gather", "half", 0.5),
                                 ("all_reduce", "int8", 0.5))]
     assert derive_allreduce(pd.DataFrame(nccl), SRC, nccl=True)[4].points == [(8192.0, 12.0)]
+
+
+def test_derive_moe_recovers_the_set_efficiency_from_touched_expert_bytes():
+    """One MoE layer, TP 2, balanced routing: at 4 tokens x top-2 the layer touches 8 of 64
+    experts; at 1024 tokens all 64. The test sets each latency to the roofline of those
+    experts' weight bytes (or FLOPs when larger) over a chosen efficiency, and the derived
+    grid must give that efficiency back."""
+    h, f, k, e, tp = 4096, 1024, 2, 64, 2
+    slice_el = 3 * h * f / tp
+    peak, bw = H100.tflops("bf16") * 1e12, H100.mem_bw_bytes_per_s
+    rows = []
+    for tokens, eff in ((4, 0.25), (1024, 0.8)):
+        touched = min(e, tokens * k)
+        roof = max(2 * tokens * k * slice_el / peak, touched * slice_el * 2 / bw)
+        for dist, ep, lat in (("balanced", 1, roof / eff * 1e3), ("power_law_1.2", 1, 9.0),
+                              ("balanced", 2, 9.0)):
+            rows.append(dict(moe_dtype="bfloat16", num_tokens=tokens, hidden_size=h,
+                             inter_size=f, topk=k, num_experts=e, moe_tp_size=tp,
+                             moe_ep_size=ep, distribution=dist, latency=lat))
+    grids = derive_moe(pd.DataFrame(rows), H100, SRC)
+    t = _tables(moe_efficiency=grids)
+    assert t.moe_efficiency_at("bf16", 4, slice_el).value == pytest.approx(0.25, rel=1e-3)
+    assert t.moe_efficiency_at("bf16", 1024, slice_el).value == pytest.approx(0.8, rel=1e-3)
+    assert t.moe_efficiency_at("fp8", 4, slice_el) is None
 
 
 # ---- the importer on a synthetic wheel ---------------------------------------------------

@@ -66,7 +66,7 @@ class Calibration(BaseModel):
     layer_overhead_us: float = Field(ge=0.0)
     kernel_overhead_us: float = Field(default=0.0, ge=0.0)
     prefill_compute_scale: float = Field(default=1.0, gt=0.0, le=1.0)
-    optable_ops: tuple[Literal["gemm", "allreduce"], ...] = ("gemm", "allreduce")
+    optable_ops: tuple[Literal["gemm", "allreduce", "moe"], ...] = ("gemm", "allreduce", "moe")
     provenance: Provenance
 
     def collective_efficiency_for(self, tp: int) -> float:
@@ -83,7 +83,7 @@ class Calibration(BaseModel):
 # Documented fallback for GPUs never measured: mid-range figures typical of vLLM on
 # datacenter GPUs (GEMM ~70% of peak, FlashAttention ~50%, HBM streaming ~80%, NCCL ~75%).
 # They are assumptions, not measurements; output built on them says so.
-MODERN_ENGINE_OVERHEADS = dict(step_overhead_ms=0.125, kernel_overhead_us=0.5)
+MODERN_ENGINE_OVERHEADS = dict(step_overhead_ms=1.25, kernel_overhead_us=0.5)
 """Per-step and per-kernel overheads of a 2025+ engine for GPUs with no end-to-end rows of
 their own: the medians of the fits to tests/data/modern_perf.csv on A100-80G-SXM, B200,
 H100-SXM and H200 (`hetplan calibrate fit-overhead`, 2026-11-30)."""

@@ -115,19 +115,26 @@ def ep_gemm_per_gpu(model: ModelSpec, shape: ReplicaShape, tokens: float, seqs: 
     rank_flops / rank_bytes: roofline.py's gemm_flops / weight_bytes_read of the busiest DP
     rank's share of the step (tokens and seqs over dp_divisor), TP-sliced experts included;
     their routed-expert part is swapped for whole experts here."""
+    rank_tokens = tokens / dp_divisor(shape, seqs)
+    r_flops, r_bytes = ep_routed_per_gpu(model, shape, tokens)
+    flops = (rank_flops - routed_flops(model, rank_tokens)) / shape.tp + r_flops
+    wbytes = ((rank_bytes - routed_bytes_read(model, shape.weight_dtype, rank_tokens)) / shape.tp
+              + r_bytes)
+    return flops, wbytes
+
+
+def ep_routed_per_gpu(model: ModelSpec, shape: ReplicaShape,
+                      tokens: float) -> tuple[float, float]:
+    """(FLOPs, weight bytes) of the routed experts on the busiest GPU of an EP stage: its
+    share of the routed work times the load imbalance, and the local experts it touches."""
     assert model.moe is not None
     m = model.moe
-    rank_tokens = tokens / dp_divisor(shape, seqs)
     g = load_imbalance(model, shape, tokens)
     local = experts_per_gpu(model, shape)
     p_hit = expected_experts_touched(m.num_experts, m.experts_per_token, tokens) / m.num_experts
     b = bytes_per_element(shape.weight_dtype)
-    flops = ((rank_flops - routed_flops(model, rank_tokens)) / shape.tp
-             + g * routed_flops(model, tokens) / shape.ep_size)
-    wbytes = ((rank_bytes - routed_bytes_read(model, shape.weight_dtype, rank_tokens)) / shape.tp
-              + min(local, g * local * p_hit) * model.expert_params() * b
-              * model.num_moe_layers)
-    return flops, wbytes
+    return (g * routed_flops(model, tokens) / shape.ep_size,
+            min(local, g * local * p_hit) * model.expert_params() * b * model.num_moe_layers)
 
 
 def dispatch_combine_s(model: ModelSpec, shape: ReplicaShape, tokens: float, link: Link,

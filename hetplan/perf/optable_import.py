@@ -20,10 +20,14 @@ grids, with the file each came from. Latencies in the source tables are millisec
   time, same head selection, bf16 KV.
 Efficiencies above 1 are capped at 1: operands small enough to stay in L2 across the
 benchmark's repeats (L40S, RTX PRO 6000: 96-128 MB of L2) beat the HBM roofline.
-MoE grouped GEMMs and the all-to-all are not derived: on the single-GPU rows (TP = EP = 1,
-"balanced" routing) reading min(E, tokens x top-k) experts' weights gives bf16 efficiencies
-up to 1.6 below 64 tokens per expert and fp8 ones of only 0.1-0.3, so the table's routing
-and quantisation semantics need checking before its numbers can stand in for the roofline.
+- MoE efficiency: one MoE layer with TP-sliced experts (moe_ep_size 1, balanced routing),
+  vLLM's table: the routed experts' roofline (FLOPs at the dtype's peak, or the weight bytes
+  of the min(E, tokens x top-k) experts touched, per GPU) over the measured time, by
+  (tokens, 3 x hidden x expert FFN / TP), capped at 1 like the rest. fp8 is vLLM's
+  block-scaled FP8 MoE (how DeepSeek/Qwen FP8 checkpoints are served). Small token counts
+  reach a small share of bandwidth (H200 FP8, 5.5M-element slices: ~0.15 at 1 token, ~0.5 at
+  16): that, not the bytes, sets small-batch MoE decode. The all-to-all of EP is not
+  derived (moe.py models it).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from hetplan.dtypes import bytes_per_element
 from hetplan.errors import InputError
 from hetplan.perf.aiconfig_import import SYSTEM_TO_GPU, _short, _Tables
 from hetplan.perf.calibration import Provenance
-from hetplan.perf.optables import (CONTEXT_AXES, DECODE_AXES, GEMM_AXES, Curve, Grid,
+from hetplan.perf.optables import (CONTEXT_AXES, DECODE_AXES, GEMM_AXES, MOE_AXES, Curve, Grid,
                                    OpTables, TableSource)
 
 PACKAGE = "aiconfigurator-core"
@@ -53,6 +57,9 @@ DECODE_BATCH = [4.0 ** i for i in range(6)]            # 1 .. 1024
 DECODE_CONTEXT = [128.0 * 4 ** i for i in range(6)]    # 128 .. 131072 tokens
 CONTEXT_BATCH = [4.0 ** i for i in range(5)]           # 1 .. 256
 CONTEXT_PROMPT = [64.0 * 2 ** i for i in range(9)]     # 64 .. 16384 tokens
+MOE_DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8", "fp8": "fp8", "nvfp4": "fp4"}
+MOE_TOKENS = [4.0 ** i for i in range(8)]               # 1 .. 16384 tokens per step
+MOE_SLICE = [2.0 ** e for e in range(18, 29, 2)]        # 256K .. 256M elements per GPU
 GQA_RATIOS = (4, 8)
 HEAD_DIM = 128
 
@@ -142,6 +149,34 @@ def derive_gemm(df, gpu: GPU, src: TableSource) -> dict[str, Grid]:
         grid = _grid(GEMM_AXES, _with(src, f"gemm_dtype={raw}; n,k>={MIN_GEMM_DIM}; fastest "
                                       "kernel per shape; median per cell (x4 bins)"),
                      grid_of(m, n * k, eff, GEMM_M, GEMM_NK, 1.0, 1.0))
+        if grid:
+            out[dt] = grid
+    return out
+
+
+def derive_moe(df, gpu: GPU, src: TableSource) -> dict[str, Grid]:
+    """MoE layers with TP-sliced experts (moe_ep_size 1), balanced routing: efficiency =
+    max(routed FLOPs / peak, bytes of the experts touched / bandwidth) / measured latency,
+    per GPU. 'Balanced' spreads tokens x top-k over min(E, tokens x top-k) experts, which is
+    the count used here (random routing touches a few % fewer at small token counts). fp8
+    rows are the block-scaled FP8 kernels DeepSeek/Qwen FP8 checkpoints use."""
+    out = {}
+    base = df[(df["distribution"] == "balanced") & (df["moe_ep_size"] == 1)]
+    for raw, dt in MOE_DTYPES.items():
+        d = base[(base["moe_dtype"] == raw).to_numpy()]
+        if d.empty or not gpu.supports(dt) or dt in out:
+            continue
+        keys = ["num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size"]
+        d = d.groupby(keys, as_index=False)["latency"].min()            # fastest kernel
+        t, h, f, k, e, tp = (d[c].to_numpy(float) for c in keys)
+        slice_el = 3.0 * h * f / tp
+        touched = np.minimum(e, t * k)
+        flops_s = 2.0 * t * k * slice_el / (gpu.tflops(dt) * 1e12)
+        bytes_s = touched * slice_el * bytes_per_element(dt) / gpu.mem_bw_bytes_per_s
+        eff = _eff(np.maximum(flops_s, bytes_s), d["latency"].to_numpy(float))
+        grid = _grid(MOE_AXES, _with(src, f"moe_dtype={raw}; balanced routing; moe_ep_size 1; "
+                                     "fastest kernel per shape; median per cell (x4 bins)"),
+                     grid_of(t, slice_el, eff, MOE_TOKENS, MOE_SLICE, 1.0, 1.0))
         if grid:
             out[dt] = grid
     return out
@@ -268,6 +303,8 @@ def _derive_system(tables: _Tables, version: str, system: str, gpu: GPU) -> OpTa
         fields["decode_attention_efficiency"] = derive_decode_attention(hit[0], gpu, hit[1])
     if hit := src_for("attention", "context_attention_perf.parquet"):
         fields["context_attention_efficiency"] = derive_context_attention(hit[0], gpu, hit[1])
+    if hit := src_for("moe", "moe_perf.parquet"):
+        fields["moe_efficiency"] = derive_moe(hit[0], gpu, hit[1])
     if not any(fields.values()):
         return None
     return OpTables(gpu=gpu.name, **fields, provenance=Provenance(
@@ -280,7 +317,7 @@ NOTES = ("all-reduce message_size read as 16-bit elements (bytes = 2x); efficien
          "roofline at 100% of catalog datasheet peak / measured latency, capped at 1; grids "
          "are medians per cell (attention rows: head_dim 128, heads/kv_heads 4 or 8); empty "
          "inner cells copy the nearest measured cell (listed in 'filled'); lookups clamp "
-         "outside the grid; MoE tables not derived (see hetplan/perf/optable_import.py)")
+         "outside the grid; MoE grids: TP-sliced experts, balanced routing (derive_moe)")
 
 
 def _summary(t: OpTables) -> str:
@@ -293,4 +330,6 @@ def _summary(t: OpTables) -> str:
         parts.append(f"decode attention {sorted(t.decode_attention_efficiency)}")
     if t.context_attention_efficiency:
         parts.append("context attention")
+    if t.moe_efficiency:
+        parts.append(f"MoE {sorted(t.moe_efficiency)}")
     return ", ".join(parts)

@@ -9,7 +9,10 @@ from measured kernel latencies (`hetplan calibrate import-optables`; see optable
 - decode_attention_efficiency[kv_dtype]: Grid over (batch, context_tokens) of KV-read
   roofline time / measured time;
 - context_attention_efficiency: Grid over (batch, prompt_tokens) of causal-FLOP roofline
-  time at bf16 peak / measured time.
+  time at bf16 peak / measured time;
+- moe_efficiency[dtype]: Grid over (tokens, expert_slice_elements = 3 x hidden x expert FFN /
+  TP) of the routed experts' roofline time (max(FLOPs / peak, bytes of the experts touched /
+  bandwidth)) / measured time of one MoE layer with TP-sliced experts (no EP).
 
 Efficiencies are capped at 1, so a time built as roofline / efficiency never undercuts the
 roofline. Lookups interpolate linearly in log(value) over log(axis) (bilinear on grids) and
@@ -38,6 +41,7 @@ _STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 GEMM_AXES = ("m_tokens", "weight_elements")
 DECODE_AXES = ("batch", "context_tokens")
 CONTEXT_AXES = ("batch", "prompt_tokens")
+MOE_AXES = ("tokens", "expert_slice_elements")
 
 
 @dataclass(frozen=True)
@@ -169,12 +173,14 @@ class OpTables(BaseModel):
     gemm_efficiency: dict[Dtype, Grid] = {}               # by weight/compute dtype
     decode_attention_efficiency: dict[Dtype, Grid] = {}   # by KV-cache dtype
     context_attention_efficiency: Grid | None = None
+    moe_efficiency: dict[Dtype, Grid] = {}                # by expert weight dtype
 
     @model_validator(mode="after")
     def _axes(self) -> OpTables:
         expect = [(f"gemm_efficiency.{d}", g, GEMM_AXES) for d, g in self.gemm_efficiency.items()]
         expect += [(f"decode_attention_efficiency.{d}", g, DECODE_AXES)
                    for d, g in self.decode_attention_efficiency.items()]
+        expect += [(f"moe_efficiency.{d}", g, MOE_AXES) for d, g in self.moe_efficiency.items()]
         if self.context_attention_efficiency:
             expect.append(("context_attention_efficiency", self.context_attention_efficiency,
                            CONTEXT_AXES))
@@ -198,6 +204,11 @@ class OpTables(BaseModel):
                            weight_elements: float) -> Lookup | None:
         """Fraction of max(FLOP, bytes) roofline a GEMM of m x (n*k weights) reaches."""
         return _grid_lookup(self.gemm_efficiency.get(dtype), m_tokens, weight_elements)
+
+    def moe_efficiency_at(self, dtype: str, tokens: float,
+                          expert_slice_elements: float) -> Lookup | None:
+        """Fraction of the routed-expert roofline one TP-sliced MoE layer reaches."""
+        return _grid_lookup(self.moe_efficiency.get(dtype), tokens, expert_slice_elements)
 
     def decode_attention_efficiency_at(self, batch: float, context_tokens: float,
                                        kv_dtype: str = "bf16") -> Lookup | None:

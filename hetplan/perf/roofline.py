@@ -191,8 +191,11 @@ def _gemm_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, tokens: 
     peak, bw = gpu.tflops(compute_dtype) * 1e12, gpu.mem_bw_bytes_per_s
     t_compute = gemm_flops(model, tokens, seqs) / tp / peak
     t_weights = weight_bytes_read(model, shape.weight_dtype, tokens, seqs) / tp / bw
+    if model.moe is not None:
+        return _moe_gemm_time(model, hw, shape, tokens, seqs, compute_dtype, scale,
+                              t_compute, t_weights)
     grid = hw.tables.gemm_efficiency.get(compute_dtype) if (
-        hw.tables is not None and model.moe is None and "gemm" in cal.optable_ops) else None
+        hw.tables is not None and "gemm" in cal.optable_ops) else None
     if grid is None:
         t_c = t_compute / (cal.compute_efficiency_for(compute_dtype) * scale)
         t_m = t_weights / cal.memory_efficiency
@@ -217,6 +220,70 @@ def _gemm_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, tokens: 
             t_block = max(t_block, block_s(m))
     t_head = matmul_s(seqs, model.vocab_size * model.hidden_size / tp) if seqs > 0 else 0.0
     return t_block + t_head, t_compute >= t_weights, grid.source.label
+
+
+def _moe_gemm_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, tokens: float,
+                   seqs: float, compute_dtype: str, scale: float, t_compute: float,
+                   t_weights: float) -> tuple[float, bool, str]:
+    """Matmul seconds of a MoE model with TP-sliced experts: the routed experts at the
+    measured MoE-layer efficiency for (tokens, expert slice per GPU) where the GPU has that
+    table (small batches reach a small share of bandwidth: many thin expert slices), the
+    rest (attention projections, shared experts, dense layers, LM head) at roofline x
+    calibration. Time is kept non-decreasing in tokens as for dense GEMMs."""
+    cal, gpu, tp = hw.cal, hw.gpu, shape.tp
+    e_c, e_m = cal.compute_efficiency_for(compute_dtype) * scale, cal.memory_efficiency
+    grid = hw.tables.moe_efficiency.get(compute_dtype) if (
+        hw.tables is not None and "moe" in cal.optable_ops) else None
+    if grid is None:
+        return max(t_compute / e_c, t_weights / e_m), t_compute / e_c >= t_weights / e_m, \
+            ROOFLINE
+    peak, bw = gpu.tflops(compute_dtype) * 1e12, gpu.mem_bw_bytes_per_s
+    slice_el = model.expert_params() / tp
+    tables = hw.tables
+
+    def routed_s(t: float) -> float:
+        tc = moe.routed_flops(model, t) / tp / peak
+        tw = moe.routed_bytes_read(model, shape.weight_dtype, t) / tp / bw
+        eff = tables.moe_efficiency_at(compute_dtype, t, slice_el).value
+        return max(tc, tw) / (eff * (scale if tc >= tw else 1.0))
+
+    rest_c = t_compute - moe.routed_flops(model, tokens) / tp / peak
+    rest_m = t_weights - moe.routed_bytes_read(model, shape.weight_dtype, tokens) / tp / bw
+    t_routed = routed_s(tokens)
+    for t in grid.x:
+        if t < tokens:
+            t_routed = max(t_routed, routed_s(t))
+    return (max(rest_c / e_c, rest_m / e_m) + t_routed, t_compute >= t_weights,
+            grid.source.label)
+
+
+def _ep_gemm_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, tokens: float,
+                  compute_dtype: str, scale: float, flops: float,
+                  wbytes: float) -> tuple[float, bool, str]:
+    """Matmul seconds on the busiest GPU of an EP stage (`flops`, `wbytes` from moe.py). With
+    a MoE table, its routed experts run at the measured MoE-layer efficiency for the step's
+    tokens and a whole expert per slice (approximate: the table measures TP-sliced layers,
+    not EP ranks); the rest at roofline x calibration."""
+    cal, gpu = hw.cal, hw.gpu
+    peak, bw = gpu.tflops(compute_dtype) * 1e12, gpu.mem_bw_bytes_per_s
+    e_c, e_m = cal.compute_efficiency_for(compute_dtype) * scale, cal.memory_efficiency
+    grid = hw.tables.moe_efficiency.get(compute_dtype) if (
+        hw.tables is not None and "moe" in cal.optable_ops) else None
+    if grid is None:
+        t_c, t_m = flops / peak / e_c, wbytes / bw / e_m
+        return max(t_c, t_m), t_c >= t_m, ROOFLINE
+    tables = hw.tables
+
+    def routed_s(t: float) -> float:
+        rf, rb = moe.ep_routed_per_gpu(model, shape, t)
+        tc, tw = rf / peak, rb / bw
+        eff = tables.moe_efficiency_at(compute_dtype, t, float(model.expert_params())).value
+        return max(tc, tw) / (eff * (scale if tc >= tw else 1.0))
+
+    rf, rb = moe.ep_routed_per_gpu(model, shape, tokens)
+    t_rest = max((flops - rf) / peak / e_c, (wbytes - rb) / bw / e_m)
+    t_routed = max([routed_s(tokens)] + [routed_s(t) for t in grid.x if t < tokens])
+    return t_rest + t_routed, flops / peak >= wbytes / bw, grid.source.label
 
 
 def _allreduce_time(hw: StepHardware, nbytes: float, tp: int) -> tuple[float, str]:
@@ -250,15 +317,13 @@ def step_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, *, new_to
     bw = gpu.mem_bw_bytes_per_s
     scale = compute_scale
 
-    if shape.ep:                        # whole experts per GPU (moe.py): roofline x calibration
+    if shape.ep:                        # whole experts per GPU (moe.py)
         flops, wbytes = moe.ep_gemm_per_gpu(
             model, shape, new_tokens, seqs,
             gemm_flops(model, new_tokens / ranks, seqs / ranks),
             weight_bytes_read(model, shape.weight_dtype, new_tokens / ranks, seqs / ranks))
-        t_c = flops / (gpu.tflops(compute_dtype) * 1e12
-                       * cal.compute_efficiency_for(compute_dtype) * scale)
-        t_m = wbytes / (bw * cal.memory_efficiency)
-        gemm_s, bound, gemm_src = max(t_c, t_m), t_c >= t_m, ROOFLINE
+        gemm_s, bound, gemm_src = _ep_gemm_time(model, hw, shape, new_tokens, compute_dtype,
+                                                scale, flops, wbytes)
     else:
         gemm_s, bound, gemm_src = _gemm_time(model, hw, shape, new_tokens, seqs,
                                              compute_dtype, scale)
