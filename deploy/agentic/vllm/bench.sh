@@ -26,11 +26,10 @@ vllm bench serve \
   --result-filename bench-in4016-11479_out12-61.json \
   --metadata hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out12-61 hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_pools=decode-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:1 > results/bench-in4016-11479_out12-61.log 2>&1 &
 
-# class in4016-11479_out62-315: served by colocated-B200-tp1-wfp8-kvbf16 (B200 tp=1, 62%), colocated-B200-tp1-wfp8-kvfp8 (B200 tp=1, 33%), decode-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 6%)
-# pools of different GPUs or TP serve it: the run measures them together; import-bench needs --gpu and --tp for it
+# class in4016-11479_out62-315: served by decode-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
 vllm bench serve \
   --backend openai \
-  --base-url http://127.0.0.1:30001 \
+  --base-url http://127.0.0.1:30000 \
   --endpoint /v1/completions \
   --model llama-3.1-70b \
   --tokenizer meta-llama/Llama-3.1-70B-Instruct \
@@ -45,12 +44,12 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in4016-11479_out62-315.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out62-315 hetplan_pools=colocated-B200-tp1-wfp8-kvbf16:B200:tp1:0.617,colocated-B200-tp1-wfp8-kvfp8:B200:tp1:0.327,decode-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:0.0556 > results/bench-in4016-11479_out62-315.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out62-315 hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_pools=decode-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:1 > results/bench-in4016-11479_out62-315.log 2>&1 &
 
-# class in4016-11479_out316-1618: served by colocated-B200-tp1-wfp8-kvfp8 (B200 tp=1, 100%)
+# class in4016-11479_out316-1618: served by decode-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
 vllm bench serve \
   --backend openai \
-  --base-url http://127.0.0.1:30001 \
+  --base-url http://127.0.0.1:30000 \
   --endpoint /v1/completions \
   --model llama-3.1-70b \
   --tokenizer meta-llama/Llama-3.1-70B-Instruct \
@@ -65,7 +64,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in4016-11479_out316-1618.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out316-1618 hetplan_gpu=B200 hetplan_tp=1 hetplan_pools=colocated-B200-tp1-wfp8-kvfp8:B200:tp1:1 > results/bench-in4016-11479_out316-1618.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out316-1618 hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_pools=decode-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:1 > results/bench-in4016-11479_out316-1618.log 2>&1 &
 
 # class in11480-32817_out12-61: served by decode-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
 vllm bench serve \

@@ -84,7 +84,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in1065-11814_out95-4518.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1065-11814_out95-4518 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:0.368,colocated-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:0.322,colocated-H100-SXM-tp2-wfp8-kvbf16:H100-SXM:tp2:0.31 > results/bench-in1065-11814_out95-4518.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1065-11814_out95-4518 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:0.367,colocated-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:0.322,colocated-H100-SXM-tp2-wfp8-kvbf16:H100-SXM:tp2:0.312 > results/bench-in1065-11814_out95-4518.log 2>&1 &
 
 # class in11815-131072_out2-94: served by decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
 vllm bench serve \

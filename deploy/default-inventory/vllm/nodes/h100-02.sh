@@ -55,7 +55,7 @@ env CUDA_VISIBLE_DEVICES=6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.2 VLLM_NIXL_SIDE
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/decode-H100-SXM-tp2-wfp8-kvfp8-r5.node0.log 2>&1 &
 
-# colocated-H100-SXM-tp2-wfp8-kvbf16-r1: colocated, H100-SXM tp=2 pp=1, GPUs 0,1, port 8003
+# colocated-H100-SXM-tp2-wfp8-kvfp8-r1: colocated, H100-SXM tp=2 pp=1, GPUs 0,1, port 8003
 env CUDA_VISIBLE_DEVICES=0,1 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --host 0.0.0.0 \
@@ -63,11 +63,11 @@ env CUDA_VISIBLE_DEVICES=0,1 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --tensor-parallel-size 2 \
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
-  --kv-cache-dtype auto \
+  --kv-cache-dtype fp8 \
   --max-model-len 1024 \
   --max-num-seqs 188 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
-  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvbf16-r1.node0.log 2>&1 &
+  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r1.node0.log 2>&1 &
 
 wait

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# hetplan: vLLM instances on node decode-l40s-0: 4x L40S (a node with at least 4; up to 8 per node), address decode-l40s-0.
+# Plan: scenario splitwise-coding, model llama-3.1-70b.
+# Host names are placeholders hetplan chose (the plan has no placement): make
+# each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.
+# Run on that node; logs go to ./logs/.
+set -euo pipefail
+
+mkdir -p logs
+
+# decode-L40S-tp4-wfp8-kvbf16-r0: decode, L40S tp=4 pp=1, GPUs 0,1,2,3, port 8000
+env CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=decode-l40s-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --host 0.0.0.0 \
+  --port 8000 \
+  --tensor-parallel-size 4 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype auto \
+  --max-model-len 7936 \
+  --max-num-seqs 15 \
+  --max-num-batched-tokens 256 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/decode-L40S-tp4-wfp8-kvbf16-r0.node0.log 2>&1 &
+
+wait
