@@ -1,0 +1,153 @@
+"""Prefix reuse in the plan: the cached prompt tokens each class can count on in a prefill
+pool, and what that saves (hit-rate model: `hetplan.workload.prefix`).
+
+Assumptions (the planner's; the simulator replays the real cache, `simulate.prefix`):
+- only prefill pools of a disaggregated plan reuse prefixes (colocated pools are charged in
+  full: a conservative simplification);
+- a prefill replica's cache is its KV memory less one full batch of prompt tokens
+  (`max_num_batched_tokens` per engine) in flight: `capacity_blocks`;
+- a candidate's pool size, which the cache depends on, is taken as the replicas it would
+  need to carry every class alone at full utilization without the cache (a lower bound on
+  the replicas it gets at rho < 1 when it serves the whole workload);
+- cache-aware routing (the default; the emitted router's prefill policy is then
+  `cache_aware`) makes n replicas of C blocks one cache of n x C; random routing is replayed
+  with a seeded random spread;
+- a class's mean cached tokens shorten its mean prompt; its p90 prompt (the TTFT check) is
+  shortened in the same proportion.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from hetplan.workload.prefix import BlockChains, HitCurve, block_chains, pool_cached_tokens
+
+
+class ClassPrefix(BaseModel):
+    """What the cache saves one class in one prefill pool."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workload_class: str
+    pool: str
+    rate_rps: float
+    mean_input_tokens: float
+    cached_tokens: float                 # mean per request
+    hit_rate: float                      # cached / input tokens
+    saved_tokens_per_s: float            # prefill tokens not computed
+    saved_usd_per_hour: float            # prefill replicas not bought (pro rata)
+
+
+class PrefixCachePlan(BaseModel):
+    """The prefix-cache assumption a plan was sized with (absent: none)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    routing: str                         # cache_aware | random (inside a prefill pool)
+    block_tokens: int
+    assumed_replicas: dict[str, int]     # prefill pool -> replicas its hit rate assumed
+    capacity_blocks: dict[str, int]      # prefill pool -> cache blocks per replica
+    hit_rate: float                      # over the prefill pools' prompt tokens
+    classes: list[ClassPrefix]
+
+    @property
+    def saved_usd_per_hour(self) -> float:
+        return sum(c.saved_usd_per_hour for c in self.classes)
+
+
+@dataclass
+class PrefixCharge:
+    """Cached tokens per class for a pool of a given size and cache (memoised)."""
+
+    chains: BlockChains
+    routing: str
+    members: dict[str, np.ndarray]       # class -> its requests' indices
+    curve: HitCurve | None = None
+    _memo: dict = field(default_factory=dict)
+
+    @property
+    def block_tokens(self) -> int:
+        return self.chains.block_tokens
+
+    def capacity_blocks(self, pm, shape) -> int:
+        """Cache blocks per prefill replica: KV capacity less a batch in flight per engine."""
+        free = pm.memory(shape).kv_capacity_tokens - pm.limits.max_num_batched_tokens * shape.dp
+        return max(0, int(free) // self.block_tokens)
+
+    def per_request(self, replicas: int, capacity_blocks: int) -> np.ndarray:
+        key = (int(replicas), int(capacity_blocks))
+        v = self._memo.get(key)
+        if v is None:
+            if self.routing == "cache_aware" and self.curve is None:
+                self.curve = HitCurve(self.chains)
+            v = self._memo[key] = pool_cached_tokens(self.chains, self.curve, capacity_blocks,
+                                                     max(1, replicas), self.routing)
+        return v
+
+    def class_cached_tokens(self, name: str, replicas: int, capacity_blocks: int) -> float:
+        idx = self.members.get(name)
+        if idx is None or idx.size == 0 or capacity_blocks <= 0:
+            return 0.0
+        return float(self.per_request(replicas, capacity_blocks)[idx].mean())
+
+
+def prefix_charge(scenario, trace, classes) -> PrefixCharge | None:
+    """The charge a scenario asks for (see `Constraints.prefix_cache`), or None."""
+    k = scenario.constraints
+    if k.prefix_cache is False or trace is None:
+        return None
+    if k.prefix_cache is None and trace.block_hashes is None:
+        return None
+    bc = block_chains(trace)
+    if bc is None:
+        return None
+    return PrefixCharge(bc, k.prefix_routing, class_members(trace, classes))
+
+
+def class_members(trace, classes) -> dict[str, np.ndarray]:
+    """Requests in each class's (input, output) bins (the bins `workload.bucket` made)."""
+    inp, out = trace.input_tokens, trace.output_tokens
+    return {c.name: np.flatnonzero((inp >= c.input_lo) & (inp <= c.input_hi)
+                                   & (out >= c.output_lo) & (out <= c.output_hi))
+            for c in classes}
+
+
+def solo_replicas(rates: dict[str, float], capacities: dict[str, float]) -> int:
+    """Replicas a candidate needs to carry every class alone at utilization 1 (>= 1)."""
+    need = sum(r / capacities[w] for w, r in rates.items() if capacities.get(w, 0) > 0)
+    return max(1, math.floor(need))
+
+
+def prefix_plan(charge: PrefixCharge | None, out, rho: float,
+                classes: dict) -> PrefixCachePlan | None:
+    """The plan's record of what its prefill pools count on the cache for (`out`: the
+    MILP's outcome; a pool is named as `planner.pool_name` names it)."""
+    if charge is None:
+        return None
+    rows, replicas, blocks = [], {}, {}
+    cached_sum = input_sum = 0.0
+    for ch in out.chosen:
+        c = ch.candidate
+        if c.role != "prefill":
+            continue
+        name = f"{c.role}-{c.shape.label()}"
+        replicas[name], blocks[name] = c.prefix_replicas, c.prefix_blocks
+        for w, r in sorted(ch.rates.items()):
+            cc, cl = c.per_class[w], classes[w]
+            unc = cc.uncached_capacity_rps
+            saved_usd = (r * c.price_usd_per_hour / rho * (1 / unc - 1 / cc.capacity_rps)
+                         if unc == unc and unc > 0 and cc.capacity_rps > 0 else 0.0)
+            cached_sum += r * cc.cached_tokens
+            input_sum += r * cl.mean_input_tokens
+            rows.append(ClassPrefix(
+                workload_class=w, pool=name, rate_rps=r, mean_input_tokens=cl.mean_input_tokens,
+                cached_tokens=cc.cached_tokens,
+                hit_rate=cc.cached_tokens / max(cl.mean_input_tokens, 1.0),
+                saved_tokens_per_s=r * cc.cached_tokens, saved_usd_per_hour=saved_usd))
+    return PrefixCachePlan(routing=charge.routing, block_tokens=charge.block_tokens,
+                           assumed_replicas=replicas, capacity_blocks=blocks,
+                           hit_rate=cached_sum / input_sum if input_sum else 0.0, classes=rows)
