@@ -59,6 +59,14 @@ class PrefixCachePlan(BaseModel):
         return sum(c.saved_usd_per_hour for c in self.classes)
 
 
+def cache_capacity_blocks(kv_capacity_tokens: int, max_batched_tokens: int, dp: int,
+                          block_tokens: int) -> int:
+    """Prefix-cache blocks of a prefill replica: its KV capacity less one batch of prompt
+    tokens in flight per engine (planner and simulator both use this rule)."""
+    free = int(kv_capacity_tokens) - int(max_batched_tokens) * max(1, dp)
+    return max(0, free // max(1, block_tokens))
+
+
 @dataclass
 class PrefixCharge:
     """Cached tokens per class for a pool of a given size and cache (memoised)."""
@@ -74,9 +82,9 @@ class PrefixCharge:
         return self.chains.block_tokens
 
     def capacity_blocks(self, pm, shape) -> int:
-        """Cache blocks per prefill replica: KV capacity less a batch in flight per engine."""
-        free = pm.memory(shape).kv_capacity_tokens - pm.limits.max_num_batched_tokens * shape.dp
-        return max(0, int(free) // self.block_tokens)
+        return cache_capacity_blocks(pm.memory(shape).kv_capacity_tokens,
+                                     pm.limits.max_num_batched_tokens, shape.dp,
+                                     self.block_tokens)
 
     def per_request(self, replicas: int, capacity_blocks: int) -> np.ndarray:
         key = (int(replicas), int(capacity_blocks))

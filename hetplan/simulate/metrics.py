@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from hetplan.enums import Role
 from hetplan.io import dumps_json
 from hetplan.plan import Plan
+from hetplan.simulate.prefix import PrefixSimResult
 from hetplan.tables import fmt_num, text_table
 from hetplan.workload import Trace
 
@@ -90,9 +91,11 @@ class SimReport(BaseModel):
     tokens_per_second: float
     usd_per_million_tokens: float | None
     notes: list[str]
+    prefix_cache: PrefixSimResult | None = None   # written only when the plan caches
 
     def to_json(self) -> str:
-        return dumps_json(_rounded(self.model_dump()))
+        return dumps_json(_rounded(self.model_dump(
+            exclude={"prefix_cache"} if self.prefix_cache is None else None)))
 
     def summary(self) -> dict:
         return _rounded(self.model_dump())
