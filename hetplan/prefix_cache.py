@@ -159,3 +159,27 @@ def prefix_plan(charge: PrefixCharge | None, out, rho: float,
     return PrefixCachePlan(routing=charge.routing, block_tokens=charge.block_tokens,
                            assumed_replicas=replicas, capacity_blocks=blocks,
                            hit_rate=cached_sum / input_sum if input_sum else 0.0, classes=rows)
+
+
+def prefix_section(plan) -> list[str]:
+    """report.md: what the plan counts on the prefix cache for, per class and pool."""
+    pc = plan.prefix_cache
+    if pc is None:
+        return []
+    from hetplan.tables import fmt_num, markdown_table
+    router = ("cache-aware (the emitted router's prefill policy is `cache_aware`)"
+              if pc.routing == "cache_aware" else "random (no prefix affinity)")
+    rows = [[c.pool, c.workload_class, fmt_num(c.rate_rps), fmt_num(c.mean_input_tokens),
+             fmt_num(c.cached_tokens), f"{c.hit_rate:.1%}", fmt_num(c.saved_tokens_per_s),
+             f"{c.saved_usd_per_hour:.2f}"] for c in pc.classes]
+    pools = ", ".join(f"{p}: {pc.capacity_blocks[p]:,} blocks x {pc.assumed_replicas[p]} "
+                      "replica(s) assumed" for p in sorted(pc.capacity_blocks))
+    return ["## Prefix cache", "",
+            f"Prefill is charged for prefix-cache misses only: {pc.hit_rate:.1%} of the prefill "
+            f"pools' prompt tokens are expected from the cache ({pc.block_tokens}-token blocks, "
+            f"LRU over each replica's spare KV memory; routing {router}). Cache per pool: "
+            f"{pools}. The cache saves about ${pc.saved_usd_per_hour:.2f}/h of prefill "
+            "replicas (pro rata; the plan buys whole replicas). `constraints.prefix_cache: "
+            "false` plans without it.", "",
+            markdown_table(["pool", "class", "req/s", "mean in", "cached tokens", "hit rate",
+                            "prefill tok/s saved", "$/h saved"], rows), ""]

@@ -135,3 +135,13 @@ def prefix_result(plan, input_tokens: np.ndarray, cached: np.ndarray, first_pool
                            hit_rate=tot_c / tot_in if tot_in else 0.0,
                            planned_hit_rate=tot_plan / tot_in if tot_in else 0.0,
                            cached_tokens=tot_c, prompt_tokens=tot_in, pools=rows)
+
+
+def prefix_text(r: PrefixSimResult) -> str:
+    """The prefix-cache lines of `hetplan simulate`'s summary."""
+    per = "; ".join(f"{p.pool} {p.hit_rate:.1%}"
+                    + (f" (planned {p.planned_hit_rate:.1%})" if p.planned_hit_rate is not None
+                       else "") for p in r.pools)
+    return (f"prefix cache ({r.routing} routing, {r.block_tokens}-token blocks): "
+            f"{r.hit_rate:.1%} of prefill prompt tokens hit, planned {r.planned_hit_rate:.1%}; "
+            f"{per}")
