@@ -310,19 +310,34 @@ def build_candidates(pm: PerfModel, catalog: Catalog, prices: dict[str, float],
 
 
 def with_prefix_cache(pm: PerfModel, cand: Candidate, classes: Sequence[ClassLike], slo: SLO,
-                      kv_link: str, cross_vendor: bool, prefix) -> Candidate:
-    """A prefill candidate re-sized for prefix-cache misses (`hetplan.prefix_cache`)."""
-    from hetplan.prefix_cache import solo_replicas
+                      kv_link: str, cross_vendor: bool, prefix,
+                      replicas: int | None = None) -> Candidate:
+    """A prefill candidate re-sized for prefix-cache misses (`hetplan.prefix_cache`), its
+    hit rates for a pool of `replicas` (None: the pool it would buy alone)."""
+    from hetplan.prefix_cache import pool_replicas, solo_replicas
     blocks = prefix.capacity_blocks(pm, cand.shape)
-    n = solo_replicas({c.name: c.rate_rps for c in classes},
-                      {w: cc.capacity_rps for w, cc in cand.per_class.items()})
-    per = {}
-    for c in classes:
-        base = cand.per_class[c.name]
-        cached = prefix.class_cached_tokens(c.name, n, blocks)
-        if base.capacity_rps <= 0 or cached <= 0:
-            per[c.name] = base
-            continue
-        cc = prefill_capacity(pm, cand.shape, c, slo, kv_link, cross_vendor, cached)
-        per[c.name] = replace(cc, uncached_capacity_rps=base.capacity_rps)
-    return replace(cand, per_class=per, prefix_replicas=n, prefix_blocks=blocks)
+    rates = {c.name: c.rate_rps for c in classes}
+    base = {w: (replace(cc, capacity_rps=cc.uncached_capacity_rps)
+                if cc.uncached_capacity_rps == cc.uncached_capacity_rps else cc)
+            for w, cc in cand.per_class.items()}
+
+    def per_class(n: int) -> dict[str, ClassCapacity]:
+        per = {}
+        for c in classes:
+            b = base[c.name]
+            cached = prefix.class_cached_tokens(c.name, n, blocks)
+            if b.capacity_rps <= 0 or cached <= 0:
+                per[c.name] = cand.per_class[c.name] if b.capacity_rps <= 0 else \
+                    prefill_capacity(pm, cand.shape, c, slo, kv_link, cross_vendor)
+                continue
+            cc = prefill_capacity(pm, cand.shape, c, slo, kv_link, cross_vendor, cached)
+            per[c.name] = replace(cc, uncached_capacity_rps=b.capacity_rps)
+        return per
+
+    def size_with(n: int) -> int:
+        return solo_replicas(rates, {w: cc.capacity_rps for w, cc in per_class(n).items()},
+                             prefix.utilization)
+
+    n = replicas or pool_replicas(size_with, solo_replicas(
+        rates, {w: cc.capacity_rps for w, cc in base.items()}, prefix.utilization))
+    return replace(cand, per_class=per_class(n), prefix_replicas=n, prefix_blocks=blocks)

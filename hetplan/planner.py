@@ -22,7 +22,7 @@ from hetplan.perf import PerfModel
 from hetplan.placement import Reliability, kv_bytes_table, place_plan
 from hetplan.placement.inventory import Inventory
 from hetplan.placement.place import PlacementInfeasible
-from hetplan.prefix_cache import PrefixCharge, prefix_charge, prefix_plan
+from hetplan.prefix_cache import PrefixCharge, prefix_charge, prefix_plan, settle_pool_sizes
 from hetplan.plan import ClassRoute, ClassSummary, Plan, Pool
 from hetplan.scenario import (ResolvedScenario, Scenario, check_catalog_selection,
                               scenario_gpus)
@@ -184,6 +184,10 @@ def solve_context(ctx: Context, candidates: Sequence[Candidate] | None = None, *
         if reasons:
             raise Infeasible(rounds + reasons)
         out = solve_problem(problem, solver, time_limit_s)
+        if out.solution.has_solution:
+            out, cands = settle_pool_sizes(ctx, cands, out, lambda cs: solve_problem(
+                replace(problem_for(ctx, cs), availability=availability), solver,
+                time_limit_s))
         if not out.solution.has_solution:
             if out.solution.status in (SolveStatus.ERROR, SolveStatus.NO_SOLUTION):
                 raise Infeasible(rounds + [f"solver {out.solution.solver}: {out.solution.status} "

@@ -7,8 +7,12 @@ Assumptions (the planner's; the simulator replays the real cache, `simulate.pref
 - a prefill replica's cache is its KV memory less one full batch of prompt tokens
   (`max_num_batched_tokens` per engine) in flight: `capacity_blocks`;
 - a candidate's pool size, which the cache depends on, is taken as the replicas it would
-  need to carry every class alone at full utilization without the cache (a lower bound on
-  the replicas it gets at rho < 1 when it serves the whole workload);
+  buy carrying every class alone at the target utilization with the cache: the fixed point
+  n = ceil(sum_w rate_w / (capacity_w(hit(n)) x rho)), iterated from the uncached size
+  (`pool_replicas`; when it does not settle, the smaller of the last two);
+- after the MILP, a chosen prefill pool whose replicas differ from the size its hit rates
+  assumed is re-sized for the replicas it got and the MILP re-solved, until the two agree
+  (`settle_pool_sizes`, at most SETTLE_ROUNDS rounds);
 - cache-aware routing (the default; the emitted router's prefill policy is then
   `cache_aware`) makes n replicas of C blocks one cache of n x C; random routing is replayed
   with a seeded random spread;
@@ -74,6 +78,7 @@ class PrefixCharge:
     chains: BlockChains
     routing: str
     members: dict[str, np.ndarray]       # class -> its requests' indices
+    utilization: float = 1.0             # the target utilization prefill pools are sized at
     curve: HitCurve | None = None
     _memo: dict = field(default_factory=dict)
 
@@ -113,7 +118,8 @@ def prefix_charge(scenario, trace, classes) -> PrefixCharge | None:
     bc = block_chains(trace)
     if bc is None:
         return None
-    return PrefixCharge(bc, k.prefix_routing, class_members(trace, classes))
+    return PrefixCharge(bc, k.prefix_routing, class_members(trace, classes),
+                        k.target_utilization)
 
 
 def class_members(trace, classes) -> dict[str, np.ndarray]:
@@ -124,10 +130,25 @@ def class_members(trace, classes) -> dict[str, np.ndarray]:
             for c in classes}
 
 
-def solo_replicas(rates: dict[str, float], capacities: dict[str, float]) -> int:
-    """Replicas a candidate needs to carry every class alone at utilization 1 (>= 1)."""
+POOL_SIZE_ROUNDS = 6
+
+
+def solo_replicas(rates: dict[str, float], capacities: dict[str, float], rho: float) -> int:
+    """Replicas a candidate buys carrying every class alone at utilization rho (>= 1)."""
     need = sum(r / capacities[w] for w, r in rates.items() if capacities.get(w, 0) > 0)
-    return max(1, math.floor(need))
+    return max(1, math.ceil(need / rho - 1e-9))
+
+
+def pool_replicas(size_with, n0: int) -> int:
+    """The fixed point n = size_with(n) from n0 (the uncached size); `size_with(n)` is the
+    replicas needed when the hit rates assume n. Unsettled: the smaller of the last two."""
+    n = n0
+    for _ in range(POOL_SIZE_ROUNDS):
+        m = size_with(n)
+        if m == n:
+            return n
+        prev, n = n, m
+    return min(prev, n)
 
 
 def prefix_plan(charge: PrefixCharge | None, out, rho: float,
@@ -183,3 +204,56 @@ def prefix_section(plan) -> list[str]:
             "false` plans without it.", "",
             markdown_table(["pool", "class", "req/s", "mean in", "cached tokens", "hit rate",
                             "prefill tok/s saved", "$/h saved"], rows), ""]
+
+
+SETTLE_ROUNDS = 6
+
+
+def _caching(out) -> list:
+    return [ch for ch in out.chosen
+            if ch.candidate.role == "prefill" and ch.candidate.prefix_blocks > 0]
+
+
+def _cost(out) -> float:
+    return sum(ch.replicas * ch.candidate.price_usd_per_hour for ch in out.chosen)
+
+
+def settle_pool_sizes(ctx, cands: list, out, resolve):
+    """(outcome, candidates) whose chosen prefill pools each got at least the replicas
+    their hit rates assumed (never counting on cache a pool does not have), as close to
+    the replicas they got as SETTLE_ROUNDS re-solves find: a pool that got more than it
+    assumed is re-sized for what it got; one that got fewer is re-sized halfway back
+    towards its largest assumption that held. The cheapest such outcome wins (the first
+    outcome holds by construction when every candidate assumed its solo size; otherwise
+    the last one is returned). `resolve(candidates)` solves again."""
+    from hetplan.candidates import with_prefix_cache
+    if ctx.prefix is None or not _caching(out):
+        return out, cands
+    k = ctx.scenario.constraints
+    classes = list(ctx.classes)
+    held: dict[str, int] = {}                # largest assumption a pool got, per candidate
+    best = None
+    for round_ in range(SETTLE_ROUNDS + 1):
+        fix = {}
+        for ch in _caching(out):
+            key, a, b = ch.candidate.key, ch.candidate.prefix_replicas, ch.replicas
+            if b >= a:
+                held[key] = max(held.get(key, 0), a)
+                if b > a:
+                    fix[key] = b
+            else:
+                lo = held.get(key, 1)
+                fix[key] = max(lo, b, (lo + a) // 2)
+        if all(ch.replicas >= ch.candidate.prefix_replicas for ch in _caching(out)) and (
+                best is None or _cost(out) <= _cost(best[0]) + 1e-9):
+            best = (out, cands)
+        if not fix or round_ == SETTLE_ROUNDS:
+            break
+        cands = [with_prefix_cache(ctx.perf, c, classes, ctx.resolved.slo, k.kv_link,
+                                   k.allow_cross_vendor, ctx.prefix, fix[c.key])
+                 if c.key in fix else c for c in cands]
+        new = resolve(cands)
+        if not new.solution.has_solution:
+            break
+        out = new
+    return best if best is not None else (out, cands)

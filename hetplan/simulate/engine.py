@@ -156,7 +156,7 @@ def run(arrival_s: np.ndarray, input_tokens: np.ndarray, output_tokens: np.ndarr
     def route(now: float, rid: int) -> None:
         pool = first[rid]
         if pool.spec.cache_aware and pool.spec.prefix_blocks > 0:
-            cache_aware_pick(pool.replicas, rid, pool.spec.max_seqs).enqueue(now, rid)
+            cache_aware_pick(pool.replicas, rid).enqueue(now, rid)
         else:
             min(pool.replicas, key=_load).enqueue(now, rid)
 

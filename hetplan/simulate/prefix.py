@@ -9,10 +9,13 @@ recently used (evicting the least recently used past capacity). Blocks of prompt
 same batch are matched before any of them is inserted (a step cannot read what it is
 writing). The KV hand-off still ships the whole prompt.
 
-Cache-aware routing (`cache_aware_pick`): among the pool's replicas whose load is within one
-prefill batch of the least loaded, the one holding the longest prefix of the prompt (ties:
-least loaded, then lowest index), as vllm-router's `cache_aware` policy balances prefix
-affinity against load. Deterministic: no random draws.
+Cache-aware routing (`cache_aware_pick`) follows vllm-router 0.1.17's `cache_aware` policy
+with its default thresholds (router_args.py): when the pool is imbalanced (max load - min
+load > 64 requests and max > 1.5 x min) the least loaded replica; otherwise the replica
+holding the longest prefix of the prompt if that covers more than 30% of its blocks, else
+the replica with the fewest cached blocks (vllm-router: the smallest prefix tree). Ties go
+to the least loaded, then the lowest index. The router's own tree is approximated by the
+engines' caches. Deterministic: no random draws.
 """
 
 from __future__ import annotations
@@ -74,17 +77,26 @@ class CachingPrefillReplica(PrefillReplica):
         sim.push(now + self.steps.prefill_s(new, hits), self, -1)
 
 
-def cache_aware_pick(replicas: list, rid: int, slack: int):
+BALANCE_ABS_THRESHOLD = 64      # vllm-router 0.1.17 defaults (router_args.py)
+BALANCE_REL_THRESHOLD = 1.5
+CACHE_THRESHOLD = 0.3
+
+
+def cache_aware_pick(replicas: list, rid: int):
     """The replica a cache-aware router sends request `rid` to (module docstring)."""
-    lo = min(r.load for r in replicas)
-    best, best_key = None, None
-    for r in replicas:
-        if r.load > lo + slack:
-            continue
-        key = (r.match(rid), -r.load)
-        if best is None or key > best_key:
-            best, best_key = r, key
-    return best
+    loads = [r.load for r in replicas]
+    lo, hi = min(loads), max(loads)
+    if hi - lo > BALANCE_ABS_THRESHOLD and hi > BALANCE_REL_THRESHOLD * lo:
+        return min(replicas, key=_load)
+    blocks = max(1, len(replicas[0].sim.chains[rid]))
+    best = max(replicas, key=lambda r: (r.match(rid), -r.load))
+    if best.match(rid) / blocks > CACHE_THRESHOLD:
+        return best
+    return min(replicas, key=lambda r: (len(r.cache), r.load))
+
+
+def _load(r) -> int:
+    return r.load
 
 
 class PoolHits(BaseModel):

@@ -360,6 +360,8 @@ class TraceBuilder:
             parts.clear()
         extra = {k: cat[k] for k in ("session_id", "prefix_tokens", "block_hashes")
                  if cat[k] is not None}
+        if "block_hashes" in extra and not any(c.size for c in extra["block_hashes"]):
+            del extra["block_hashes"]           # a file without hash lists
         if "block_hashes" in extra:
             extra["block_tokens"] = self.block_tokens
         span = float(cat["arrival_s"].max() - cat["arrival_s"].min())
