@@ -94,11 +94,11 @@ class SimReport(BaseModel):
     prefix_cache: PrefixSimResult | None = None   # written only when the plan caches
 
     def to_json(self) -> str:
-        return dumps_json(_rounded(self.model_dump(
-            exclude={"prefix_cache"} if self.prefix_cache is None else None)))
+        return dumps_json(self.summary())
 
     def summary(self) -> dict:
-        return _rounded(self.model_dump())
+        return _rounded(self.model_dump(
+            exclude={"prefix_cache"} if self.prefix_cache is None else None))
 
 
 def _rounded(obj):
