@@ -44,6 +44,7 @@ class ClassPrefix(BaseModel):
     hit_rate: float                      # cached / input tokens
     saved_tokens_per_s: float            # prefill tokens not computed
     saved_usd_per_hour: float            # prefill replicas not bought (pro rata)
+    prefill_usd_per_hour: float = 0.0    # its prefill replicas with the cache (pro rata)
 
 
 class PrefixCachePlan(BaseModel):
@@ -61,6 +62,12 @@ class PrefixCachePlan(BaseModel):
     @property
     def saved_usd_per_hour(self) -> float:
         return sum(c.saved_usd_per_hour for c in self.classes)
+
+    @property
+    def work_share(self) -> float:
+        """Share of the prefill replica-time (pro rata) the cache removes."""
+        total = sum(c.saved_usd_per_hour + c.prefill_usd_per_hour for c in self.classes)
+        return self.saved_usd_per_hour / total if total else 0.0
 
 
 def cache_capacity_blocks(kv_capacity_tokens: int, max_batched_tokens: int, dp: int,
@@ -176,7 +183,9 @@ def prefix_plan(charge: PrefixCharge | None, out, rho: float,
                 workload_class=w, pool=name, rate_rps=r, mean_input_tokens=cl.mean_input_tokens,
                 cached_tokens=cc.cached_tokens,
                 hit_rate=cc.cached_tokens / max(cl.mean_input_tokens, 1.0),
-                saved_tokens_per_s=r * cc.cached_tokens, saved_usd_per_hour=saved_usd))
+                saved_tokens_per_s=r * cc.cached_tokens, saved_usd_per_hour=saved_usd,
+                prefill_usd_per_hour=(r * c.price_usd_per_hour / rho / cc.capacity_rps
+                                      if cc.capacity_rps > 0 else 0.0)))
     return PrefixCachePlan(routing=charge.routing, block_tokens=charge.block_tokens,
                            assumed_replicas=replicas, capacity_blocks=blocks,
                            hit_rate=cached_sum / input_sum if input_sum else 0.0, classes=rows)
@@ -200,8 +209,8 @@ def prefix_section(plan) -> list[str]:
             f"pools' prompt tokens are expected from the cache ({pc.block_tokens}-token blocks, "
             f"LRU over each replica's spare KV memory; routing {router}). Cache per pool: "
             f"{pools}. The cache saves about ${pc.saved_usd_per_hour:.2f}/h of prefill "
-            "replicas (pro rata; the plan buys whole replicas). `constraints.prefix_cache: "
-            "false` plans without it.", "",
+            f"replicas, {pc.work_share:.1%} of the prefill replica-time (pro rata; the plan "
+            "buys whole replicas). `constraints.prefix_cache: false` plans without it.", "",
             markdown_table(["pool", "class", "req/s", "mean in", "cached tokens", "hit rate",
                             "prefill tok/s saved", "$/h saved"], rows), ""]
 

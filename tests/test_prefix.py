@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,8 +26,8 @@ from hetplan.simulate import simulate_plan
 from hetplan.simulate.engine import PoolSpec, run
 from hetplan.simulate.steps import ConstantSteps
 from hetplan.workload import load_trace, single_class
-from hetplan.workload.prefix import (BlockChains, HitCurve, pool_cached_tokens, random_assignment,
-                                     simulate_lru)
+from hetplan.workload.prefix import (BlockChains, HitCurve, block_chains, pool_cached_tokens,
+                                     random_assignment, simulate_lru)
 
 
 def _chains(chains, block_tokens, inputs) -> BlockChains:
@@ -229,3 +231,23 @@ def test_simulator_cache_aware_routing_hits_more_than_least_loaded():
         hits[aware] = int(res.cached_tokens.sum())
     assert hits[True] > hits[False] > 0
     assert math.isfinite(hits[True])
+
+
+# ---- the real Mooncake trace, when a copy is present -----------------------------------
+
+TRACES = Path(os.environ.get("HETPLAN_TRACES_DIR",
+                             Path(__file__).resolve().parent.parent.parent / "shared" / "traces"))
+MOONCAKE = TRACES / "mooncake_conversation_trace.jsonl"
+
+
+@pytest.mark.skipif(not MOONCAKE.exists(), reason=f"no Mooncake trace under {TRACES}")
+def test_unbounded_cache_matches_the_loaders_shared_prefix_on_mooncake():
+    """Two independent computations: Mattson's distances at infinite capacity and the
+    loader's first-seen prefix (ingest), per request (capped at input - 1)."""
+    t = load_trace(MOONCAKE)
+    curve = HitCurve(block_chains(t))
+    inf = curve.cached_tokens(1 << 40)
+    assert (inf == np.minimum(t.prefix_tokens, t.input_tokens - 1)).all()
+    assert 0.3 < curve.hit_rate(1 << 40) < 0.45          # the issue's 37% of input tokens
+    rates = [curve.hit_rate(c) for c in (100, 1000, 10000, 100000)]
+    assert rates == sorted(rates) and rates[0] < rates[-1]
