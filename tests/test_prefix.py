@@ -251,3 +251,27 @@ def test_unbounded_cache_matches_the_loaders_shared_prefix_on_mooncake():
     assert 0.3 < curve.hit_rate(1 << 40) < 0.45          # the issue's 37% of input tokens
     rates = [curve.hit_rate(c) for c in (100, 1000, 10000, 100000)]
     assert rates == sorted(rates) and rates[0] < rates[-1]
+
+
+def test_vllm_and_vllm_router_accept_the_prefix_flags(conv_case):
+    """The emitted prefill `vllm serve` line and the router line, checked by vLLM 0.33's and
+    vllm-router's own parsers (skipped without the check venv)."""
+    from hetplan.emit import emit
+    from hetplan.emit.shell import commands_in, parse_command
+    from hetplan.emit.vllm_check import check, venv_python
+    if venv_python() is None:
+        pytest.skip("vLLM check venv not installed (bash scripts/install_vllm_cpu.sh)")
+    plan = conv_case[0]["on"][1]
+    items = []
+    for rel, text in sorted(emit(plan, "vllm", EmitOptions()).items()):
+        if not rel.endswith(".sh"):
+            continue
+        for c in commands_in(text, "vllm serve"):
+            if "--enable-prefix-caching" in c and "vllm bench serve" not in c:
+                items.append(("serve", parse_command(c)[1][2:], plan.model_ref or plan.model))
+        for c in commands_in(text, "vllm-router"):
+            if "cache_aware" in c:
+                items.append(("router", parse_command(c)[1][1:], None))
+    assert {k for k, _, _ in items} == {"serve", "router"}
+    bad = [(k, r.error) for (k, _, _), r in zip(items, check(items)) if not r.ok]
+    assert not bad, bad
