@@ -22,8 +22,8 @@ from hetplan.perf import PerfModel
 from hetplan.placement import Reliability, kv_bytes_table, place_plan
 from hetplan.placement.inventory import Inventory
 from hetplan.placement.place import PlacementInfeasible
-from hetplan.prefix_cache import PrefixCharge, prefix_charge, prefix_plan, settle_pool_sizes
 from hetplan.plan import ClassRoute, ClassSummary, Plan, Pool
+from hetplan.prefix_cache import PrefixCharge, prefix_charge, prefix_plan, settle_pool_sizes
 from hetplan.scenario import (ResolvedScenario, Scenario, check_catalog_selection,
                               scenario_gpus)
 from hetplan.workload import WorkloadClass
