@@ -17,7 +17,8 @@ Assumptions (the planner's; the simulator replays the real cache, `simulate.pref
   `cache_aware`) makes n replicas of C blocks one cache of n x C; random routing is replayed
   with a seeded random spread;
 - a class's mean cached tokens shorten its mean prompt; its p90 prompt (the TTFT check) is
-  shortened in the same proportion.
+  shortened in the same proportion; a class a candidate cannot prefill within the TTFT
+  budget without the cache stays infeasible on it (its p90 prompt may miss).
 """
 
 from __future__ import annotations

@@ -4,10 +4,16 @@ without the prefix cache, the share of prefill work the cache removes, and the h
 the planner assumed against the one the simulator replays.
 
 The scenario is `workloads/mooncake.yaml`'s (Llama-3.1-70B, the same GPUs and prices, p90
-TPOT <= 100 ms) on the real trace, with a p90 TTFT of 10 s: the trace's longest class
-(~90k-token prompts) cannot be prefilled within 5 s on any candidate.
+TPOT <= 100 ms) on the real trace, with a p90 TTFT of 10 s (the trace's longest class,
+~90k-token prompts, cannot be prefilled within 5 s on any candidate), disaggregated only:
+colocated pools are charged for every prompt token (the planner's prefix model covers
+prefill pools), so letting the MILP choose them would mix the cache's effect with a change
+of serving mode.
 
-    python scripts/prefix_reuse.py [--traces DIR] [--ttft-ms 10000]
+    python scripts/prefix_reuse.py [--traces DIR] [--ttft-ms 10000] [--rate-scale K]
+
+--rate-scale K replays the trace K times faster (arrival times divided by K, prompts and
+block ids unchanged): more replicas per pool, so whole replicas round less.
 
 DIR defaults to $HETPLAN_TRACES_DIR, else ../shared/traces beside the repository.
 """
@@ -15,6 +21,7 @@ DIR defaults to $HETPLAN_TRACES_DIR, else ../shared/traces beside the repository
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -44,7 +51,17 @@ def scenario(trace: Path, ttft_ms: float, **constraints) -> dict:
             "slo": {"ttft_ms": ttft_ms, "tpot_ms": 100, "percentile": 90},
             "catalog": {"gpus": ["H100-SXM", "L40S", "A100-80G-PCIe", "B200"],
                         "prices": "2026-04-17-seed"},
-            "constraints": constraints}
+            "constraints": {"roles": ["prefill", "decode"], **constraints}}
+
+
+def scaled(src: Path, dst: Path, k: float) -> Path:
+    """A copy of a Mooncake JSONL trace with arrival times divided by k."""
+    with open(src) as f, open(dst, "w") as g:
+        for line in f:
+            row = json.loads(line)
+            row["timestamp"] = int(round(row["timestamp"] / k))
+            g.write(json.dumps(row) + "\n")
+    return dst
 
 
 def prefill_usd(plan) -> float:
@@ -56,6 +73,7 @@ def main() -> int:
     ap.add_argument("--traces", type=Path, default=Path(os.environ.get(
         "HETPLAN_TRACES_DIR", ROOT.parent / "shared" / "traces")))
     ap.add_argument("--ttft-ms", type=float, default=10000.0)
+    ap.add_argument("--rate-scale", type=float, default=1.0)
     args = ap.parse_args()
     trace = args.traces / TRACE
     if not trace.exists():
@@ -65,6 +83,8 @@ def main() -> int:
     pm = PerfModel(load_model("llama-3.1-70b"), cat)
     rows, plans = [], {}
     with tempfile.TemporaryDirectory() as tmp:
+        if args.rate_scale != 1.0:
+            trace = scaled(trace, Path(tmp) / TRACE, args.rate_scale)
         for key, extra in (("off", {"prefix_cache": False}), ("cache-aware", {}),
                            ("random", {"prefix_routing": "random"})):
             f = Path(tmp) / f"{key}.yaml"
@@ -89,6 +109,7 @@ def main() -> int:
     off, on = plans["off"], plans["cache-aware"]
     pc = on.prefix_cache
     print()
+    print(f"trace {TRACE} at {args.rate_scale:g}x its rate, p90 TTFT <= {args.ttft_ms:g} ms")
     print(f"prompt tokens served from the cache (planned, cache-aware): {pc.hit_rate:.1%}")
     print(f"prefill work the cache removes (replica-time of the chosen pools, pro rata): "
           f"{pc.work_share:.1%} (${pc.saved_usd_per_hour:.2f}/h)")
