@@ -26,6 +26,7 @@ from typing import Protocol
 from hetplan.catalog import Catalog
 from hetplan.enums import ROLES
 from hetplan.perf import PerfModel, ReplicaShape
+from hetplan.prefix_cache import pool_replicas, solo_replicas
 from hetplan.scenario import SLO
 
 TTFT_SHARE_FOR_SERVICE = 0.5    # share of the TTFT target a prefill step may use
@@ -314,7 +315,6 @@ def with_prefix_cache(pm: PerfModel, cand: Candidate, classes: Sequence[ClassLik
                       replicas: int | None = None) -> Candidate:
     """A prefill candidate re-sized for prefix-cache misses (`hetplan.prefix_cache`), its
     hit rates for a pool of `replicas` (None: the pool it would buy alone)."""
-    from hetplan.prefix_cache import pool_replicas, solo_replicas
     blocks = prefix.capacity_blocks(pm, cand.shape)
     rates = {c.name: c.rate_rps for c in classes}
     base = {w: (replace(cc, capacity_rps=cc.uncached_capacity_rps)

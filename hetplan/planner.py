@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from hetplan import __version__
-from hetplan.candidates import Candidate, build_candidates
+from hetplan.candidates import Candidate, build_candidates, with_prefix_cache
 from hetplan.catalog import Catalog
 from hetplan.enums import ROLES, SolveStatus
 from hetplan.errors import Infeasible, InputError
@@ -187,7 +187,9 @@ def solve_context(ctx: Context, candidates: Sequence[Candidate] | None = None, *
         if out.solution.has_solution:
             out, cands = settle_pool_sizes(ctx, cands, out, lambda cs: solve_problem(
                 replace(problem_for(ctx, cs), availability=availability), solver,
-                time_limit_s))
+                time_limit_s), lambda c, n: with_prefix_cache(
+                ctx.perf, c, list(ctx.classes), ctx.resolved.slo, ctx.scenario.constraints.kv_link,
+                ctx.scenario.constraints.allow_cross_vendor, ctx.prefix, n))
         if not out.solution.has_solution:
             if out.solution.status in (SolveStatus.ERROR, SolveStatus.NO_SOLUTION):
                 raise Infeasible(rounds + [f"solver {out.solution.solver}: {out.solution.status} "

@@ -228,19 +228,17 @@ def _cost(out) -> float:
     return sum(ch.replicas * ch.candidate.price_usd_per_hour for ch in out.chosen)
 
 
-def settle_pool_sizes(ctx, cands: list, out, resolve):
+def settle_pool_sizes(ctx, cands: list, out, resolve, resize):
     """(outcome, candidates) whose chosen prefill pools each got at least the replicas
     their hit rates assumed (never counting on cache a pool does not have), as close to
     the replicas they got as SETTLE_ROUNDS re-solves find: a pool that got more than it
     assumed is re-sized for what it got; one that got fewer is re-sized halfway back
     towards its largest assumption that held. The cheapest such outcome wins (the first
     outcome holds by construction when every candidate assumed its solo size; otherwise
-    the last one is returned). `resolve(candidates)` solves again."""
-    from hetplan.candidates import with_prefix_cache
+    the last one is returned). `resolve(candidates)` solves again; `resize(candidate, n)`
+    re-sizes a prefill candidate for n replicas (`candidates.with_prefix_cache`)."""
     if ctx.prefix is None or not _caching(out):
         return out, cands
-    k = ctx.scenario.constraints
-    classes = list(ctx.classes)
     held: dict[str, int] = {}                # largest assumption a pool got, per candidate
     best = None
     for round_ in range(SETTLE_ROUNDS + 1):
@@ -259,9 +257,7 @@ def settle_pool_sizes(ctx, cands: list, out, resolve):
             best = (out, cands)
         if not fix or round_ == SETTLE_ROUNDS:
             break
-        cands = [with_prefix_cache(ctx.perf, c, classes, ctx.resolved.slo, k.kv_link,
-                                   k.allow_cross_vendor, ctx.prefix, fix[c.key])
-                 if c.key in fix else c for c in cands]
+        cands = [resize(c, fix[c.key]) if c.key in fix else c for c in cands]
         new = resolve(cands)
         if not new.solution.has_solution:
             break
