@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from hetplan.catalog import Catalog
 from hetplan.enums import ROLES
 from hetplan.perf import PerfModel, ReplicaShape
+from hetplan.prefix_cache import pool_replicas, solo_replicas
 from hetplan.scenario import SLO
 
 TTFT_SHARE_FOR_SERVICE = 0.5    # share of the TTFT target a prefill step may use
@@ -49,6 +50,8 @@ class ClassCapacity:
     tpot_ms: float = math.nan        # decode step time at the chosen batch
     batch: int = 0                   # prompts per prefill step, or decode batch
     why: str = ""
+    cached_tokens: float = 0.0       # prefill: mean prompt tokens the prefix cache serves
+    uncached_capacity_rps: float = math.nan   # prefill with a prefix cache: capacity without
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class Candidate:
     vendor: str
     price_usd_per_hour: float        # per replica (all its GPUs)
     per_class: dict[str, ClassCapacity] = field(hash=False)
+    prefix_replicas: int = 0         # prefix cache: pool size the hit rates assumed
+    prefix_blocks: int = 0           # prefix cache: blocks per replica
 
     @property
     def key(self) -> str:
@@ -91,14 +96,21 @@ def _largest(pred: Callable[[int], bool], hi: int) -> int:
 
 
 def prefill_capacity(pm: PerfModel, s: ReplicaShape, c: ClassLike, slo: SLO,
-                     kv_link: str, cross_vendor: bool) -> ClassCapacity:
+                     kv_link: str, cross_vendor: bool,
+                     cached_tokens: float = 0.0) -> ClassCapacity:
+    """`cached_tokens`: mean prompt tokens a prefix cache serves; only the rest is computed
+    (the p90 prompt is shortened in the same proportion; its KV is still handed off whole)."""
     budget_s = slo.ttft_ms / 1e3 * TTFT_SHARE_FOR_SERVICE
-    p90_in = max(1, int(round(c.p90_input_tokens)))
-    mean_in = max(1, int(round(c.mean_input_tokens)))
+    p90_full = max(1, int(round(c.p90_input_tokens)))
+    hit = min(max(cached_tokens, 0.0) / max(c.mean_input_tokens, 1.0), 1.0)
+    p90_hit = int(round(p90_full * hit))
+    p90_in = max(1, p90_full - p90_hit)
+    mean_hit = int(round(max(cached_tokens, 0.0)))
+    mean_in = max(1, int(round(c.mean_input_tokens)) - mean_hit)
 
     def latency_s(k: int) -> float:
-        t = pm.prefill_time_s(s, p90_in, k)
-        return t + pm.kv_transfer_s(p90_in, s.kv_dtype, kv_link, t, cross_vendor)
+        t = pm.prefill_time_s(s, p90_in, k, cached_tokens=p90_hit)
+        return t + pm.kv_transfer_s(p90_full, s.kv_dtype, kv_link, t, cross_vendor)
 
     # the token budget is per engine: a replica with dp DP-attention ranks runs dp engines
     max_k = max(1, pm.limits.max_num_batched_tokens // max(mean_in, 1)) * s.dp
@@ -108,8 +120,8 @@ def prefill_capacity(pm: PerfModel, s: ReplicaShape, c: ClassLike, slo: SLO,
             f"TTFT: prefill of a {p90_in}-token prompt + KV hand-off takes "
             f"{latency_s(1) * 1e3:.0f} ms > {budget_s * 1e3:.0f} ms "
             f"({TTFT_SHARE_FOR_SERVICE:.0%} of the {slo.ttft_ms:g} ms target)"))
-    return ClassCapacity(k / pm.prefill_time_s(s, mean_in, k), ttft_ms=latency_s(k) * 1e3,
-                         batch=k)
+    return ClassCapacity(k / pm.prefill_time_s(s, mean_in, k, cached_tokens=mean_hit),
+                         ttft_ms=latency_s(k) * 1e3, batch=k, cached_tokens=float(mean_hit))
 
 
 def decode_capacity(pm: PerfModel, s: ReplicaShape, c: ClassLike, slo: SLO) -> ClassCapacity:
@@ -263,14 +275,15 @@ def build_candidates(pm: PerfModel, catalog: Catalog, prices: dict[str, float],
                      allow_cross_vendor: bool = False,
                      progress: Callable[[str], None] | None = None,
                      max_tp_by_gpu: dict[str, int] | None = None,
-                     gpus_available: dict[str, int] | None = None
-                     ) -> tuple[list[Candidate], list[str]]:
+                     gpus_available: dict[str, int] | None = None,
+                     prefix=None) -> tuple[list[Candidate], list[str]]:
     """All (shape, role) candidates of the shapes that fit, with per-class capacity (zero,
     with the reason, where the SLO cannot be met: the infeasibility report reads those).
 
     prices: GPU -> $/GPU-hour (GPUs without a price are skipped); `gpus_available`: GPU ->
     GPUs that may be used (bounds PP, see `shapes_for`). Returns the candidates and the
-    reasons shapes were dropped before that (VRAM, TP, PP, dtype support)."""
+    reasons shapes were dropped before that (VRAM, TP, PP, dtype support). `prefix` (a
+    `hetplan.prefix_cache.PrefixCharge`) charges prefill candidates only for cache misses."""
     context = max((max(1.0, c.mean_input_tokens) + max(1.0, c.mean_output_tokens)
                    for c in classes), default=None)
     shapes, dropped = shapes_for(pm, sorted(prices), max_tp, max_pp, weight_dtypes, kv_dtypes,
@@ -287,7 +300,44 @@ def build_candidates(pm: PerfModel, catalog: Catalog, prices: dict[str, float],
                     per[c.name] = decode_capacity(pm, s, c, slo)
                 else:
                     per[c.name] = colocated_capacity(pm, s, c, slo)
-            out.append(Candidate(s, role, gpu.vendor, prices[s.gpu] * s.num_gpus, per))
+            cand = Candidate(s, role, gpu.vendor, prices[s.gpu] * s.num_gpus, per)
+            if role == "prefill" and prefix is not None:
+                cand = with_prefix_cache(pm, cand, classes, slo, kv_link, allow_cross_vendor,
+                                         prefix)
+            out.append(cand)
         if progress:
             progress(f"candidates: {i + 1}/{len(shapes)} shapes")
     return out, dropped
+
+
+def with_prefix_cache(pm: PerfModel, cand: Candidate, classes: Sequence[ClassLike], slo: SLO,
+                      kv_link: str, cross_vendor: bool, prefix,
+                      replicas: int | None = None) -> Candidate:
+    """A prefill candidate re-sized for prefix-cache misses (`hetplan.prefix_cache`), its
+    hit rates for a pool of `replicas` (None: the pool it would buy alone)."""
+    blocks = prefix.capacity_blocks(pm, cand.shape)
+    rates = {c.name: c.rate_rps for c in classes}
+    base = {w: (replace(cc, capacity_rps=cc.uncached_capacity_rps)
+                if cc.uncached_capacity_rps == cc.uncached_capacity_rps else cc)
+            for w, cc in cand.per_class.items()}
+
+    def per_class(n: int) -> dict[str, ClassCapacity]:
+        per = {}
+        for c in classes:
+            b = base[c.name]
+            cached = prefix.class_cached_tokens(c.name, n, blocks)
+            if b.capacity_rps <= 0 or cached <= 0:
+                per[c.name] = cand.per_class[c.name] if b.capacity_rps <= 0 else \
+                    prefill_capacity(pm, cand.shape, c, slo, kv_link, cross_vendor)
+                continue
+            cc = prefill_capacity(pm, cand.shape, c, slo, kv_link, cross_vendor, cached)
+            per[c.name] = replace(cc, uncached_capacity_rps=b.capacity_rps)
+        return per
+
+    def size_with(n: int) -> int:
+        return solo_replicas(rates, {w: cc.capacity_rps for w, cc in per_class(n).items()},
+                             prefix.utilization)
+
+    n = replicas or pool_replicas(size_with, solo_replicas(
+        rates, {w: cc.capacity_rps for w, cc in base.items()}, prefix.utilization))
+    return replace(cand, per_class=per_class(n), prefix_replicas=n, prefix_blocks=blocks)

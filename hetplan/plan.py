@@ -16,6 +16,7 @@ from hetplan.bounds import (MAX_BATCH, MAX_DP, MAX_GPUS_PER_NODE, MAX_PP,
 from hetplan.engine_limits import DEFAULT_ENGINE_LIMITS, ENGINE_MODE_FIELDS, EngineLimits
 from hetplan.enums import ROLES, Role, SolveStatus
 from hetplan.io import dumps_json
+from hetplan.prefix_cache import PrefixCachePlan
 
 ROUND = 6
 
@@ -178,6 +179,9 @@ class Plan(BaseModel):
     # The engine limits the plan was sized with (simulate and emit use them); written to
     # plan.json only when they differ from the defaults, so default plans stay unchanged.
     engine: EngineLimits = EngineLimits()
+    # The prefix-cache assumption the prefill pools were sized with (hetplan.prefix_cache);
+    # written to plan.json only when present.
+    prefix_cache: PrefixCachePlan | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -258,7 +262,9 @@ class Plan(BaseModel):
         return self.target_utilization or 1.0
 
     def to_json(self) -> str:
-        d = self.model_dump(exclude={"engine"} if self.engine.is_default() else None)
+        skip = ({"engine"} if self.engine.is_default() else set()) | (
+            {"prefix_cache"} if self.prefix_cache is None else set())
+        d = self.model_dump(exclude=skip or None)
         if "engine" in d:     # engine-mode fields only when set, so older plans read back same
             d["engine"] = {k: v for k, v in d["engine"].items()
                            if k not in ENGINE_MODE_FIELDS or v != getattr(DEFAULT_ENGINE_LIMITS, k)}

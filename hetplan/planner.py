@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from hetplan import __version__
-from hetplan.candidates import Candidate, build_candidates
+from hetplan.candidates import Candidate, build_candidates, with_prefix_cache
 from hetplan.catalog import Catalog
 from hetplan.enums import ROLES, SolveStatus
 from hetplan.errors import Infeasible, InputError
@@ -23,6 +23,7 @@ from hetplan.placement import Reliability, kv_bytes_table, place_plan
 from hetplan.placement.inventory import Inventory
 from hetplan.placement.place import PlacementInfeasible
 from hetplan.plan import ClassRoute, ClassSummary, Plan, Pool
+from hetplan.prefix_cache import PrefixCharge, prefix_charge, prefix_plan, settle_pool_sizes
 from hetplan.scenario import (ResolvedScenario, Scenario, check_catalog_selection,
                               scenario_gpus)
 from hetplan.workload import WorkloadClass
@@ -45,6 +46,7 @@ class Context:
     candidates: list[Candidate] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     inventory: Inventory | None = None     # the scenario's inventory less failed nodes
+    prefix: PrefixCharge | None = None     # prefix-cache charge of prefill candidates
 
     @property
     def scenario(self) -> Scenario:
@@ -102,12 +104,13 @@ def prepare(rs: ResolvedScenario, catalog: Catalog,
                          field="catalog.gpus")
     perf = PerfModel(rs.model, catalog, calibrations, limits=s.constraints.engine)
     k = s.constraints
+    prefix = prefix_charge(s, rs.trace, rs.classes)
     candidates, dropped = build_candidates(
         perf, catalog, prices, rs.classes, rs.slo, roles=k.roles,
         max_tp=k.max_tp, max_pp=k.max_pp, weight_dtypes=k.weight_dtypes, kv_dtypes=k.kv_dtypes,
         kv_link=k.kv_link, allow_cross_vendor=k.allow_cross_vendor, progress=progress,
-        max_tp_by_gpu=max_tp_by_gpu, gpus_available=availability)
-    return Context(rs, catalog, perf, prices, availability, candidates, dropped, inv)
+        max_tp_by_gpu=max_tp_by_gpu, gpus_available=availability, prefix=prefix)
+    return Context(rs, catalog, perf, prices, availability, candidates, dropped, inv, prefix)
 
 
 def problem_for(ctx: Context, candidates: Sequence[Candidate] | None = None) -> Problem:
@@ -181,6 +184,12 @@ def solve_context(ctx: Context, candidates: Sequence[Candidate] | None = None, *
         if reasons:
             raise Infeasible(rounds + reasons)
         out = solve_problem(problem, solver, time_limit_s)
+        if out.solution.has_solution:
+            out, cands = settle_pool_sizes(ctx, cands, out, lambda cs: solve_problem(
+                replace(problem_for(ctx, cs), availability=availability), solver,
+                time_limit_s), lambda c, n: with_prefix_cache(
+                ctx.perf, c, list(ctx.classes), ctx.resolved.slo, ctx.scenario.constraints.kv_link,
+                ctx.scenario.constraints.allow_cross_vendor, ctx.prefix, n))
         if not out.solution.has_solution:
             if out.solution.status in (SolveStatus.ERROR, SolveStatus.NO_SOLUTION):
                 raise Infeasible(rounds + [f"solver {out.solution.solver}: {out.solution.status} "
@@ -277,7 +286,9 @@ def build_plan(ctx: Context, out: Outcome, label: str | None = None) -> Plan:
         calibration_notes=cal_notes, notes=notes, hetplan_version=__version__,
         kv_link=s.constraints.kv_link, target_utilization=s.constraints.target_utilization,
         decode_target_utilization=s.constraints.decode_target_utilization,
-        model_ref=s.model, engine=ctx.perf.limits)
+        model_ref=s.model, engine=ctx.perf.limits,
+        prefix_cache=prefix_plan(ctx.prefix, out, s.constraints.target_utilization,
+                                 {w.name: w for w in ctx.classes}))
 
 
 def pool_name(c: Candidate) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hetplan.plan import Plan
+from hetplan.prefix_cache import prefix_section
 from hetplan.tables import fmt_num, markdown_table
 
 
@@ -50,6 +51,7 @@ def plan_report(plan: Plan) -> str:
                          fmt_num(c.p90_output_tokens)] for c in plan.classes]),
         "",
         *placement_section(plan),
+        *prefix_section(plan),
         "## Calibration and caveats",
         "",
         *[f"- {n}" for n in plan.calibration_notes + plan.notes],

@@ -124,6 +124,11 @@ class Constraints(BaseModel):
     kv_link: Text = "ib-400g"                   # fabric between prefill and decode pools
     reliability: Reliability = Reliability()    # used when the scenario has an inventory
     engine: EngineLimits = EngineLimits()       # serving-engine limits (hetplan.engine_limits)
+    # Prefix caching (hetplan.prefix_cache): charge prefill only for prompt blocks the pool's
+    # cache misses. None: on when the trace file has block ids (Mooncake hash_ids); true
+    # also derives blocks from sessions and prefix_tokens; false charges every prompt in full.
+    prefix_cache: bool | None = None
+    prefix_routing: Literal["cache_aware", "random"] = "cache_aware"   # inside a prefill pool
 
     @field_validator("kv_link")
     @classmethod

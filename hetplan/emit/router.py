@@ -33,7 +33,7 @@ def router_argvs(ctx, endpoints: list[tuple[str, str, int]] | None = None
             argv += ["--prefill", u] + ([str(p)] if mooncake else [])
         for u in dec:
             argv += ["--decode", u]
-        argv += ["--prefill-policy", ctx.opts.router_policy,
+        argv += ["--prefill-policy", prefill_policy(ctx),
                  "--decode-policy", ctx.opts.router_policy]
         kv = KV_CONNECTORS.get(ctx.opts.kv_connector.lower(), (None,) * 4)[3]
         if kv:
@@ -44,6 +44,14 @@ def router_argvs(ctx, endpoints: list[tuple[str, str, int]] | None = None
         out.append(("colocated", ["--host", "0.0.0.0", "--port", str(port),
                                   "--policy", ctx.opts.router_policy, "--worker-urls", *col]))
     return out
+
+
+def prefill_policy(ctx) -> str:
+    """`cache_aware` where the plan's prefill hit rates assumed cache-aware routing (prompts
+    go to the prefill instance holding their prefix), else the chosen policy."""
+    pc = ctx.plan.prefix_cache
+    return "cache_aware" if pc is not None and pc.routing == "cache_aware" else \
+        ctx.opts.router_policy
 
 
 def router_url(ctx, role: str = "decode") -> str:

@@ -15,6 +15,10 @@ Settings come from the plan (assumptions, each stated where it is set):
   perf model reserved VRAM with.
 - --enforce-eager / --max-cudagraph-capture-size: only when the plan's engine sets them
   (`engine.enforce_eager`, `engine.cuda_graph_max_tokens`), the mode its step times assumed.
+- --enable-prefix-caching: on prefill pools of a plan sized for prefix reuse
+  (`plan.prefix_cache`), explicit although vLLM 0.33 enables it by default, so a changed
+  default cannot silently undo the plan; other pools keep vLLM's default (a plan that does
+  not count on the cache is then conservative, never short).
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ class ServeSettings:
     kv_cache_dtype: str
     enforce_eager: bool = False
     max_cudagraph_capture_size: int | None = None
+    enable_prefix_caching: bool = False     # explicit flag: the plan counts on the cache
 
 
 def _round_up(n: float, step: int = ROUND_TOKENS) -> int:
@@ -112,7 +117,15 @@ def pool_settings(plan: Plan, pool: Pool, spec: ModelSpec, gpu: GPU,
                                                                                 opts),
                          kv_cache_dtype=_kv_dtype(pool, gpu),
                          enforce_eager=lim.enforce_eager,
-                         max_cudagraph_capture_size=lim.cuda_graph_max_tokens)
+                         max_cudagraph_capture_size=lim.cuda_graph_max_tokens,
+                         enable_prefix_caching=counts_on_prefix_cache(plan, pool))
+
+
+def counts_on_prefix_cache(plan: Plan, pool: Pool) -> bool:
+    """Whether the plan sized `pool` for prefix-cache hits (its prefill pools, when the
+    plan records a prefix-cache assumption)."""
+    pc = plan.prefix_cache
+    return pc is not None and pool.role == "prefill" and pool.name in pc.capacity_blocks
 
 
 def _compute_dtype(gpu: GPU) -> str:
@@ -177,6 +190,8 @@ def engine_flags(pool: Pool, s: ServeSettings, opts: EmitOptions) -> list[str]:
         argv.append("--enforce-eager")
     elif s.max_cudagraph_capture_size is not None:
         argv += ["--max-cudagraph-capture-size", str(s.max_cudagraph_capture_size)]
+    if s.enable_prefix_caching:
+        argv.append("--enable-prefix-caching")
     if pool.dp > 1:       # one node: vLLM's local DP size defaults to the DP size
         argv += ["--data-parallel-size", str(pool.dp)]
     if pool.ep:

@@ -15,6 +15,7 @@ import numpy as np
 
 from hetplan.engine_limits import DEFAULT_ENGINE_LIMITS as _LIM
 from hetplan.simulate.colocated import ColocatedReplica
+from hetplan.simulate.prefix import CachingPrefillReplica, cache_aware_pick
 from hetplan.simulate.replicas import DecodeReplica, PrefillReplica, run_heap
 
 
@@ -56,6 +57,9 @@ class PoolSpec:
     min_chunk: int = _LIM.min_chunk_tokens   # colocated: prompt tokens per step at least
     nic_bytes_per_s: float = 1.0     # prefill: the replica's NICs together
     links: dict[int, LinkModel] = field(default_factory=dict)
+    prefix_blocks: int = 0           # prefill: prefix-cache blocks per replica (0: no cache)
+    prefix_block_tokens: int = 0
+    cache_aware: bool = False        # prefill: route to the replica holding the prefix
 
 
 class _Pool:
@@ -64,7 +68,12 @@ class _Pool:
     def __init__(self, spec: PoolSpec, sim: Sim):
         self.spec, self.links = spec, spec.links
         self.is_prefill = spec.role == "prefill"
-        if spec.role == "prefill":
+        if spec.role == "prefill" and spec.prefix_blocks > 0:
+            self.replicas = [CachingPrefillReplica(sim, self, spec.steps, spec.prefill_max_tokens,
+                                                   spec.max_seqs, spec.nic_bytes_per_s,
+                                                   spec.prefix_blocks, spec.prefix_block_tokens)
+                             for _ in range(spec.replicas)]
+        elif spec.role == "prefill":
             self.replicas = [PrefillReplica(sim, self, spec.steps, spec.prefill_max_tokens,
                                             spec.max_seqs, spec.nic_bytes_per_s)
                              for _ in range(spec.replicas)]
@@ -95,6 +104,8 @@ class Sim:
         self.t_start = [-1.0] * n
         self.t_first = [-1.0] * n
         self.t_done = [-1.0] * n
+        self.cached = [0] * n                  # prompt tokens served by a prefix cache
+        self.chains: list | None = None        # per request, its prompt's block ids
         self.heap: list = []
         self._seq = 0
         self.pools: list[_Pool] = []
@@ -120,24 +131,34 @@ class RunResult:
     pool_steps: list[int]
     pool_preemptions: list[int]
     outstanding: int = 0             # requests still held by a replica at the end (0)
+    cached_tokens: np.ndarray | None = None   # per request, prompt tokens a prefix cache served
 
 
 def run(arrival_s: np.ndarray, input_tokens: np.ndarray, output_tokens: np.ndarray,
         first_pool: np.ndarray, decode_pool: np.ndarray, pools: list[PoolSpec],
-        progress: Callable[[float], None] | None = None) -> RunResult:
+        progress: Callable[[float], None] | None = None, chains=None) -> RunResult:
     """Replay requests through the pools. A request whose first pool is a prefill pool and
-    whose decode pool is -1 ends when its prompt is prefilled (prefill-only)."""
+    whose decode pool is -1 ends when its prompt is prefilled (prefill-only). `chains`: per
+    request, its prompt's block ids (needed by pools with a prefix cache)."""
     if len(pools) == 0:
         raise ValueError("no pools")
     lens, inv = np.unique(np.asarray(input_tokens, dtype=np.int64), return_inverse=True)
     steps0 = pools[0].steps
     kvl = np.array([steps0.kv_layer_tokens(int(n)) for n in lens], dtype=float)[inv]
     sim = Sim(input_tokens, output_tokens, kvl, decode_pool)
+    if any(p.prefix_blocks > 0 for p in pools):
+        if chains is None:
+            raise ValueError("a pool caches prefixes but the requests have no block chains")
+        sim.chains = [c.tolist() for c in chains]
     sim.pools = [_Pool(p, sim) for p in pools]
     first = [sim.pools[int(i)] for i in first_pool]
 
     def route(now: float, rid: int) -> None:
-        min(first[rid].replicas, key=_load).enqueue(now, rid)
+        pool = first[rid]
+        if pool.spec.cache_aware and pool.spec.prefix_blocks > 0:
+            cache_aware_pick(pool.replicas, rid).enqueue(now, rid)
+        else:
+            min(pool.replicas, key=_load).enqueue(now, rid)
 
     run_heap(sim, np.asarray(arrival_s, dtype=float).tolist(), route, progress)
     return RunResult(
@@ -150,7 +171,8 @@ def run(arrival_s: np.ndarray, input_tokens: np.ndarray, output_tokens: np.ndarr
         pool_steps=[sum(r.steps_run for r in p.replicas) for p in sim.pools],
         pool_preemptions=[sum(getattr(r, "preemptions", 0) for r in p.replicas)
                           for p in sim.pools],
-        outstanding=sum(r.load for p in sim.pools for r in p.replicas))
+        outstanding=sum(r.load for p in sim.pools for r in p.replicas),
+        cached_tokens=np.array(sim.cached, dtype=np.int64))
 
 
 def _load(r) -> int:

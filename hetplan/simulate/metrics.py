@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from hetplan.enums import Role
 from hetplan.io import dumps_json
 from hetplan.plan import Plan
+from hetplan.simulate.prefix import PrefixSimResult, prefix_text
 from hetplan.tables import fmt_num, text_table
 from hetplan.workload import Trace
 
@@ -90,12 +91,14 @@ class SimReport(BaseModel):
     tokens_per_second: float
     usd_per_million_tokens: float | None
     notes: list[str]
+    prefix_cache: PrefixSimResult | None = None   # written only when the plan caches
 
     def to_json(self) -> str:
-        return dumps_json(_rounded(self.model_dump()))
+        return dumps_json(self.summary())
 
     def summary(self) -> dict:
-        return _rounded(self.model_dump())
+        return _rounded(self.model_dump(
+            exclude={"prefix_cache"} if self.prefix_cache is None else None))
 
 
 def _rounded(obj):
@@ -240,5 +243,7 @@ def report_text(r: SimReport) -> str:
         f"cost ${r.cost_usd_per_hour:.2f}/h, {fmt_num(r.tokens_per_second)} tokens/s, "
         f"${fmt_num(r.usd_per_million_tokens)} per M tokens (in+out)",
     ]
+    if r.prefix_cache is not None:
+        lines.append(prefix_text(r.prefix_cache))
     return "\n".join(lines)
 

@@ -13,7 +13,10 @@ Serving settings the simulator assumes (what the emitted configs should set):
 - KV hand-offs use the plan's `kv_link` (the scenario's fabric) until placement records
   per-pool links; a transfer starts with its prefill (layer-pipelined) and shares the
   sending replica's NICs (one per GPU) with the other transfers in order;
-- prefix caching is not modelled (every prompt is prefilled in full).
+- prefix caching: where the plan counts on it (`plan.prefix_cache`) and the trace has prompt
+  blocks, prefill replicas keep an LRU block cache and prefill misses only, routed
+  cache-aware when the plan assumed it (`hetplan.simulate.prefix`); otherwise every prompt
+  is prefilled in full (vLLM run with --no-enable-prefix-caching).
 """
 
 from __future__ import annotations
@@ -28,10 +31,13 @@ from hetplan.perf import PerfModel, ReplicaShape
 from hetplan.plan import Plan
 from hetplan.scenario import Constraints
 from hetplan.simulate.engine import LinkModel, PoolSpec, RunResult, run
+from hetplan.prefix_cache import cache_capacity_blocks
 from hetplan.simulate.metrics import SimReport, summarize
+from hetplan.simulate.prefix import prefix_result
 from hetplan.simulate.router import assign_classes, class_routes, draw_pools
 from hetplan.simulate.steps import StepModel
 from hetplan.workload import Trace
+from hetplan.workload.prefix import block_chains
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,8 @@ class SimOptions:
     prefill_max_tokens: int | None = None  # None: the plan's max_num_batched_tokens
 
 
-def pool_specs(plan: Plan, pm: PerfModel, opts: SimOptions) -> list[PoolSpec]:
+def pool_specs(plan: Plan, pm: PerfModel, opts: SimOptions,
+               block_tokens: int = 0) -> list[PoolSpec]:
     """The engine's view of the plan's pools, under the plan's engine limits."""
     lim = plan.engine
     pm = pm.with_limits(lim)
@@ -66,6 +73,12 @@ def pool_specs(plan: Plan, pm: PerfModel, opts: SimOptions) -> list[PoolSpec]:
                         prefill_max_tokens=opts.prefill_max_tokens or lim.max_num_batched_tokens)
         if p.role == "prefill":
             spec.max_seqs = opts.prefill_max_seqs or batch
+            if plan.prefix_cache is not None and block_tokens > 0:
+                spec.prefix_blocks = cache_capacity_blocks(spec.kv_tokens,
+                                                           spec.prefill_max_tokens, shape.dp,
+                                                           block_tokens)
+                spec.prefix_block_tokens = block_tokens
+                spec.cache_aware = plan.prefix_cache.routing == "cache_aware"
             spec.nic_bytes_per_s = link.achieved_bytes_per_s * shape.num_gpus
             for d, q in enumerate(plan.pools):
                 if q.role == "decode":
@@ -101,9 +114,20 @@ def simulate_plan(plan: Plan, trace: Trace, pm: PerfModel, opts: SimOptions = Si
     first, dec = draw_pools(cls, [routes[c.name] for c in classes], rng)
     is_prefill = np.array([p.role == "prefill" for p in plan.pools])
     dec = np.where(is_prefill[first], dec, -1)
-    specs = pool_specs(plan, pm, opts)
+    chains = block_chains(trace) if plan.prefix_cache is not None else None
+    specs = pool_specs(plan, pm, opts, chains.block_tokens if chains else 0)
     res = run(trace.arrival_s, trace.input_tokens, trace.output_tokens, first, dec, specs,
-              progress)
-    report = summarize(plan, trace, res, cls, [c.name for c in classes], opts.seed,
+              progress, chains=chains.chains if chains else None)
+    names = [c.name for c in classes]
+    report = summarize(plan, trace, res, cls, names, opts.seed,
                        opts.kv_link or plan.kv_link or Constraints().kv_link)
+    if plan.prefix_cache is not None:
+        caching = [i for i, s in enumerate(specs) if s.prefix_blocks > 0]
+        pr = prefix_result(plan, trace.input_tokens, res.cached_tokens, first, cls, names,
+                           caching)
+        note = ("the plan counts on prefix caching but the trace has no prompt blocks: "
+                "prompts were prefilled in full") if pr is None else (
+            f"prefix cache: {pr.hit_rate:.1%} of prefill-pool prompt tokens hit "
+            f"(planned {pr.planned_hit_rate:.1%})")
+        report = report.model_copy(update={"prefix_cache": pr, "notes": report.notes + [note]})
     return report, res

@@ -120,14 +120,16 @@ class StepModel:
             per = self.full_layers * total_context
         return self.step_s(batch, batch, per, per)
 
-    def prefill_s(self, lengths) -> float:
-        """A step that prefills every prompt in `lengths` in full."""
+    def prefill_s(self, lengths, cached=None) -> float:
+        """A step that prefills every prompt in `lengths` (new tokens), each after its
+        `cached` prefix tokens (prefix cache; default none) whose KV it reads."""
         new = 0
         att = kv = 0.0
-        for n in lengths:
+        for i, n in enumerate(lengths):
+            c = cached[i] if cached is not None else 0
             new += n
-            att += self.prefill_keys(n)
-            kv += self.kv_layer_tokens(n)
+            att += self.prefill_keys(n, c)
+            kv += self.kv_layer_tokens(n + c)
         return self.step_s(new, len(lengths), att, kv)
 
 
@@ -153,5 +155,5 @@ class ConstantSteps:
     def decode_s(self, batch: int, total_context: float) -> float:
         return self._d
 
-    def prefill_s(self, lengths) -> float:
+    def prefill_s(self, lengths, cached=None) -> float:
         return self._p

@@ -162,7 +162,9 @@ class TraceBuilder:
         self.on_bad, self.zero_failed, self.block_tokens = on_bad, zero_output_is_failure, \
             block_tokens
         self._parts: dict[str, list[np.ndarray]] = {k: [] for k in (
-            "arrival_s", "input_tokens", "output_tokens", "session_id", "prefix_tokens")}
+            "arrival_s", "input_tokens", "output_tokens", "session_id", "prefix_tokens",
+            "block_hashes")}
+        self._hash_ids: dict = {}         # block hash -> dense int id (block_hashes)
         self._t0_ns: int | None = None
         self._carry_max = -np.inf
         self._session_mode: str | None = None
@@ -250,6 +252,17 @@ class TraceBuilder:
             seen.update(hs)
         return out
 
+    def _dense_blocks(self, hashes: list) -> np.ndarray:
+        """Per row, its block hashes as dense int64 ids (object array; an empty array
+        where a row has no list), for the prefix-cache model (`hetplan.workload.prefix`)."""
+        ids = self._hash_ids
+        out = np.empty(len(hashes), dtype=object)
+        for i, hs in enumerate(hashes):
+            hs = hs if isinstance(hs, list) else []
+            out[i] = np.fromiter((ids.setdefault(h, len(ids)) for h in hs), dtype=np.int64,
+                                 count=len(hs))
+        return out
+
     # -- chunks ----------------------------------------------------------------------------
     def add(self, chunk: dict[str, pd.Series], lines: np.ndarray,
             invalid: np.ndarray | None = None, hashes: list | None = None) -> None:
@@ -313,6 +326,7 @@ class TraceBuilder:
         if hashes is not None and self.block_tokens:
             kept = [h for h, k in zip(hashes, keep) if k]
             self._parts["prefix_tokens"].append(self._prefix_from_hashes(kept, inp))
+            self._parts["block_hashes"].append(self._dense_blocks(kept))
         elif prefix is not None:
             self._parts["prefix_tokens"].append(prefix[keep].astype(np.int64))
         rep.rows_kept += int(keep.sum())
@@ -344,7 +358,12 @@ class TraceBuilder:
         for k, parts in p.items():       # one column at a time: peak = kept arrays + 1 column
             cat[k] = np.concatenate(parts) if parts else None
             parts.clear()
-        extra = {k: cat[k] for k in ("session_id", "prefix_tokens") if cat[k] is not None}
+        extra = {k: cat[k] for k in ("session_id", "prefix_tokens", "block_hashes")
+                 if cat[k] is not None}
+        if "block_hashes" in extra and not any(c.size for c in extra["block_hashes"]):
+            del extra["block_hashes"]           # a file without hash lists
+        if "block_hashes" in extra:
+            extra["block_tokens"] = self.block_tokens
         span = float(cat["arrival_s"].max() - cat["arrival_s"].min())
         if span > MAX_DURATION_S:
             raise InputError(f"arrivals span {span:.3g} s, more than {MAX_DURATION_S:g} s; "

@@ -22,6 +22,10 @@ class Trace:
     source: str = ""
     session_id: np.ndarray | None = None       # int64; -1 = no session
     prefix_tokens: np.ndarray | None = None    # int64; leading tokens shared with earlier requests
+    # object array: per request, its prompt's block ids (int64 array; Mooncake `hash_ids`
+    # mapped to dense ids), each block `block_tokens` tokens; None when the file has none
+    block_hashes: np.ndarray | None = None
+    block_tokens: int = 0
     report: Any = field(default=None, compare=False, repr=False)   # LoadReport of a file
 
     @property
@@ -109,6 +113,11 @@ def make_trace(arrival_s, input_tokens, output_tokens, name: str = "", source: s
     a = arr(a, np.float64)
     if a.size and a[0] != 0:
         a = a - a[0]
-    opt = {k: (arr(v, np.int64) if v is not None else None) for k, v in extra.items()}
+    blocks = extra.pop("block_hashes", None)
+    opt = {k: (arr(v, np.int64) if v is not None else None) for k, v in extra.items()
+           if k != "block_tokens"}
+    if blocks is not None:
+        opt["block_hashes"] = blocks if order is None else blocks[order]
+        opt["block_tokens"] = int(extra.get("block_tokens") or 0)
     return Trace(a, arr(input_tokens, np.int64), arr(output_tokens, np.int64), name, source,
                  **opt)
