@@ -42,7 +42,7 @@ def precheck(problem: Problem, all_candidates: Sequence[Candidate], dropped: Seq
         for phase in (Role.PREFILL, Role.DECODE):
             able = [c for c in problem.candidates
                     if c.role in (phase, Role.COLOCATED) and c.capacity(w.name) > 0]
-            if able:
+            if able or _may_miss(problem, w, phase):
                 continue
             per = [c.per_class[w.name] for c in all_candidates
                    if c.role in (phase, Role.COLOCATED)]
@@ -65,6 +65,18 @@ def precheck(problem: Problem, all_candidates: Sequence[Candidate], dropped: Seq
                     reasons.append(f"SLO: no replica meets p{s.slo.percentile:g} TPOT <= "
                                    f"{s.slo.tpot_ms:g} ms for class {w.name}{need}")
     return reasons
+
+
+def _may_miss(problem: Problem, w, phase: str) -> bool:
+    """Scope workload: class w fits the miss budget alone and some candidate serves it in
+    `phase` at the relaxed targets (so the MILP may let it miss rather than fail)."""
+    if problem.miss_budget_share is None or not problem.relaxed_capacity:
+        return False
+    total = sum(c.rate_rps for c in problem.classes)
+    if w.rate_rps > problem.miss_budget_share * total:
+        return False
+    return any(problem.relaxed_capacity.get(c.key, {}).get(w.name, 0.0) > 0
+               for c in problem.candidates if c.role in (phase, Role.COLOCATED))
 
 
 def explain_infeasible(problem: Problem, solver: str, time_limit_s: float) -> list[str]:
