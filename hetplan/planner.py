@@ -251,19 +251,18 @@ def _place(ctx: Context, plan: Plan, *, solver: str, time_limit_s: float) -> Pla
 def simplification(ctx: Context, problem: Problem, out: Outcome, solver: str,
                    time_limit_s: float) -> tuple[Outcome, Simplification | None]:
     """When the pool cost or cap is on, solve again without them (the unconstrained plan)
-    and say what the simpler plan costs against it. When both have the same pools and
-    replicas, the unconstrained outcome is the one kept (its routing is what a plan solved
-    without the terms has, so such plans are unchanged) and nothing is recorded; likewise
-    when the unconstrained solve finds no plan within the time limit."""
+    and say what the simpler plan costs against it. When the unconstrained plan is as good
+    under the terms (within the cap, GPU + pool cost no higher: the terms changed nothing),
+    it is the one kept, so such plans are exactly what a solve without the terms gives, and
+    nothing is recorded; likewise when the unconstrained solve finds no plan in time."""
     if not problem.simplifies:
         return out, None
     free = solve_problem(replace(problem, pool_cost_usd_per_hour=0.0, max_pools_per_role=None),
                          solver, time_limit_s, warn=False)
     if not free.solution.has_solution:
         return out, None
-    mine = sorted((ch.candidate.key, ch.replicas) for ch in out.chosen)
-    theirs = sorted((ch.candidate.key, ch.replicas) for ch in free.chosen)
-    if mine == theirs and out.missing == free.missing:
+    if out.missing == free.missing and _with_pool_cost(problem, free) <= \
+            _with_pool_cost(problem, out) + 1e-6:
         return free, None
     k = ctx.scenario.constraints
     free_plan = build_plan(ctx, free)
@@ -272,6 +271,18 @@ def simplification(ctx: Context, problem: Problem, out: Outcome, solver: str,
                                unconstrained_cost_usd_per_hour=free_plan.cost_usd_per_hour,
                                unconstrained_pools=len(free.chosen),
                                unconstrained_mix=free_plan.mix())
+
+
+def _with_pool_cost(p: Problem, out: Outcome) -> float:
+    """GPU cost plus the pool cost of an outcome; infinite where it breaks the pool cap."""
+    per_role: dict[str, int] = {}
+    for ch in out.chosen:
+        per_role[ch.candidate.role] = per_role.get(ch.candidate.role, 0) + 1
+    if p.max_pools_per_role is not None and max(per_role.values(), default=0) > \
+            p.max_pools_per_role:
+        return math.inf
+    return sum(ch.replicas * ch.candidate.price_usd_per_hour + p.pool_cost_usd_per_hour
+               for ch in out.chosen)
 
 
 def build_plan(ctx: Context, out: Outcome, label: str | None = None,

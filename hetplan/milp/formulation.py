@@ -19,7 +19,8 @@ scale s >= 0 on every class's rate.
   n_plus_one[c]:      (inventory with N+1) spare replicas s[c] >= pp n[c] / nodes able to
                       hold c, s[c] >= [n[c] > 0], and capacity[c] counts n[c] - s[c] only:
                       spread over the nodes, losing one node loses at most s[c] replicas
-  pool_open[c]:       (pool cost or cap set) binary y[c] >= n[c] / ub[c]: c is a pool
+  pool_open[c]:       (pool cost or cap set) binary y[c] >= n[c] / ub[c], and x[c,w] <=
+                      rate_w y[c] per class (the tight form of the same link): c is a pool
   max_pools[role]:    sum_{c in role} y[c] <= max_pools_per_role
   (scope workload, `missing_classes`): binary m[w] "class w may miss"; z[c,w] >= 0 its rate
   served at the relaxed targets (capacity mu'[c,w] >= mu[c,w]), counted in demand, capacity
@@ -96,8 +97,8 @@ class Formulation:
         self.vendor_compat()
         self.kv_format()
         self.kv_bandwidth()
-        self.pools_open()
         self.missing_classes()
+        self.pools_open()
         self.objective()
 
     def rho(self, c: Candidate) -> float:
@@ -249,6 +250,14 @@ class Formulation:
             y = self.pool_open[i] = self.lp.add_var(f"pool_open[{c.key}]", 0, 1, integer=True)
             self.lp.add_constraint(f"pool_open[{c.key}]",
                                    {self.n[i]: 1.0, y: -float(self.ub[i])}, "<=", 0.0)
+            # the same link per routed class (x <= rate y): tighter than the replica big-M
+            # in the LP relaxation, which keeps the branch and bound short
+            for w in self.p.classes:
+                for flows in (self.x, self.z):
+                    if (i, w.name) in flows and self.scale is None:
+                        self.lp.add_constraint(f"pool_open[{c.key},{w.name}]",
+                                               {flows[i, w.name]: 1.0, y: -w.rate_rps},
+                                               "<=", 0.0)
         cap = self.p.max_pools_per_role
         if cap is None:
             return
