@@ -211,3 +211,16 @@ def test_scope_workload_end_to_end(tmp_path):
     assert "misses" not in json.loads(
         simulate_plan(per_class, scenario_trace(load_scenario(
             tmp_path / "lt-class.yaml", cat)), PerfModel(rs.model, cat))[0].to_json())
+
+
+def test_a_pool_cap_that_leaves_no_plan_is_explained():
+    from hetplan.milp.explain import explain_infeasible
+    # each class only on its own specialist: three pools are needed, one is allowed
+    classes = [single_class(f"w{i}", 1.0, 512, 256) for i in range(3)]
+    cands = [cand(f"G{i}", "colocated", 1.0, {f"w{i}": 1.0}) for i in range(3)]
+    p = Problem(candidates=cands, classes=classes, utilization=1.0, availability={},
+                max_pools_per_role=1)
+    assert not solve_problem(p).solution.has_solution
+    (reason,) = explain_infeasible(p, "highs", 30)
+    assert reason.startswith("max_pools_per_role: no plan within 1 pool(s) per role")
+    assert reason.endswith("max_pools_per_role >= 3")

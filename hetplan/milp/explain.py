@@ -6,7 +6,8 @@ Two passes:
    SLO to relax to.
 2. elastic re-solve: drop availability and budget, solve for the cheapest plan, and report
    each limit that plan exceeds (GPUs needed vs available, cost vs budget); if even that has
-   no plan, try without N+1 (inventory), then allowing cross-vendor prefill->decode.
+   no plan, try without N+1 (inventory), then without the pool cap, then allowing
+   cross-vendor prefill->decode.
 """
 
 from __future__ import annotations
@@ -95,6 +96,18 @@ def explain_infeasible(problem: Problem, solver: str, time_limit_s: float) -> li
                                                f"hold its replicas)"
                                                for g, n in sorted(nodes.items()))
                         + "; nearest feasible: more nodes per GPU type or n_plus_one: false"]
+        if problem.max_pools_per_role is not None:
+            uncapped = solve_problem(replace(free, max_pools_per_role=None), solver,
+                                     time_limit_s, warn=False)
+            if uncapped.solution.has_solution:
+                per_role: dict[str, int] = {}
+                for ch in uncapped.chosen:
+                    per_role[ch.candidate.role] = per_role.get(ch.candidate.role, 0) + 1
+                return [f"max_pools_per_role: no plan within {problem.max_pools_per_role} pool(s) "
+                        "per role; the plan without the cap uses "
+                        + ", ".join(f"{n} {r}" for r, n in sorted(per_role.items()))
+                        + "; nearest feasible: max_pools_per_role >= "
+                        f"{max(per_role.values())}"]
         if not problem.allow_cross_vendor:
             cross = solve_problem(replace(free, allow_cross_vendor=True), solver, time_limit_s,
                                   warn=False)
