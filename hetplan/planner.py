@@ -198,13 +198,12 @@ def solve_context(ctx: Context, candidates: Sequence[Candidate] | None = None, *
         reasons = precheck(problem, cands, ctx.dropped, ctx.scenario, ctx.perf.model.name)
         if reasons:
             raise Infeasible(rounds + reasons)
-        out = solve_problem(problem, solver, time_limit_s)
+        out, simpler = solve_simplified(ctx, problem, solver, time_limit_s)
         if not out.solution.has_solution:
             if out.solution.status in (SolveStatus.ERROR, SolveStatus.NO_SOLUTION):
                 raise Infeasible(rounds + [f"solver {out.solution.solver}: {out.solution.status} "
                                            f"{out.solution.message}".strip()])
             raise Infeasible(rounds + explain_infeasible(problem, solver, time_limit_s))
-        out, simpler = simplification(ctx, problem, out, solver, time_limit_s)
         plan = build_plan(ctx, out, label, simpler)
         if ctx.inventory is None:
             return plan
@@ -248,18 +247,20 @@ def _place(ctx: Context, plan: Plan, *, solver: str, time_limit_s: float) -> Pla
     return placed
 
 
-def simplification(ctx: Context, problem: Problem, out: Outcome, solver: str,
-                   time_limit_s: float) -> tuple[Outcome, Simplification | None]:
-    """When the pool cost or cap is on, solve again without them (the unconstrained plan)
-    and say what the simpler plan costs against it. When the unconstrained plan is as good
-    under the terms (within the cap, GPU + pool cost no higher: the terms changed nothing),
-    it is the one kept, so such plans are exactly what a solve without the terms gives, and
-    nothing is recorded; likewise when the unconstrained solve finds no plan in time."""
+def solve_simplified(ctx: Context, problem: Problem, solver: str, time_limit_s: float
+                     ) -> tuple[Outcome, Simplification | None]:
+    """Solve `problem`. When its pool cost or cap is on, first solve it without them (the
+    unconstrained plan), then with them, started from that plan, and say what the simpler
+    plan costs against it. When the unconstrained plan is as good under the terms (within
+    the cap, GPU + pool cost no higher: the terms changed nothing), it is the one kept, so
+    such plans are exactly what a solve without the terms gives, and nothing is recorded;
+    likewise when the unconstrained solve finds no plan in time."""
     if not problem.simplifies:
-        return out, None
+        return solve_problem(problem, solver, time_limit_s), None
     free = solve_problem(replace(problem, pool_cost_usd_per_hour=0.0, max_pools_per_role=None),
                          solver, time_limit_s, warn=False)
-    if not free.solution.has_solution:
+    out = solve_problem(problem, solver, time_limit_s, start=free)
+    if not out.solution.has_solution or not free.solution.has_solution:
         return out, None
     if out.missing == free.missing and _with_pool_cost(problem, free) <= \
             _with_pool_cost(problem, out) + 1e-6:

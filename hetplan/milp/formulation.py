@@ -266,6 +266,15 @@ class Formulation:
                      if c.role == role}
             self.lp.add_constraint(f"max_pools[{role}]", terms, "<=", float(cap))
 
+    def start_from(self, values: dict[str, float]) -> None:
+        """Start the solver from a solution of the same program without the operational
+        terms (`values`: variable name -> value): its variables as they were, each pool's
+        y[c] open where it has replicas."""
+        start = {k: values.get(v.name, 0.0) for k, v in enumerate(self.lp.vars)}
+        for i, y in self.pool_open.items():
+            start[y] = 1.0 if start[self.n[i]] > 0.5 else 0.0
+        self.lp.start = start
+
     def missing_classes(self) -> None:
         """Scope workload: which classes may miss the SLO (m[w]), within the request budget;
         their rate moves from x (sized at the SLO) to z (sized at the relaxed targets). The z

@@ -45,6 +45,12 @@ class Outcome:
     scale: float                      # goodput scale (1 for min_cost)
     formulation: Formulation
 
+    def values_by_name(self) -> dict[str, float]:
+        """The solution's variable values by name (to start another solve from)."""
+        if not self.solution.has_solution:
+            return {}
+        return {v.name: x for v, x in zip(self.formulation.lp.vars, self.solution.values)}
+
     @property
     def missing(self) -> list[str]:
         """Classes the solution lets miss the SLO (scope workload), in class order."""
@@ -54,13 +60,19 @@ class Outcome:
 
 
 def solve_problem(p: Problem, solver: str = "highs", time_limit_s: float = 60.0,
-                  prune: bool | None = None, warn: bool = True) -> Outcome:
+                  prune: bool | None = None, warn: bool = True,
+                  start: Outcome | None = None) -> Outcome:
     """Solve `p`. `prune`: drop dominated candidates first (None: when there are more than
-    PRUNE_ABOVE). `warn`: print the large-gap warning (off for diagnostic solves)."""
+    PRUNE_ABOVE). `warn`: print the large-gap warning (off for diagnostic solves). `start`:
+    the outcome of the same problem without the operational terms, handed to HiGHS as its
+    first incumbent (with them the MILP otherwise struggles to find a good plan at all on
+    large candidate sets)."""
     if prune if prune is not None else len(p.candidates) > PRUNE_ABOVE:
         p = replace(p, candidates=prune_dominated(p.candidates, [w.name for w in p.classes],
                                                   p.relaxed_capacity))
     f = Formulation(p)
+    if start is not None and start.solution.has_solution:
+        f.start_from(start.values_by_name())
     sol = solve(f.lp, solver, time_limit_s)
     if warn:
         warn_gap(sol, time_limit_s, len(p.candidates))
