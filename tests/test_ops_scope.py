@@ -224,3 +224,21 @@ def test_a_pool_cap_that_leaves_no_plan_is_explained():
     (reason,) = explain_infeasible(p, "highs", 30)
     assert reason.startswith("max_pools_per_role: no plan within 1 pool(s) per role")
     assert reason.endswith("max_pools_per_role >= 3")
+
+
+def test_plan_json_unchanged_where_the_new_terms_change_nothing():
+    """Where the pool cost does not change the plan, plan.json is the one a solve without it
+    writes, byte for byte, with no new keys (scope class, no pool cap)."""
+    from hetplan.scenario import Scenario, check_scenario
+    from tests.cli_harness import TINY_SCENARIO
+    cat = load_catalog()
+    plans = {}
+    for cost in (0.0, 2.0):
+        raw = {**TINY_SCENARIO, "constraints": {**TINY_SCENARIO["constraints"],
+                                                "pool_cost_usd_per_hour": cost}}
+        plans[cost] = plan_scenario(check_scenario(Scenario(**raw), cat), cat)
+    assert plans[2.0].simplification is None
+    text = plans[2.0].to_json()
+    assert text == plans[0.0].to_json()
+    for key in ("simplification", "misses_slo", "scope"):
+        assert f'"{key}"' not in text
