@@ -89,6 +89,31 @@ class ClassSummary(BaseModel):
     input_hi: int | None = None
     output_lo: int | None = None
     output_hi: int | None = None
+    # scope workload: the planner let this class miss the SLO (it is served at the relaxed
+    # targets of `scenario.missing_class_slo`); written only when true
+    misses_slo: bool = False
+
+    @model_serializer(mode="wrap")
+    def _drop_default_miss(self, handler):
+        out = handler(self)
+        if isinstance(out, dict) and not self.misses_slo:
+            out.pop("misses_slo", None)
+        return out
+
+
+class Simplification(BaseModel):
+    """What the operational terms (a fixed $/h per distinct pool, a cap on pools per role)
+    did: the plan against the unconstrained one (same scenario, neither term), solved
+    apart. Recorded only when the two plans differ."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pool_cost_usd_per_hour: float          # the fixed cost per pool the plan was solved with
+    max_pools_per_role: int | None = None
+    pools: int                             # distinct pools of this plan
+    unconstrained_cost_usd_per_hour: float   # GPU cost of the unconstrained plan
+    unconstrained_pools: int
+    unconstrained_mix: str
 
 
 class PlacedNode(BaseModel):
@@ -182,6 +207,9 @@ class Plan(BaseModel):
     # The prefix-cache assumption the prefill pools were sized with (hetplan.prefix_cache);
     # written to plan.json only when present.
     prefix_cache: PrefixCachePlan | None = None
+    # Present when a pool cost or cap changed the plan (see Simplification); GPU cost stays
+    # in cost_usd_per_hour, the operational cost is pools x pool_cost_usd_per_hour.
+    simplification: Simplification | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -261,9 +289,19 @@ class Plan(BaseModel):
             return self.decode_target_utilization
         return self.target_utilization or 1.0
 
+    def operations_usd_per_hour(self) -> float:
+        """The operational cost the plan was solved with: pools x the per-pool cost (0 for
+        plans that record no simplification)."""
+        s = self.simplification
+        return s.pools * s.pool_cost_usd_per_hour if s else 0.0
+
+    def missing_classes(self) -> list[str]:
+        return [c.name for c in self.classes if c.misses_slo]
+
     def to_json(self) -> str:
         skip = ({"engine"} if self.engine.is_default() else set()) | (
-            {"prefix_cache"} if self.prefix_cache is None else set())
+            {"prefix_cache"} if self.prefix_cache is None else set()) | (
+            {"simplification"} if self.simplification is None else set())
         d = self.model_dump(exclude=skip or None)
         if "engine" in d:     # engine-mode fields only when set, so older plans read back same
             d["engine"] = {k: v for k, v in d["engine"].items()

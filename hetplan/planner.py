@@ -22,10 +22,10 @@ from hetplan.perf import PerfModel
 from hetplan.placement import Reliability, kv_bytes_table, place_plan
 from hetplan.placement.inventory import Inventory
 from hetplan.placement.place import PlacementInfeasible
-from hetplan.plan import ClassRoute, ClassSummary, Plan, Pool
+from hetplan.plan import ClassRoute, ClassSummary, Plan, Pool, Simplification
 from hetplan.prefix_cache import PrefixCharge, prefix_charge, prefix_plan, settle_pool_sizes
 from hetplan.scenario import (ResolvedScenario, Scenario, check_catalog_selection,
-                              scenario_gpus)
+                              miss_budget_share, missing_class_slo, scenario_gpus)
 from hetplan.workload import WorkloadClass
 
 __all__ = ["Context", "Infeasible", "offer_terms", "plan_scenario", "prepare", "problem_for",
@@ -47,6 +47,9 @@ class Context:
     dropped: list[str] = field(default_factory=list)
     inventory: Inventory | None = None     # the scenario's inventory less failed nodes
     prefix: PrefixCharge | None = None     # prefix-cache charge of prefill candidates
+    # slo scope workload: candidate key -> the same candidate sized at the relaxed targets
+    # a class allowed to miss is served at (`missing_class_slo`); empty for scope class
+    relaxed: dict[str, Candidate] = field(default_factory=dict)
 
     @property
     def scenario(self) -> Scenario:
@@ -110,23 +113,39 @@ def prepare(rs: ResolvedScenario, catalog: Catalog,
         max_tp=k.max_tp, max_pp=k.max_pp, weight_dtypes=k.weight_dtypes, kv_dtypes=k.kv_dtypes,
         kv_link=k.kv_link, allow_cross_vendor=k.allow_cross_vendor, progress=progress,
         max_tp_by_gpu=max_tp_by_gpu, gpus_available=availability, prefix=prefix)
-    return Context(rs, catalog, perf, prices, availability, candidates, dropped, inv, prefix)
+    relaxed: dict[str, Candidate] = {}
+    if miss_budget_share(rs.slo) is not None:
+        if s.objective != "min_cost":
+            raise InputError("slo scope workload is planned for objective min_cost only",
+                             file=rs.source, field="slo.scope")
+        loose, _ = build_candidates(
+            perf, catalog, prices, rs.classes, missing_class_slo(rs.slo), roles=k.roles,
+            max_tp=k.max_tp, max_pp=k.max_pp, weight_dtypes=k.weight_dtypes,
+            kv_dtypes=k.kv_dtypes, kv_link=k.kv_link, allow_cross_vendor=k.allow_cross_vendor,
+            max_tp_by_gpu=max_tp_by_gpu, gpus_available=availability)
+        relaxed = {c.key: c for c in loose}
+    return Context(rs, catalog, perf, prices, availability, candidates, dropped, inv, prefix,
+                   relaxed)
 
 
 def problem_for(ctx: Context, candidates: Sequence[Candidate] | None = None) -> Problem:
     s, m = ctx.scenario, ctx.perf.model
+    relaxed = {k: {w: c.capacity(w) for w in c.per_class} for k, c in ctx.relaxed.items()}
     kvb = {(d, w.name): m.kv_bytes_per_sequence(max(1, int(w.mean_input_tokens)), d)
            for d in s.constraints.kv_dtypes for w in ctx.classes}
     return Problem(
         candidates=[c for c in (ctx.candidates if candidates is None else candidates)
-                    if c.useful],
+                    if c.useful or (c.key in ctx.relaxed and ctx.relaxed[c.key].useful)],
         classes=ctx.classes, utilization=s.constraints.target_utilization,
         decode_utilization=s.constraints.decode_target_utilization,
         availability=ctx.availability, budget_usd_per_hour=s.constraints.budget_usd_per_hour,
         allow_cross_vendor=s.constraints.allow_cross_vendor, kv_bytes_per_request=kvb,
         kv_link_bytes_per_s=ctx.perf.links.link(s.constraints.kv_link).achieved_bytes_per_s,
         objective=s.objective, n_plus_one_nodes=_nodes_per_tp(ctx),
-        usable_share=_usable_share(ctx))
+        usable_share=_usable_share(ctx),
+        pool_cost_usd_per_hour=s.constraints.pool_cost_usd_per_hour,
+        max_pools_per_role=s.constraints.max_pools_per_role,
+        relaxed_capacity=relaxed or None, miss_budget_share=miss_budget_share(s.slo))
 
 
 def _usable_share(ctx: Context) -> dict[str, float] | None:
@@ -183,7 +202,7 @@ def solve_context(ctx: Context, candidates: Sequence[Candidate] | None = None, *
         reasons = precheck(problem, cands, ctx.dropped, ctx.scenario, ctx.perf.model.name)
         if reasons:
             raise Infeasible(rounds + reasons)
-        out = solve_problem(problem, solver, time_limit_s)
+        out, simpler = solve_simplified(ctx, problem, solver, time_limit_s)
         if out.solution.has_solution:
             out, cands = settle_pool_sizes(ctx, cands, out, lambda cs: solve_problem(
                 replace(problem_for(ctx, cs), availability=availability), solver,
@@ -195,7 +214,7 @@ def solve_context(ctx: Context, candidates: Sequence[Candidate] | None = None, *
                 raise Infeasible(rounds + [f"solver {out.solution.solver}: {out.solution.status} "
                                            f"{out.solution.message}".strip()])
             raise Infeasible(rounds + explain_infeasible(problem, solver, time_limit_s))
-        plan = build_plan(ctx, out, label)
+        plan = build_plan(ctx, out, label, simpler)
         if ctx.inventory is None:
             return plan
         try:
@@ -238,8 +257,49 @@ def _place(ctx: Context, plan: Plan, *, solver: str, time_limit_s: float) -> Pla
     return placed
 
 
-def build_plan(ctx: Context, out: Outcome, label: str | None = None) -> Plan:
+def solve_simplified(ctx: Context, problem: Problem, solver: str, time_limit_s: float
+                     ) -> tuple[Outcome, Simplification | None]:
+    """Solve `problem`. When its pool cost or cap is on, first solve it without them (the
+    unconstrained plan), then with them, started from that plan, and say what the simpler
+    plan costs against it. When the unconstrained plan is as good under the terms (within
+    the cap, GPU + pool cost no higher: the terms changed nothing), it is the one kept, so
+    such plans are exactly what a solve without the terms gives, and nothing is recorded;
+    likewise when the unconstrained solve finds no plan in time."""
+    if not problem.simplifies:
+        return solve_problem(problem, solver, time_limit_s), None
+    free = solve_problem(replace(problem, pool_cost_usd_per_hour=0.0, max_pools_per_role=None),
+                         solver, time_limit_s, warn=False)
+    out = solve_problem(problem, solver, time_limit_s, start=free)
+    if not out.solution.has_solution or not free.solution.has_solution:
+        return out, None
+    if out.missing == free.missing and _with_pool_cost(problem, free) <= \
+            _with_pool_cost(problem, out) + 1e-6:
+        return free, None
+    k = ctx.scenario.constraints
+    free_plan = build_plan(ctx, free)
+    return out, Simplification(pool_cost_usd_per_hour=k.pool_cost_usd_per_hour,
+                               max_pools_per_role=k.max_pools_per_role, pools=len(out.chosen),
+                               unconstrained_cost_usd_per_hour=free_plan.cost_usd_per_hour,
+                               unconstrained_pools=len(free.chosen),
+                               unconstrained_mix=free_plan.mix())
+
+
+def _with_pool_cost(p: Problem, out: Outcome) -> float:
+    """GPU cost plus the pool cost of an outcome; infinite where it breaks the pool cap."""
+    per_role: dict[str, int] = {}
+    for ch in out.chosen:
+        per_role[ch.candidate.role] = per_role.get(ch.candidate.role, 0) + 1
+    if p.max_pools_per_role is not None and max(per_role.values(), default=0) > \
+            p.max_pools_per_role:
+        return math.inf
+    return sum(ch.replicas * ch.candidate.price_usd_per_hour + p.pool_cost_usd_per_hour
+               for ch in out.chosen)
+
+
+def build_plan(ctx: Context, out: Outcome, label: str | None = None,
+               simplified: Simplification | None = None) -> Plan:
     s = ctx.scenario
+    missing = set(out.missing)
     pools = []
     for ch in sorted(out.chosen, key=lambda c: (ROLES.index(c.candidate.role),
                                                 c.candidate.key)):
@@ -248,6 +308,13 @@ def build_plan(ctx: Context, out: Outcome, label: str | None = None) -> Plan:
                              predicted_ttft_ms=_num(c.per_class[w].ttft_ms),
                              predicted_tpot_ms=_num(c.per_class[w].tpot_ms),
                              batch=c.per_class[w].batch) for w, r in sorted(ch.rates.items())]
+        loose = ctx.relaxed.get(c.key)
+        routes += [ClassRoute(workload_class=w, rate_rps=r,
+                              predicted_ttft_ms=_num(loose.per_class[w].ttft_ms),
+                              predicted_tpot_ms=_num(loose.per_class[w].tpot_ms),
+                              batch=loose.per_class[w].batch)
+                   for w, r in sorted(ch.relaxed_rates.items())]
+        routes.sort(key=lambda r: r.workload_class)
         pools.append(Pool(name=pool_name(c), role=c.role, gpu=c.shape.gpu,
                           vendor=c.vendor, tp=c.shape.tp, pp=c.shape.pp,
                           weight_dtype=c.shape.weight_dtype, kv_dtype=c.shape.kv_dtype,
@@ -273,14 +340,14 @@ def build_plan(ctx: Context, out: Outcome, label: str | None = None) -> Plan:
         notes.append(label)
     return Plan(
         scenario=s.name, model=ctx.perf.model.name, status=sol.status,
-        gap=sol.gap, solver=sol.solver, objective=s.objective, slo=s.slo.model_dump(),
+        gap=sol.gap, solver=sol.solver, objective=s.objective, slo=s.slo.plan_dict(),
         pools=pools,
         classes=[ClassSummary(name=w.name, rate_rps=w.rate_rps,
                               mean_input_tokens=w.mean_input_tokens,
                               mean_output_tokens=w.mean_output_tokens,
                               p90_input_tokens=w.p90_input_tokens,
                               p90_output_tokens=w.p90_output_tokens,
-                              **_bins(w)) for w in ctx.classes],
+                              misses_slo=w.name in missing, **_bins(w)) for w in ctx.classes],
         demand_rps=demand, served_rps=demand * out.scale, tokens_per_second=tok_s,
         output_tokens_per_second=out_tok_s,
         calibration_notes=cal_notes, notes=notes, hetplan_version=__version__,
@@ -288,7 +355,8 @@ def build_plan(ctx: Context, out: Outcome, label: str | None = None) -> Plan:
         decode_target_utilization=s.constraints.decode_target_utilization,
         model_ref=s.model, engine=ctx.perf.limits,
         prefix_cache=prefix_plan(ctx.prefix, out, s.constraints.target_utilization,
-                                 {w.name: w for w in ctx.classes}))
+                                 {w.name: w for w in ctx.classes}),
+        simplification=simplified)
 
 
 def pool_name(c: Candidate) -> str:

@@ -13,7 +13,9 @@ def plan_report(plan: Plan) -> str:
         f"# hetplan plan: {plan.scenario}",
         "",
         f"Model **{plan.model}**; SLO p{slo['percentile']:g} TTFT <= {slo['ttft_ms']:g} ms, "
-        f"p{slo['percentile']:g} TPOT <= {slo['tpot_ms']:g} ms; objective {plan.objective}.",
+        f"p{slo['percentile']:g} TPOT <= {slo['tpot_ms']:g} ms"
+        + (" over all requests (scope workload)" if slo.get("scope") == "workload" else "")
+        + f"; objective {plan.objective}.",
         f"Solver {plan.solver}: **{plan.status}**"
         + (f", gap {plan.gap:.2%}" if plan.gap is not None else ", gap unknown") + ".",
         "",
@@ -28,6 +30,8 @@ def plan_report(plan: Plan) -> str:
                          f"{plan.prefill_gpus}:{plan.decode_gpus} ({plan.golden_ratio})",
                          plan.colocated_gpus]]),
         "",
+        *simplification_section(plan),
+        *missing_section(plan),
         "## Pools",
         "",
         markdown_table(["pool", "role", "GPU", "TP", "PP", "weights", "KV", "replicas", "GPUs",
@@ -58,6 +62,59 @@ def plan_report(plan: Plan) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def simplification_section(plan: Plan) -> list[str]:
+    """What the pool cost / pool cap did: this plan against the unconstrained one."""
+    s = plan.simplification
+    if s is None:
+        return []
+    gpu, free = plan.cost_usd_per_hour, s.unconstrained_cost_usd_per_hour
+    rule = (f"a fixed ${s.pool_cost_usd_per_hour:g}/h per distinct pool"
+            + (f" and at most {s.max_pools_per_role} pools per role"
+               if s.max_pools_per_role is not None else ""))
+    return ["## Operational simplicity", "",
+            f"Solved with {rule} (constraints.pool_cost_usd_per_hour, max_pools_per_role); "
+            "the unconstrained plan is solved without them for comparison.", "",
+            markdown_table(["plan", "pools", "GPU $/h", "operations $/h", "total $/h", "mix"],
+                           [["this plan", s.pools, f"{gpu:.2f}",
+                             f"{plan.operations_usd_per_hour():.2f}",
+                             f"{gpu + plan.operations_usd_per_hour():.2f}", plan.mix()],
+                            ["unconstrained", s.unconstrained_pools, f"{free:.2f}",
+                             f"{s.unconstrained_pools * s.pool_cost_usd_per_hour:.2f}",
+                             f"{free + s.unconstrained_pools * s.pool_cost_usd_per_hour:.2f}",
+                             s.unconstrained_mix]]), "",
+            f"The simpler plan's GPUs cost ${gpu - free:+.2f}/h "
+            f"({(gpu - free) / free:+.1%}) against the unconstrained plan's, with "
+            f"{s.unconstrained_pools - s.pools} fewer pool(s).", ""]
+
+
+def missing_section(plan: Plan) -> list[str]:
+    """Scope workload: the classes the plan lets miss the SLO, their request share and the
+    relaxed service times they are sized at."""
+    names = plan.missing_classes()
+    if not names:
+        return []
+    slo = plan.slo
+    total = sum(c.rate_rps for c in plan.classes) or 1.0
+    rows = []
+    for c in plan.classes:
+        if not c.misses_slo:
+            continue
+        routes = [r for p in plan.pools for r in p.routes if r.workload_class == c.name]
+        ttft = max((r.predicted_ttft_ms for r in routes if r.predicted_ttft_ms), default=None)
+        tpot = max((r.predicted_tpot_ms for r in routes if r.predicted_tpot_ms), default=None)
+        rows.append([c.name, f"{c.rate_rps / total:.3%}", fmt_num(ttft),
+                     f"{ttft / slo['ttft_ms']:.2f}x" if ttft else "-", fmt_num(tpot),
+                     f"{tpot / slo['tpot_ms']:.2f}x" if tpot else "-"])
+    share = sum(c.rate_rps for c in plan.classes if c.misses_slo) / total
+    return ["## Classes allowed to miss the SLO (scope workload)", "",
+            f"{len(names)} class(es), {share:.3%} of the requests (budget "
+            f"{100 - slo['percentile']:g}%), are served at relaxed targets and may miss the "
+            f"p{slo['percentile']:g} targets; every other class is sized to meet them. "
+            "Predicted service times (before queueing) against the targets:", "",
+            markdown_table(["class", "share of requests", "TTFT ms", "x TTFT target",
+                            "TPOT ms", "x TPOT target"], rows), ""]
 
 
 NODE_ROWS_MAX = 100     # larger placements list racks only

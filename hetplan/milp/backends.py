@@ -48,7 +48,8 @@ def _solve_pulp(lp: LinearProgram, which: str, time_limit_s: float) -> Solution:
         rel = {"<=": expr <= c.rhs, ">=": expr >= c.rhs, "==": expr == c.rhs}[c.sense]
         prob += rel, f"c{j}"
     if which == "highs":
-        cmd = pulp.HiGHS(msg=False, timeLimit=time_limit_s, threads=1, mip_rel_gap=1e-6)
+        cmd = _highs_with_start(pulp, xs, lp.start)(msg=False, timeLimit=time_limit_s,
+                                                    threads=1, mip_rel_gap=1e-6)
     else:
         cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, threads=1, gapRel=1e-6)
     t0 = time.perf_counter()
@@ -70,6 +71,27 @@ def _solve_pulp(lp: LinearProgram, which: str, time_limit_s: float) -> Solution:
         if "Time limit" in model_status:
             status = "TimeLimit"
     return _classify(status, has_values, values, lp, which, gap, bound, elapsed, time_limit_s)
+
+
+def _highs_with_start(pulp, xs, start: dict[int, float] | None):
+    """PuLP's HiGHS class, handing the model `start` (LinearProgram.start) as a first
+    incumbent when given (PuLP itself has no warm start for HiGHS)."""
+    if not start:
+        return pulp.HiGHS
+
+    class HiGHSWithStart(pulp.HiGHS):
+        def buildSolverModel(self, prob):
+            super().buildSolverModel(prob)
+            import highspy
+            col = [0.0] * len(xs)
+            for i, x in enumerate(xs):
+                col[x.index] = float(start.get(i, 0.0))
+            sol = highspy.HighsSolution()
+            sol.col_value = col
+            sol.value_valid = True
+            prob.solverModel.setSolution(sol)
+
+    return HiGHSWithStart
 
 
 @contextlib.contextmanager

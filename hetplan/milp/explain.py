@@ -6,7 +6,8 @@ Two passes:
    SLO to relax to.
 2. elastic re-solve: drop availability and budget, solve for the cheapest plan, and report
    each limit that plan exceeds (GPUs needed vs available, cost vs budget); if even that has
-   no plan, try without N+1 (inventory), then allowing cross-vendor prefill->decode.
+   no plan, try without N+1 (inventory), then without the pool cap, then allowing
+   cross-vendor prefill->decode.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def precheck(problem: Problem, all_candidates: Sequence[Candidate], dropped: Seq
         for phase in (Role.PREFILL, Role.DECODE):
             able = [c for c in problem.candidates
                     if c.role in (phase, Role.COLOCATED) and c.capacity(w.name) > 0]
-            if able:
+            if able or _may_miss(problem, w, phase):
                 continue
             per = [c.per_class[w.name] for c in all_candidates
                    if c.role in (phase, Role.COLOCATED)]
@@ -67,6 +68,18 @@ def precheck(problem: Problem, all_candidates: Sequence[Candidate], dropped: Seq
     return reasons
 
 
+def _may_miss(problem: Problem, w, phase: str) -> bool:
+    """Scope workload: class w fits the miss budget alone and some candidate serves it in
+    `phase` at the relaxed targets (so the MILP may let it miss rather than fail)."""
+    if problem.miss_budget_share is None or not problem.relaxed_capacity:
+        return False
+    total = sum(c.rate_rps for c in problem.classes)
+    if w.rate_rps > problem.miss_budget_share * total:
+        return False
+    return any(problem.relaxed_capacity.get(c.key, {}).get(w.name, 0.0) > 0
+               for c in problem.candidates if c.role in (phase, Role.COLOCATED))
+
+
 def explain_infeasible(problem: Problem, solver: str, time_limit_s: float) -> list[str]:
     free = replace(problem, availability={}, budget_usd_per_hour=None)
     out = solve_problem(free, solver, time_limit_s, warn=False)
@@ -83,6 +96,18 @@ def explain_infeasible(problem: Problem, solver: str, time_limit_s: float) -> li
                                                f"hold its replicas)"
                                                for g, n in sorted(nodes.items()))
                         + "; nearest feasible: more nodes per GPU type or n_plus_one: false"]
+        if problem.max_pools_per_role is not None:
+            uncapped = solve_problem(replace(free, max_pools_per_role=None), solver,
+                                     time_limit_s, warn=False)
+            if uncapped.solution.has_solution:
+                per_role: dict[str, int] = {}
+                for ch in uncapped.chosen:
+                    per_role[ch.candidate.role] = per_role.get(ch.candidate.role, 0) + 1
+                return [f"max_pools_per_role: no plan within {problem.max_pools_per_role} pool(s) "
+                        "per role; the plan without the cap uses "
+                        + ", ".join(f"{n} {r}" for r, n in sorted(per_role.items()))
+                        + "; nearest feasible: max_pools_per_role >= "
+                        f"{max(per_role.values())}"]
         if not problem.allow_cross_vendor:
             cross = solve_problem(replace(free, allow_cross_vendor=True), solver, time_limit_s,
                                   warn=False)

@@ -19,9 +19,19 @@ scale s >= 0 on every class's rate.
   n_plus_one[c]:      (inventory with N+1) spare replicas s[c] >= pp n[c] / nodes able to
                       hold c, s[c] >= [n[c] > 0], and capacity[c] counts n[c] - s[c] only:
                       spread over the nodes, losing one node loses at most s[c] replicas
+  pool_open[c]:       (pool cost or cap set) binary y[c] >= n[c] / ub[c], and x[c,w] <=
+                      rate_w y[c] per class (the tight form of the same link): c is a pool
+  max_pools[role]:    sum_{c in role} y[c] <= max_pools_per_role
+  (scope workload, `missing_classes`): binary m[w] "class w may miss"; z[c,w] >= 0 its rate
+  served at the relaxed targets (capacity mu'[c,w] >= mu[c,w]), counted in demand, capacity
+  and KV bandwidth like x;
+  miss_route[w,phase]:   sum z[c,w] <= rate_w m[w];  slo_route[w,phase]: sum x[c,w] <=
+                      rate_w (1 - m[w])  (a class is served all at the SLO or all relaxed)
+  miss_budget:        sum_w rate_w m[w] <= share x sum_w rate_w  (share = 1 - percentile/100)
 
-Objective: min sum_c price_c n[c] (+ a tiny per-replica tie-break), or max s under the
-budget (minus a tiny cost term so equal-goodput plans prefer the cheaper).
+Objective: min sum_c price_c n[c] (+ a tiny per-replica tie-break) + pool_cost sum_c y[c],
+or max s under the budget (minus a tiny cost term so equal-goodput plans prefer the
+cheaper). The budget counts GPU cost only.
 """
 
 from __future__ import annotations
@@ -52,6 +62,17 @@ class Problem:
     n_plus_one_nodes: dict[str, dict[int, int]] | None = None   # GPU -> {TP: nodes >= TP}
     usable_share: dict[str, float] | None = None  # GPU -> share of capacity counted (spot)
     decode_utilization: float | None = None       # rho of decode candidates (None: rho)
+    pool_cost_usd_per_hour: float = 0.0           # fixed $/h per distinct pool used
+    max_pools_per_role: int | None = None
+    # scope workload: candidate key -> class -> capacity at the relaxed targets a class
+    # allowed to miss is sized at, and the largest request share such classes may carry
+    relaxed_capacity: dict[str, dict[str, float]] | None = None
+    miss_budget_share: float | None = None
+
+    @property
+    def simplifies(self) -> bool:
+        """Whether the operational terms (pool cost, pool cap) are in the program."""
+        return self.pool_cost_usd_per_hour > 0 or self.max_pools_per_role is not None
 
 
 class Formulation:
@@ -64,6 +85,9 @@ class Formulation:
         self.x: dict[tuple[int, str], int] = {}        # (candidate, class) -> var
         self.scale: int | None = None
         self.spare: dict[int, int] = {}                # candidate index -> spare replicas
+        self.pool_open: dict[int, int] = {}            # candidate index -> binary y[c]
+        self.z: dict[tuple[int, str], int] = {}        # (candidate, class) -> relaxed rate
+        self.miss: dict[str, int] = {}                 # class -> binary m[w]
         self.ub = [self._upper_bound(c) for c in p.candidates]
         self._variables()
         self.demand()
@@ -73,6 +97,8 @@ class Formulation:
         self.vendor_compat()
         self.kv_format()
         self.kv_bandwidth()
+        self.missing_classes()
+        self.pools_open()
         self.objective()
 
     def rho(self, c: Candidate) -> float:
@@ -90,8 +116,8 @@ class Formulation:
         if p.objective == "max_goodput" and p.budget_usd_per_hour:
             bound = p.budget_usd_per_hour / c.price_usd_per_hour
         else:
-            bound = sum(w.rate_rps / (c.capacity(w.name) * self.rho(c))
-                        for w in p.classes if c.capacity(w.name) > 0)
+            bound = sum(w.rate_rps / (self._best_capacity(c, w.name) * self.rho(c))
+                        for w in p.classes if self._best_capacity(c, w.name) > 0)
             if p.kv_link_bytes_per_s and p.kv_bytes_per_request and c.role != "colocated":
                 kv = sum(w.rate_rps * p.kv_bytes_per_request[c.shape.kv_dtype, w.name]
                          for w in p.classes)
@@ -102,6 +128,13 @@ class Formulation:
         if c.shape.gpu in p.availability:
             bound = min(bound, p.availability[c.shape.gpu] / c.num_gpus)
         return int(min(1e6, bound)) + 1
+
+    def relaxed_capacity(self, c: Candidate, w: str) -> float:
+        """c's capacity for class w at the relaxed targets (0 without scope workload)."""
+        return ((self.p.relaxed_capacity or {}).get(c.key) or {}).get(w, 0.0)
+
+    def _best_capacity(self, c: Candidate, w: str) -> float:
+        return max(c.capacity(w), self.relaxed_capacity(c, w))
 
     def _variables(self) -> None:
         for i, c in enumerate(self.p.candidates):
@@ -208,11 +241,100 @@ class Formulation:
             if terms:
                 self.lp.add_constraint(f"{family}[fabric]", terms, "<=", 0.0)
 
+    def pools_open(self) -> None:
+        """Operational simplicity: y[c] = 1 when candidate c is a pool of the plan (n[c] > 0),
+        charged `pool_cost_usd_per_hour` in the objective and capped per role."""
+        if not self.p.simplifies:
+            return
+        for i, c in enumerate(self.p.candidates):
+            y = self.pool_open[i] = self.lp.add_var(f"pool_open[{c.key}]", 0, 1, integer=True)
+            self.lp.add_constraint(f"pool_open[{c.key}]",
+                                   {self.n[i]: 1.0, y: -float(self.ub[i])}, "<=", 0.0)
+            # the same link per routed class (x <= rate y): tighter than the replica big-M
+            # in the LP relaxation, which keeps the branch and bound short
+            for w in self.p.classes:
+                for flows in (self.x, self.z):
+                    if (i, w.name) in flows and self.scale is None:
+                        self.lp.add_constraint(f"pool_open[{c.key},{w.name}]",
+                                               {flows[i, w.name]: 1.0, y: -w.rate_rps},
+                                               "<=", 0.0)
+        cap = self.p.max_pools_per_role
+        if cap is None:
+            return
+        for role in sorted({c.role for c in self.p.candidates}):
+            terms = {self.pool_open[i]: 1.0 for i, c in enumerate(self.p.candidates)
+                     if c.role == role}
+            self.lp.add_constraint(f"max_pools[{role}]", terms, "<=", float(cap))
+
+    def start_from(self, values: dict[str, float]) -> None:
+        """Start the solver from a solution of the same program without the operational
+        terms (`values`: variable name -> value): its variables as they were, each pool's
+        y[c] open where it has replicas."""
+        start = {k: values.get(v.name, 0.0) for k, v in enumerate(self.lp.vars)}
+        for i, y in self.pool_open.items():
+            start[y] = 1.0 if start[self.n[i]] > 0.5 else 0.0
+        self.lp.start = start
+
+    def missing_classes(self) -> None:
+        """Scope workload: which classes may miss the SLO (m[w]), within the request budget;
+        their rate moves from x (sized at the SLO) to z (sized at the relaxed targets). The z
+        variables join the demand, capacity and KV-bandwidth rows built before them."""
+        p = self.p
+        if p.miss_budget_share is None or p.relaxed_capacity is None:
+            return
+        if self.scale is not None:
+            raise ValueError("slo scope workload is planned for objective min_cost only")
+        rows = {con.name: con for con in self.lp.constraints}
+        total = sum(w.rate_rps for w in p.classes)
+        for w in p.classes:
+            m = self.miss[w.name] = self.lp.add_var(f"miss[{w.name}]", 0, 1, integer=True)
+            for i, c in enumerate(p.candidates):
+                mu = self.relaxed_capacity(c, w.name)
+                if mu <= 0:
+                    continue
+                z = self.z[i, w.name] = self.lp.add_var(f"z[{c.key},{w.name}]")
+                _add_terms(rows, f"capacity[{c.key}]", {z: 1.0 / mu})
+                kvb = p.kv_bytes_per_request
+                if p.kv_link_bytes_per_s and kvb and c.role in ("prefill", "decode"):
+                    family = "kv_bandwidth_out" if c.role == "prefill" else "kv_bandwidth_in"
+                    _add_terms(rows, f"{family}[fabric]", {z: kvb[c.shape.kv_dtype, w.name]})
+            for phase in ("prefill", "decode"):
+                serves = [i for i, c in enumerate(p.candidates) if self._serves(phase, c)]
+                relaxed = {self.z[i, w.name]: 1.0 for i in serves if (i, w.name) in self.z}
+                at_slo = {self.x[i, w.name]: 1.0 for i in serves if (i, w.name) in self.x}
+                self.lp.add_constraint(f"miss_route[{w.name},{phase}]",
+                                       {**relaxed, m: -w.rate_rps}, "<=", 0.0)
+                self.lp.add_constraint(f"slo_route[{w.name},{phase}]",
+                                       {**at_slo, m: w.rate_rps}, "<=", w.rate_rps)
+        self.lp.add_constraint("miss_budget", {self.miss[w.name]: w.rate_rps for w in p.classes},
+                               "<=", p.miss_budget_share * total)
+        self._relaxed_demand()
+
+    def _relaxed_demand(self) -> None:
+        """Add the z variables to the demand rows built before they existed."""
+        rows = {con.name: con for con in self.lp.constraints}
+        for (i, w), z in self.z.items():
+            c = self.p.candidates[i]
+            for phase in ("prefill", "decode"):
+                if self._serves(phase, c):
+                    _add_terms(rows, f"demand_{phase}[{w}]", {z: 1.0})
+
     def objective(self) -> None:
         cost = {self.n[i]: c.price_usd_per_hour + TIE_BREAK
                 for i, c in enumerate(self.p.candidates)}
+        cost |= {y: self.p.pool_cost_usd_per_hour for y in self.pool_open.values()}
         if self.scale is None:
             self.lp.objective = cost
             return
         self.lp.maximize = True
         self.lp.objective = {self.scale: 1.0, **{v: -1e-6 * k for v, k in cost.items()}}
+
+
+def _add_terms(rows: dict, name: str, terms: dict[int, float]) -> None:
+    """Add terms to the left side of an existing constraint row (by name)."""
+    row = rows.get(name)
+    if row is None:
+        raise KeyError(f"no constraint {name}")
+    for k, v in terms.items():
+        if v:
+            row.terms[k] = row.terms.get(k, 0.0) + v

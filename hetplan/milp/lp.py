@@ -39,6 +39,9 @@ class LinearProgram:
     constraints: list[Constraint] = field(default_factory=list)
     objective: dict[int, float] = field(default_factory=dict)
     maximize: bool = False
+    # a known solution (variable index -> value) the HiGHS backend hands the solver as its
+    # first incumbent (others ignore it); incomplete or infeasible starts are just dropped
+    start: dict[int, float] | None = None
     _index: dict[str, int] = field(default_factory=dict)
 
     def add_var(self, name: str, lb: float = 0.0, ub: float = INF, integer: bool = False) -> int:

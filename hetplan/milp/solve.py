@@ -8,7 +8,7 @@ unknown gap) says so on stderr, in one line.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from hetplan.candidates import Candidate
 from hetplan.milp.backends import solve
@@ -27,10 +27,14 @@ class Chosen:
     candidate: Candidate
     replicas: int
     rates: dict[str, float]
+    # scope workload: class rates served at the relaxed targets, with those capacities
+    relaxed_rates: dict[str, float] = field(default_factory=dict)
+    relaxed_capacity: dict[str, float] = field(default_factory=dict)
 
     @property
     def utilization(self) -> float:
         load = sum(r / self.candidate.capacity(w) for w, r in self.rates.items() if r > 0)
+        load += sum(r / self.relaxed_capacity[w] for w, r in self.relaxed_rates.items() if r > 0)
         return load / self.replicas if self.replicas else 0.0
 
 
@@ -41,14 +45,34 @@ class Outcome:
     scale: float                      # goodput scale (1 for min_cost)
     formulation: Formulation
 
+    def values_by_name(self) -> dict[str, float]:
+        """The solution's variable values by name (to start another solve from)."""
+        if not self.solution.has_solution:
+            return {}
+        return {v.name: x for v, x in zip(self.formulation.lp.vars, self.solution.values)}
+
+    @property
+    def missing(self) -> list[str]:
+        """Classes the solution lets miss the SLO (scope workload), in class order."""
+        v = self.solution.values
+        return [w for w, m in self.formulation.miss.items() if v[m] > 0.5] \
+            if self.solution.has_solution else []
+
 
 def solve_problem(p: Problem, solver: str = "highs", time_limit_s: float = 60.0,
-                  prune: bool | None = None, warn: bool = True) -> Outcome:
+                  prune: bool | None = None, warn: bool = True,
+                  start: Outcome | None = None) -> Outcome:
     """Solve `p`. `prune`: drop dominated candidates first (None: when there are more than
-    PRUNE_ABOVE). `warn`: print the large-gap warning (off for diagnostic solves)."""
+    PRUNE_ABOVE). `warn`: print the large-gap warning (off for diagnostic solves). `start`:
+    the outcome of the same problem without the operational terms, handed to HiGHS as its
+    first incumbent (with them the MILP otherwise struggles to find a good plan at all on
+    large candidate sets)."""
     if prune if prune is not None else len(p.candidates) > PRUNE_ABOVE:
-        p = replace(p, candidates=prune_dominated(p.candidates, [w.name for w in p.classes]))
+        p = replace(p, candidates=prune_dominated(p.candidates, [w.name for w in p.classes],
+                                                  p.relaxed_capacity))
     f = Formulation(p)
+    if start is not None and start.solution.has_solution:
+        f.start_from(start.values_by_name())
     sol = solve(f.lp, solver, time_limit_s)
     if warn:
         warn_gap(sol, time_limit_s, len(p.candidates))
@@ -64,7 +88,10 @@ def solve_problem(p: Problem, solver: str = "highs", time_limit_s: float = 60.0,
                 continue
             rates = {w.name: v[f.x[i, w.name]] for w in p.classes
                      if (i, w.name) in f.x and v[f.x[i, w.name]] > EPS}
-            chosen.append(Chosen(c, n, rates))
+            relaxed = {w.name: v[f.z[i, w.name]] for w in p.classes
+                       if (i, w.name) in f.z and v[f.z[i, w.name]] > EPS}
+            chosen.append(Chosen(c, n, rates, relaxed,
+                                 {w: f.relaxed_capacity(c, w) for w in relaxed}))
     return Outcome(sol, chosen, scale, f)
 
 

@@ -7,7 +7,9 @@ completion - arrival. Attainment is the share of requests meeting a target; a cl
 the SLO at percentile q when both its TTFT and its TPOT attainment are >= q / 100; the
 plan meets it when every class does that has at least 10 / (1 - q/100) requests (100 at
 p90: fewer leave under ten requests in the tail, too few to judge), or, when no class has
-that many, when all requests together do. Requests
+that many, when all requests together do. With `slo.scope: workload` the plan meets it when
+all requests together do (TTFT and TPOT attainment over every request >= q / 100), and the
+classes that miss on their own are named with how far they miss (`misses`). Requests
 the engine had to drop (a sequence that cannot fit in KV memory even alone) miss both.
 Every request counts, including the warm-up from an empty system.
 """
@@ -92,13 +94,17 @@ class SimReport(BaseModel):
     usd_per_million_tokens: float | None
     notes: list[str]
     prefix_cache: PrefixSimResult | None = None   # written only when the plan caches
+    # scope workload: one line per class that misses the percentile on its own (written
+    # only when there are some, so class-scope reports read as before)
+    misses: list[str] = []
 
     def to_json(self) -> str:
         return dumps_json(self.summary())
 
     def summary(self) -> dict:
-        return _rounded(self.model_dump(
-            exclude={"prefix_cache"} if self.prefix_cache is None else None))
+        skip = ({"prefix_cache"} if self.prefix_cache is None else set()) | (
+            set() if self.misses else {"misses"})
+        return _rounded(self.model_dump(exclude=skip or None))
 
 
 def _rounded(obj):
@@ -187,7 +193,9 @@ def summarize(plan: Plan, trace: Trace, res, cls: np.ndarray, class_names: list[
         e2e_p99_ms=_pct(e2e[ok], 99) or 0.0, slo=dict(slo),
         slo_attainment=float(both.mean()), slo_attainment_ttft=float(meet_ttft.mean()),
         slo_attainment_tpot=float(meet_tpot.mean()),
-        slo_met=_verdict(classes, float(meet_ttft.mean()), float(meet_tpot.mean()), q),
+        slo_met=_verdict(classes, float(meet_ttft.mean()), float(meet_tpot.mean()), q,
+                         slo.get("scope", "class")),
+        misses=class_misses(plan, classes) if slo.get("scope") == "workload" else [],
         classes=classes, pools=pools,
         cost_usd_per_hour=cost, tokens_per_second=tokens / duration,
         usd_per_million_tokens=cost * hours / tokens * 1e6 if tokens else None,
@@ -196,11 +204,39 @@ def summarize(plan: Plan, trace: Trace, res, cls: np.ndarray, class_names: list[
                "(disaggregated) or the last prefill chunk (colocated)"])
 
 
-def _verdict(classes: list[ClassResult], att_ttft: float, att_tpot: float, q: float) -> bool:
-    deciding = [c for c in classes if c.decides]
+def _verdict(classes: list[ClassResult], att_ttft: float, att_tpot: float, q: float,
+             scope: str = "class") -> bool:
+    deciding = [c for c in classes if c.decides] if scope == "class" else []
     if deciding:
         return all(c.slo_met for c in deciding)
     return att_ttft >= q / 100 and att_tpot >= q / 100
+
+
+def class_misses(plan: Plan, classes: list[ClassResult]) -> list[str]:
+    """One line per class that misses the SLO percentile on its own: its share of the
+    requests, whether the plan let it miss, and how far its percentile latency is from the
+    target (ratio) with its attainment."""
+    slo, q = plan.slo, float(plan.slo.get("percentile", 90.0))
+    planned = set(plan.missing_classes())
+    total = sum(c.requests for c in classes) or 1
+    out = []
+    for c in classes:
+        if c.slo_met:
+            continue
+        parts = []
+        if c.attainment_ttft < q / 100 and c.ttft_at_slo_ms is not None:
+            parts.append(f"TTFT p{q:g} {c.ttft_at_slo_ms:.0f} ms = "
+                         f"{c.ttft_at_slo_ms / slo['ttft_ms']:.2f}x the {slo['ttft_ms']:g} ms "
+                         f"target")
+        if c.attainment_tpot < q / 100 and c.tpot_at_slo_ms is not None:
+            parts.append(f"TPOT p{q:g} {c.tpot_at_slo_ms:.1f} ms = "
+                         f"{c.tpot_at_slo_ms / slo['tpot_ms']:.2f}x the {slo['tpot_ms']:g} ms "
+                         f"target")
+        out.append(f"class {c.name} ({c.requests / total:.3%} of requests, "
+                   + ("planned to miss" if c.name in planned else "NOT planned to miss")
+                   + f"): {'; '.join(parts) or 'requests dropped'}; attainment "
+                   f"{c.attainment:.1%}")
+    return out
 
 
 def _max(a, b):
@@ -225,7 +261,8 @@ def report_text(r: SimReport) -> str:
                     ["E2E ms", fmt_num(r.e2e_p50_ms), fmt_num(r.e2e_p90_ms),
                      fmt_num(r.e2e_p99_ms)]]),
         "",
-        f"SLO p{q:g} TTFT <= {slo['ttft_ms']:g} ms and TPOT <= {slo['tpot_ms']:g} ms: "
+        f"SLO p{q:g} TTFT <= {slo['ttft_ms']:g} ms and TPOT <= {slo['tpot_ms']:g} ms"
+        + (" over all requests" if slo.get("scope") == "workload" else "") + ": "
         f"{'met' if r.slo_met else 'NOT met'}; attainment {r.slo_attainment:.1%} (TTFT "
         f"{r.slo_attainment_ttft:.1%}, TPOT {r.slo_attainment_tpot:.1%})",
         text_table(["class", "requests", f"TTFT p{q:g}", "planned", f"TPOT p{q:g}", "planned",
@@ -235,6 +272,8 @@ def report_text(r: SimReport) -> str:
                      f"{c.attainment:.1%}",
                      ("yes" if c.slo_met else "no") + ("" if c.decides else " (few)")]
                     for c in r.classes]),
+        *(["classes missing the SLO on their own (scope workload):"]
+          + [f"  {m}" for m in r.misses] if r.misses else []),
         "",
         text_table(["pool", "replicas", "utilization", "planned", "mean batch", "preemptions"],
                    [[p.name, p.replicas, f"{p.utilization:.0%}", f"{p.planned_utilization:.0%}",
