@@ -40,6 +40,19 @@ class Solver(StrEnum):
     ORTOOLS = "ortools"
 
 
+class Sizing(StrEnum):
+    """How the MILP sizes a pool: `queueing` (the load n replicas carry with the SLO
+    percentile met, `hetplan.slo_capacity`) or `utilization` (capacity x one target rho)."""
+
+    QUEUEING = "queueing"
+    UTILIZATION = "utilization"
+
+
+DEFAULT_SIZING = Sizing.QUEUEING
+# plans that record no sizing were sized by utilization (before queueing sizing existed)
+UNRECORDED_SIZING = Sizing.UTILIZATION
+
+
 class EmitTarget(StrEnum):
     """Config sets `hetplan emit --target` writes."""
 

@@ -7,6 +7,8 @@ scale s >= 0 on every class's rate.
   demand_prefill[w]:  sum_{c in P u C} x[c,w] = rate_w * s
   demand_decode[w]:   sum_{c in D u C} x[c,w] = rate_w * s      (colocated counts in both)
   capacity[c]:        sum_w x[c,w] / mu[c,w] <= rho_c * n[c]   (rho_c: decode's own rho if set)
+                      or, with queueing sizing, <= U_c(n[c]) by incremental binaries
+                      (`pool_sizing.py`; U from `hetplan.slo_capacity`)
   availability[g]:    sum_{c on g} gpus_c * n[c] <= available_g
   budget:             sum_c price_c * n[c] <= budget
   vendor_compat[c]:   n[c] <= M * u[vendor(c)],  sum_v u[v] <= 1   (P/D only, when
@@ -31,6 +33,8 @@ from dataclasses import dataclass
 
 from hetplan.candidates import Candidate, ClassLike
 from hetplan.milp.lp import LinearProgram
+from hetplan.milp.pool_sizing import add_curve_capacity, replicas_bound
+from hetplan.slo_capacity import SizingInputs, pool_curves
 
 TIE_BREAK = 1e-4      # $/h per replica: among equal-cost plans prefer fewer replicas
 LINK_UTILIZATION = 0.8
@@ -52,6 +56,7 @@ class Problem:
     n_plus_one_nodes: dict[str, dict[int, int]] | None = None   # GPU -> {TP: nodes >= TP}
     usable_share: dict[str, float] | None = None  # GPU -> share of capacity counted (spot)
     decode_utilization: float | None = None       # rho of decode candidates (None: rho)
+    sizing: SizingInputs | None = None            # queueing sizing (None: utilization, rho)
 
 
 class Formulation:
@@ -64,6 +69,9 @@ class Formulation:
         self.x: dict[tuple[int, str], int] = {}        # (candidate, class) -> var
         self.scale: int | None = None
         self.spare: dict[int, int] = {}                # candidate index -> spare replicas
+        # queueing sizing: candidate key -> U(n) (`pool_sizing`); empty under utilization
+        self.curves = ({} if p.sizing is None else
+                       pool_curves(p.candidates, p.classes, p.sizing))
         self.ub = [self._upper_bound(c) for c in p.candidates]
         self._variables()
         self.demand()
@@ -92,6 +100,8 @@ class Formulation:
         else:
             bound = sum(w.rate_rps / (c.capacity(w.name) * self.rho(c))
                         for w in p.classes if c.capacity(w.name) > 0)
+            bound = replicas_bound(self.curves.get(c.key), bound * self.rho(c)
+                                   / (p.usable_share or {}).get(c.shape.gpu, 1.0), bound)
             if p.kv_link_bytes_per_s and p.kv_bytes_per_request and c.role != "colocated":
                 kv = sum(w.rate_rps * p.kv_bytes_per_request[c.shape.kv_dtype, w.name]
                          for w in p.classes)
@@ -135,6 +145,10 @@ class Formulation:
             terms = {self.x[i, w.name]: 1.0 / c.capacity(w.name) for w in self.p.classes
                      if (i, w.name) in self.x}
             share = (self.p.usable_share or {}).get(c.shape.gpu, 1.0)
+            if c.key in self.curves:
+                add_curve_capacity(self.lp, c.key, self.n[i], terms, self.curves[c.key],
+                                   share, self.ub[i], self.spare.get(i))
+                continue
             terms[self.n[i]] = -self.rho(c) * share
             if i in self.spare:
                 terms[self.spare[i]] = self.rho(c) * share
