@@ -18,6 +18,7 @@ from hetplan.catalog import load_catalog
 from hetplan.enums import Sizing
 from hetplan.io import workloads_dir
 from hetplan.milp import Problem, solve_problem
+from hetplan.milp.prune import prune_dominated
 from hetplan.perf import PerfModel, ReplicaShape
 from hetplan.planner import plan_scenario
 from hetplan.plan import Plan
@@ -210,3 +211,19 @@ def test_queueing_sized_default_plan_meets_its_slo_in_the_simulator(default_plan
     head = make_trace(t.arrival_s[:20_000], t.input_tokens[:20_000], t.output_tokens[:20_000])
     rep, _ = simulate_plan(queueing, head, PerfModel(rs.model, cat), SimOptions(seed=0))
     assert rep.slo_met, [(c.name, c.attainment) for c in rep.classes]
+
+
+def test_pruning_keeps_a_slower_but_lower_latency_candidate_under_queueing():
+    """b has more capacity at the same price but a longer service latency: its capacity
+    curve can fall below a's, so queueing sizing must not prune a."""
+    a = Candidate(ReplicaShape("G", 1), "prefill", "nvidia", 2.0,
+                  {"w": ClassCapacity(1.0, ttft_ms=200, batch=1)})
+    b = Candidate(ReplicaShape("G", 1, 1, "fp8", "bf16"), "prefill", "nvidia", 2.0,
+                  {"w": ClassCapacity(1.2, ttft_ms=900, batch=4)})
+    w = single_class("w", 1.0, 4000, 100)
+    s = SizingInputs(1.0, 0.9, Burstiness(2.0, 1.0))
+    curves = pool_curves([a, b], [w], s)
+    # the premise, computed: at one replica b carries fewer requests/s than a
+    assert curves[b.key].at(1) * 1.2 < curves[a.key].at(1) * 1.0
+    assert prune_dominated([a, b], ["w"]) == [b]
+    assert prune_dominated([a, b], ["w"], latency_too=True) == [a, b]

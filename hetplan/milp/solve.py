@@ -47,7 +47,8 @@ def solve_problem(p: Problem, solver: str = "highs", time_limit_s: float = 60.0,
     """Solve `p`. `prune`: drop dominated candidates first (None: when there are more than
     PRUNE_ABOVE). `warn`: print the large-gap warning (off for diagnostic solves)."""
     if prune if prune is not None else len(p.candidates) > PRUNE_ABOVE:
-        p = replace(p, candidates=prune_dominated(p.candidates, [w.name for w in p.classes]))
+        p = replace(p, candidates=prune_dominated(p.candidates, [w.name for w in p.classes],
+                                                  latency_too=p.sizing is not None))
     f = Formulation(p)
     sol = solve(f.lp, solver, time_limit_s)
     if warn:
