@@ -14,7 +14,7 @@ from pydantic import (BaseModel, ConfigDict, Field, computed_field, model_serial
 from hetplan.bounds import (MAX_BATCH, MAX_DP, MAX_GPUS_PER_NODE, MAX_PP,
                             MAX_REPLICAS_PER_POOL, has_control)
 from hetplan.engine_limits import DEFAULT_ENGINE_LIMITS, ENGINE_MODE_FIELDS, EngineLimits
-from hetplan.enums import ROLES, Role, SolveStatus
+from hetplan.enums import ROLES, UNRECORDED_SIZING, Role, Sizing, SolveStatus
 from hetplan.io import dumps_json
 from hetplan.prefix_cache import PrefixCachePlan
 
@@ -53,6 +53,9 @@ class Pool(BaseModel):
     routes: list[ClassRoute]
     ep: bool = False
     dp: int = 1
+    # queueing sizing: U(n) / n, the utilization n replicas may run at with the SLO
+    # percentile met (the pool's own rho); written only when set
+    target_utilization: float | None = None
 
     @model_serializer(mode="wrap")
     def _drop_default_parallelism(self, handler):
@@ -62,6 +65,8 @@ class Pool(BaseModel):
                 out.pop("ep", None)
             if self.dp == 1:
                 out.pop("dp", None)
+            if self.target_utilization is None:
+                out.pop("target_utilization", None)
         return out
 
     @property
@@ -200,6 +205,8 @@ class Plan(BaseModel):
     target_utilization: float | None = None  # the rho the capacities were sized at
     model_ref: str | None = None             # the scenario's model field (HF id, key or path)
     decode_target_utilization: float | None = None   # decode pools' rho, where it differs
+    # how pools were sized (enums.Sizing); written only when not the unrecorded default
+    sizing: Sizing = UNRECORDED_SIZING
     placement: Placement | None = None       # present when the scenario has an inventory
     # The engine limits the plan was sized with (simulate and emit use them); written to
     # plan.json only when they differ from the defaults, so default plans stay unchanged.
@@ -284,7 +291,10 @@ class Plan(BaseModel):
                 for p in self.pools]
 
     def pool_target_utilization(self, pool: Pool) -> float:
-        """The rho `pool` was sized at (1.0 for plans that did not record one)."""
+        """The rho `pool` was sized at (its own under queueing sizing; 1.0 for plans that
+        did not record one)."""
+        if pool.target_utilization is not None:
+            return pool.target_utilization
         if pool.role == Role.DECODE and self.decode_target_utilization is not None:
             return self.decode_target_utilization
         return self.target_utilization or 1.0
@@ -303,6 +313,8 @@ class Plan(BaseModel):
             {"prefix_cache"} if self.prefix_cache is None else set()) | (
             {"simplification"} if self.simplification is None else set())
         d = self.model_dump(exclude=skip or None)
+        if self.sizing == UNRECORDED_SIZING:
+            d.pop("sizing", None)
         if "engine" in d:     # engine-mode fields only when set, so older plans read back same
             d["engine"] = {k: v for k, v in d["engine"].items()
                            if k not in ENGINE_MODE_FIELDS or v != getattr(DEFAULT_ENGINE_LIMITS, k)}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from hetplan import __version__
 from hetplan.candidates import Candidate, build_candidates, with_prefix_cache
 from hetplan.catalog import Catalog
-from hetplan.enums import ROLES, SolveStatus
+from hetplan.enums import ROLES, Sizing, SolveStatus
 from hetplan.errors import Infeasible, InputError
 from hetplan.milp import Outcome, Problem, solve_problem
 from hetplan.milp.explain import explain_infeasible, precheck
@@ -26,6 +26,7 @@ from hetplan.plan import ClassRoute, ClassSummary, Plan, Pool, Simplification
 from hetplan.prefix_cache import PrefixCharge, prefix_charge, prefix_plan, settle_pool_sizes
 from hetplan.scenario import (ResolvedScenario, Scenario, check_catalog_selection,
                               miss_budget_share, missing_class_slo, scenario_gpus)
+from hetplan.slo_capacity import sizing_inputs
 from hetplan.workload import WorkloadClass
 
 __all__ = ["Context", "Infeasible", "offer_terms", "plan_scenario", "prepare", "problem_for",
@@ -60,10 +61,12 @@ class Context:
         return self.resolved.classes
 
     def with_utilization(self, rho: float, rho_decode: float | None) -> Context:
-        """The context sized at another target utilization (candidates do not depend on
-        it, so they are kept)."""
+        """The context sized at another target utilization, by the utilization model (a
+        rho means nothing to queueing sizing; candidates do not depend on it, so they are
+        kept)."""
         return replace(self, resolved=self.resolved.with_constraints(
-            target_utilization=rho, decode_target_utilization=rho_decode))
+            target_utilization=rho, decode_target_utilization=rho_decode,
+            sizing=Sizing.UTILIZATION))
 
 
 def offer_terms(s: Scenario, catalog: Catalog) -> tuple[dict[str, float], dict[str, int]]:
@@ -145,7 +148,9 @@ def problem_for(ctx: Context, candidates: Sequence[Candidate] | None = None) -> 
         usable_share=_usable_share(ctx),
         pool_cost_usd_per_hour=s.constraints.pool_cost_usd_per_hour,
         max_pools_per_role=s.constraints.max_pools_per_role,
-        relaxed_capacity=relaxed or None, miss_budget_share=miss_budget_share(s.slo))
+        relaxed_capacity=relaxed or None, miss_budget_share=miss_budget_share(s.slo),
+        sizing=(sizing_inputs(ctx.resolved.slo, ctx.classes, ctx.resolved.trace)
+                if s.constraints.sizing == Sizing.QUEUEING else None))
 
 
 def _usable_share(ctx: Context) -> dict[str, float] | None:
@@ -321,7 +326,8 @@ def build_plan(ctx: Context, out: Outcome, label: str | None = None,
                           ep=c.shape.ep, dp=c.shape.dp,
                           replicas=ch.replicas, gpus=ch.replicas * c.num_gpus,
                           cost_usd_per_hour=ch.replicas * c.price_usd_per_hour,
-                          utilization=ch.utilization, routes=routes))
+                          utilization=ch.utilization, routes=routes,
+                          target_utilization=_sized_rho(out, ch)))
     demand = sum(w.rate_rps for w in ctx.classes)
     tok_s = out.scale * sum(w.rate_rps * (w.mean_input_tokens + w.mean_output_tokens)
                             for w in ctx.classes)
@@ -332,8 +338,11 @@ def build_plan(ctx: Context, out: Outcome, label: str | None = None,
                   else f"{g}: {ctx.perf.calibration(g).provenance.method}")
                  + f"; {ctx.perf.op_table_note(g)}" for g in gpus_used]
     sol = out.solution
+    queueing = s.constraints.sizing == Sizing.QUEUEING
     notes = ["latencies are the perf model's service times (prefill + KV hand-off, decode "
-             "step); queueing is bounded by the target utilization, not simulated here"]
+             "step); queueing is bounded by " + (
+                 "each pool's percentile capacity at its size (queueing sizing)" if queueing
+                 else "the target utilization") + ", not simulated here"]
     if sol.status == SolveStatus.FEASIBLE:
         notes.append(f"solver stopped at its time limit: best plan found, gap {sol.gap}")
     if label:
@@ -351,12 +360,20 @@ def build_plan(ctx: Context, out: Outcome, label: str | None = None,
         demand_rps=demand, served_rps=demand * out.scale, tokens_per_second=tok_s,
         output_tokens_per_second=out_tok_s,
         calibration_notes=cal_notes, notes=notes, hetplan_version=__version__,
-        kv_link=s.constraints.kv_link, target_utilization=s.constraints.target_utilization,
-        decode_target_utilization=s.constraints.decode_target_utilization,
+        kv_link=s.constraints.kv_link,
+        target_utilization=None if queueing else s.constraints.target_utilization,
+        decode_target_utilization=None if queueing else s.constraints.decode_target_utilization,
+        sizing=s.constraints.sizing,
         model_ref=s.model, engine=ctx.perf.limits,
         prefix_cache=prefix_plan(ctx.prefix, out, s.constraints.target_utilization,
                                  {w.name: w for w in ctx.classes}),
         simplification=simplified)
+
+
+def _sized_rho(out: Outcome, ch) -> float | None:
+    """U(n) / n of a pool sized by queueing (None under utilization sizing)."""
+    curve = out.formulation.curves.get(ch.candidate.key)
+    return None if curve is None else curve.at(ch.replicas) / ch.replicas
 
 
 def pool_name(c: Candidate) -> str:

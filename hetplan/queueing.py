@@ -1,9 +1,9 @@
-"""Queueing formulas for SLO-percentile pool sizing (issue 16, item 1: the foundation only).
+"""Queueing formulas for SLO-percentile pool sizing (issue 16, item 1).
 
-Nothing in the planner uses this module yet: the MILP still sizes pools as capacity x one
-target utilization. This module answers "how many requests/s can n replicas carry with the
-q-th percentile of latency inside a budget?" so a later change can put that capacity into the
-MILP as a concave piecewise-linear function of n.
+This module answers "how many requests/s can n replicas carry with the q-th percentile of
+latency inside a budget?"; `hetplan.slo_capacity` turns that into each candidate's capacity
+curve U(n) (vectorized over n with the same formulas) and the MILP prices it exactly
+(`hetplan.milp.pool_sizing`).
 
 Prefill (a multi-server queue; one server = one replica, service = one request's prefill):
 - M/M/c exact: Erlang C, P(W > t) = C e^{-(c mu - lam) t}, mean wait C / (c mu - lam).

@@ -19,7 +19,7 @@ from hetplan.bounds import (BudgetUsdPerHour, ClassesPerAxis, GpuCount, LatencyM
 from hetplan.catalog import Catalog, load_catalog, unknown_name_message
 from hetplan.dtypes import Dtype
 from hetplan.engine_limits import EngineLimits
-from hetplan.enums import ROLES, Role
+from hetplan.enums import DEFAULT_SIZING, ROLES, Role, Sizing
 from hetplan.errors import InputError, from_validation_error
 from hetplan.io import load_yaml
 from hetplan.model import ModelSpec, load_model
@@ -155,6 +155,9 @@ class Constraints(BaseModel):
     # guards only against batch fluctuations. None: target_utilization. Check a raised
     # value with `hetplan solve --validate`.
     decode_target_utilization: float | None = Field(default=None, gt=0.0, le=1.0)
+    # Pool sizing: "queueing" (the load n replicas carry with the SLO percentile met, from
+    # the trace's burstiness; target_utilization is then unused) or "utilization" (rho).
+    sizing: Sizing = DEFAULT_SIZING
     kv_link: Text = "ib-400g"                   # fabric between prefill and decode pools
     reliability: Reliability = Reliability()    # used when the scenario has an inventory
     engine: EngineLimits = EngineLimits()       # serving-engine limits (hetplan.engine_limits)

@@ -5,8 +5,12 @@ Target (issue 5): 20 GPU types x TP {1,2,4,8} x 3 roles x 64 classes in <= 10 s 
 on 2 cores. Capacities and prices are random but shaped like real ones (bigger TP: more
 capacity per replica, sub-linear; decode capacity falls with output length; some
 candidates cannot serve some classes), seeded so every run times the same instances.
+Under queueing sizing (the default; issue 16) each capacity also gets a batch and a service
+latency (a random share of the 1 s TTFT target) and the pools are sized by their p90
+capacity curves (incremental binaries); the time includes computing those curves.
 
     python scripts/bench_solve.py [--solvers highs,cbc,ortools] [--time-limit 60]
+                                  [--sizing queueing|utilization]
 """
 
 from __future__ import annotations
@@ -21,13 +25,21 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hetplan.candidates import Candidate, ClassCapacity  # noqa: E402
+from hetplan.enums import DEFAULT_SIZING, Sizing  # noqa: E402
 from hetplan.milp import Problem, solve_problem  # noqa: E402
 from hetplan.perf import ReplicaShape  # noqa: E402
+from hetplan.slo_capacity import Burstiness, SizingInputs  # noqa: E402
 from hetplan.workload import single_class  # noqa: E402
 
 
-def instance(n_gpus: int, n_classes: int, seed: int = 0) -> Problem:
+TTFT_S = 1.0       # the instances' SLO for queueing sizing: p90 TTFT 1 s, bursty arrivals
+SIZING = SizingInputs(TTFT_S, 0.9, Burstiness(prefill_ca2=2.0, decode_ca2=1.5))
+
+
+def instance(n_gpus: int, n_classes: int, seed: int = 0,
+             sizing: str = DEFAULT_SIZING) -> Problem:
     rng = np.random.default_rng(seed)
+    lat_rng = np.random.default_rng(seed + 1)   # sizing figures: the capacities stay as before
     classes = []
     for w in range(n_classes):
         i, o = float(rng.lognormal(7, 1)), float(rng.lognormal(5, 1))
@@ -50,10 +62,14 @@ def instance(n_gpus: int, n_classes: int, seed: int = 0) -> Problem:
                     cap = base * (2000 / c.mean_input_tokens if role == "prefill"
                                   else 300 / c.mean_output_tokens if role == "decode"
                                   else 150 / (c.mean_input_tokens / 20 + c.mean_output_tokens))
-                    per[c.name] = ClassCapacity(cap)
+                    per[c.name] = ClassCapacity(
+                        cap, ttft_ms=float(lat_rng.uniform(0.05, 0.5)) * TTFT_S * 1e3,
+                        batch=int(lat_rng.integers(1, 9) if role == "prefill"
+                                  else lat_rng.integers(8, 257)))
                 cands.append(Candidate(ReplicaShape(name, tp), role, vendor, price * tp, per))
     return Problem(candidates=cands, classes=classes, utilization=0.8, availability=avail,
-                   allow_cross_vendor=False)
+                   allow_cross_vendor=False,
+                   sizing=SIZING if sizing == Sizing.QUEUEING else None)
 
 
 def main() -> None:
@@ -61,12 +77,13 @@ def main() -> None:
     ap.add_argument("--solvers", default="highs,cbc,ortools")
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--sizes", default="5x8,10x16,20x32,20x64")
+    ap.add_argument("--sizing", default=DEFAULT_SIZING, choices=[str(s) for s in Sizing])
     args = ap.parse_args()
     print(f"{'gpus':>4} {'classes':>7} {'cands':>5} {'vars':>6} {'cons':>5}  solver   "
           f"{'time_s':>7}  status    cost_usd_per_hour")
     for size in args.sizes.split(","):
         g, w = (int(x) for x in size.split("x"))
-        p = instance(g, w)
+        p = instance(g, w, sizing=args.sizing)
         for solver in args.solvers.split(","):
             t0 = time.perf_counter()
             out = solve_problem(p, solver, args.time_limit)

@@ -57,13 +57,14 @@ def test_every_replica_placed_deterministically(solved):
 
 def assert_n_plus_one(plan: dict, headroom: float) -> None:
     """Remove each node in turn: every pool keeps load <= rho x usable replicas, rho the
-    pool's own (decode pools' when the plan sets one)."""
+    pool's own (queueing sizing's per-pool rho, else decode pools' when the plan sets one)."""
     spot = {n["id"]: n["spot"] for n in plan["placement"]["nodes"]}
     for node in spot:
         for p in plan["pools"]:
             rho = plan["target_utilization"]
             if p["role"] == "decode" and plan.get("decode_target_utilization"):
                 rho = plan["decode_target_utilization"]
+            rho = p.get("target_utilization", rho)
             usable = 0.0
             for r in range(p["replicas"]):
                 on = {s["node"] for s in plan["placement"]["shards"]
@@ -83,18 +84,24 @@ def test_n_plus_one_with_a_decode_rho(solved, tmp_path):
     """Decode pools sized at their own rho are placed and N+1-checked at that rho."""
     text = SCENARIO.read_text()
     inv = (SCENARIO.parent / "inventories" / "lab.yaml").resolve()
+    # rho is the utilization model's knob: both plans here are sized by utilization
     for old, new in (("  target_utilization: 0.8\n",
-                      "  target_utilization: 0.8\n  decode_target_utilization: 0.95\n"),
+                      "  target_utilization: 0.8\n  sizing: utilization\n"),
                      ("inventory: inventories/lab.yaml", f"inventory: {inv}")):
         assert old in text
         text = text.replace(old, new)
+    (tmp_path / "base.yaml").write_text(text)
+    text = text.replace("  sizing: utilization\n",
+                        "  sizing: utilization\n  decode_target_utilization: 0.95\n")
     scenario = tmp_path / "decode-rho.yaml"
     scenario.write_text(text)
     r = run("solve", str(scenario), "--out", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
     plan = json.loads((tmp_path / "out" / "plan.json").read_text())
     assert plan["decode_target_utilization"] == 0.95
-    base = json.loads((solved / "a" / "plan.json").read_text())
+    r = run("solve", str(tmp_path / "base.yaml"), "--out", str(tmp_path / "base"))
+    assert r.returncode == 0, r.stderr
+    base = json.loads((tmp_path / "base" / "plan.json").read_text())
     assert plan["cost_usd_per_hour"] < base["cost_usd_per_hour"]      # decode runs hotter
     assert_n_plus_one(plan, headroom=0.5)
 

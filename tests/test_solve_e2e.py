@@ -129,9 +129,11 @@ def test_decode_target_utilization_sizes_decode_hotter_and_still_meets_the_slo(t
     can run hotter than the 0.8 that guards prefill queueing: with a decode rho of 0.95 the
     plan is cheaper, only decode pools exceed 0.8, and the simulator still finds the SLO met
     on the scenario's own Poisson workload (a short replay keeps the test quick)."""
-    base = run("solve", str(DEFAULT), "--json")
+    # rho is the utilization model's knob (queueing sizing gives each pool its own)
+    util = "  target_utilization: 0.8\n  sizing: utilization\n"
+    base = run("solve", str(variant(tmp_path, "  target_utilization: 0.8\n", util)), "--json")
     scen = variant(tmp_path, "  target_utilization: 0.8\n",
-                   "  target_utilization: 0.8\n  decode_target_utilization: 0.95\n")
+                   util + "  decode_target_utilization: 0.95\n")
     hot = run("solve", str(scen), "--out", str(tmp_path / "hot"), "--json")
     assert base.returncode == 0 and hot.returncode == 0, hot.stderr
     assert json.loads(hot.stdout)["cost_usd_per_hour"] < \

@@ -7,6 +7,8 @@ scale s >= 0 on every class's rate.
   demand_prefill[w]:  sum_{c in P u C} x[c,w] = rate_w * s
   demand_decode[w]:   sum_{c in D u C} x[c,w] = rate_w * s      (colocated counts in both)
   capacity[c]:        sum_w x[c,w] / mu[c,w] <= rho_c * n[c]   (rho_c: decode's own rho if set)
+                      or, with queueing sizing, <= U_c(n[c]) by incremental binaries
+                      (`pool_sizing.py`; U from `hetplan.slo_capacity`)
   availability[g]:    sum_{c on g} gpus_c * n[c] <= available_g
   budget:             sum_c price_c * n[c] <= budget
   vendor_compat[c]:   n[c] <= M * u[vendor(c)],  sum_v u[v] <= 1   (P/D only, when
@@ -41,6 +43,8 @@ from dataclasses import dataclass
 
 from hetplan.candidates import Candidate, ClassLike
 from hetplan.milp.lp import LinearProgram
+from hetplan.milp.pool_sizing import add_curve_capacity, replicas_bound
+from hetplan.slo_capacity import SizingInputs, pool_curves
 
 TIE_BREAK = 1e-4      # $/h per replica: among equal-cost plans prefer fewer replicas
 LINK_UTILIZATION = 0.8
@@ -69,6 +73,8 @@ class Problem:
     relaxed_capacity: dict[str, dict[str, float]] | None = None
     miss_budget_share: float | None = None
 
+    sizing: SizingInputs | None = None            # queueing sizing (None: utilization, rho)
+
     @property
     def simplifies(self) -> bool:
         """Whether the operational terms (pool cost, pool cap) are in the program."""
@@ -88,6 +94,9 @@ class Formulation:
         self.pool_open: dict[int, int] = {}            # candidate index -> binary y[c]
         self.z: dict[tuple[int, str], int] = {}        # (candidate, class) -> relaxed rate
         self.miss: dict[str, int] = {}                 # class -> binary m[w]
+        # queueing sizing: candidate key -> U(n) (`pool_sizing`); empty under utilization
+        self.curves = ({} if p.sizing is None else
+                       pool_curves(p.candidates, p.classes, p.sizing))
         self.ub = [self._upper_bound(c) for c in p.candidates]
         self._variables()
         self.demand()
@@ -118,6 +127,8 @@ class Formulation:
         else:
             bound = sum(w.rate_rps / (self._best_capacity(c, w.name) * self.rho(c))
                         for w in p.classes if self._best_capacity(c, w.name) > 0)
+            bound = replicas_bound(self.curves.get(c.key), bound * self.rho(c)
+                                   / (p.usable_share or {}).get(c.shape.gpu, 1.0), bound)
             if p.kv_link_bytes_per_s and p.kv_bytes_per_request and c.role != "colocated":
                 kv = sum(w.rate_rps * p.kv_bytes_per_request[c.shape.kv_dtype, w.name]
                          for w in p.classes)
@@ -168,6 +179,10 @@ class Formulation:
             terms = {self.x[i, w.name]: 1.0 / c.capacity(w.name) for w in self.p.classes
                      if (i, w.name) in self.x}
             share = (self.p.usable_share or {}).get(c.shape.gpu, 1.0)
+            if c.key in self.curves:
+                add_curve_capacity(self.lp, c.key, self.n[i], terms, self.curves[c.key],
+                                   share, self.ub[i], self.spare.get(i))
+                continue
             terms[self.n[i]] = -self.rho(c) * share
             if i in self.spare:
                 terms[self.spare[i]] = self.rho(c) * share

@@ -19,6 +19,10 @@ pools (a's replicas join b's pool or take a's place); N+1 spares carry over (b's
 PP is no larger). So a solution without a exists at no higher cost (or the same goodput),
 and dropping a keeps the optimal objective. Ties (each dominates the other) keep the first
 in candidate order, so the result is deterministic.
+
+Under queueing sizing (`latency_too`) a pool's capacity also depends on its latency and
+batch (`hetplan.slo_capacity`): b must also have no more service latency (TTFT part) and
+at least a's batch for every class, so its capacity curve is no lower than a's at any size.
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ PRUNE_ABOVE = 200      # prune only candidate sets larger than this (small MILPs
 
 
 def dominates(b: Candidate, a: Candidate, classes: Sequence[str],
-              relaxed: dict[str, dict[str, float]] | None = None) -> bool:
+              relaxed: dict[str, dict[str, float]] | None = None,
+              latency_too: bool = False) -> bool:
     """True when b can replace a in any solution at no extra cost (the module's rule);
-    `relaxed`: candidate key -> class -> capacity at the relaxed targets (scope workload)."""
+    `relaxed`: candidate key -> class -> capacity at the relaxed targets (scope workload);
+    `latency_too` (queueing sizing): b must also be no slower and batch no less per class."""
     sa, sb = a.shape, b.shape
     if b.role != a.role or sb.gpu != sa.gpu or b.price_usd_per_hour > a.price_usd_per_hour:
         return False
@@ -45,11 +51,23 @@ def dominates(b: Candidate, a: Candidate, classes: Sequence[str],
         ra, rb = relaxed.get(a.key, {}), relaxed.get(b.key, {})
         if any(rb.get(w, 0.0) < ra.get(w, 0.0) for w in classes):
             return False
+    if latency_too and not all(_no_slower(b, a, w) for w in classes if a.capacity(w) > 0):
+        return False
     return all(b.capacity(w) >= a.capacity(w) for w in classes)
 
 
+def _no_slower(b: Candidate, a: Candidate, w: str) -> bool:
+    pa, pb = a.per_class[w], b.per_class.get(w)
+    if pb is None:
+        return False
+    ta = pa.ttft_ms if pa.ttft_ms == pa.ttft_ms else 0.0     # NaN (decode): no latency part
+    tb = pb.ttft_ms if pb.ttft_ms == pb.ttft_ms else 0.0
+    return tb <= ta and pb.batch >= pa.batch
+
+
 def prune_dominated(candidates: Sequence[Candidate], classes: Sequence[str],
-                    relaxed: dict[str, dict[str, float]] | None = None) -> list[Candidate]:
+                    relaxed: dict[str, dict[str, float]] | None = None,
+                    latency_too: bool = False) -> list[Candidate]:
     """`candidates` less the dominated ones, in their original order."""
     groups: dict[tuple[str, str], list[int]] = {}
     for i, c in enumerate(candidates):
@@ -62,8 +80,8 @@ def prune_dominated(candidates: Sequence[Candidate], classes: Sequence[str],
                 if j == i:
                     continue
                 b = candidates[j]
-                if dominates(b, a, classes, relaxed) and \
-                        (j < i or not dominates(a, b, classes, relaxed)):
+                if dominates(b, a, classes, relaxed, latency_too) and \
+                        (j < i or not dominates(a, b, classes, relaxed, latency_too)):
                     drop.add(i)
                     break
     return [c for i, c in enumerate(candidates) if i not in drop]

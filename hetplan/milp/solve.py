@@ -69,7 +69,8 @@ def solve_problem(p: Problem, solver: str = "highs", time_limit_s: float = 60.0,
     large candidate sets)."""
     if prune if prune is not None else len(p.candidates) > PRUNE_ABOVE:
         p = replace(p, candidates=prune_dominated(p.candidates, [w.name for w in p.classes],
-                                                  p.relaxed_capacity))
+                                                  p.relaxed_capacity,
+                                                  latency_too=p.sizing is not None))
     f = Formulation(p)
     if start is not None and start.solution.has_solution:
         f.start_from(start.values_by_name())

@@ -1,0 +1,57 @@
+"""Queueing sizing in the MILP: a candidate's load <= U(n), priced exactly with incremental
+binaries (curves: `hetplan.slo_capacity`).
+
+For a candidate with an exact part of K steps (K = min(curve steps, the candidate's upper
+bound)), with z[k] = 1 when the pool has a k-th replica and t the replicas beyond K:
+
+  size[c]:        n[c] = sum_k z[c,k] + t[c]
+  order[c,k]:     z[c,k] >= z[c,k+1]          (a k+1-th replica only after a k-th)
+  tail[c]:        t[c] <= (ub - K) z[c,K]     (replicas past K only once all K are there)
+  capacity[c]:    load[c] <= share x (sum_k dU_k z[c,k] + slope t[c] - dU_max spare[c])
+
+dU_k = U(k) - U(k - 1) grows with k (pooling), so without `order` the relaxation would fill
+the cheap late steps first; with it the constraint is exact for n <= K and the tail is the
+curve's linear lower bound. Straight-line curves (`PoolCurve.linear`) take one row, as the
+utilization model does: load <= share x slope x (n - spare). N+1 spares: the pool must
+carry its load on n - spare replicas; U(n) - U(n - s) <= s x dU_max, so subtracting
+dU_max per spare is a safe (slightly conservative) linear stand-in.
+"""
+
+from __future__ import annotations
+
+from hetplan.milp.lp import LinearProgram
+from hetplan.slo_capacity import PoolCurve
+
+
+def replicas_bound(curve: PoolCurve | None, load: float, fallback: float) -> float:
+    """Replicas that carry `load` on `curve` (the utilization model's `fallback` without
+    one): the upper bound of the candidate's replica count."""
+    return fallback if curve is None else float(curve.replicas_for(load))
+
+
+def add_curve_capacity(lp: LinearProgram, key: str, n_var: int, load: dict[int, float],
+                       curve: PoolCurve, share: float, ub: int,
+                       spare_var: int | None = None) -> None:
+    """The rows of the module docstring for one candidate (`load`: x var -> 1 / mu)."""
+    terms = dict(load)
+    if spare_var is not None:
+        terms[spare_var] = share * curve.max_increment()
+    k_max = min(curve.steps, ub)
+    if k_max == 0:
+        terms[n_var] = -share * curve.tail_slope
+        lp.add_constraint(f"capacity[{key}]", terms, "<=", 0.0)
+        return
+    z = [lp.add_var(f"step[{key},{k}]", 0, 1, integer=True) for k in range(1, k_max + 1)]
+    size = {n_var: 1.0, **{v: -1.0 for v in z}}
+    inc = curve.increments()
+    for k, v in enumerate(z):
+        terms[v] = -share * inc[k]
+        if k + 1 < len(z):
+            lp.add_constraint(f"order[{key},{k + 1}]", {v: 1.0, z[k + 1]: -1.0}, ">=", 0.0)
+    if ub > k_max:
+        t = lp.add_var(f"tail[{key}]", 0, ub - k_max)
+        size[t] = -1.0
+        terms[t] = -share * curve.tail_slope
+        lp.add_constraint(f"tail[{key}]", {t: 1.0, z[-1]: -float(ub - k_max)}, "<=", 0.0)
+    lp.add_constraint(f"size[{key}]", size, "==", 0.0)
+    lp.add_constraint(f"capacity[{key}]", terms, "<=", 0.0)
