@@ -45,6 +45,7 @@ class Context:
     candidates: list[Candidate] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     inventory: Inventory | None = None     # the scenario's inventory less failed nodes
+    capacity_scale: dict[str, float] | None = None   # Problem.capacity_scale (the tuner's)
 
     @property
     def scenario(self) -> Scenario:
@@ -123,7 +124,7 @@ def problem_for(ctx: Context, candidates: Sequence[Candidate] | None = None) -> 
         allow_cross_vendor=s.constraints.allow_cross_vendor, kv_bytes_per_request=kvb,
         kv_link_bytes_per_s=ctx.perf.links.link(s.constraints.kv_link).achieved_bytes_per_s,
         objective=s.objective, n_plus_one_nodes=_nodes_per_tp(ctx),
-        usable_share=_usable_share(ctx))
+        usable_share=_usable_share(ctx), capacity_scale=ctx.capacity_scale)
 
 
 def _usable_share(ctx: Context) -> dict[str, float] | None:

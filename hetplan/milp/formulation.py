@@ -6,7 +6,8 @@ scale s >= 0 on every class's rate.
 
   demand_prefill[w]:  sum_{c in P u C} x[c,w] = rate_w * s
   demand_decode[w]:   sum_{c in D u C} x[c,w] = rate_w * s      (colocated counts in both)
-  capacity[c]:        sum_w x[c,w] / mu[c,w] <= rho_c * n[c]   (rho_c: decode's own rho if set)
+  capacity[c]:        sum_w x[c,w] / mu[c,w] <= rho_c * n[c]   (rho_c: decode's own rho if set,
+                      times the candidate's learnt capacity scale, if any)
   availability[g]:    sum_{c on g} gpus_c * n[c] <= available_g
   budget:             sum_c price_c * n[c] <= budget
   vendor_compat[c]:   n[c] <= M * u[vendor(c)],  sum_v u[v] <= 1   (P/D only, when
@@ -52,6 +53,9 @@ class Problem:
     n_plus_one_nodes: dict[str, dict[int, int]] | None = None   # GPU -> {TP: nodes >= TP}
     usable_share: dict[str, float] | None = None  # GPU -> share of capacity counted (spot)
     decode_utilization: float | None = None       # rho of decode candidates (None: rho)
+    # candidate key -> multiplier of its rho, learnt by simulating (the tuner,
+    # hetplan/simulate/tuner.py); absent keys: 1
+    capacity_scale: dict[str, float] | None = None
 
 
 class Formulation:
@@ -77,9 +81,10 @@ class Formulation:
 
     def rho(self, c: Candidate) -> float:
         """Target utilization of candidate c's replicas."""
+        scale = (self.p.capacity_scale or {}).get(c.key, 1.0)
         if c.role == "decode" and self.p.decode_utilization is not None:
-            return self.p.decode_utilization
-        return self.p.utilization
+            return self.p.decode_utilization * scale
+        return self.p.utilization * scale
 
     # ---- variables -------------------------------------------------------------------
     def _upper_bound(self, c: Candidate) -> int:

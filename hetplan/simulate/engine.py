@@ -93,6 +93,7 @@ class Sim:
         self.preempt = [0] * n
         self.dropped = [0] * n
         self.t_start = [-1.0] * n
+        self.t_kv = [-1.0] * n          # disaggregated: the prompt's KV reached its decode pool
         self.t_first = [-1.0] * n
         self.t_done = [-1.0] * n
         self.heap: list = []
@@ -120,6 +121,10 @@ class RunResult:
     pool_steps: list[int]
     pool_preemptions: list[int]
     outstanding: int = 0             # requests still held by a replica at the end (0)
+    kv_ready_s: np.ndarray | None = None    # disaggregated: KV at the decode pool (else -1)
+    first_pool: np.ndarray | None = None    # per request: prefill / colocated pool index
+    decode_pool: np.ndarray | None = None   # per request: decode pool index (-1: none)
+    workload_class: np.ndarray | None = None  # per request: class index (set by the caller)
 
 
 def run(arrival_s: np.ndarray, input_tokens: np.ndarray, output_tokens: np.ndarray,
@@ -150,7 +155,9 @@ def run(arrival_s: np.ndarray, input_tokens: np.ndarray, output_tokens: np.ndarr
         pool_steps=[sum(r.steps_run for r in p.replicas) for p in sim.pools],
         pool_preemptions=[sum(getattr(r, "preemptions", 0) for r in p.replicas)
                           for p in sim.pools],
-        outstanding=sum(r.load for p in sim.pools for r in p.replicas))
+        outstanding=sum(r.load for p in sim.pools for r in p.replicas),
+        kv_ready_s=np.array(sim.t_kv), first_pool=np.asarray(first_pool, dtype=np.int64),
+        decode_pool=np.asarray(decode_pool, dtype=np.int64))
 
 
 def _load(r) -> int:

@@ -104,6 +104,7 @@ def simulate_plan(plan: Plan, trace: Trace, pm: PerfModel, opts: SimOptions = Si
     specs = pool_specs(plan, pm, opts)
     res = run(trace.arrival_s, trace.input_tokens, trace.output_tokens, first, dec, specs,
               progress)
+    res.workload_class = cls
     report = summarize(plan, trace, res, cls, [c.name for c in classes], opts.seed,
                        opts.kv_link or plan.kv_link or Constraints().kv_link)
     return report, res
