@@ -211,6 +211,13 @@ def solve_context(ctx: Context, candidates: Sequence[Candidate] | None = None, *
     raise Infeasible(rounds)
 
 
+def place(ctx: Context, plan: Plan, *, solver: str = "highs",
+          time_limit_s: float = 60.0) -> Plan:
+    """Place a plan sized from `ctx` (a tuned one) on `ctx.inventory`; raises
+    PlacementInfeasible when it does not fit."""
+    return _place(ctx, plan, solver=solver, time_limit_s=time_limit_s)
+
+
 def _place(ctx: Context, plan: Plan, *, solver: str, time_limit_s: float) -> Plan:
     """Place a plan solved from `ctx` on `ctx.inventory`, noting inventory GPUs left out."""
     s = ctx.scenario

@@ -22,7 +22,7 @@ from hetplan.catalog import Catalog
 from hetplan.perf import PerfModel, ReplicaShape
 from hetplan.placement.place import PlacementInfeasible
 from hetplan.plan import Plan
-from hetplan.planner import _place, prepare
+from hetplan.planner import place, prepare
 from hetplan.scenario import ResolvedScenario
 from hetplan.simulate.bursts import burst_bound
 from hetplan.simulate.engine import RunResult
@@ -67,16 +67,14 @@ class Validation:
     result: RunResult | None = None
     chosen_round: int = 0
     first_cost_usd_per_hour: float = 0.0
+    tuned_cost_usd_per_hour: float = 0.0  # the returned plan's (placement spares included)
     stopped: str = ""                    # why no plan met the SLO
     causes: list[str] = field(default_factory=list)   # item 3: why the first plan missed
+    spares_note: str = ""
 
     @property
     def slo_met(self) -> bool:
         return self.report is not None and self.report.slo_met
-
-    @property
-    def tuned_cost_usd_per_hour(self) -> float:
-        return self.report.cost_usd_per_hour if self.report else 0.0
 
     @property
     def planner_gap_usd_per_hour(self) -> float:
@@ -123,6 +121,8 @@ class Validation:
                       f"{rep.preempted_requests:,} preempted; sim.json has the details.", "",
                       "### Plan vs simulation per pool", "", RECONCILE_NOTE + ".", "",
                       markdown_table(reconcile_header(q), reconcile_rows(rep)), ""]
+        if self.spares_note:
+            lines += [f"With an inventory: {self.spares_note}.", ""]
         if self.stopped:
             lines += [f"Stopped without meeting the SLO: {self.stopped}.", ""]
         if self.causes:
@@ -163,6 +163,11 @@ def solve_validated(rs: ResolvedScenario, catalog: Catalog, *, solver: str = "hi
         val.stopped = (_stopped(tuner, max_rounds) if not passing else
                        "no passing plan could be placed on the inventory")
     val.report, val.result, val.chosen_round = chosen.report, chosen.result, chosen.round
+    val.tuned_cost_usd_per_hour = plan.cost_usd_per_hour
+    spares = plan.cost_usd_per_hour - chosen.cost
+    if plan is not first and spares > 1e-9:
+        val.spares_note = (f"placement added ${spares:.2f}/h of spare replicas to the "
+                           f"simulated ${chosen.cost:.2f}/h")
     if not trials[0].passed:
         val.causes = _causes(trials, tuner.trace.input_tokens, ctx.perf,
                              first.cost_usd_per_hour, passing)
@@ -174,7 +179,7 @@ def _placed(ctx, plan: Plan, first: Plan, solver: str, time_limit_s: float) -> P
     if ctx.inventory is None or plan is first:
         return plan
     try:
-        return _place(ctx, plan, solver=solver, time_limit_s=time_limit_s)
+        return place(ctx, plan, solver=solver, time_limit_s=time_limit_s)
     except PlacementInfeasible:
         return None
 

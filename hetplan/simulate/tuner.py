@@ -17,7 +17,9 @@ replica count moves. When the counts converge (or the phase's rounds run out) th
 learns a capacity scale per pool, (planned load / replicas it needed) / rho, and re-solves the
 MILP with it (candidates not in the plan take their role's load-weighted geometric mean, a
 role absent from the plan the smallest of those), so the mix may change; a new mix is searched the same way. Deterministic (seeded simulation, fixed
-order). The result is the cheapest plan the simulator passed; when none passed, the one with
+order). With an inventory, replicas the placement added as spares (N+1, spot headroom) are
+left out of the search and added back when the chosen plan is placed. The result is the
+cheapest plan the simulator passed; when none passed, the one with
 the best worst-class attainment, with the reason (a blamed pool whose attainment stopped
 rising while it doubled, or the rounds ran out).
 Assumption: pools interact weakly (a decode pool's queue delays first tokens too); a count
@@ -99,6 +101,15 @@ def with_replicas(plan: Plan, new: dict[str, int]) -> Plan:
             "cost_usd_per_hour": p.cost_usd_per_hour / p.replicas * n,
             "utilization": p.utilization * p.replicas / n}))
     return plan.model_copy(update={"pools": pools, "placement": None})
+
+
+def base_plan(plan: Plan) -> Plan:
+    """The plan without the spare replicas its placement added for N+1 / spot headroom (the
+    counts the MILP sized to carry the load; placement adds the spares back)."""
+    spares = plan.placement.spare_replicas if plan.placement else {}
+    if not spares:
+        return plan
+    return with_replicas(plan, {p.name: p.replicas - spares.get(p.name, 0) for p in plan.pools})
 
 
 def blame(plan: Plan, rep: SimReport, res: RunResult) -> dict[str, tuple[str, float]]:
@@ -292,12 +303,14 @@ class Tuner:
         ctx = self.ctx
         first = solve_context(ctx, solver=self.solver, time_limit_s=self.time_limit_s)
         self.first = first
-        plan, phase = first, "plan"
+        plan, phase = base_plan(first), "plan"
         for resolve in range(MAX_RESOLVES + 1):
             share = self.rounds_left() if resolve == MAX_RESOLVES else \
                 max(1, self.rounds_left() * 3 // 4)
-            bounds = self.search(plan, phase, share,
-                                 "MILP" if resolve == 0 else "MILP with learnt scales")
+            label = "MILP" + (" with learnt scales" if resolve else "") + (
+                " (without placement spares)" if plan.placement is None and
+                first.placement is not None else "")
+            bounds = self.search(plan, phase, share, label)
             if self.rounds_left() <= 0:
                 break
             scaled = replace(ctx, capacity_scale=learnt_scales(ctx, plan, bounds))
@@ -306,6 +319,7 @@ class Tuner:
             except Infeasible as e:        # an infeasible re-solve ends the search
                 self.stopped_resolve = f"re-solve with learnt scales failed: {e}"
                 break
+            plan = base_plan(plan)
             if _key(plan) in self.seen:
                 break
             phase = f"re-solve {resolve + 1}"
