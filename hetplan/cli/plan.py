@@ -157,6 +157,8 @@ def register(app: typer.Typer, echo_json) -> None:
                    f"{plan.status}: ${plan.cost_usd_per_hour:.2f}/h, "
                    f"${plan.usd_per_million_tokens:.3f} per M tokens, P:D {plan.golden_ratio}"
                    + (f", {moved} replica(s) moved" if moved is not None else "")
+                   + (f"; tuned: {val.gap_line()}, SLO {'met' if val.slo_met else 'NOT met'}"
+                      if val else "")
                    + f"; wrote {out / 'plan.json'} and {out / 'report.md'}"
                    + "".join(f", {p}" for p in written))
 

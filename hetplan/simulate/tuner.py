@@ -40,6 +40,7 @@ from hetplan.plan import Plan
 from hetplan.planner import Context, solve_context
 from hetplan.simulate.engine import RunResult
 from hetplan.simulate.metrics import SimReport, latencies_ms
+from hetplan.simulate.router import class_routes
 from hetplan.simulate.sim import SimOptions, simulate_plan
 from hetplan.workload import Trace
 
@@ -120,7 +121,8 @@ def blame(plan: Plan, rep: SimReport, res: RunResult) -> dict[str, tuple[str, fl
     ttft, tpot, _, ok = latencies_ms(res)
     meets = {"ttft": ok & (ttft <= plan.slo["ttft_ms"]),
              "tpot": ok & (np.isnan(tpot) | (tpot <= plan.slo["tpot_ms"]))}
-    names = [c.name for c in rep.classes]
+    routes = class_routes(plan)        # res.workload_class indexes these, as simulate_plan
+    names = [c.name for c in plan.classes if c.name in routes]
     judged = [c for c in rep.classes if c.decides]
     if judged:
         failing = [(c.name, m) for c in judged for m in ("ttft", "tpot")
