@@ -19,6 +19,7 @@ import numpy as np
 
 from hetplan.bounds import VALIDATE_ROUNDS
 from hetplan.catalog import Catalog
+from hetplan.enums import Role
 from hetplan.perf import PerfModel, ReplicaShape
 from hetplan.placement.place import PlacementInfeasible
 from hetplan.plan import Plan
@@ -207,7 +208,7 @@ def _causes(trials: list[Trial], input_tokens: np.ndarray, pm: PerfModel, first_
     pm = pm.with_limits(plan.engine)
     out = []
     for i, p in enumerate(plan.pools):
-        if t0.blamed.get(p.name, ("", 0))[0] != "ttft":
+        if t0.blamed.get(p.name, ("", 0))[0] != "ttft" or p.role == Role.DECODE:
             continue
         shape = ReplicaShape(p.gpu, p.tp, p.pp, p.weight_dtype, p.kv_dtype, p.ep, p.dp)
         steps = StepModel(pm, shape)

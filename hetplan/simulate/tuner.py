@@ -22,6 +22,7 @@ left out of the search and added back when the chosen plan is placed. The result
 cheapest plan the simulator passed; when none passed, the one with
 the best worst-class attainment, with the reason (a blamed pool whose attainment stopped
 rising while it doubled, or the rounds ran out).
+Rounds left at the end polish the cheapest passing plan one replica at a time (`polish`).
 Assumption: pools interact weakly (a decode pool's queue delays first tokens too); a count
 that contradicts the bounds resets them.
 """
@@ -306,14 +307,14 @@ class Tuner:
         first = solve_context(ctx, solver=self.solver, time_limit_s=self.time_limit_s)
         self.first = first
         plan, phase = base_plan(first), "plan"
+        reserve = self.max_rounds // 4                  # kept for the polish
         for resolve in range(MAX_RESOLVES + 1):
-            share = self.rounds_left() if resolve == MAX_RESOLVES else \
-                max(1, self.rounds_left() * 3 // 4)
+            share = max(1, (self.rounds_left() - reserve) * 3 // 4)
             label = "MILP" + (" with learnt scales" if resolve else "") + (
                 " (without placement spares)" if plan.placement is None and
                 first.placement is not None else "")
             bounds = self.search(plan, phase, share, label)
-            if self.rounds_left() <= 0:
+            if self.rounds_left() <= reserve:
                 break
             scaled = replace(ctx, capacity_scale=learnt_scales(ctx, plan, bounds))
             try:
@@ -325,7 +326,41 @@ class Tuner:
             if _key(plan) in self.seen:
                 break
             phase = f"re-solve {resolve + 1}"
+        self.polish()
         return first
+
+    def polish(self) -> None:
+        """With the rounds left, per mix (the plans sharing one routing), cheapest mix first:
+        from its cheapest passing plan take one replica off one pool (dearest replica first)
+        and keep it when the simulator still passes; a mix is done after a pass over its
+        pools that removes nothing. Undoes what joint moves over-attributed (a pool blamed
+        in a round where several pools were short)."""
+        mixes: dict[tuple, Plan] = {}
+        for t in sorted((t for t in self.trials if t.passed), key=lambda t: (t.cost, t.round)):
+            mixes.setdefault(_mix(t.plan), t.plan)
+        for best in mixes.values():
+            while self.rounds_left() > 0:
+                nxt = self._polish_step(best)
+                if nxt is None:
+                    break
+                best = nxt
+
+    def _polish_step(self, best: Plan) -> Plan | None:
+        """The first single-replica removal from `best` that passes, or None."""
+        for p in sorted(best.pools, key=lambda p: (-p.cost_usd_per_hour / p.replicas, p.name)):
+            if p.replicas <= 1 or self.rounds_left() <= 0:
+                continue
+            nxt = with_replicas(best, {p.name: p.replicas - 1})
+            if _key(nxt) in self.seen:
+                continue
+            if self.simulate(nxt, "polish", f"{p.name} {p.replicas}->{p.replicas - 1}").passed:
+                return nxt
+        return None
+
+
+def _mix(plan: Plan) -> tuple:
+    return tuple(sorted((p.name, tuple((r.workload_class, round(r.rate_rps, 9))
+                                       for r in p.routes)) for p in plan.pools))
 
 
 def _key(plan: Plan) -> tuple:
