@@ -26,6 +26,7 @@ MAX_TOKENS = 10_000_000             # tokens of one request (input, output, pref
 MAX_LATENCY_MS = 1e7                # an SLO target or assumed TPOT (~2.8 h)
 MAX_PRICE_USD_PER_HOUR = 1e5        # one GPU-hour
 MAX_BUDGET_USD_PER_HOUR = 1e9       # a whole fleet
+VALIDATE_ROUNDS = 16                # simulations `solve --validate` runs by default (the tuner)
 MAX_GPU_COUNT = 1_000_000           # GPUs of one type (availability, offers)
 MAX_GPUS_PER_NODE = 1024
 MAX_NODES = 100_000                 # nodes of one inventory

@@ -51,6 +51,7 @@ class Context:
     # slo scope workload: candidate key -> the same candidate sized at the relaxed targets
     # a class allowed to miss is served at (`missing_class_slo`); empty for scope class
     relaxed: dict[str, Candidate] = field(default_factory=dict)
+    capacity_scale: dict[str, float] | None = None   # Problem.capacity_scale (the tuner's)
 
     @property
     def scenario(self) -> Scenario:
@@ -150,7 +151,8 @@ def problem_for(ctx: Context, candidates: Sequence[Candidate] | None = None) -> 
         max_pools_per_role=s.constraints.max_pools_per_role,
         relaxed_capacity=relaxed or None, miss_budget_share=miss_budget_share(s.slo),
         sizing=(sizing_inputs(ctx.resolved.slo, ctx.classes, ctx.resolved.trace)
-                if s.constraints.sizing == Sizing.QUEUEING else None))
+                if s.constraints.sizing == Sizing.QUEUEING else None),
+        capacity_scale=ctx.capacity_scale)
 
 
 def _usable_share(ctx: Context) -> dict[str, float] | None:
@@ -241,6 +243,13 @@ def solve_context(ctx: Context, candidates: Sequence[Candidate] | None = None, *
                 "notes": [f"re-sized after {r}" for r in rounds] + pl.notes})})
         return placed
     raise Infeasible(rounds)
+
+
+def place(ctx: Context, plan: Plan, *, solver: str = "highs",
+          time_limit_s: float = 60.0) -> Plan:
+    """Place a plan sized from `ctx` (a tuned one) on `ctx.inventory`; raises
+    PlacementInfeasible when it does not fit."""
+    return _place(ctx, plan, solver=solver, time_limit_s=time_limit_s)
 
 
 def _place(ctx: Context, plan: Plan, *, solver: str, time_limit_s: float) -> Plan:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from hetplan.bounds import VALIDATE_ROUNDS
 from hetplan.cli.options import AsJson, Solver, TimeLimit, as_json, check_out_dir, out_dir
 from hetplan.errors import InputError
 
@@ -71,10 +72,12 @@ def register(app: typer.Typer, echo_json) -> None:
         time_limit: TimeLimit = 60.0,
         as_json: as_json("Print the plan summary as JSON.") = False,
         validate: bool = typer.Option(False, "--validate", help="Simulate the plan on the "
-                                      "scenario's workload; lower the target utilization and "
-                                      "re-solve while the SLO is missed."),
-        max_rounds: int = typer.Option(5, min=1, max=100,
-                                       help="Most solve-and-simulate rounds (--validate)."),
+                                      "scenario's workload and tune it: add replicas to the "
+                                      "pools that miss, remove them where there is slack, "
+                                      "re-solve with the learnt capacities; keep the cheapest "
+                                      "plan that passes."),
+        max_rounds: int = typer.Option(VALIDATE_ROUNDS, min=1, max=100,
+                                       help="Most simulated plans (--validate)."),
         failed: list[str] = typer.Option(None, "--failed", help="Inventory node(s) lost "
                                          "(repeat or comma-separate): re-plan moving the "
                                          "fewest replicas."),
@@ -154,6 +157,8 @@ def register(app: typer.Typer, echo_json) -> None:
                    f"{plan.status}: ${plan.cost_usd_per_hour:.2f}/h, "
                    f"${plan.usd_per_million_tokens:.3f} per M tokens, P:D {plan.golden_ratio}"
                    + (f", {moved} replica(s) moved" if moved is not None else "")
+                   + (f"; tuned: {val.gap_line()}, SLO {'met' if val.slo_met else 'NOT met'}"
+                      if val else "")
                    + f"; wrote {out / 'plan.json'} and {out / 'report.md'}"
                    + "".join(f", {p}" for p in written))
 

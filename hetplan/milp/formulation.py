@@ -6,7 +6,8 @@ scale s >= 0 on every class's rate.
 
   demand_prefill[w]:  sum_{c in P u C} x[c,w] = rate_w * s
   demand_decode[w]:   sum_{c in D u C} x[c,w] = rate_w * s      (colocated counts in both)
-  capacity[c]:        sum_w x[c,w] / mu[c,w] <= rho_c * n[c]   (rho_c: decode's own rho if set)
+  capacity[c]:        sum_w x[c,w] / mu[c,w] <= rho_c * n[c]   (rho_c: decode's own rho if set,
+                      times the candidate's learnt capacity scale, if any)
                       or, with queueing sizing, <= U_c(n[c]) by incremental binaries
                       (`pool_sizing.py`; U from `hetplan.slo_capacity`)
   availability[g]:    sum_{c on g} gpus_c * n[c] <= available_g
@@ -75,6 +76,9 @@ class Problem:
 
     sizing: SizingInputs | None = None            # queueing sizing (None: utilization, rho)
 
+    # candidate key -> multiplier of its rho, learnt by simulating (the tuner,
+    # hetplan/simulate/tuner.py); absent keys: 1
+    capacity_scale: dict[str, float] | None = None
     @property
     def simplifies(self) -> bool:
         """Whether the operational terms (pool cost, pool cap) are in the program."""
@@ -112,9 +116,10 @@ class Formulation:
 
     def rho(self, c: Candidate) -> float:
         """Target utilization of candidate c's replicas."""
+        scale = (self.p.capacity_scale or {}).get(c.key, 1.0)
         if c.role == "decode" and self.p.decode_utilization is not None:
-            return self.p.decode_utilization
-        return self.p.utilization
+            return self.p.decode_utilization * scale
+        return self.p.utilization * scale
 
     # ---- variables -------------------------------------------------------------------
     def _upper_bound(self, c: Candidate) -> int:

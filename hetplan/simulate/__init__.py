@@ -1,4 +1,4 @@
-"""Validation stage: a trace-driven discrete-event simulator of a plan, and the repair loop.
+"""Validation stage: a trace-driven discrete-event simulator of a plan, and the tuner.
 
 `simulate_plan(plan, trace, perf)` replays requests on the plan's pools with the perf
 model's step times (one event per engine step, not per token) and reports latency

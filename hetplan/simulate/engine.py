@@ -102,6 +102,7 @@ class Sim:
         self.preempt = [0] * n
         self.dropped = [0] * n
         self.t_start = [-1.0] * n
+        self.t_kv = [-1.0] * n          # disaggregated: the prompt's KV reached its decode pool
         self.t_first = [-1.0] * n
         self.t_done = [-1.0] * n
         self.cached = [0] * n                  # prompt tokens served by a prefix cache
@@ -132,6 +133,10 @@ class RunResult:
     pool_preemptions: list[int]
     outstanding: int = 0             # requests still held by a replica at the end (0)
     cached_tokens: np.ndarray | None = None   # per request, prompt tokens a prefix cache served
+    kv_ready_s: np.ndarray | None = None    # disaggregated: KV at the decode pool (else -1)
+    first_pool: np.ndarray | None = None    # per request: prefill / colocated pool index
+    decode_pool: np.ndarray | None = None   # per request: decode pool index (-1: none)
+    workload_class: np.ndarray | None = None  # per request: class index (set by the caller)
 
 
 def run(arrival_s: np.ndarray, input_tokens: np.ndarray, output_tokens: np.ndarray,
@@ -172,7 +177,9 @@ def run(arrival_s: np.ndarray, input_tokens: np.ndarray, output_tokens: np.ndarr
         pool_preemptions=[sum(getattr(r, "preemptions", 0) for r in p.replicas)
                           for p in sim.pools],
         outstanding=sum(r.load for p in sim.pools for r in p.replicas),
-        cached_tokens=np.array(sim.cached, dtype=np.int64))
+        cached_tokens=np.array(sim.cached, dtype=np.int64),
+        kv_ready_s=np.array(sim.t_kv), first_pool=np.asarray(first_pool, dtype=np.int64),
+        decode_pool=np.asarray(decode_pool, dtype=np.int64))
 
 
 def _load(r) -> int:

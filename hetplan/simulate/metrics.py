@@ -58,6 +58,18 @@ class PoolResult(BaseModel):
     mean_batch: float | None            # decode / colocated: time-averaged sequences
     steps: int
     preemptions: int
+    # reconcile with the plan (None where the pool does not run that phase): requests
+    # through the pool, its planned batch (the plan's largest route batch), and the TTFT
+    # (prefill / colocated) or TPOT (decode / colocated) at the SLO percentile of the
+    # requests it served vs the plan's predicted service time (worst route)
+    requests: int = 0
+    planned_batch: int | None = None
+    ttft_at_slo_ms: float | None = None
+    predicted_ttft_ms: float | None = None
+    attainment_ttft: float | None = None
+    tpot_at_slo_ms: float | None = None
+    predicted_tpot_ms: float | None = None
+    attainment_tpot: float | None = None
 
 
 class SimReport(BaseModel):
@@ -177,7 +189,8 @@ def summarize(plan: Plan, trace: Trace, res, cls: np.ndarray, class_names: list[
             planned_utilization=p.utilization,
             mean_batch=(res.pool_batch_s[i] / max(sum(busy), 1e-12)
                         if p.role != Role.PREFILL else None),
-            steps=res.pool_steps[i], preemptions=res.pool_preemptions[i]))
+            steps=res.pool_steps[i], preemptions=res.pool_preemptions[i],
+            **_pool_latency(i, p, res, ttft, tpot, meet_ttft, meet_tpot, ok, q)))
     tokens = float(trace.input_tokens[ok].sum() + res.generated[ok].sum())
     hours = duration / 3600
     cost = plan.cost_usd_per_hour
@@ -202,6 +215,62 @@ def summarize(plan: Plan, trace: Trace, res, cls: np.ndarray, class_names: list[
         notes=["step times from the perf model (see hetplan/simulate/steps.py); the system "
                "starts empty and every request counts; TTFT ends with the first decode step "
                "(disaggregated) or the last prefill chunk (colocated)"])
+
+
+def pool_requests(res, i: int, role: str) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the requests whose TTFT (first stage) and TPOT (decode stage) pool `i` of
+    role `role` decided."""
+    first = res.first_pool == i
+    return (first if role != Role.DECODE else np.zeros_like(first),
+            res.decode_pool == i if role == Role.DECODE else
+            (first if role == Role.COLOCATED else np.zeros_like(first)))
+
+
+def _pool_latency(i: int, p, res, ttft, tpot, meet_ttft, meet_tpot, ok, q: float) -> dict:
+    """A pool's reconcile fields (PoolResult)."""
+    if res.first_pool is None:
+        return {}
+    on_t, on_o = pool_requests(res, i, p.role)
+    out = {"requests": int((on_t | on_o).sum()),
+           "planned_batch": max((r.batch for r in p.routes), default=None)}
+    if on_t.any():
+        out |= {"ttft_at_slo_ms": _pct(ttft[on_t & ok], q),
+                "predicted_ttft_ms": _max_of(r.predicted_ttft_ms for r in p.routes),
+                "attainment_ttft": float(meet_ttft[on_t].mean())}
+    if on_o.any():
+        out |= {"tpot_at_slo_ms": _pct(tpot[on_o & ok & ~np.isnan(tpot)], q),
+                "predicted_tpot_ms": _max_of(r.predicted_tpot_ms for r in p.routes),
+                "attainment_tpot": float(meet_tpot[on_o].mean())}
+    return out
+
+
+def _max_of(values) -> float | None:
+    out = None
+    for v in values:
+        out = _max(out, v)
+    return out
+
+
+def reconcile_rows(r: SimReport) -> list[list]:
+    """One row per pool: the plan's figures beside the simulation's (`RECONCILE_HEADER`)."""
+    return [[p.name, p.replicas, f"{p.planned_utilization:.0%}", f"{p.utilization:.0%}",
+             fmt_num(p.planned_batch), fmt_num(p.mean_batch),
+             fmt_num(p.predicted_ttft_ms), fmt_num(p.ttft_at_slo_ms),
+             fmt_num(p.predicted_tpot_ms), fmt_num(p.tpot_at_slo_ms), p.preemptions]
+            for p in r.pools]
+
+
+def reconcile_header(q: float) -> list[str]:
+    return ["pool", "replicas", "util planned", "util simulated", "batch planned",
+            "batch observed", "TTFT ms predicted", f"TTFT p{q:g} simulated",
+            "TPOT ms predicted", f"TPOT p{q:g} simulated", "preemptions"]
+
+
+RECONCILE_NOTE = ("predicted latencies are the perf model's service times before queueing; "
+                  "simulated ones include queueing, batching and KV hand-off; utilization "
+                  "planned is load / capacity at the SLO, simulated is busy time (a decode "
+                  "replica with any sequence is busy); batch observed is the time-averaged "
+                  "number of running sequences")
 
 
 def _verdict(classes: list[ClassResult], att_ttft: float, att_tpot: float, q: float,
@@ -275,9 +344,8 @@ def report_text(r: SimReport) -> str:
         *(["classes missing the SLO on their own (scope workload):"]
           + [f"  {m}" for m in r.misses] if r.misses else []),
         "",
-        text_table(["pool", "replicas", "utilization", "planned", "mean batch", "preemptions"],
-                   [[p.name, p.replicas, f"{p.utilization:.0%}", f"{p.planned_utilization:.0%}",
-                     fmt_num(p.mean_batch), p.preemptions] for p in r.pools]),
+        "plan vs simulation per pool (" + RECONCILE_NOTE + "):",
+        text_table(reconcile_header(q), reconcile_rows(r)),
         "",
         f"cost ${r.cost_usd_per_hour:.2f}/h, {fmt_num(r.tokens_per_second)} tokens/s, "
         f"${fmt_num(r.usd_per_million_tokens)} per M tokens (in+out)",

@@ -80,7 +80,9 @@ class PrefillReplica:
             self.link_free = (free if free > self.t0 else self.t0) + nic_s
             t = now + exposed_s
             t_nic = self.link_free + link.latency_s
-            sim.push(t if t > t_nic else t_nic, target, rid)
+            t = t if t > t_nic else t_nic
+            sim.t_kv[rid] = t
+            sim.push(t, target, rid)
         if self.queue:
             self.start(now)
         else:

@@ -118,6 +118,7 @@ def simulate_plan(plan: Plan, trace: Trace, pm: PerfModel, opts: SimOptions = Si
     specs = pool_specs(plan, pm, opts, chains.block_tokens if chains else 0)
     res = run(trace.arrival_s, trace.input_tokens, trace.output_tokens, first, dec, specs,
               progress, chains=chains.chains if chains else None)
+    res.workload_class = cls
     names = [c.name for c in classes]
     report = summarize(plan, trace, res, cls, names, opts.seed,
                        opts.kv_link or plan.kv_link or Constraints().kv_link)
