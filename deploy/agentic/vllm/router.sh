@@ -9,9 +9,7 @@ vllm-router \
   --port 30000 \
   --vllm-pd-disaggregation \
   --prefill http://prefill-b200-0:8000 \
-  --prefill http://prefill-b200-0:8001 \
   --prefill http://prefill-b200-1:8000 \
-  --prefill http://prefill-b200-2:8000 \
   --prefill http://prefill-h100-sxm-0:8000 \
   --prefill http://prefill-h100-sxm-0:8001 \
   --prefill http://prefill-h100-sxm-1:8000 \
@@ -21,5 +19,12 @@ vllm-router \
   --prefill-policy power_of_two \
   --decode-policy power_of_two \
   --kv-connector nixl &
+
+# router for the colocated instances
+vllm-router \
+  --host 0.0.0.0 \
+  --port 30001 \
+  --policy power_of_two \
+  --worker-urls http://colocated-h100-sxm-0:8000 &
 
 wait

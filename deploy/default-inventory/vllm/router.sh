@@ -22,6 +22,7 @@ vllm-router \
   --prefill http://10.0.1.4:8002 \
   --prefill http://10.0.1.5:8000 \
   --prefill http://10.0.1.5:8001 \
+  --decode http://h100-s1:8000 \
   --decode http://10.0.2.1:8000 \
   --decode http://10.0.2.1:8001 \
   --decode http://10.0.2.1:8002 \
@@ -32,7 +33,6 @@ vllm-router \
   --decode http://10.0.2.3:8001 \
   --decode http://10.0.2.3:8002 \
   --decode http://10.0.2.4:8000 \
-  --decode http://10.0.2.4:8001 \
   --prefill-policy power_of_two \
   --decode-policy power_of_two \
   --kv-connector nixl &

@@ -18,7 +18,6 @@ vllm-router \
   --prefill http://prefill-l40s-1:8003 \
   --prefill http://prefill-l40s-2:8000 \
   --prefill http://prefill-l40s-2:8001 \
-  --prefill http://prefill-l40s-2:8002 \
   --decode http://decode-h100-sxm-0:8000 \
   --decode http://decode-h100-sxm-0:8001 \
   --decode http://decode-h100-sxm-0:8002 \
@@ -29,12 +28,5 @@ vllm-router \
   --prefill-policy power_of_two \
   --decode-policy power_of_two \
   --kv-connector nixl &
-
-# router for the colocated instances
-vllm-router \
-  --host 0.0.0.0 \
-  --port 30001 \
-  --policy power_of_two \
-  --worker-urls http://colocated-h100-sxm-0:8000 &
 
 wait

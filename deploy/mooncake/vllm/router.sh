@@ -9,10 +9,8 @@ vllm-router \
   --port 30000 \
   --vllm-pd-disaggregation \
   --prefill http://prefill-h100-sxm-0:8000 \
-  --prefill http://prefill-h100-sxm-0:8001 \
   --prefill http://prefill-h100-sxm-1:8000 \
   --prefill http://prefill-h100-sxm-2:8000 \
-  --prefill http://prefill-h100-sxm-3:8000 \
   --decode http://decode-h100-sxm-0:8000 \
   --prefill-policy power_of_two \
   --decode-policy power_of_two \
@@ -23,6 +21,6 @@ vllm-router \
   --host 0.0.0.0 \
   --port 30001 \
   --policy power_of_two \
-  --worker-urls http://colocated-h100-sxm-0:8000 http://colocated-h100-sxm-0:8001 &
+  --worker-urls http://colocated-h100-sxm-0:8000 http://colocated-h100-sxm-0:8001 http://colocated-h100-sxm-0:8002 http://colocated-h100-sxm-0:8003 &
 
 wait

@@ -6,7 +6,7 @@ set -euo pipefail
 
 mkdir -p results
 
-# class in48-257_out1-11: served by decode-L40S-tp4-wfp8-kvbf16 (L40S tp=4, 100%)
+# class in48-257_out1-11: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -24,9 +24,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in48-257_out1-11.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in48-257_out1-11 hetplan_gpu=L40S hetplan_tp=4 hetplan_pools=decode-L40S-tp4-wfp8-kvbf16:L40S:tp4:1 > results/bench-in48-257_out1-11.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in48-257_out1-11 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in48-257_out1-11.log 2>&1 &
 
-# class in48-257_out12-152: served by decode-L40S-tp4-wfp8-kvbf16 (L40S tp=4, 100%)
+# class in48-257_out12-152: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -44,9 +44,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in48-257_out12-152.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in48-257_out12-152 hetplan_gpu=L40S hetplan_tp=4 hetplan_pools=decode-L40S-tp4-wfp8-kvbf16:L40S:tp4:1 > results/bench-in48-257_out12-152.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in48-257_out12-152 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in48-257_out12-152.log 2>&1 &
 
-# class in48-257_out153-1899: served by decode-L40S-tp4-wfp8-kvbf16 (L40S tp=4, 100%)
+# class in48-257_out153-1899: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -64,9 +64,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in48-257_out153-1899.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in48-257_out153-1899 hetplan_gpu=L40S hetplan_tp=4 hetplan_pools=decode-L40S-tp4-wfp8-kvbf16:L40S:tp4:1 > results/bench-in48-257_out153-1899.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in48-257_out153-1899 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in48-257_out153-1899.log 2>&1 &
 
-# class in258-1384_out1-11: served by decode-L40S-tp4-wfp8-kvbf16 (L40S tp=4, 100%)
+# class in258-1384_out1-11: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -84,10 +84,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in258-1384_out1-11.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in258-1384_out1-11 hetplan_gpu=L40S hetplan_tp=4 hetplan_pools=decode-L40S-tp4-wfp8-kvbf16:L40S:tp4:1 > results/bench-in258-1384_out1-11.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in258-1384_out1-11 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in258-1384_out1-11.log 2>&1 &
 
-# class in258-1384_out12-152: served by decode-L40S-tp4-wfp8-kvbf16 (L40S tp=4, 90%), colocated-B200-tp2-wfp8-kvfp8 (B200 tp=2, 10%)
-# pools of different GPUs or TP serve it: the run measures them together; import-bench needs --gpu and --tp for it
+# class in258-1384_out12-152: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -105,9 +104,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in258-1384_out12-152.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in258-1384_out12-152 hetplan_pools=decode-L40S-tp4-wfp8-kvbf16:L40S:tp4:0.899,colocated-B200-tp2-wfp8-kvfp8:B200:tp2:0.101 > results/bench-in258-1384_out12-152.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in258-1384_out12-152 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in258-1384_out12-152.log 2>&1 &
 
-# class in258-1384_out153-1899: served by decode-L40S-tp4-wfp8-kvbf16 (L40S tp=4, 100%)
+# class in258-1384_out153-1899: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -125,9 +124,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in258-1384_out153-1899.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in258-1384_out153-1899 hetplan_gpu=L40S hetplan_tp=4 hetplan_pools=decode-L40S-tp4-wfp8-kvbf16:L40S:tp4:1 > results/bench-in258-1384_out153-1899.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in258-1384_out153-1899 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in258-1384_out153-1899.log 2>&1 &
 
-# class in1385-7437_out1-11: served by decode-L40S-tp4-wfp8-kvbf16 (L40S tp=4, 100%)
+# class in1385-7437_out1-11: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -145,13 +144,12 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in1385-7437_out1-11.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1385-7437_out1-11 hetplan_gpu=L40S hetplan_tp=4 hetplan_pools=decode-L40S-tp4-wfp8-kvbf16:L40S:tp4:1 > results/bench-in1385-7437_out1-11.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1385-7437_out1-11 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in1385-7437_out1-11.log 2>&1 &
 
-# class in1385-7437_out12-152: served by colocated-B200-tp2-wfp8-kvfp8 (B200 tp=2, 97%), decode-L40S-tp4-wfp8-kvbf16 (L40S tp=4, 3%)
-# pools of different GPUs or TP serve it: the run measures them together; import-bench needs --gpu and --tp for it
+# class in1385-7437_out12-152: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
 vllm bench serve \
   --backend openai \
-  --base-url http://127.0.0.1:30001 \
+  --base-url http://127.0.0.1:30000 \
   --endpoint /v1/completions \
   --model llama-3.1-70b \
   --tokenizer meta-llama/Llama-3.1-70B-Instruct \
@@ -166,12 +164,12 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in1385-7437_out12-152.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1385-7437_out12-152 hetplan_pools=colocated-B200-tp2-wfp8-kvfp8:B200:tp2:0.974,decode-L40S-tp4-wfp8-kvbf16:L40S:tp4:0.026 > results/bench-in1385-7437_out12-152.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1385-7437_out12-152 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in1385-7437_out12-152.log 2>&1 &
 
-# class in1385-7437_out153-1899: served by colocated-B200-tp2-wfp8-kvfp8 (B200 tp=2, 100%)
+# class in1385-7437_out153-1899: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
 vllm bench serve \
   --backend openai \
-  --base-url http://127.0.0.1:30001 \
+  --base-url http://127.0.0.1:30000 \
   --endpoint /v1/completions \
   --model llama-3.1-70b \
   --tokenizer meta-llama/Llama-3.1-70B-Instruct \
@@ -186,6 +184,6 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in1385-7437_out153-1899.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1385-7437_out153-1899 hetplan_gpu=B200 hetplan_tp=2 hetplan_pools=colocated-B200-tp2-wfp8-kvfp8:B200:tp2:1 > results/bench-in1385-7437_out153-1899.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1385-7437_out153-1899 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in1385-7437_out153-1899.log 2>&1 &
 
 wait

@@ -9,16 +9,28 @@ vllm-router \
   --port 30000 \
   --vllm-pd-disaggregation \
   --prefill http://prefill-b200-0:8000 \
-  --decode http://decode-l40s-0:8000 \
+  --prefill http://prefill-b200-0:8001 \
+  --prefill http://prefill-b200-0:8002 \
+  --prefill http://prefill-b200-0:8003 \
+  --prefill http://prefill-b200-1:8000 \
+  --prefill http://prefill-b200-1:8001 \
+  --prefill http://prefill-b200-1:8002 \
+  --prefill http://prefill-b200-1:8003 \
+  --prefill http://prefill-b200-2:8000 \
+  --prefill http://prefill-b200-2:8001 \
+  --prefill http://prefill-b200-2:8002 \
+  --prefill http://prefill-b200-2:8003 \
+  --prefill http://prefill-l40s-0:8000 \
+  --prefill http://prefill-l40s-0:8001 \
+  --prefill http://prefill-l40s-0:8002 \
+  --prefill http://prefill-l40s-0:8003 \
+  --prefill http://prefill-l40s-1:8000 \
+  --prefill http://prefill-l40s-1:8001 \
+  --prefill http://prefill-l40s-1:8002 \
+  --prefill http://prefill-l40s-1:8003 \
+  --decode http://decode-a100-80g-pcie-0:8000 \
   --prefill-policy power_of_two \
   --decode-policy power_of_two \
   --kv-connector nixl &
-
-# router for the colocated instances
-vllm-router \
-  --host 0.0.0.0 \
-  --port 30001 \
-  --policy power_of_two \
-  --worker-urls http://colocated-b200-0:8000 &
 
 wait

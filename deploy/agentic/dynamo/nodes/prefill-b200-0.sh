@@ -5,36 +5,20 @@ set -euo pipefail
 
 mkdir -p logs
 
-# prefill-B200-tp1-wfp8-kvfp8-r0: prefill, B200 tp=1
-env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 python3 -m dynamo.vllm \
+# prefill-B200-tp8-wfp8-kvfp8-r0: prefill, B200 tp=8
+env CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
-  --tensor-parallel-size 1 \
+  --tensor-parallel-size 8 \
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 13312 \
+  --max-model-len 95744 \
   --max-num-seqs 1 \
-  --max-num-batched-tokens 11520 \
+  --max-num-batched-tokens 93952 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-B200-tp1-wfp8-kvfp8-r0.log 2>&1 &
-
-# prefill-B200-tp1-wfp8-kvfp8-r1: prefill, B200 tp=1
-env CUDA_VISIBLE_DEVICES=1 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 python3 -m dynamo.vllm \
-  --model meta-llama/Llama-3.1-70B-Instruct \
-  --served-model-name llama-3.1-70b \
-  --tensor-parallel-size 1 \
-  --pipeline-parallel-size 1 \
-  --dtype bfloat16 \
-  --kv-cache-dtype fp8 \
-  --max-model-len 13312 \
-  --max-num-seqs 1 \
-  --max-num-batched-tokens 11520 \
-  --gpu-memory-utilization 0.9 \
-  --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-B200-tp1-wfp8-kvfp8-r1.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-B200-tp8-wfp8-kvfp8-r0.log 2>&1 &
 
 wait

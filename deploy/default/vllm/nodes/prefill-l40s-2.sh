@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hetplan: vLLM instances on node prefill-l40s-2: 6x L40S (a node with at least 6; up to 8 per node), address prefill-l40s-2.
+# hetplan: vLLM instances on node prefill-l40s-2: 4x L40S (a node with at least 4; up to 8 per node), address prefill-l40s-2.
 # Plan: scenario default, model llama-3.1-70b.
 # Host names are placeholders hetplan chose (the plan has no placement): make
 # each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.
@@ -39,21 +39,5 @@ env CUDA_VISIBLE_DEVICES=2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-2 VLLM_NIX
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp2-wfp8-kvfp8-r9.node0.log 2>&1 &
-
-# prefill-L40S-tp2-wfp8-kvfp8-r10: prefill, L40S tp=2 pp=1, GPUs 4,5, port 8002
-env CUDA_VISIBLE_DEVICES=4,5 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-2 VLLM_NIXL_SIDE_CHANNEL_PORT=5602 vllm serve meta-llama/Llama-3.1-70B-Instruct \
-  --served-model-name llama-3.1-70b \
-  --host 0.0.0.0 \
-  --port 8002 \
-  --tensor-parallel-size 2 \
-  --pipeline-parallel-size 1 \
-  --dtype bfloat16 \
-  --kv-cache-dtype fp8 \
-  --max-model-len 1024 \
-  --max-num-seqs 5 \
-  --max-num-batched-tokens 8192 \
-  --gpu-memory-utilization 0.9 \
-  --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp2-wfp8-kvfp8-r10.node0.log 2>&1 &
 
 wait

@@ -14,8 +14,8 @@ env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=decode-h100-sxm-0 VLLM_
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 131072 \
-  --max-num-seqs 525 \
-  --max-num-batched-tokens 768 \
+  --max-num-seqs 81 \
+  --max-num-batched-tokens 256 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \

@@ -13,12 +13,60 @@ env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIX
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype auto \
-  --max-model-len 7936 \
-  --max-num-seqs 62 \
+  --max-model-len 9472 \
+  --max-num-seqs 43 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
   --disaggregation-mode prefill > logs/prefill-B200-tp2-wfp8-kvbf16-r0.log 2>&1 &
+
+# prefill-B200-tp2-wfp8-kvbf16-r1: prefill, B200 tp=2
+env CUDA_VISIBLE_DEVICES=2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 python3 -m dynamo.vllm \
+  --model meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --tensor-parallel-size 2 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype auto \
+  --max-model-len 9472 \
+  --max-num-seqs 43 \
+  --max-num-batched-tokens 8192 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
+  --disaggregation-mode prefill > logs/prefill-B200-tp2-wfp8-kvbf16-r1.log 2>&1 &
+
+# prefill-B200-tp2-wfp8-kvbf16-r2: prefill, B200 tp=2
+env CUDA_VISIBLE_DEVICES=4,5 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5602 python3 -m dynamo.vllm \
+  --model meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --tensor-parallel-size 2 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype auto \
+  --max-model-len 9472 \
+  --max-num-seqs 43 \
+  --max-num-batched-tokens 8192 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
+  --disaggregation-mode prefill > logs/prefill-B200-tp2-wfp8-kvbf16-r2.log 2>&1 &
+
+# prefill-B200-tp2-wfp8-kvbf16-r3: prefill, B200 tp=2
+env CUDA_VISIBLE_DEVICES=6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5603 python3 -m dynamo.vllm \
+  --model meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --tensor-parallel-size 2 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype auto \
+  --max-model-len 9472 \
+  --max-num-seqs 43 \
+  --max-num-batched-tokens 8192 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
+  --disaggregation-mode prefill > logs/prefill-B200-tp2-wfp8-kvbf16-r3.log 2>&1 &
 
 wait

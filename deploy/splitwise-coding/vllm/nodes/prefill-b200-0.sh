@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hetplan: vLLM instances on node prefill-b200-0: 2x B200 (a node with at least 2; up to 8 per node), address prefill-b200-0.
+# hetplan: vLLM instances on node prefill-b200-0: 8x B200 (a node with at least 8; up to 8 per node), address prefill-b200-0.
 # Plan: scenario splitwise-coding, model llama-3.1-70b.
 # Host names are placeholders hetplan chose (the plan has no placement): make
 # each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.
@@ -17,11 +17,59 @@ env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIX
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype auto \
-  --max-model-len 7936 \
-  --max-num-seqs 62 \
+  --max-model-len 9472 \
+  --max-num-seqs 43 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-B200-tp2-wfp8-kvbf16-r0.node0.log 2>&1 &
+
+# prefill-B200-tp2-wfp8-kvbf16-r1: prefill, B200 tp=2 pp=1, GPUs 2,3, port 8001
+env CUDA_VISIBLE_DEVICES=2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --host 0.0.0.0 \
+  --port 8001 \
+  --tensor-parallel-size 2 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype auto \
+  --max-model-len 9472 \
+  --max-num-seqs 43 \
+  --max-num-batched-tokens 8192 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-B200-tp2-wfp8-kvbf16-r1.node0.log 2>&1 &
+
+# prefill-B200-tp2-wfp8-kvbf16-r2: prefill, B200 tp=2 pp=1, GPUs 4,5, port 8002
+env CUDA_VISIBLE_DEVICES=4,5 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5602 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --host 0.0.0.0 \
+  --port 8002 \
+  --tensor-parallel-size 2 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype auto \
+  --max-model-len 9472 \
+  --max-num-seqs 43 \
+  --max-num-batched-tokens 8192 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-B200-tp2-wfp8-kvbf16-r2.node0.log 2>&1 &
+
+# prefill-B200-tp2-wfp8-kvbf16-r3: prefill, B200 tp=2 pp=1, GPUs 6,7, port 8003
+env CUDA_VISIBLE_DEVICES=6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5603 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --host 0.0.0.0 \
+  --port 8003 \
+  --tensor-parallel-size 2 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype auto \
+  --max-model-len 9472 \
+  --max-num-seqs 43 \
+  --max-num-batched-tokens 8192 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-B200-tp2-wfp8-kvbf16-r3.node0.log 2>&1 &
 
 wait

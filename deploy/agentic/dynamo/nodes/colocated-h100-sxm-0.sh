@@ -13,8 +13,8 @@ env CUDA_VISIBLE_DEVICES=0,1 python3 -m dynamo.vllm \
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 1024 \
-  --max-num-seqs 188 \
+  --max-model-len 13312 \
+  --max-num-seqs 18 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r0.log 2>&1 &

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # hetplan: vLLM instances on node colocated-b200-0: 2x B200 (a node with at least 2; up to 8 per node), address colocated-b200-0.
-# Plan: scenario splitwise-coding, model llama-3.1-70b.
+# Plan: scenario splitwise-conversation, model llama-3.1-70b.
 # Host names are placeholders hetplan chose (the plan has no placement): make
 # each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.
 # Run on that node; logs go to ./logs/.
@@ -8,7 +8,7 @@ set -euo pipefail
 
 mkdir -p logs
 
-# colocated-B200-tp2-wfp8-kvfp8-r0: colocated, B200 tp=2 pp=1, GPUs 0,1, port 8000
+# colocated-B200-tp2-wfp8-kvbf16-r0: colocated, B200 tp=2 pp=1, GPUs 0,1, port 8000
 env CUDA_VISIBLE_DEVICES=0,1 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --host 0.0.0.0 \
@@ -16,11 +16,11 @@ env CUDA_VISIBLE_DEVICES=0,1 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --tensor-parallel-size 2 \
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
-  --kv-cache-dtype fp8 \
-  --max-model-len 9472 \
-  --max-num-seqs 51 \
-  --max-num-batched-tokens 1024 \
+  --kv-cache-dtype auto \
+  --max-model-len 15360 \
+  --max-num-seqs 457 \
+  --max-num-batched-tokens 1280 \
   --gpu-memory-utilization 0.9 \
-  --quantization fp8 > logs/colocated-B200-tp2-wfp8-kvfp8-r0.node0.log 2>&1 &
+  --quantization fp8 > logs/colocated-B200-tp2-wfp8-kvbf16-r0.node0.log 2>&1 &
 
 wait

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # hetplan: vLLM instances on node colocated-h100-sxm-0: 2x H100-SXM (a node with at least 2; up to 8 per node), address colocated-h100-sxm-0.
-# Plan: scenario default, model llama-3.1-70b.
+# Plan: scenario agentic, model llama-3.1-70b.
 # Host names are placeholders hetplan chose (the plan has no placement): make
 # each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.
 # Run on that node; logs go to ./logs/.
@@ -17,8 +17,8 @@ env CUDA_VISIBLE_DEVICES=0,1 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 1024 \
-  --max-num-seqs 188 \
+  --max-model-len 13312 \
+  --max-num-seqs 18 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r0.node0.log 2>&1 &

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# hetplan: vLLM instances on node prefill-l40s-0: 8x L40S (a node with at least 8; up to 8 per node), address prefill-l40s-0.
+# Plan: scenario splitwise-coding, model llama-3.1-70b.
+# Host names are placeholders hetplan chose (the plan has no placement): make
+# each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.
+# Run on that node; logs go to ./logs/.
+set -euo pipefail
+
+mkdir -p logs
+
+# prefill-L40S-tp2-wfp8-kvbf16-r0: prefill, L40S tp=2 pp=1, GPUs 0,1, port 8000
+env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --host 0.0.0.0 \
+  --port 8000 \
+  --tensor-parallel-size 2 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype auto \
+  --max-model-len 3584 \
+  --max-num-seqs 8 \
+  --max-num-batched-tokens 8192 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp2-wfp8-kvbf16-r0.node0.log 2>&1 &
+
+# prefill-L40S-tp2-wfp8-kvbf16-r1: prefill, L40S tp=2 pp=1, GPUs 2,3, port 8001
+env CUDA_VISIBLE_DEVICES=2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --host 0.0.0.0 \
+  --port 8001 \
+  --tensor-parallel-size 2 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype auto \
+  --max-model-len 3584 \
+  --max-num-seqs 8 \
+  --max-num-batched-tokens 8192 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp2-wfp8-kvbf16-r1.node0.log 2>&1 &
+
+# prefill-L40S-tp2-wfp8-kvbf16-r2: prefill, L40S tp=2 pp=1, GPUs 4,5, port 8002
+env CUDA_VISIBLE_DEVICES=4,5 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5602 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --host 0.0.0.0 \
+  --port 8002 \
+  --tensor-parallel-size 2 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype auto \
+  --max-model-len 3584 \
+  --max-num-seqs 8 \
+  --max-num-batched-tokens 8192 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp2-wfp8-kvbf16-r2.node0.log 2>&1 &
+
+# prefill-L40S-tp2-wfp8-kvbf16-r3: prefill, L40S tp=2 pp=1, GPUs 6,7, port 8003
+env CUDA_VISIBLE_DEVICES=6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5603 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --host 0.0.0.0 \
+  --port 8003 \
+  --tensor-parallel-size 2 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype auto \
+  --max-model-len 3584 \
+  --max-num-seqs 8 \
+  --max-num-batched-tokens 8192 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp2-wfp8-kvbf16-r3.node0.log 2>&1 &
+
+wait
