@@ -195,8 +195,8 @@ def _note_saturation(b: PoolBounds, n: int, att: float) -> None:
     well within SATURATED."""
     for m, a in b.history:
         if 2 * m <= n and att - a < SATURATED:
-            b.saturated = (f"{m} -> {n} replicas raised its attainment only from {a:.1%} "
-                           f"to {att:.1%}")
+            moved = "raised its attainment only" if att > a else "did not raise its attainment:"
+            b.saturated = f"{m} -> {n} replicas {moved} from {a:.1%} to {att:.1%}"
     b.history.append((n, att))
 
 
