@@ -39,12 +39,14 @@ def test_deploy_holds_exactly_the_scenarios():
 
 
 def test_script_reports_drift_with_a_diff(tmp_path):
+    # the cheapest shipped scenario to validate (met in the tuner's first round)
+    name = "splitwise-conversation"
     deploy = tmp_path / "deploy"
-    shutil.copytree(ROOT / "deploy" / "default", deploy / "default")
-    router = deploy / "default" / "vllm" / "router.sh"
+    shutil.copytree(ROOT / "deploy" / name, deploy / name)
+    router = deploy / name / "vllm" / "router.sh"
     router.write_text(router.read_text().replace("--port 30000", "--port 30001"))
-    (deploy / "default" / "k8s" / "router.yaml").unlink()
-    env = {"HETPLAN_DEPLOY_DIR": str(deploy), "HETPLAN_SCENARIOS": "workloads/default.yaml"}
+    (deploy / name / "k8s" / "router.yaml").unlink()
+    env = {"HETPLAN_DEPLOY_DIR": str(deploy), "HETPLAN_SCENARIOS": f"workloads/{name}.yaml"}
     r = run_script(env_extra=env)
     assert r.returncode == 1, r.stderr
     assert "-  --port 30001" in r.stdout and "+  --port 30000" in r.stdout
