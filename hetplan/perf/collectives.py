@@ -55,7 +55,7 @@ def ring_allreduce_s(nbytes: float, n: int, link: Link, efficiency: float) -> fl
     in 2(n-1) latency-bound steps."""
     if n <= 1 or nbytes <= 0:
         return 0.0
-    bw = link.bandwidth_gbit_per_s * 1e9 / 8.0 * efficiency
+    bw = link.bytes_per_s_at(efficiency)
     return 2.0 * (n - 1) / n * nbytes / bw + 2.0 * (n - 1) * link.latency_us * 1e-6
 
 

@@ -27,7 +27,11 @@ class Link(BaseModel):
 
     @property
     def achieved_bytes_per_s(self) -> float:
-        return self.bandwidth_gbit_per_s * 1e9 / 8.0 * self.efficiency
+        return self.bytes_per_s_at(self.efficiency)
+
+    def bytes_per_s_at(self, efficiency: float) -> float:
+        """The line rate, in bytes/s, at `efficiency` (a collective's own fitted one)."""
+        return self.bandwidth_gbit_per_s * 1e9 / 8.0 * efficiency
 
 
 class KVTransferConstants(BaseModel):

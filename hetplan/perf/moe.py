@@ -144,7 +144,7 @@ def dispatch_combine_s(model: ModelSpec, shape: ReplicaShape, tokens: float, lin
     if not shape.ep or n <= 1 or tokens <= 0:
         return 0.0
     nbytes = tokens * model.hidden_size * DISPATCH_BYTES
-    bw = link.bandwidth_gbit_per_s * 1e9 / 8.0 * efficiency     # as ring_allreduce_s
+    bw = link.bytes_per_s_at(efficiency)
     one = (n - 1) / n * nbytes / bw + (n - 1) * link.latency_us * 1e-6
     return 2.0 * one * model.num_moe_layers
 

@@ -47,6 +47,7 @@ all-reduces then see the busiest DP rank's share of the step (`moe.dp_divisor`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -177,113 +178,101 @@ def block_gemm_weight_elements(model: ModelSpec) -> tuple[float, ...]:
     return attn + (2.0 * h * model.intermediate_size, float(model.intermediate_size * h))
 
 
+def _table_grid(hw: StepHardware, op: str, dtype: str):
+    """The measured efficiency grid of `op` ("gemm" | "moe") for `dtype` that this GPU's
+    calibration uses (None: roofline x calibration)."""
+    if hw.tables is None or op not in hw.cal.optable_ops:
+        return None
+    tables = {"gemm": hw.tables.gemm_efficiency, "moe": hw.tables.moe_efficiency}[op]
+    return tables.get(dtype)
+
+
+def _scalar_time(cal: Calibration, dtype: str, scale: float, t_compute: float,
+                 t_memory: float) -> tuple[float, bool]:
+    """Roofline x the calibration's scalar efficiencies, and whether compute-bound."""
+    t_c = t_compute / (cal.compute_efficiency_for(dtype) * scale)
+    t_m = t_memory / cal.memory_efficiency
+    return max(t_c, t_m), t_c >= t_m
+
+
+def _at_efficiency(t_compute: float, t_memory: float, eff: float, scale: float) -> float:
+    """Roofline time at a measured efficiency; the prefill derate applies to compute-bound
+    work only."""
+    return max(t_compute, t_memory) / (eff * (scale if t_compute >= t_memory else 1.0))
+
+
+def _non_decreasing(time_at: Callable[[float], float], tokens: float, grid) -> float:
+    """time_at(tokens), never less than at a smaller table point m < tokens: a bigger matmul
+    cannot be faster, though an efficiency interpolated between two table points can rise
+    faster than m does (within a segment the time is convex in log m, so checking the
+    table's points suffices)."""
+    return max([time_at(tokens)] + [time_at(m) for m in grid.x if m < tokens])
+
+
 def _gemm_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, tokens: float,
                seqs: float, compute_dtype: str, scale: float) -> tuple[float, bool, str]:
     """Seconds of the step's matmuls on one GPU, whether compute-bound, and the source.
 
     With a measured GEMM table (dense models): each of a layer's matmuls, and the LM head
     (m = sequences), is timed as roofline / efficiency(m, its n x k per GPU), so the large
-    MLP matmuls get their own (higher) efficiency. The block's time is never less than at a
-    smaller table point m_j < m: a bigger GEMM cannot be faster, though an efficiency
-    interpolated between two table points can rise faster than m does (within a segment the
-    time is convex in log m, so checking the table's points suffices)."""
+    MLP matmuls get their own (higher) efficiency, kept non-decreasing in tokens."""
     gpu, cal, tp = hw.gpu, hw.cal, shape.tp
     peak, bw = gpu.tflops(compute_dtype) * 1e12, gpu.mem_bw_bytes_per_s
     t_compute = gemm_flops(model, tokens, seqs) / tp / peak
     t_weights = weight_bytes_read(model, shape.weight_dtype, tokens, seqs) / tp / bw
     if model.moe is not None:
-        return _moe_gemm_time(model, hw, shape, tokens, seqs, compute_dtype, scale,
-                              t_compute, t_weights)
-    grid = hw.tables.gemm_efficiency.get(compute_dtype) if (
-        hw.tables is not None and "gemm" in cal.optable_ops) else None
+        return _moe_gemm_time(
+            model, hw, compute_dtype, scale, tokens, t_compute, t_weights,
+            lambda t: (moe.routed_flops(model, t) / tp,
+                       moe.routed_bytes_read(model, shape.weight_dtype, t) / tp),
+            model.expert_params() / tp)
+    grid = _table_grid(hw, "gemm", compute_dtype)
     if grid is None:
-        t_c = t_compute / (cal.compute_efficiency_for(compute_dtype) * scale)
-        t_m = t_weights / cal.memory_efficiency
-        return max(t_c, t_m), t_c >= t_m, ROOFLINE
+        return (*_scalar_time(cal, compute_dtype, scale, t_compute, t_weights), ROOFLINE)
     b = bytes_per_element(shape.weight_dtype)
-    tables = hw.tables
 
     def matmul_s(m: float, n_k: float) -> float:
         """One matmul of m rows by n_k weights (per GPU) at the table's efficiency."""
-        tc, tw = 2.0 * m * n_k / peak, n_k * b / bw
-        eff = tables.gemm_efficiency_at(compute_dtype, m, n_k).value
-        return max(tc, tw) / (eff * (scale if tc >= tw else 1.0))
+        eff = hw.tables.gemm_efficiency_at(compute_dtype, m, n_k).value
+        return _at_efficiency(2.0 * m * n_k / peak, n_k * b / bw, eff, scale)
 
     per_layer = [nk / tp for nk in block_gemm_weight_elements(model)]
-
-    def block_s(m: float) -> float:
-        return model.num_layers * sum(matmul_s(m, nk) for nk in per_layer)
-
-    t_block = block_s(tokens)
-    for m in grid.x:
-        if m < tokens:
-            t_block = max(t_block, block_s(m))
+    t_block = _non_decreasing(
+        lambda m: model.num_layers * sum(matmul_s(m, nk) for nk in per_layer), tokens, grid)
     t_head = matmul_s(seqs, model.vocab_size * model.hidden_size / tp) if seqs > 0 else 0.0
     return t_block + t_head, t_compute >= t_weights, grid.source.label
 
 
-def _moe_gemm_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, tokens: float,
-                   seqs: float, compute_dtype: str, scale: float, t_compute: float,
-                   t_weights: float) -> tuple[float, bool, str]:
-    """Matmul seconds of a MoE model with TP-sliced experts: the routed experts at the
-    measured MoE-layer efficiency for (tokens, expert slice per GPU) where the GPU has that
-    table (small batches reach a small share of bandwidth: many thin expert slices), the
-    rest (attention projections, shared experts, dense layers, LM head) at roofline x
-    calibration. Time is kept non-decreasing in tokens as for dense GEMMs."""
-    cal, gpu, tp = hw.cal, hw.gpu, shape.tp
-    e_c, e_m = cal.compute_efficiency_for(compute_dtype) * scale, cal.memory_efficiency
-    grid = hw.tables.moe_efficiency.get(compute_dtype) if (
-        hw.tables is not None and "moe" in cal.optable_ops) else None
-    if grid is None:
-        return max(t_compute / e_c, t_weights / e_m), t_compute / e_c >= t_weights / e_m, \
-            ROOFLINE
-    peak, bw = gpu.tflops(compute_dtype) * 1e12, gpu.mem_bw_bytes_per_s
-    slice_el = model.expert_params() / tp
-    tables = hw.tables
+def _moe_gemm_time(model: ModelSpec, hw: StepHardware, compute_dtype: str, scale: float,
+                   tokens: float, t_compute: float, t_weights: float,
+                   routed: Callable[[float], tuple[float, float]],
+                   slice_elements: float) -> tuple[float, bool, str]:
+    """Matmul seconds of a MoE model on one GPU: the routed experts at the measured MoE-layer
+    efficiency for (tokens, `slice_elements` of each expert on the GPU) where the GPU has
+    that table (small batches reach a small share of bandwidth: many thin expert slices),
+    kept non-decreasing in tokens; the rest (attention projections, shared experts, dense
+    layers, LM head) at roofline x calibration.
 
-    def routed_s(t: float) -> float:
-        tc = moe.routed_flops(model, t) / tp / peak
-        tw = moe.routed_bytes_read(model, shape.weight_dtype, t) / tp / bw
-        eff = tables.moe_efficiency_at(compute_dtype, t, slice_el).value
-        return max(tc, tw) / (eff * (scale if tc >= tw else 1.0))
-
-    rest_c = t_compute - moe.routed_flops(model, tokens) / tp / peak
-    rest_m = t_weights - moe.routed_bytes_read(model, shape.weight_dtype, tokens) / tp / bw
-    t_routed = routed_s(tokens)
-    for t in grid.x:
-        if t < tokens:
-            t_routed = max(t_routed, routed_s(t))
-    return (max(rest_c / e_c, rest_m / e_m) + t_routed, t_compute >= t_weights,
-            grid.source.label)
-
-
-def _ep_gemm_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, tokens: float,
-                  compute_dtype: str, scale: float, flops: float,
-                  wbytes: float) -> tuple[float, bool, str]:
-    """Matmul seconds on the busiest GPU of an EP stage (`flops`, `wbytes` from moe.py). With
-    a MoE table, its routed experts run at the measured MoE-layer efficiency for the step's
-    tokens and a whole expert per slice (approximate: the table measures TP-sliced layers,
-    not EP ranks); the rest at roofline x calibration."""
+    t_compute, t_weights: the step's whole matmul roofline on the GPU (s). routed(t): the
+    routed experts' (FLOPs, weight bytes) on the GPU for t tokens: TP-sliced experts
+    (slice = expert / TP) or, with EP, the busiest GPU's whole experts (slice = one expert;
+    approximate: the table measures TP-sliced layers, not EP ranks)."""
     cal, gpu = hw.cal, hw.gpu
-    peak, bw = gpu.tflops(compute_dtype) * 1e12, gpu.mem_bw_bytes_per_s
-    e_c, e_m = cal.compute_efficiency_for(compute_dtype) * scale, cal.memory_efficiency
-    grid = hw.tables.moe_efficiency.get(compute_dtype) if (
-        hw.tables is not None and "moe" in cal.optable_ops) else None
+    grid = _table_grid(hw, "moe", compute_dtype)
     if grid is None:
-        t_c, t_m = flops / peak / e_c, wbytes / bw / e_m
-        return max(t_c, t_m), t_c >= t_m, ROOFLINE
-    tables = hw.tables
+        return (*_scalar_time(cal, compute_dtype, scale, t_compute, t_weights), ROOFLINE)
+    peak, bw = gpu.tflops(compute_dtype) * 1e12, gpu.mem_bw_bytes_per_s
 
     def routed_s(t: float) -> float:
-        rf, rb = moe.ep_routed_per_gpu(model, shape, t)
-        tc, tw = rf / peak, rb / bw
-        eff = tables.moe_efficiency_at(compute_dtype, t, float(model.expert_params())).value
-        return max(tc, tw) / (eff * (scale if tc >= tw else 1.0))
+        rf, rb = routed(t)
+        eff = hw.tables.moe_efficiency_at(compute_dtype, t, slice_elements).value
+        return _at_efficiency(rf / peak, rb / bw, eff, scale)
 
-    rf, rb = moe.ep_routed_per_gpu(model, shape, tokens)
-    t_rest = max((flops - rf) / peak / e_c, (wbytes - rb) / bw / e_m)
-    t_routed = max([routed_s(tokens)] + [routed_s(t) for t in grid.x if t < tokens])
-    return t_rest + t_routed, flops / peak >= wbytes / bw, grid.source.label
+    rf, rb = routed(tokens)
+    t_rest, _ = _scalar_time(cal, compute_dtype, scale, t_compute - rf / peak,
+                             t_weights - rb / bw)
+    return (t_rest + _non_decreasing(routed_s, tokens, grid), t_compute >= t_weights,
+            grid.source.label)
 
 
 def _allreduce_time(hw: StepHardware, nbytes: float, tp: int) -> tuple[float, str]:
@@ -322,8 +311,10 @@ def step_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, *, new_to
             model, shape, new_tokens, seqs,
             gemm_flops(model, new_tokens / ranks, seqs / ranks),
             weight_bytes_read(model, shape.weight_dtype, new_tokens / ranks, seqs / ranks))
-        gemm_s, bound, gemm_src = _ep_gemm_time(model, hw, shape, new_tokens, compute_dtype,
-                                                scale, flops, wbytes)
+        peak = gpu.tflops(compute_dtype) * 1e12
+        gemm_s, bound, gemm_src = _moe_gemm_time(
+            model, hw, compute_dtype, scale, new_tokens, flops / peak, wbytes / bw,
+            lambda t: moe.ep_routed_per_gpu(model, shape, t), float(model.expert_params()))
     else:
         gemm_s, bound, gemm_src = _gemm_time(model, hw, shape, new_tokens, seqs,
                                              compute_dtype, scale)
