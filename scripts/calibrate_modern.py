@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hetplan.perf.calibration import (MODERN_ENGINE_OVERHEADS, calibration_dir,  # noqa: E402
-                                      load_calibration_file, save_calibration)
+                                      load_calibration_file, load_calibrations,
+                                      save_calibration)
+from hetplan.perf.measured import load_measurements  # noqa: E402
 
 TABLE = ROOT / "tests/data/modern_perf.csv"
 ALL_OPS = ("gemm", "allreduce", "moe")
@@ -74,13 +76,10 @@ def main() -> None:
             save_calibration(c.model_copy(update={"optable_ops": fields["optable_ops"][0]}), p)
     subprocess.run([sys.executable, "-m", "hetplan.cli", "calibrate", "fit-overhead", str(TABLE)],
                    check=True, cwd=ROOT)
-    fitted = {}
-    for p in sorted(cal_dir.glob("*.yaml")):
-        c = load_calibration_file(p)
-        if "fitted to" in c.provenance.notes and "end-to-end rows" in c.provenance.notes \
-                and c.provenance.fit_error_pct is not None and "modern_perf" not in p.name:
-            fitted[c.gpu] = c
-    fitted = {g: c for g, c in fitted.items() if _fitted_on_modern(c)}
+    # fit-overhead fits every GPU of the table that has a calibration file (and skips the rest)
+    calibrated = load_calibrations(str(cal_dir))
+    fitted = {g: calibrated[g] for g in sorted({m.gpu for m in load_measurements(TABLE)})
+              if g in calibrated}
     for gpu, fields in OVERRIDES.items():
         p = cal_dir / f"{gpu}.yaml"
         c = load_calibration_file(p)
@@ -108,13 +107,6 @@ def main() -> None:
                                               c.provenance.model_copy(update={"notes": notes})}), p)
     print("fitted:", ", ".join(f"{g} step {c.step_overhead_ms} ms, kernel "
                                f"{c.kernel_overhead_us} us" for g, c in sorted(fitted.items())))
-
-
-def _fitted_on_modern(c) -> bool:
-    """Whether the last fit-overhead of this calibration used the modern table's rows (their
-    ids start with the modern table's source prefixes; the historical table's do not)."""
-    note = c.provenance.notes.rsplit("fitted to", 1)[-1]
-    return any(tag in note for tag in ("ix-", "nim180", "accelmark", "musgrave", "amd-vllm"))
 
 
 if __name__ == "__main__":
