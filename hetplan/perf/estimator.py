@@ -88,12 +88,14 @@ class PerfModel:
         hw = self.hardware(gpu_name)
         used = []
         if hw.tables is not None:
-            if "gemm" in hw.cal.optable_ops and hw.tables.gemm_efficiency:
-                src = next(iter(sorted(hw.tables.gemm_efficiency.items())))[1].source.label
-                used.append(f"dense GEMMs ({src})")
-            if "allreduce" in hw.cal.optable_ops and hw.tables.allreduce_us:
-                src = next(iter(sorted(hw.tables.allreduce_us.items())))[1].source.label
-                used.append(f"all-reduce ({src})")
+            moe_model = self.model.moe is not None
+            for op, table, label in (("gemm", hw.tables.gemm_efficiency, "dense GEMMs"),
+                                     ("moe", hw.tables.moe_efficiency, "MoE layers"),
+                                     ("allreduce", hw.tables.allreduce_us, "all-reduce")):
+                if op in hw.cal.optable_ops and table and (op == "allreduce"
+                                                           or (op == "moe") == moe_model):
+                    src = next(iter(sorted(table.items())))[1].source.label
+                    used.append(f"{label} ({src})")
         if not used:
             return "per-op tables: none (roofline x calibration; all-reduce by the engine's " \
                    "algorithm)"
