@@ -48,11 +48,12 @@ OVERRIDES = {
     },
     "H100-SXM": {
         "prefill_compute_scale": (0.75,
-                                  "kept from the 2023-24 fit: the modern table's only H100 "
-                                  "prefill rows are 2 TensorRT-LLM FP8 TTFTs (NIM 1.8), faster "
-                                  "kernels than the vLLM ones hetplan plans for; 1.0 predicts "
-                                  "the H100 transformers prefills (tests/data/measured_h100_hf"
-                                  ".csv) 17-35% fast"),
+                                  "kept from the 2023-24 fit: it derates 16-bit matmuls and "
+                                  "attention only (roofline.prefill_gemm_scale), and the modern "
+                                  "table's only H100 prefill rows are 2 TensorRT-LLM FP8 TTFTs "
+                                  "(NIM 1.8), whose matmuls it no longer touches; 1.0 predicts "
+                                  "the H100 bf16 transformers prefills (tests/data/measured_h100"
+                                  "_hf.csv) 17-35% fast"),
     },
 }
 

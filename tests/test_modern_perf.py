@@ -1,7 +1,8 @@
 """The modern validation table (tests/data/modern_perf.csv, engines from 2025 on): it loads with
 the measurement loader, every row is sourced, versioned and of the 2025+ era, its figures are
-finite and positive, and the perf model can predict every row. Accuracy against it is reported by
-scripts/validate_perf_model.py, not asserted: it is the baseline for perf model v2."""
+finite and positive, and the perf model can predict every row. Issue 15's accuracy target is
+asserted per GPU and phase (and per TP) where perf model v2 meets it against the cited rows;
+where it does not, NOT_MET says why and a test keeps that list current."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from validate_perf_model import MODERN_ERA, MODERN_TABLE, evaluate_by_shape  # noqa: E402
+from validate_perf_model import (MODERN_ERA, MODERN_TABLE, evaluate_by_shape,  # noqa: E402
+                                 meets_modern_target)
 
 from hetplan.perf.measured import load_measurements  # noqa: E402
 
@@ -24,7 +26,7 @@ ENGINES = {"vllm", "sglang", "tensorrt-llm"}
 # metric -> (phase, whether the decode batch is 1): the metric kinds of modern_perf.md
 METRICS = {"ttft_low_load": ("prefill", True), "itl": ("decode", True), "tpot": ("decode", True),
            "derived_from_throughput": ("decode", True), "tpot_closed_loop": ("decode", False),
-           "derived_from_e2e_latency": ("decode", None)}
+           "derived_from_e2e_latency": ("decode", None), "ttft_closed_loop": ("prefill", False)}
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +75,29 @@ def test_metric_kinds_match_phase_batch_and_context(raw_rows):
 
 
 # Issue 15's accuracy target (median <= 10%, max <= 25% per GPU and phase against the cited
-# 2025+ rows), asserted where perf model v2 meets it; the README lists where it does not yet
-# (B200 decode worst case, the few prefill rows, no L40S rows).
-TARGET_MEDIAN_PCT, TARGET_MAX_PCT = 10.0, 25.0
+# 2025+ rows: validate_perf_model.meets_modern_target), asserted where perf model v2 meets it.
 MET = [("H100-SXM", "decode"), ("H200", "decode"), ("A100-80G-SXM", "decode"),
-       ("A100-40G-SXM", "decode")]
+       ("A100-40G-SXM", "decode"), ("A100-80G-SXM", "prefill"), ("H200", "prefill")]
+# The same target per GPU, phase and TP where the table has >= 2 rows and the model meets it.
+MET_BY_TP = [("B200", "decode", 1), ("B200", "decode", 2), ("B200", "decode", 4),
+             ("H100-SXM", "decode", 2), ("H100-SXM", "decode", 4), ("H200", "decode", 1),
+             ("H200", "decode", 8), ("A100-40G-SXM", "decode", 1), ("A100-80G-SXM", "decode", 1),
+             ("A100-80G-SXM", "prefill", 1)]
+# Where the target is not met (2026-11-30), and why (tests/data/modern_perf.md, "Prefill"):
+NOT_MET = {
+    ("H100-SXM", "prefill"): "TRT-LLM FP8 TTFTs (NIM 1.8) +10% and +25%, faster than the vLLM "
+                             "kernel tables hetplan prices; vLLM closed-loop TTFT TP2/TP4 "
+                             "+27%/+18%, though the same runs on H200 (same compute) are "
+                             "within 6%",
+    ("B200", "prefill"): "DeepSeek-R1 SGLang TTFTs -50% and -78% (a ~140 ms fixed cost per "
+                         "request that no step term describes); vLLM closed-loop TTFT TP4/TP8 "
+                         "-62%/-57% (TP4 measured slower than TP2)",
+    ("A100-40G-SXM", "prefill"): "SGLang TTFT at 280 tokens -36%: ~12 ms per request outside "
+                                 "the prefill step",
+    ("B200", "decode"): "TP8 rows up to 29% (DeepSeek-R1 and Llama-70B at batch 64)",
+}
+# Not in the table at all: L40S (no 2025+ source found). H200 prefill has one row per TP,
+# too few for a per-TP target; A100 has no row at TP > 1.
 # Dense-model decode on the NVLink GPUs, the rows that decide GPU choice for Llama-class
 # pools: within 15% in the median on each GPU (before v2: 20-35% at TP8), and the error no
 # longer grows with TP.
@@ -95,8 +115,22 @@ def modern_errors():
 def test_target_met_against_cited_rows(modern_errors, gpu, phase):
     err = [abs(r["signed_pct_error"]) for r in modern_errors
            if r["gpu"] == gpu and r["phase"] == phase]
-    assert len(err) >= 2
-    assert statistics.median(err) <= TARGET_MEDIAN_PCT and max(err) <= TARGET_MAX_PCT
+    assert len(err) >= 2 and meets_modern_target(err)
+
+
+@pytest.mark.parametrize("gpu,phase,tp", MET_BY_TP)
+def test_target_met_per_tp_against_cited_rows(modern_errors, gpu, phase, tp):
+    err = [abs(r["signed_pct_error"]) for r in modern_errors
+           if r["gpu"] == gpu and r["phase"] == phase and r["tp"] == tp]
+    assert len(err) >= 2 and meets_modern_target(err)
+
+
+@pytest.mark.parametrize("gpu,phase", sorted(NOT_MET))
+def test_not_met_list_is_current(modern_errors, gpu, phase):
+    """Each listed miss is still a miss; one that starts to meet the target moves to MET."""
+    err = [abs(r["signed_pct_error"]) for r in modern_errors
+           if r["gpu"] == gpu and r["phase"] == phase]
+    assert len(err) >= 2 and not meets_modern_target(err)
 
 
 @pytest.mark.parametrize("gpu", DENSE_DECODE)
@@ -112,3 +146,44 @@ def test_dense_decode_median_and_tp_spread(modern_errors, gpu):
     # before v2 the signed error rose with TP (H100 TP8 +35%, B200 TP8 +15% in the median)
     assert max(medians.values()) - min(medians.values()) <= 25.0
     assert medians[max(medians)] <= 15.0
+
+
+def test_closed_loop_ttft_prediction_composes_steps():
+    """A closed-loop TTFT row costs the shared first step for `batch` of `num_prompts`
+    requests and, for the rest, a mixed step plus `wait_steps` decode steps: each extra wait
+    step adds (num_prompts - batch) / num_prompts decode steps, and with many prompts the
+    mean tends to one later arrival's TTFT."""
+    import dataclasses
+
+    from hetplan.catalog import load_catalog
+    from hetplan.perf import load_calibrations
+    from hetplan.perf.measured import CLOSED_LOOP_TTFT, Predictor, predict_ms
+
+    row = next(m for m in load_measurements(MODERN_TABLE) if m.metric == CLOSED_LOOP_TTFT)
+    pred = Predictor(load_catalog(), dict(load_calibrations()), base=MODERN_TABLE.parent)
+    pred(row)
+    pm = pred._pms[row.model]
+    step_ms = pm.decode_breakdown(row.shape, row.batch, row.context_tokens).total_s * 1e3
+    t = {w: predict_ms(pm, dataclasses.replace(row, wait_steps=w)) for w in (0.0, 1.0, 2.0)}
+    share = (row.num_prompts - row.batch) / row.num_prompts
+    assert t[1.0] - t[0.0] == pytest.approx(share * step_ms, rel=1e-9)
+    assert t[2.0] - t[1.0] == pytest.approx(share * step_ms, rel=1e-9)
+    later = (pm.mixed_step_s(row.shape, row.batch - 1, row.context_tokens, row.input_tokens)
+             * 1e3 + row.wait_steps * step_ms)
+    many = predict_ms(pm, dataclasses.replace(row, num_prompts=10**7))
+    assert many == pytest.approx(later, rel=1e-5)
+
+
+def test_closed_loop_rows_need_more_prompts_than_in_flight(tmp_path):
+    from hetplan.errors import InputError
+    with MODERN_TABLE.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    bad = next(dict(r) for r in rows if r["metric"] == "ttft_closed_loop")
+    bad["num_prompts"] = bad["batch"]
+    out = tmp_path / "bad.csv"
+    with out.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerow(bad)
+    with pytest.raises(InputError, match="num_prompts > batch"):
+        load_measurements(out)

@@ -108,6 +108,20 @@ def test_prefill_compute_scale_derates_prefill_only(tiny):
     assert tiny.decode_breakdown(ReplicaShape("T1"), 64, 1000).total_s == dec
 
 
+def test_prefill_compute_scale_spares_quantized_matmuls(tiny):
+    """FP8 matmuls were timed with their activation quantization (the unfused pass the
+    derate stands for), so the derate slows their attention but not their matmuls; bf16
+    matmuls of the same step take it."""
+    n = 4096
+    f8, bf = ReplicaShape("T1", weight_dtype="fp8"), ReplicaShape("T1")
+    base8, base16 = tiny.prefill_breakdown(f8, [n]), tiny.prefill_breakdown(bf, [n])
+    tiny.calibrations["T1"] = cal(prefill_compute_scale=0.5)
+    slow8, slow16 = tiny.prefill_breakdown(f8, [n]), tiny.prefill_breakdown(bf, [n])
+    assert slow8.gemm_s == pytest.approx(base8.gemm_s, rel=1e-12)
+    assert slow8.attention_s == pytest.approx(2 * base8.attention_s, rel=1e-9)
+    assert slow16.gemm_s == pytest.approx(2 * base16.gemm_s, rel=1e-9)
+
+
 def test_fp8_weights_use_fp8_peak_and_half_bytes(tiny):
     bf = tiny.prefill_breakdown(ReplicaShape("T1"), [4096])
     f8 = tiny.prefill_breakdown(ReplicaShape("T1", weight_dtype="fp8"), [4096])

@@ -2,7 +2,8 @@
 perf model predicts them: loading, prediction, overhead fitting, error summaries.
 
 A measurement is one prefill latency (ms for a batch of prompts in one step, or TTFT at low
-load) or one decode time per output token (ms at a batch size and average context).
+load), one decode time per output token (ms at a batch size and average context), or a
+closed-loop mean TTFT (metric CLOSED_LOOP_TTFT, see `closed_loop_ttft_ms`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class Measurement:
     measured_ms: float
     metric: str = ""
     source: str = ""
+    num_prompts: int = 0        # closed-loop TTFT rows: requests in the run
+    wait_steps: float = 0.0     # closed-loop TTFT rows: decode steps a new request waits
 
     @property
     def shape(self) -> ReplicaShape:
@@ -71,11 +74,18 @@ def load_measurements(path: str | Path) -> list[Measurement]:
                             kv_dtype=(r["kv_dtype"].strip() or "bf16").replace("fp16", "bf16"),
                             batch=int(float(r["batch"])), input_tokens=inp, context_tokens=ctx,
                             measured_ms=float(r["measured_ms"]), metric=r.get("metric", ""),
-                            source=r.get("source", ""))
+                            source=r.get("source", ""),
+                            num_prompts=int(float(r.get("num_prompts") or 0)),
+                            wait_steps=float(r.get("wait_steps") or 0))
         except (ValueError, TypeError, KeyError) as e:
             raise InputError(f"line {line}: {e}", file=path) from None
         if m.measured_ms <= 0 or m.batch <= 0 or m.tp <= 0:
             raise InputError(f"line {line}: measured_ms, batch and tp must be > 0", file=path)
+        if m.metric == CLOSED_LOOP_TTFT and not (m.phase == "prefill"
+                                                 and m.num_prompts > m.batch > 1
+                                                 and m.wait_steps >= 0):
+            raise InputError(f"line {line}: a {CLOSED_LOOP_TTFT} row is a prefill row with "
+                             "num_prompts > batch > 1 and wait_steps >= 0", file=path)
         out.append(m)
     return out
 
@@ -88,8 +98,29 @@ def resolve_model(ref: str, base: Path | None = None) -> ModelSpec:
     return load_model(ref)
 
 
+CLOSED_LOOP_TTFT = "ttft_closed_loop"
+
+
+def closed_loop_ttft_ms(pm: PerfModel, m: Measurement) -> float:
+    """Mean TTFT of a closed-loop benchmark run: `num_prompts` requests, `batch` in flight.
+
+    The first `batch` requests arrive together and share one prefill step. Every later one is
+    sent when a request finishes, i.e. at a step boundary, while batch - 1 others decode at
+    the row's average context: it waits `wait_steps` decode steps (the engine had already
+    scheduled the next ones: 1 step with a synchronous scheduler, 2 with an asynchronous
+    one), then its prompt runs in one step beside those decodes. Assumes the prompt fits one
+    step's token budget and that later arrivals do not meet each other (long outputs)."""
+    shape, n, c = m.shape, m.input_tokens, m.batch
+    first = pm.prefill_breakdown(shape, [n] * c).total_s
+    later = (pm.mixed_step_s(shape, c - 1, m.context_tokens, n)
+             + m.wait_steps * pm.decode_breakdown(shape, c, m.context_tokens).total_s)
+    return (c * first + (m.num_prompts - c) * later) / m.num_prompts * 1e3
+
+
 def predict_ms(pm: PerfModel, m: Measurement) -> float:
     """The perf model's figure for a measurement, in ms (uncached: calibrations may vary)."""
+    if m.metric == CLOSED_LOOP_TTFT:
+        return closed_loop_ttft_ms(pm, m)
     if m.phase == "prefill":
         return pm.prefill_breakdown(m.shape, [m.input_tokens] * m.batch).total_s * 1e3
     return pm.decode_breakdown(m.shape, m.batch, m.context_tokens).total_s * 1e3
@@ -128,8 +159,12 @@ def fit_step_overhead(pred: Predictor, gpu: str, rows: list[Measurement],
     median absolute % error (ties: the smaller overheads), then prefill_compute_scale on its
     grid by the prefill rows' median (ties: the scale nearest 1, no derate), then the
     overheads again. The eager launch cost (layer_overhead_us) is not fitted here: rows of
-    today's engines run their decode steps as CUDA graphs and never expose it."""
-    mine = [r for r in rows if r.gpu == gpu]
+    today's engines run their decode steps as CUDA graphs and never expose it.
+
+    Closed-loop TTFT rows are left out: their prediction charges `wait_steps` decode steps, an
+    assumption about the engine's scheduler that a fitted overhead would otherwise absorb;
+    they validate the fit, they do not make it."""
+    mine = [r for r in rows if r.gpu == gpu and r.metric != CLOSED_LOOP_TTFT]
     if not mine:
         return base
     meas = np.array([r.measured_ms for r in mine])
@@ -202,5 +237,6 @@ def error_summary(rows: list[Measurement], errors: dict[str, float]) -> list[dic
              "max_abs_pct": float(np.max(v))} for (g, p), v in sorted(groups.items())]
 
 
-__all__ = ["Measurement", "load_measurements", "predict_ms", "Predictor", "fit_step_overhead",
+__all__ = ["Measurement", "load_measurements", "predict_ms", "closed_loop_ttft_ms",
+           "CLOSED_LOOP_TTFT", "Predictor", "fit_step_overhead",
            "cross_validated_errors", "error_summary"]

@@ -178,6 +178,20 @@ def block_gemm_weight_elements(model: ModelSpec) -> tuple[float, ...]:
     return attn + (2.0 * h * model.intermediate_size, float(model.intermediate_size * h))
 
 
+def prefill_gemm_scale(compute_dtype: str, compute_scale: float) -> float:
+    """The prefill derate (Calibration.prefill_compute_scale) that a step's matmuls take.
+
+    It stands for the unfused work around 16-bit matmuls that isolated GEMM timings leave out.
+    Matmuls computed in a quantized format (fp8, int8, fp4) take none: their efficiencies
+    (per-op tables and `compute_efficiency_by_dtype`) were timed on the engine's quantized
+    linear layer, whose forward already holds the per-call activation quantization, the
+    largest such unfused pass, which a whole model's engine can fuse into the norm or
+    activation kernel before it. Charging the derate on top priced the FP8 prefills of both
+    validation tables on H100 36-53% slow at 500-5000 tokens (2026-11-30; after: +10% to +25%,
+    see tests/data/modern_perf.md, "Prefill")."""
+    return compute_scale if bytes_per_element(compute_dtype) >= 2.0 else 1.0
+
+
 def _table_grid(hw: StepHardware, op: str, dtype: str):
     """The measured efficiency grid of `op` ("gemm" | "moe") for `dtype` that this GPU's
     calibration uses (None: roofline x calibration)."""
@@ -295,8 +309,9 @@ def step_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, *, new_to
     seqs: sequences that produce a token this step (LM-head rows).
     attended_keys: sum over new tokens and layers of keys attended (ModelSpec.attended_keys_per_token).
     kv_bytes_read: KV-cache bytes read by attention (whole replica, before the TP split).
-    compute_scale: multiplies the compute and attention efficiencies (a whole pass keeps
-        less of peak than isolated kernels; Calibration.prefill_compute_scale).
+    compute_scale: multiplies the attention efficiency and that of 16-bit matmuls (a whole
+        pass keeps less of peak than isolated kernels; Calibration.prefill_compute_scale;
+        quantized matmuls: `prefill_gemm_scale`).
     """
     gpu, cal = hw.gpu, hw.cal
     tp, pp = shape.tp, shape.pp
@@ -305,6 +320,7 @@ def step_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, *, new_to
     peak_attn = gpu.tflops("bf16" if gpu.supports("bf16") else "fp16") * 1e12
     bw = gpu.mem_bw_bytes_per_s
     scale = compute_scale
+    gemm_scale = prefill_gemm_scale(compute_dtype, compute_scale)
 
     if shape.ep:                        # whole experts per GPU (moe.py)
         flops, wbytes = moe.ep_gemm_per_gpu(
@@ -313,11 +329,11 @@ def step_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, *, new_to
             weight_bytes_read(model, shape.weight_dtype, new_tokens / ranks, seqs / ranks))
         peak = gpu.tflops(compute_dtype) * 1e12
         gemm_s, bound, gemm_src = _moe_gemm_time(
-            model, hw, compute_dtype, scale, new_tokens, flops / peak, wbytes / bw,
+            model, hw, compute_dtype, gemm_scale, new_tokens, flops / peak, wbytes / bw,
             lambda t: moe.ep_routed_per_gpu(model, shape, t), float(model.expert_params()))
     else:
         gemm_s, bound, gemm_src = _gemm_time(model, hw, shape, new_tokens, seqs,
-                                             compute_dtype, scale)
+                                             compute_dtype, gemm_scale)
 
     attn_flops = model.attention_flops_per_key() * attended_keys / ranks / tp
     kv_per_gpu = kv_bytes_read / ranks / kv_shard_factor(model, tp)
