@@ -150,7 +150,7 @@ def problem_for(ctx: Context, candidates: Sequence[Candidate] | None = None) -> 
         pool_cost_usd_per_hour=s.constraints.pool_cost_usd_per_hour,
         max_pools_per_role=s.constraints.max_pools_per_role,
         relaxed_capacity=relaxed or None, miss_budget_share=miss_budget_share(s.slo),
-        sizing=(sizing_inputs(ctx.resolved.slo, ctx.classes, ctx.resolved.trace)
+        sizing=(sizing_inputs(ctx.resolved.slo, ctx.classes, ctx.resolved.trace, m)
                 if s.constraints.sizing == Sizing.QUEUEING else None),
         capacity_scale=ctx.capacity_scale)
 

@@ -330,6 +330,43 @@ def max_rate_for_concurrency(slots: int, decode_s: float, decode_scv: float, ca2
     return lo / d
 
 
+def slot_wait_prob(slots: float, mean: float, z: float = 1.0) -> float:
+    """P(a new sequence waits for a batch slot) when `slots` sequences fit at once and the
+    offered concurrency has this mean and peakedness z (variance / mean): Erlang C of the
+    delay system, by Hayward's approximation for peaked or multi-size traffic (Erlang C at
+    slots / z servers and load mean / z), with Erlang B extended to real server counts
+    through the incomplete gamma function. 1 when mean >= slots (the queue grows)."""
+    c = _check("slots", slots, lo_open=True)
+    a = _check("mean", mean)
+    zz = _check("z (peakedness)", z, lo_open=True)
+    if a >= c:
+        return 1.0
+    if a == 0.0:
+        return 0.0
+    from scipy.special import gammaincc, gammaln
+
+    c, a = c / zz, a / zz
+    b = math.exp(c * math.log(a) - a - gammaln(c + 1.0)) / gammaincc(c + 1.0, a)
+    rho = a / c
+    return b / (1.0 - rho * (1.0 - b))
+
+
+def max_rate_for_slot_wait(slots: float, decode_s: float, z: float, p_wait: float) -> float:
+    """Largest arrival rate whose `slot_wait_prob` stays <= p_wait (bisection on the mean
+    concurrency; rate = mean / decode_s by Little's law)."""
+    c = _check("slots", slots, lo_open=True)
+    d = _check("decode_s", decode_s, lo_open=True)
+    p = _check("p_wait", p_wait, lo=0.0, lo_open=True, hi=1.0, hi_open=True)
+    lo, hi = 0.0, c
+    for _ in range(_BISECT_STEPS):
+        mid = 0.5 * (lo + hi)
+        if slot_wait_prob(c, mid, z) <= p:
+            lo = mid
+        else:
+            hi = mid
+    return lo / d
+
+
 # ---------------------------------------------------------------- trace SCV ---------------
 
 def arrival_scv(arrival_s: Sequence[float] | np.ndarray, window_s: float) -> float:

@@ -36,11 +36,11 @@ linearly beyond with the smallest per-class increment there (a lower bound: conv
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import betainc, gammaincc
+from scipy.special import gammaincc, gammaln
 
 from hetplan.candidates import Candidate, ClassLike
 from hetplan.queueing import arrival_scv, decode_peakedness
@@ -52,6 +52,10 @@ PREFILL_WINDOW_TTFTS = 4  # ca2 of prefill arrivals is measured over windows of 
 Q_MAX = 0.999             # a p100 SLO is sized at p99.9 (no queue meets a 100th percentile)
 _BISECT = 50              # bisection halvings (1e-15 of the bracket)
 _Z90 = 1.2815515655446004  # standard normal 90th percentile
+# TTFT passes two queues in series (the prompt queue, then a decode batch slot: decode or
+# colocated); each may use this share of the (1 - q) miss budget (the tuner judges each side
+# of a split TTFT the same way)
+TTFT_MISS_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -63,12 +67,46 @@ class Burstiness:
 
 
 @dataclass(frozen=True)
+class ClassShape:
+    """What a class's length spread does to its queues (`measured_shape` from the trace's
+    requests in the class's bins, else `fitted_shape` from its mean and p90):
+    prefill_scv: SCV of one prompt's prefill work (the service time; attention makes it
+    superlinear in the prompt, so a heavy length tail weighs more than the lengths' SCV);
+    prefill_inflation: E[work] / work(mean prompt), >= 1 (the candidate's capacity is
+    measured at the mean prompt); decode_scv: SCV of the output length (decode duration);
+    kv_scv: SCV of a decoding sequence's KV (prompt + half its output), time-weighted."""
+
+    prefill_scv: float
+    prefill_inflation: float = 1.0
+    decode_scv: float = 0.0
+    kv_scv: float = 0.0
+
+
+@dataclass(frozen=True)
 class SizingInputs:
-    """What queueing sizing needs beyond the candidates: the SLO as numbers and burstiness."""
+    """What queueing sizing needs beyond the candidates: the SLO as numbers, burstiness and
+    the classes' shapes (class name -> ClassShape; classes not listed use `fitted_shape`)."""
 
     ttft_s: float
     q: float                  # SLO percentile as a fraction
     burstiness: Burstiness = Burstiness()
+    shapes: tuple[tuple[str, ClassShape], ...] = ()
+
+    def shape(self, w: ClassLike) -> ClassShape:
+        for name, sh in self.shapes:
+            if name == w.name:
+                return sh
+        return fitted_shape(w)
+
+    @property
+    def prefill_q(self) -> float:
+        """The prompt queue's wait percentile (its share of the miss budget)."""
+        return 1.0 - TTFT_MISS_SHARE * (1.0 - self.q)
+
+    @property
+    def slot_wait(self) -> float:
+        """Largest P(a sequence waits for a decode batch slot)."""
+        return TTFT_MISS_SHARE * (1.0 - self.q)
 
 
 @dataclass(frozen=True)
@@ -122,6 +160,44 @@ def lognormal_scv(mean: float, p90: float) -> float:
     return math.expm1(s * s)
 
 
+def _scv(x: np.ndarray, weight: np.ndarray | None = None) -> float:
+    m = float(np.average(x, weights=weight))
+    return float(np.average((x - m) ** 2, weights=weight)) / m ** 2 if m > 0 else 0.0
+
+
+def fitted_shape(w: ClassLike) -> ClassShape:
+    """A class's shape from its mean and p90 lengths alone (lognormal fits; the prompt's
+    prefill work taken as proportional to its length, so heavy tails are understated)."""
+    mi, mo = max(w.mean_input_tokens, 1.0), max(w.mean_output_tokens, 1.0)
+    s_in = lognormal_scv(w.mean_input_tokens, w.p90_input_tokens)
+    return ClassShape(s_in, 1.0, lognormal_scv(w.mean_output_tokens, w.p90_output_tokens),
+                      s_in * (mi / (mi + mo / 2)) ** 2)
+
+
+def measured_shape(input_tokens: np.ndarray, output_tokens: np.ndarray,
+                   work: Callable[[np.ndarray], np.ndarray]) -> ClassShape:
+    """A class's shape from its requests; `work(prompt lengths)`: prefill work per prompt in
+    any unit (`prefill_work` of the model)."""
+    x = np.asarray(input_tokens, dtype=float)
+    o = np.maximum(np.asarray(output_tokens, dtype=float), 1.0)
+    lens, inv = np.unique(np.maximum(x, 1.0), return_inverse=True)
+    w = work(lens)[inv]
+    at_mean = float(work(np.array([max(float(x.mean()), 1.0)]))[0])
+    return ClassShape(_scv(w), max(1.0, float(w.mean()) / at_mean), _scv(o),
+                      _scv(x + o / 2, weight=o))
+
+
+def prefill_work(model) -> Callable[[np.ndarray], np.ndarray]:
+    """FLOPs to prefill each prompt length (`ModelSpec`: matmuls + causal attention)."""
+    per_key = model.attention_flops_per_key()
+    lin = 2.0 * model.matmul_params_per_token
+
+    def work(lens: np.ndarray) -> np.ndarray:
+        return np.array([lin * n + per_key * model.prefill_attended_keys(int(n))
+                         for n in np.asarray(lens)], dtype=float)
+    return work
+
+
 def measured_burstiness(arrival_s: np.ndarray | None, ttft_s: float,
                         decode_s: float) -> Burstiness:
     """ca2 from the trace's index of dispersion at the time scale of each phase: prefill
@@ -165,67 +241,73 @@ def prefill_rho(n: np.ndarray, tau: np.ndarray, q: float) -> np.ndarray:
     return lo
 
 
-def _prefill_table(tau: np.ndarray, n_max: int, q: float) -> np.ndarray:
-    """U(n) for n = 0..n_max of prefill rows with these tau values, shape (rows, n_max+1)."""
+def _prefill_table(tau: np.ndarray, n_max: int, q: float,
+                   inflation: np.ndarray | float = 1.0) -> np.ndarray:
+    """U(n) for n = 0..n_max of prefill rows with these tau values, shape (rows, n_max+1),
+    divided by each row's service-time inflation (load is counted at the mean prompt)."""
     n = np.arange(1, n_max + 1, dtype=float)
     rho = np.minimum(prefill_rho(n[None, :], np.asarray(tau, dtype=float)[:, None], q),
                      RHO_CEILING)
-    return np.concatenate([np.zeros((len(tau), 1)), n * rho], axis=1)
+    f = np.broadcast_to(np.asarray(inflation, dtype=float), (len(tau),))[:, None]
+    return np.concatenate([np.zeros((len(tau), 1)), n * rho / f], axis=1)
 
 
 def _prefill_tau(mu_rps: float, latency_s: float, ttft_s: float, cs2: float,
-                 ca2: float) -> float:
-    """tau of `prefill_rho` (-1 when the slack is gone: no load can be carried)."""
+                 ca2: float, inflation: float = 1.0) -> float:
+    """tau of `prefill_rho` (-1 when the slack is gone: no load can be carried); the mean
+    service time is inflation / mu."""
     slack = ttft_s - latency_s
     if slack <= 0:
         return -1.0
     a = 0.5 * (ca2 + cs2)
-    return math.inf if a == 0 else slack * mu_rps / a
+    return math.inf if a == 0 else slack * mu_rps / inflation / a
 
 
 def prefill_curve(n_max: int, mu_rps: float, latency_s: float, ttft_s: float, cs2: float,
-                  ca2: float, q: float) -> np.ndarray:
+                  ca2: float, q: float, inflation: float = 1.0) -> np.ndarray:
     """U(n) for n = 0..n_max of one class on a prefill replica (module docstring)."""
-    tau = _prefill_tau(mu_rps, latency_s, ttft_s, cs2, ca2)
+    tau = _prefill_tau(mu_rps, latency_s, ttft_s, cs2, ca2, inflation)
     if tau < 0:
         return np.zeros(n_max + 1)
-    return _prefill_table(np.array([tau]), n_max, q)[0]
+    return _prefill_table(np.array([tau]), n_max, q, inflation)[0]
 
 
-def _count_cdf(mean: np.ndarray, z: np.ndarray, slots: np.ndarray) -> np.ndarray:
-    """P(N <= slots), N Poisson(mean) (z <= 1) or negative binomial with variance z mean
-    (the distributions of `queueing.decode_concurrency`), elementwise."""
-    nb = z > 1.0
-    zz = np.where(nb, z, 2.0)
-    return np.where(nb, betainc(mean / (zz - 1.0), slots + 1.0, 1.0 / zz),
-                    gammaincc(slots + 1.0, mean))
+def _slot_wait(slots: np.ndarray, mean: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """`queueing.slot_wait_prob`, elementwise (mean < slots)."""
+    c, a = slots / z, mean / z
+    with np.errstate(divide="ignore", under="ignore"):
+        b = np.exp(c * np.log(a) - a - gammaln(c + 1.0) - np.log(gammaincc(c + 1.0, a)))
+    return b / (1.0 - a / c * (1.0 - b))
 
 
-def _decode_table(batch: np.ndarray, z: np.ndarray, n_max: int, q: float) -> np.ndarray:
+def _decode_table(batch: np.ndarray, z: np.ndarray, n_max: int, p_wait: float) -> np.ndarray:
     """U(n) for n = 0..n_max of decode rows (batch slots per replica, peakedness z): the
-    largest mean concurrency whose q-quantile fits n x batch slots, over batch."""
+    largest mean concurrency a new sequence finds n x batch slots full at with probability
+    <= p_wait, over the slots."""
     n = np.arange(1, n_max + 1, dtype=float)
     slots = np.asarray(batch, dtype=float)[:, None] * n[None, :]
     zz = np.broadcast_to(np.asarray(z, dtype=float)[:, None], slots.shape)
     lo, hi = np.zeros_like(slots), slots.copy()
-    while True:                 # bracket: the quantile at mean hi exceeds the slots
-        over = _count_cdf(hi, zz, slots) >= q
-        if not over.any():
-            break
-        hi = np.where(over, 2.0 * hi, hi)
     for _ in range(_BISECT):
         mid = 0.5 * (lo + hi)
-        ok = _count_cdf(np.maximum(mid, 1e-300), zz, slots) >= q
+        ok = _slot_wait(slots, np.maximum(mid, 1e-300), zz) <= p_wait
         lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
     rho = np.minimum(lo / slots, RHO_CEILING)
     return np.concatenate([np.zeros((len(slots), 1)), rho * n], axis=1)
 
 
+def decode_peak(ca2: float, decode_scv: float, kv_scv: float = 0.0) -> float:
+    """Peakedness of a decode pool's occupancy in mean-sequence units: the count's
+    (`queueing.decode_peakedness`) plus the KV size spread (compound sum: variance
+    L (z_count + kv_scv) for mean L)."""
+    return decode_peakedness(ca2, decode_scv) + kv_scv
+
+
 def decode_curve(n_max: int, batch: int, decode_scv: float, ca2: float,
-                 q: float) -> np.ndarray:
+                 p_wait: float, kv_scv: float = 0.0) -> np.ndarray:
     """U(n) for n = 0..n_max of one class on a decode replica with `batch` slots."""
-    z = decode_peakedness(ca2, decode_scv)
-    return _decode_table(np.array([batch]), np.array([z]), n_max, q)[0]
+    return _decode_table(np.array([batch]), np.array([decode_peak(ca2, decode_scv, kv_scv)]),
+                         n_max, p_wait)[0]
 
 
 # ---------------------------------------------------------------- pool curves ------------
@@ -234,14 +316,15 @@ def _rows(c: Candidate, w: ClassLike, s: SizingInputs) -> list[tuple]:
     """The curve rows class w needs on candidate c: ("p", tau) and / or ("d", batch, z)."""
     cap = c.per_class[w.name]
     b = s.burstiness
+    sh = s.shape(w)
     rows: list[tuple] = []
     if c.role in ("prefill", "colocated"):
         rows.append(("p", _prefill_tau(cap.capacity_rps, cap.ttft_ms / 1e3, s.ttft_s,
-                                       lognormal_scv(w.mean_input_tokens, w.p90_input_tokens),
-                                       b.prefill_ca2)))
+                                       sh.prefill_scv, b.prefill_ca2, sh.prefill_inflation),
+                      sh.prefill_inflation))
     if c.role in ("decode", "colocated"):
-        rows.append(("d", max(1, cap.batch), decode_peakedness(
-            b.decode_ca2, lognormal_scv(w.mean_output_tokens, w.p90_output_tokens))))
+        rows.append(("d", max(1, cap.batch), decode_peak(b.decode_ca2, sh.decode_scv,
+                                                         sh.kv_scv)))
     return rows
 
 
@@ -254,12 +337,13 @@ def _tables(rows: set[tuple], s: SizingInputs, n_max: int) -> dict[tuple, np.nda
         if r[1] < 0:
             out[r] = np.zeros(n_max + 1)
     if live:
-        for r, u in zip(live, _prefill_table(np.array([r[1] for r in live]), n_max, s.q)):
+        for r, u in zip(live, _prefill_table(np.array([r[1] for r in live]), n_max,
+                                             s.prefill_q, np.array([r[2] for r in live]))):
             out[r] = u
     dec = sorted(r for r in rows if r[0] == "d")
     if dec:
         tab = _decode_table(np.array([r[1] for r in dec]), np.array([r[2] for r in dec]),
-                            n_max, s.q)
+                            n_max, s.slot_wait)
         out.update(zip(dec, tab))
     return out
 
@@ -298,8 +382,27 @@ def pool_curves(candidates: Sequence[Candidate], classes: Sequence[ClassLike],
     return {key: _fit(np.array([tables[r] for r in rows])) for key, rows in need.items()}
 
 
-def sizing_inputs(slo, classes: Sequence[ClassLike], trace) -> SizingInputs:
-    """SizingInputs for an SLO (`scenario.SLO`), its classes and their trace (None: Poisson):
+def class_shapes(classes: Sequence[ClassLike], trace, model) -> tuple[tuple[str, ClassShape], ...]:
+    """`measured_shape` of every class with token bins and requests in the trace (others are
+    left to `fitted_shape`)."""
+    if trace is None or model is None or trace.num_requests == 0:
+        return ()
+    work = prefill_work(model)
+    inp, out = trace.input_tokens, trace.output_tokens
+    shapes = []
+    for w in classes:
+        bins = [getattr(w, k, None) for k in ("input_lo", "input_hi", "output_lo", "output_hi")]
+        if None in bins:
+            continue
+        m = (inp >= bins[0]) & (inp <= bins[1]) & (out >= bins[2]) & (out <= bins[3])
+        if m.sum() >= 2:
+            shapes.append((w.name, measured_shape(inp[m], out[m], work)))
+    return tuple(shapes)
+
+
+def sizing_inputs(slo, classes: Sequence[ClassLike], trace, model=None) -> SizingInputs:
+    """SizingInputs for an SLO (`scenario.SLO`), its classes, their trace (None: Poisson,
+    fitted shapes) and the model (`ModelSpec`, for the prefill work; None: fitted shapes):
     the decode window is the demand-weighted mean decode duration at the TPOT target."""
     ttft_s = slo.ttft_ms / 1e3
     rate = sum(w.rate_rps for w in classes)
@@ -307,4 +410,5 @@ def sizing_inputs(slo, classes: Sequence[ClassLike], trace) -> SizingInputs:
                   if rate > 0 else 1.0)
     arrivals = None if trace is None else trace.arrival_s
     return SizingInputs(ttft_s, min(slo.percentile / 100.0, Q_MAX),
-                        measured_burstiness(arrivals, ttft_s, out_tokens * slo.tpot_ms / 1e3))
+                        measured_burstiness(arrivals, ttft_s, out_tokens * slo.tpot_ms / 1e3),
+                        class_shapes(classes, trace, model))
