@@ -333,3 +333,56 @@ def test_decode_kv_spread_is_priced(nd, batch):
 
     assert waits(sh.kv_scv) <= 2.0 * p
     assert waits(0.0) >= 3.0 * p
+
+
+# ---- item 3 in plain solve ------------------------------------------------------------------
+
+_BURSTY = """
+name: bursty-small
+model: llama-3.1-8b
+workload:
+  synthetic:
+    arrival: {process: gamma, rate_rps: 3.0, cv: 13}
+    input_tokens: {dist: lognormal, median: 2000, sigma: 0.5, max: 8000}
+    output_tokens: {dist: fixed, value: 20}
+    duration_s: 900
+    seed: 0
+  classes: {n_input: 1, n_output: 1}
+slo: {ttft_ms: 1000, tpot_ms: 50, percentile: 90}
+catalog: {gpus: [L40S], prices: 2026-04-17-seed}
+constraints: {sizing: queueing, max_tp: 1, weight_dtypes: [fp8], kv_dtypes: [fp8]}
+objective: min_cost
+"""
+
+
+def test_plain_solve_reports_bursts_no_plan_of_its_size_serves(tmp_path):
+    """Gamma arrivals with cv 13: bursts of prompts longer than the 1 s budget. The plain
+    plan is flagged, the flag agrees with the simulator (the plan misses) and names the
+    fluid floor of replicas; a Poisson plan (default) gets no such note."""
+    from hetplan.bursts import NOTE_PREFIX, plan_bursts
+
+    cat = load_catalog()
+    path = tmp_path / "bursty.yaml"
+    path.write_text(_BURSTY)
+    rs = load_scenario(path, cat)
+    plan = plan_scenario(rs, cat)
+    notes = [n for n in plan.notes if n.startswith(NOTE_PREFIX)]
+    assert notes and ("needs at least" in notes[0] or "cannot be met" in notes[0])
+    pm = PerfModel(rs.model, cat)
+    found = [b for b in plan_bursts(plan, rs.trace.input_tokens, rs.trace.arrival_s, pm)
+             if b.misses]
+    rep, _ = simulate_plan(plan, scenario_trace(rs), pm)
+    assert not rep.slo_met
+    # the fluid estimate is an upper bound on what the plan attains
+    assert min(c.attainment_ttft for c in rep.classes) <= max(
+        b.attainment_planned for b in found) + 0.02
+    for b in found:
+        if b.bound.replicas_needed is not None:
+            assert b.bound.replicas_needed > b.replicas
+
+
+def test_poisson_plan_has_no_burst_note(default_plans):
+    from hetplan.bursts import NOTE_PREFIX
+
+    _, _, queueing, _ = default_plans
+    assert not [n for n in queueing.notes if n.startswith(NOTE_PREFIX)]
