@@ -133,8 +133,8 @@ class PoolBursts:
                 f"(>= +${extra:.2f}/h for this pool; a floor, the simulator prices the rest)")
 
 
-def plan_bursts(plan, input_tokens: np.ndarray, arrival_s: np.ndarray, pm,
-                seed: int = 0) -> list[PoolBursts]:
+def plan_bursts(plan, input_tokens: np.ndarray, output_tokens: np.ndarray,
+                arrival_s: np.ndarray, pm, seed: int = 0) -> list[PoolBursts]:
     """Per prefill / colocated pool of `plan` (a `Plan`), the fluid estimate on the requests
     it serves (`pm`: the PerfModel; classes by the plan's token bins, split between pools
     by their rates)."""
@@ -144,6 +144,7 @@ def plan_bursts(plan, input_tokens: np.ndarray, arrival_s: np.ndarray, pm,
     budget_s = plan.slo["ttft_ms"] / 1e3
     pm = pm.with_limits(plan.engine)
     inp = np.asarray(input_tokens, dtype=np.int64)
+    outp = np.asarray(output_tokens, dtype=np.int64)
     arr = np.asarray(arrival_s, dtype=float)
     first = {}                                  # class -> [(pool index, rate)]
     for i, p in enumerate(plan.pools):
@@ -155,9 +156,11 @@ def plan_bursts(plan, input_tokens: np.ndarray, arrival_s: np.ndarray, pm,
     rng = np.random.Generator(np.random.PCG64(seed))
     for c in plan.classes:
         routes = first.get(c.name)
-        if not routes or c.input_lo is None or c.input_hi is None:
+        bins = (c.input_lo, c.input_hi, c.output_lo, c.output_hi)
+        if not routes or None in bins:
             continue
-        m = np.flatnonzero((inp >= c.input_lo) & (inp <= c.input_hi) & (owner < 0))
+        m = np.flatnonzero((inp >= bins[0]) & (inp <= bins[1]) & (outp >= bins[2])
+                           & (outp <= bins[3]) & (owner < 0))
         rates = np.array([r for _, r in routes])
         owner[m] = np.array([i for i, _ in routes])[rng.choice(len(routes), m.size,
                                                                p=rates / rates.sum())]

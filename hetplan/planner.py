@@ -197,8 +197,8 @@ def with_burst_notes(ctx: Context, plan: Plan) -> Plan:
     tr = ctx.resolved.trace
     if tr is None or tr.num_requests < 2 or not plan.pools:
         return plan
-    found = [b.line(plan.slo["ttft_ms"]) for b in
-             plan_bursts(plan, tr.input_tokens, tr.arrival_s, ctx.perf) if b.misses]
+    found = [b.line(plan.slo["ttft_ms"]) for b in plan_bursts(
+        plan, tr.input_tokens, tr.output_tokens, tr.arrival_s, ctx.perf) if b.misses]
     return plan.model_copy(update={"notes": plan.notes + found}) if found else plan
 
 

@@ -46,7 +46,11 @@ is replaced by the Poisson itself, a slight overstatement for smooth arrivals). 
 the pool's concurrency as one pooled count (a load-balancing router that keeps replicas
 evenly filled); a random split across replicas would lose the pooling economy. The
 probability that concurrency exceeds the pool's slots is the share of time the engine must
-preempt (vLLM recomputes or swaps a sequence when KV memory runs out).
+preempt (vLLM recomputes or swaps a sequence when KV memory runs out). Sizing
+(`hetplan.slo_capacity`) uses the delay view instead: `slot_wait_prob`, the probability that
+a new sequence waits for a batch slot (Erlang C, in Hayward's form for peaked or multi-size
+occupancy: c / z servers at load L / z; exact Erlang C for z = 1), because an engine that
+caps its batch queues the sequences that do not fit, and that wait lands in their TTFT.
 
 All times are seconds, rates are per second; inputs are checked and a bad one raises
 ValueError naming it.

@@ -11,17 +11,35 @@ queueing (`hetplan.queueing`, one source for the formulas):
   whose service time is the replica's time per request at its SLO batch, 1 / mu (the
   replica runs batches of k prompts in t(k), so it drains queued work at mu = k / t(k));
   Allen-Cunneen wait with the trace's measured inter-arrival SCV ca2 (`Burstiness`) and the
-  prompt-length SCV of the class as cs2 (lognormal fitted to its mean and p90). A request's
-  TTFT = its wait + its own batch's latency (`ClassCapacity.ttft_ms`: prefill of the
-  class's p90 prompt at batch k plus the KV hand-off), so the wait's q-quantile must fit
+  SCV cs2 of the class's prefill work (`ClassShape`): the FLOPs of each of the class's
+  prompts in the trace (matmuls + causal attention, `prefill_work`), so a heavy length tail
+  weighs as its quadratic attention does; the load is inflated by E[work] / work(mean
+  prompt), since mu is measured at the mean prompt. (Fitting a lognormal to the prompt
+  lengths' mean and p90 understated both on mooncake's 12k-128k class: cs2 0.27 against
+  1.15 measured, mean service +11%; the plan ran at 71% busy with p90 wait 2.5x its slack.)
+  A request's TTFT = its wait + its own batch's latency (`ClassCapacity.ttft_ms`: prefill of
+  the class's p90 prompt at batch k plus the KV hand-off), so the wait's quantile must fit
   the slack TTFT - ttft_ms. Regime: the work-drain view is exact for k = 1 (long prompts,
   where pooling matters most) and optimistic by up to one batch time for large k, which the
-  candidate's batch choice (its latency <= half the TTFT target) leaves room for.
-- decode (and a colocated replica's decode side): concurrency of an infinite-server queue
-  (Little's law mean; Poisson, or negative binomial inflated by the arrivals' peakedness)
-  whose q-quantile must fit the pool's n x B batch slots (B: the candidate's SLO batch, its
-  KV and TPOT limit), so P(overflow into preemption or a slower step) <= 1 - q. Regime:
-  assumes the router keeps replicas evenly filled (pooled slots).
+  candidate's batch choice (its latency <= half the TTFT target) leaves room for; the
+  simulator's dispatch on arrival costs 1-3 points of attainment at n = 2-6
+  (tests/test_slo_capacity.py).
+- decode (and a colocated replica's decode side): a delay system with n x B batch slots
+  (B: the candidate's SLO batch, its KV and TPOT limit). A sequence that finds them full
+  waits for one to free (vLLM's max_num_seqs / KV admission), and that wait is part of its
+  TTFT: decode durations (hundreds of steps) are far longer than a TTFT budget, so any wait
+  is a miss, and the condition is P(wait) <= the decode side's miss share. P(wait) is
+  Erlang C in Hayward's form (`queueing.slot_wait_prob`) with the occupancy's peakedness:
+  the count's (arrival SCV over a decode duration, duration SCV) plus the SCV of a
+  sequence's KV (compound sum), since a KV-bound batch holds fewer long sequences.
+  (Counting sequences as a Poisson quantile against the slots let mooncake's decode pool
+  fill its KV cache, preempt and recompute 30k-token prompts, and queue first tokens for
+  minutes.) Regime: measured in the simulator at the planned load, P(wait) is 0.042-0.045
+  for a target 0.05 with count-bound batches; KV-bound with heavy-tailed prompts 0.061
+  (n = 1) and 0.095 (n = 2): each replica's KV is its own, which the pooled form does not
+  see.
+- TTFT passes both queues: each gets TTFT_MISS_SHARE of the (1 - q) miss budget (the prompt
+  queue's wait percentile is 1 - (1 - q) / 2, a decode slot's wait probability (1 - q) / 2).
 - A candidate serving several classes shares one queue: each class needs its percentile,
   so U(n) = min over the classes it may serve with demand (the least slack binds).
 - No pool is sized above RHO_CEILING busy: there the formulas' tails are least reliable and
@@ -36,14 +54,17 @@ linearly beyond with the smallest per-class increment there (a lower bound: conv
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import gammaincc, gammaln
 
 from hetplan.candidates import Candidate, ClassLike
+from hetplan.class_shape import ClassShape, class_shapes, fitted_shape, lognormal_scv
 from hetplan.queueing import arrival_scv, decode_peakedness
+
+__all__ = ["ClassShape", "lognormal_scv"]      # re-exported: sizing's inputs live there
 
 RHO_CEILING = 0.95        # most a pool is planned busy under queueing sizing
 MAX_STEPS = 24            # exact (binary) steps per candidate at most
@@ -51,7 +72,6 @@ LINEAR_LOSS = 0.02        # beyond the exact steps, a linear extension within 2%
 PREFILL_WINDOW_TTFTS = 4  # ca2 of prefill arrivals is measured over windows of 4 TTFT targets
 Q_MAX = 0.999             # a p100 SLO is sized at p99.9 (no queue meets a 100th percentile)
 _BISECT = 50              # bisection halvings (1e-15 of the bracket)
-_Z90 = 1.2815515655446004  # standard normal 90th percentile
 # TTFT passes two queues in series (the prompt queue, then a decode batch slot: decode or
 # colocated); each may use this share of the (1 - q) miss budget (the tuner judges each side
 # of a split TTFT the same way)
@@ -64,22 +84,6 @@ class Burstiness:
 
     prefill_ca2: float = 1.0
     decode_ca2: float = 1.0
-
-
-@dataclass(frozen=True)
-class ClassShape:
-    """What a class's length spread does to its queues (`measured_shape` from the trace's
-    requests in the class's bins, else `fitted_shape` from its mean and p90):
-    prefill_scv: SCV of one prompt's prefill work (the service time; attention makes it
-    superlinear in the prompt, so a heavy length tail weighs more than the lengths' SCV);
-    prefill_inflation: E[work] / work(mean prompt), >= 1 (the candidate's capacity is
-    measured at the mean prompt); decode_scv: SCV of the output length (decode duration);
-    kv_scv: SCV of a decoding sequence's KV (prompt + half its output), time-weighted."""
-
-    prefill_scv: float
-    prefill_inflation: float = 1.0
-    decode_scv: float = 0.0
-    kv_scv: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -145,57 +149,6 @@ class PoolCurve:
             return 10**6
         k = self.steps
         return k + max(1, math.ceil((load - self.at(k)) / self.tail_slope - 1e-9))
-
-
-def lognormal_scv(mean: float, p90: float) -> float:
-    """SCV of the lognormal with this mean and 90th percentile (0 when p90 <= mean:
-    treated as fixed lengths). p90 / mean = exp(z90 s - s^2 / 2) has a root s <= z90."""
-    if mean <= 0 or p90 <= mean:
-        return 0.0
-    r = math.log(p90 / mean)
-    if r >= _Z90 ** 2 / 2:          # beyond the lognormal's reach: the heaviest it can be
-        s = _Z90
-    else:
-        s = _Z90 - math.sqrt(_Z90 ** 2 - 2 * r)
-    return math.expm1(s * s)
-
-
-def _scv(x: np.ndarray, weight: np.ndarray | None = None) -> float:
-    m = float(np.average(x, weights=weight))
-    return float(np.average((x - m) ** 2, weights=weight)) / m ** 2 if m > 0 else 0.0
-
-
-def fitted_shape(w: ClassLike) -> ClassShape:
-    """A class's shape from its mean and p90 lengths alone (lognormal fits; the prompt's
-    prefill work taken as proportional to its length, so heavy tails are understated)."""
-    mi, mo = max(w.mean_input_tokens, 1.0), max(w.mean_output_tokens, 1.0)
-    s_in = lognormal_scv(w.mean_input_tokens, w.p90_input_tokens)
-    return ClassShape(s_in, 1.0, lognormal_scv(w.mean_output_tokens, w.p90_output_tokens),
-                      s_in * (mi / (mi + mo / 2)) ** 2)
-
-
-def measured_shape(input_tokens: np.ndarray, output_tokens: np.ndarray,
-                   work: Callable[[np.ndarray], np.ndarray]) -> ClassShape:
-    """A class's shape from its requests; `work(prompt lengths)`: prefill work per prompt in
-    any unit (`prefill_work` of the model)."""
-    x = np.asarray(input_tokens, dtype=float)
-    o = np.maximum(np.asarray(output_tokens, dtype=float), 1.0)
-    lens, inv = np.unique(np.maximum(x, 1.0), return_inverse=True)
-    w = work(lens)[inv]
-    at_mean = float(work(np.array([max(float(x.mean()), 1.0)]))[0])
-    return ClassShape(_scv(w), max(1.0, float(w.mean()) / at_mean), _scv(o),
-                      _scv(x + o / 2, weight=o))
-
-
-def prefill_work(model) -> Callable[[np.ndarray], np.ndarray]:
-    """FLOPs to prefill each prompt length (`ModelSpec`: matmuls + causal attention)."""
-    per_key = model.attention_flops_per_key()
-    lin = 2.0 * model.matmul_params_per_token
-
-    def work(lens: np.ndarray) -> np.ndarray:
-        return np.array([lin * n + per_key * model.prefill_attended_keys(int(n))
-                         for n in np.asarray(lens)], dtype=float)
-    return work
 
 
 def measured_burstiness(arrival_s: np.ndarray | None, ttft_s: float,
@@ -380,24 +333,6 @@ def pool_curves(candidates: Sequence[Candidate], classes: Sequence[ClassLike],
             need[c.key] = [r for w in served for r in _rows(c, w, s)]
     tables = _tables({r for rows in need.values() for r in rows}, s, max(1, n_max))
     return {key: _fit(np.array([tables[r] for r in rows])) for key, rows in need.items()}
-
-
-def class_shapes(classes: Sequence[ClassLike], trace, model) -> tuple[tuple[str, ClassShape], ...]:
-    """`measured_shape` of every class with token bins and requests in the trace (others are
-    left to `fitted_shape`)."""
-    if trace is None or model is None or trace.num_requests == 0:
-        return ()
-    work = prefill_work(model)
-    inp, out = trace.input_tokens, trace.output_tokens
-    shapes = []
-    for w in classes:
-        bins = [getattr(w, k, None) for k in ("input_lo", "input_hi", "output_lo", "output_hi")]
-        if None in bins:
-            continue
-        m = (inp >= bins[0]) & (inp <= bins[1]) & (out >= bins[2]) & (out <= bins[3])
-        if m.sum() >= 2:
-            shapes.append((w.name, measured_shape(inp[m], out[m], work)))
-    return tuple(shapes)
 
 
 def sizing_inputs(slo, classes: Sequence[ClassLike], trace, model=None) -> SizingInputs:

@@ -15,6 +15,7 @@ import pytest
 from hetplan import queueing as Q
 from hetplan.candidates import Candidate, ClassCapacity
 from hetplan.catalog import load_catalog
+from hetplan.class_shape import measured_shape
 from hetplan.enums import Sizing
 from hetplan.io import workloads_dir
 from hetplan.milp import Problem, solve_problem
@@ -28,8 +29,7 @@ from hetplan.simulate.workload import scenario_trace
 from hetplan.simulate.engine import LinkModel, PoolSpec, run
 from hetplan.simulate.steps import ConstantSteps
 from hetplan.slo_capacity import (LINEAR_LOSS, MAX_STEPS, RHO_CEILING, Burstiness, PoolCurve, SizingInputs,
-                                  decode_curve, lognormal_scv, measured_shape, pool_curves,
-                                  prefill_curve)
+                                  decode_curve, lognormal_scv, pool_curves, prefill_curve)
 from hetplan.workload import make_trace, single_class
 
 
@@ -369,7 +369,8 @@ def test_plain_solve_reports_bursts_no_plan_of_its_size_serves(tmp_path):
     notes = [n for n in plan.notes if n.startswith(NOTE_PREFIX)]
     assert notes and ("needs at least" in notes[0] or "cannot be met" in notes[0])
     pm = PerfModel(rs.model, cat)
-    found = [b for b in plan_bursts(plan, rs.trace.input_tokens, rs.trace.arrival_s, pm)
+    found = [b for b in plan_bursts(plan, rs.trace.input_tokens, rs.trace.output_tokens,
+                                     rs.trace.arrival_s, pm)
              if b.misses]
     rep, _ = simulate_plan(plan, scenario_trace(rs), pm)
     assert not rep.slo_met
