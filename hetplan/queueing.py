@@ -62,6 +62,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.special import gammaincc, gammaln
 
 # Halvings of a bisection bracket (60 leave it below 1e-17 of its start).
 _BISECT_STEPS = 60
@@ -347,8 +348,6 @@ def slot_wait_prob(slots: float, mean: float, z: float = 1.0) -> float:
         return 1.0
     if a == 0.0:
         return 0.0
-    from scipy.special import gammaincc, gammaln
-
     c, a = c / zz, a / zz
     b = math.exp(c * math.log(a) - a - gammaln(c + 1.0)) / gammaincc(c + 1.0, a)
     rho = a / c
