@@ -26,6 +26,7 @@ from hetplan.plan import ClassRoute, ClassSummary, Plan, Pool, Simplification
 from hetplan.prefix_cache import PrefixCharge, prefix_charge, prefix_plan, settle_pool_sizes
 from hetplan.scenario import (ResolvedScenario, Scenario, check_catalog_selection,
                               miss_budget_share, missing_class_slo, scenario_gpus)
+from hetplan.bursts import plan_bursts
 from hetplan.slo_capacity import sizing_inputs
 from hetplan.workload import WorkloadClass
 
@@ -150,7 +151,7 @@ def problem_for(ctx: Context, candidates: Sequence[Candidate] | None = None) -> 
         pool_cost_usd_per_hour=s.constraints.pool_cost_usd_per_hour,
         max_pools_per_role=s.constraints.max_pools_per_role,
         relaxed_capacity=relaxed or None, miss_budget_share=miss_budget_share(s.slo),
-        sizing=(sizing_inputs(ctx.resolved.slo, ctx.classes, ctx.resolved.trace)
+        sizing=(sizing_inputs(ctx.resolved.slo, ctx.classes, ctx.resolved.trace, m)
                 if s.constraints.sizing == Sizing.QUEUEING else None),
         capacity_scale=ctx.capacity_scale)
 
@@ -184,9 +185,21 @@ def _nodes_per_tp(ctx: Context) -> dict[str, dict[int, int]] | None:
 def plan_scenario(rs: ResolvedScenario, catalog: Catalog, *, solver: str = "highs",
                   time_limit_s: float = 60.0,
                   progress: Callable[[str], None] | None = None) -> Plan:
-    """Solve a resolved scenario; infeasible ones raise `Infeasible` with an explanation."""
-    return solve_context(prepare(rs, catalog, progress=progress), solver=solver,
-                         time_limit_s=time_limit_s)
+    """Solve a resolved scenario; infeasible ones raise `Infeasible` with an explanation.
+    Pools whose trace bursts no size of this plan serves in the TTFT budget are named in
+    the plan's notes (`bursts.plan_bursts`)."""
+    ctx = prepare(rs, catalog, progress=progress)
+    return with_burst_notes(ctx, solve_context(ctx, solver=solver, time_limit_s=time_limit_s))
+
+
+def with_burst_notes(ctx: Context, plan: Plan) -> Plan:
+    """`plan` with a note per pool the fluid burst estimate says misses the TTFT percentile."""
+    tr = ctx.resolved.trace
+    if tr is None or tr.num_requests < 2 or not plan.pools:
+        return plan
+    found = [b.line(plan.slo["ttft_ms"]) for b in plan_bursts(
+        plan, tr.input_tokens, tr.output_tokens, tr.arrival_s, ctx.perf) if b.misses]
+    return plan.model_copy(update={"notes": plan.notes + found}) if found else plan
 
 
 PLACEMENT_ROUNDS = 6      # sizing -> placement rounds when placement pushes back

@@ -46,7 +46,11 @@ is replaced by the Poisson itself, a slight overstatement for smooth arrivals). 
 the pool's concurrency as one pooled count (a load-balancing router that keeps replicas
 evenly filled); a random split across replicas would lose the pooling economy. The
 probability that concurrency exceeds the pool's slots is the share of time the engine must
-preempt (vLLM recomputes or swaps a sequence when KV memory runs out).
+preempt (vLLM recomputes or swaps a sequence when KV memory runs out). Sizing
+(`hetplan.slo_capacity`) uses the delay view instead: `slot_wait_prob`, the probability that
+a new sequence waits for a batch slot (Erlang C, in Hayward's form for peaked or multi-size
+occupancy: c / z servers at load L / z; exact Erlang C for z = 1), because an engine that
+caps its batch queues the sequences that do not fit, and that wait lands in their TTFT.
 
 All times are seconds, rates are per second; inputs are checked and a bad one raises
 ValueError naming it.
@@ -58,6 +62,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.special import gammaincc, gammaln
 
 # Halvings of a bisection bracket (60 leave it below 1e-17 of its start).
 _BISECT_STEPS = 60
@@ -324,6 +329,41 @@ def max_rate_for_concurrency(slots: int, decode_s: float, decode_scv: float, ca2
     for _ in range(_BISECT_STEPS):
         mid = 0.5 * (lo + hi)
         if _count_cdf(mid, z, n) >= q:
+            lo = mid
+        else:
+            hi = mid
+    return lo / d
+
+
+def slot_wait_prob(slots: float, mean: float, z: float = 1.0) -> float:
+    """P(a new sequence waits for a batch slot) when `slots` sequences fit at once and the
+    offered concurrency has this mean and peakedness z (variance / mean): Erlang C of the
+    delay system, by Hayward's approximation for peaked or multi-size traffic (Erlang C at
+    slots / z servers and load mean / z), with Erlang B extended to real server counts
+    through the incomplete gamma function. 1 when mean >= slots (the queue grows)."""
+    c = _check("slots", slots, lo_open=True)
+    a = _check("mean", mean)
+    zz = _check("z (peakedness)", z, lo_open=True)
+    if a >= c:
+        return 1.0
+    if a == 0.0:
+        return 0.0
+    c, a = c / zz, a / zz
+    b = math.exp(c * math.log(a) - a - gammaln(c + 1.0)) / gammaincc(c + 1.0, a)
+    rho = a / c
+    return b / (1.0 - rho * (1.0 - b))
+
+
+def max_rate_for_slot_wait(slots: float, decode_s: float, z: float, p_wait: float) -> float:
+    """Largest arrival rate whose `slot_wait_prob` stays <= p_wait (bisection on the mean
+    concurrency; rate = mean / decode_s by Little's law)."""
+    c = _check("slots", slots, lo_open=True)
+    d = _check("decode_s", decode_s, lo_open=True)
+    p = _check("p_wait", p_wait, lo=0.0, lo_open=True, hi=1.0, hi_open=True)
+    lo, hi = 0.0, c
+    for _ in range(_BISECT_STEPS):
+        mid = 0.5 * (lo + hi)
+        if slot_wait_prob(c, mid, z) <= p:
             lo = mid
         else:
             hi = mid

@@ -11,17 +11,35 @@ queueing (`hetplan.queueing`, one source for the formulas):
   whose service time is the replica's time per request at its SLO batch, 1 / mu (the
   replica runs batches of k prompts in t(k), so it drains queued work at mu = k / t(k));
   Allen-Cunneen wait with the trace's measured inter-arrival SCV ca2 (`Burstiness`) and the
-  prompt-length SCV of the class as cs2 (lognormal fitted to its mean and p90). A request's
-  TTFT = its wait + its own batch's latency (`ClassCapacity.ttft_ms`: prefill of the
-  class's p90 prompt at batch k plus the KV hand-off), so the wait's q-quantile must fit
+  SCV cs2 of the class's prefill work (`ClassShape`): the FLOPs of each of the class's
+  prompts in the trace (matmuls + causal attention, `prefill_work`), so a heavy length tail
+  weighs as its quadratic attention does; the load is inflated by E[work] / work(mean
+  prompt), since mu is measured at the mean prompt. (Fitting a lognormal to the prompt
+  lengths' mean and p90 understated both on mooncake's 12k-128k class: cs2 0.27 against
+  1.15 measured, mean service +11%; the plan ran at 71% busy with p90 wait 2.5x its slack.)
+  A request's TTFT = its wait + its own batch's latency (`ClassCapacity.ttft_ms`: prefill of
+  the class's p90 prompt at batch k plus the KV hand-off), so the wait's quantile must fit
   the slack TTFT - ttft_ms. Regime: the work-drain view is exact for k = 1 (long prompts,
   where pooling matters most) and optimistic by up to one batch time for large k, which the
-  candidate's batch choice (its latency <= half the TTFT target) leaves room for.
-- decode (and a colocated replica's decode side): concurrency of an infinite-server queue
-  (Little's law mean; Poisson, or negative binomial inflated by the arrivals' peakedness)
-  whose q-quantile must fit the pool's n x B batch slots (B: the candidate's SLO batch, its
-  KV and TPOT limit), so P(overflow into preemption or a slower step) <= 1 - q. Regime:
-  assumes the router keeps replicas evenly filled (pooled slots).
+  candidate's batch choice (its latency <= half the TTFT target) leaves room for; the
+  simulator's dispatch on arrival costs 1-3 points of attainment at n = 2-6
+  (tests/test_slo_capacity.py).
+- decode (and a colocated replica's decode side): a delay system with n x B batch slots
+  (B: the candidate's SLO batch, its KV and TPOT limit). A sequence that finds them full
+  waits for one to free (vLLM's max_num_seqs / KV admission), and that wait is part of its
+  TTFT: decode durations (hundreds of steps) are far longer than a TTFT budget, so any wait
+  is a miss, and the condition is P(wait) <= the decode side's miss share. P(wait) is
+  Erlang C in Hayward's form (`queueing.slot_wait_prob`) with the occupancy's peakedness:
+  the count's (arrival SCV over a decode duration, duration SCV) plus the SCV of a
+  sequence's KV (compound sum), since a KV-bound batch holds fewer long sequences.
+  (Counting sequences as a Poisson quantile against the slots let mooncake's decode pool
+  fill its KV cache, preempt and recompute 30k-token prompts, and queue first tokens for
+  minutes.) Regime: measured in the simulator at the planned load, P(wait) is 0.042-0.045
+  for a target 0.05 with count-bound batches; KV-bound with heavy-tailed prompts 0.061
+  (n = 1) and 0.095 (n = 2): each replica's KV is its own, which the pooled form does not
+  see.
+- TTFT passes both queues: each gets TTFT_MISS_SHARE of the (1 - q) miss budget (the prompt
+  queue's wait percentile is 1 - (1 - q) / 2, a decode slot's wait probability (1 - q) / 2).
 - A candidate serving several classes shares one queue: each class needs its percentile,
   so U(n) = min over the classes it may serve with demand (the least slack binds).
 - No pool is sized above RHO_CEILING busy: there the formulas' tails are least reliable and
@@ -40,10 +58,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import betainc, gammaincc
+from scipy.special import gammaincc, gammaln
 
 from hetplan.candidates import Candidate, ClassLike
+from hetplan.class_shape import ClassShape, class_shapes, fitted_shape, lognormal_scv
 from hetplan.queueing import arrival_scv, decode_peakedness
+
+__all__ = ["ClassShape", "lognormal_scv"]      # re-exported: sizing's inputs live there
 
 RHO_CEILING = 0.95        # most a pool is planned busy under queueing sizing
 MAX_STEPS = 24            # exact (binary) steps per candidate at most
@@ -51,7 +72,10 @@ LINEAR_LOSS = 0.02        # beyond the exact steps, a linear extension within 2%
 PREFILL_WINDOW_TTFTS = 4  # ca2 of prefill arrivals is measured over windows of 4 TTFT targets
 Q_MAX = 0.999             # a p100 SLO is sized at p99.9 (no queue meets a 100th percentile)
 _BISECT = 50              # bisection halvings (1e-15 of the bracket)
-_Z90 = 1.2815515655446004  # standard normal 90th percentile
+# TTFT passes two queues in series (the prompt queue, then a decode batch slot: decode or
+# colocated); each may use this share of the (1 - q) miss budget (the tuner judges each side
+# of a split TTFT the same way)
+TTFT_MISS_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -64,11 +88,29 @@ class Burstiness:
 
 @dataclass(frozen=True)
 class SizingInputs:
-    """What queueing sizing needs beyond the candidates: the SLO as numbers and burstiness."""
+    """What queueing sizing needs beyond the candidates: the SLO as numbers, burstiness and
+    the classes' shapes (class name -> ClassShape; classes not listed use `fitted_shape`)."""
 
     ttft_s: float
     q: float                  # SLO percentile as a fraction
     burstiness: Burstiness = Burstiness()
+    shapes: tuple[tuple[str, ClassShape], ...] = ()
+
+    def shape(self, w: ClassLike) -> ClassShape:
+        for name, sh in self.shapes:
+            if name == w.name:
+                return sh
+        return fitted_shape(w)
+
+    @property
+    def prefill_q(self) -> float:
+        """The prompt queue's wait percentile (its share of the miss budget)."""
+        return 1.0 - TTFT_MISS_SHARE * (1.0 - self.q)
+
+    @property
+    def slot_wait(self) -> float:
+        """Largest P(a sequence waits for a decode batch slot)."""
+        return TTFT_MISS_SHARE * (1.0 - self.q)
 
 
 @dataclass(frozen=True)
@@ -107,19 +149,6 @@ class PoolCurve:
             return 10**6
         k = self.steps
         return k + max(1, math.ceil((load - self.at(k)) / self.tail_slope - 1e-9))
-
-
-def lognormal_scv(mean: float, p90: float) -> float:
-    """SCV of the lognormal with this mean and 90th percentile (0 when p90 <= mean:
-    treated as fixed lengths). p90 / mean = exp(z90 s - s^2 / 2) has a root s <= z90."""
-    if mean <= 0 or p90 <= mean:
-        return 0.0
-    r = math.log(p90 / mean)
-    if r >= _Z90 ** 2 / 2:          # beyond the lognormal's reach: the heaviest it can be
-        s = _Z90
-    else:
-        s = _Z90 - math.sqrt(_Z90 ** 2 - 2 * r)
-    return math.expm1(s * s)
 
 
 def measured_burstiness(arrival_s: np.ndarray | None, ttft_s: float,
@@ -165,67 +194,73 @@ def prefill_rho(n: np.ndarray, tau: np.ndarray, q: float) -> np.ndarray:
     return lo
 
 
-def _prefill_table(tau: np.ndarray, n_max: int, q: float) -> np.ndarray:
-    """U(n) for n = 0..n_max of prefill rows with these tau values, shape (rows, n_max+1)."""
+def _prefill_table(tau: np.ndarray, n_max: int, q: float,
+                   inflation: np.ndarray | float = 1.0) -> np.ndarray:
+    """U(n) for n = 0..n_max of prefill rows with these tau values, shape (rows, n_max+1),
+    divided by each row's service-time inflation (load is counted at the mean prompt)."""
     n = np.arange(1, n_max + 1, dtype=float)
     rho = np.minimum(prefill_rho(n[None, :], np.asarray(tau, dtype=float)[:, None], q),
                      RHO_CEILING)
-    return np.concatenate([np.zeros((len(tau), 1)), n * rho], axis=1)
+    f = np.broadcast_to(np.asarray(inflation, dtype=float), (len(tau),))[:, None]
+    return np.concatenate([np.zeros((len(tau), 1)), n * rho / f], axis=1)
 
 
 def _prefill_tau(mu_rps: float, latency_s: float, ttft_s: float, cs2: float,
-                 ca2: float) -> float:
-    """tau of `prefill_rho` (-1 when the slack is gone: no load can be carried)."""
+                 ca2: float, inflation: float = 1.0) -> float:
+    """tau of `prefill_rho` (-1 when the slack is gone: no load can be carried); the mean
+    service time is inflation / mu."""
     slack = ttft_s - latency_s
     if slack <= 0:
         return -1.0
     a = 0.5 * (ca2 + cs2)
-    return math.inf if a == 0 else slack * mu_rps / a
+    return math.inf if a == 0 else slack * mu_rps / inflation / a
 
 
 def prefill_curve(n_max: int, mu_rps: float, latency_s: float, ttft_s: float, cs2: float,
-                  ca2: float, q: float) -> np.ndarray:
+                  ca2: float, q: float, inflation: float = 1.0) -> np.ndarray:
     """U(n) for n = 0..n_max of one class on a prefill replica (module docstring)."""
-    tau = _prefill_tau(mu_rps, latency_s, ttft_s, cs2, ca2)
+    tau = _prefill_tau(mu_rps, latency_s, ttft_s, cs2, ca2, inflation)
     if tau < 0:
         return np.zeros(n_max + 1)
-    return _prefill_table(np.array([tau]), n_max, q)[0]
+    return _prefill_table(np.array([tau]), n_max, q, inflation)[0]
 
 
-def _count_cdf(mean: np.ndarray, z: np.ndarray, slots: np.ndarray) -> np.ndarray:
-    """P(N <= slots), N Poisson(mean) (z <= 1) or negative binomial with variance z mean
-    (the distributions of `queueing.decode_concurrency`), elementwise."""
-    nb = z > 1.0
-    zz = np.where(nb, z, 2.0)
-    return np.where(nb, betainc(mean / (zz - 1.0), slots + 1.0, 1.0 / zz),
-                    gammaincc(slots + 1.0, mean))
+def _slot_wait(slots: np.ndarray, mean: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """`queueing.slot_wait_prob`, elementwise (mean < slots)."""
+    c, a = slots / z, mean / z
+    with np.errstate(divide="ignore", under="ignore"):
+        b = np.exp(c * np.log(a) - a - gammaln(c + 1.0) - np.log(gammaincc(c + 1.0, a)))
+    return b / (1.0 - a / c * (1.0 - b))
 
 
-def _decode_table(batch: np.ndarray, z: np.ndarray, n_max: int, q: float) -> np.ndarray:
+def _decode_table(batch: np.ndarray, z: np.ndarray, n_max: int, p_wait: float) -> np.ndarray:
     """U(n) for n = 0..n_max of decode rows (batch slots per replica, peakedness z): the
-    largest mean concurrency whose q-quantile fits n x batch slots, over batch."""
+    largest mean concurrency a new sequence finds n x batch slots full at with probability
+    <= p_wait, over the slots."""
     n = np.arange(1, n_max + 1, dtype=float)
     slots = np.asarray(batch, dtype=float)[:, None] * n[None, :]
     zz = np.broadcast_to(np.asarray(z, dtype=float)[:, None], slots.shape)
     lo, hi = np.zeros_like(slots), slots.copy()
-    while True:                 # bracket: the quantile at mean hi exceeds the slots
-        over = _count_cdf(hi, zz, slots) >= q
-        if not over.any():
-            break
-        hi = np.where(over, 2.0 * hi, hi)
     for _ in range(_BISECT):
         mid = 0.5 * (lo + hi)
-        ok = _count_cdf(np.maximum(mid, 1e-300), zz, slots) >= q
+        ok = _slot_wait(slots, np.maximum(mid, 1e-300), zz) <= p_wait
         lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
     rho = np.minimum(lo / slots, RHO_CEILING)
     return np.concatenate([np.zeros((len(slots), 1)), rho * n], axis=1)
 
 
+def decode_peak(ca2: float, decode_scv: float, kv_scv: float = 0.0) -> float:
+    """Peakedness of a decode pool's occupancy in mean-sequence units: the count's
+    (`queueing.decode_peakedness`) plus the KV size spread (compound sum: variance
+    L (z_count + kv_scv) for mean L)."""
+    return decode_peakedness(ca2, decode_scv) + kv_scv
+
+
 def decode_curve(n_max: int, batch: int, decode_scv: float, ca2: float,
-                 q: float) -> np.ndarray:
+                 p_wait: float, kv_scv: float = 0.0) -> np.ndarray:
     """U(n) for n = 0..n_max of one class on a decode replica with `batch` slots."""
-    z = decode_peakedness(ca2, decode_scv)
-    return _decode_table(np.array([batch]), np.array([z]), n_max, q)[0]
+    return _decode_table(np.array([batch]), np.array([decode_peak(ca2, decode_scv, kv_scv)]),
+                         n_max, p_wait)[0]
 
 
 # ---------------------------------------------------------------- pool curves ------------
@@ -234,14 +269,15 @@ def _rows(c: Candidate, w: ClassLike, s: SizingInputs) -> list[tuple]:
     """The curve rows class w needs on candidate c: ("p", tau) and / or ("d", batch, z)."""
     cap = c.per_class[w.name]
     b = s.burstiness
+    sh = s.shape(w)
     rows: list[tuple] = []
     if c.role in ("prefill", "colocated"):
         rows.append(("p", _prefill_tau(cap.capacity_rps, cap.ttft_ms / 1e3, s.ttft_s,
-                                       lognormal_scv(w.mean_input_tokens, w.p90_input_tokens),
-                                       b.prefill_ca2)))
+                                       sh.prefill_scv, b.prefill_ca2, sh.prefill_inflation),
+                      sh.prefill_inflation))
     if c.role in ("decode", "colocated"):
-        rows.append(("d", max(1, cap.batch), decode_peakedness(
-            b.decode_ca2, lognormal_scv(w.mean_output_tokens, w.p90_output_tokens))))
+        rows.append(("d", max(1, cap.batch), decode_peak(b.decode_ca2, sh.decode_scv,
+                                                         sh.kv_scv)))
     return rows
 
 
@@ -254,12 +290,13 @@ def _tables(rows: set[tuple], s: SizingInputs, n_max: int) -> dict[tuple, np.nda
         if r[1] < 0:
             out[r] = np.zeros(n_max + 1)
     if live:
-        for r, u in zip(live, _prefill_table(np.array([r[1] for r in live]), n_max, s.q)):
+        for r, u in zip(live, _prefill_table(np.array([r[1] for r in live]), n_max,
+                                             s.prefill_q, np.array([r[2] for r in live]))):
             out[r] = u
     dec = sorted(r for r in rows if r[0] == "d")
     if dec:
         tab = _decode_table(np.array([r[1] for r in dec]), np.array([r[2] for r in dec]),
-                            n_max, s.q)
+                            n_max, s.slot_wait)
         out.update(zip(dec, tab))
     return out
 
@@ -298,8 +335,9 @@ def pool_curves(candidates: Sequence[Candidate], classes: Sequence[ClassLike],
     return {key: _fit(np.array([tables[r] for r in rows])) for key, rows in need.items()}
 
 
-def sizing_inputs(slo, classes: Sequence[ClassLike], trace) -> SizingInputs:
-    """SizingInputs for an SLO (`scenario.SLO`), its classes and their trace (None: Poisson):
+def sizing_inputs(slo, classes: Sequence[ClassLike], trace, model=None) -> SizingInputs:
+    """SizingInputs for an SLO (`scenario.SLO`), its classes, their trace (None: Poisson,
+    fitted shapes) and the model (`ModelSpec`, for the prefill work; None: fitted shapes):
     the decode window is the demand-weighted mean decode duration at the TPOT target."""
     ttft_s = slo.ttft_ms / 1e3
     rate = sum(w.rate_rps for w in classes)
@@ -307,4 +345,5 @@ def sizing_inputs(slo, classes: Sequence[ClassLike], trace) -> SizingInputs:
                   if rate > 0 else 1.0)
     arrivals = None if trace is None else trace.arrival_s
     return SizingInputs(ttft_s, min(slo.percentile / 100.0, Q_MAX),
-                        measured_burstiness(arrivals, ttft_s, out_tokens * slo.tpot_ms / 1e3))
+                        measured_burstiness(arrivals, ttft_s, out_tokens * slo.tpot_ms / 1e3),
+                        class_shapes(classes, trace, model))

@@ -13,7 +13,7 @@ from hetplan.catalog import load_catalog
 from hetplan.planner import plan_scenario, prepare
 from hetplan.scenario import load_scenario
 from hetplan.simulate import SimOptions, report_text, simulate_plan
-from hetplan.simulate.bursts import burst_bound, fluid_ttft_s
+from hetplan.bursts import burst_bound, fluid_ttft_s
 from hetplan.simulate.metrics import latencies_ms, reconcile_header
 from hetplan.simulate.repair import solve_validated
 from hetplan.simulate.tuner import PoolBounds, blame, counts, next_counts, with_replicas

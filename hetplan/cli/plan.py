@@ -136,6 +136,10 @@ def register(app: typer.Typer, echo_json) -> None:
             else:
                 plan = plan_scenario(rs, cat, solver=solver, time_limit_s=time_limit,
                                      progress=_progress)
+                from hetplan.bursts import NOTE_PREFIX
+                for note in plan.notes:
+                    if note.startswith(NOTE_PREFIX):
+                        typer.echo(f"warning: {note}", err=True)
             if not plan.pools:          # max_goodput: the budget buys no useful replica
                 budget = rs.scenario.constraints.budget_usd_per_hour
                 raise Infeasible([f"constraints.budget_usd_per_hour: ${budget:g}/h buys no "

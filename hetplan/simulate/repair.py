@@ -25,7 +25,7 @@ from hetplan.placement.place import PlacementInfeasible
 from hetplan.plan import Plan
 from hetplan.planner import place, prepare
 from hetplan.scenario import ResolvedScenario
-from hetplan.simulate.bursts import burst_bound
+from hetplan.bursts import burst_bound
 from hetplan.simulate.engine import RunResult
 from hetplan.simulate.metrics import (RECONCILE_NOTE, SimReport, reconcile_header,
                                       reconcile_rows)
