@@ -138,3 +138,25 @@ def test_cli_writes_checks_and_lists_the_target(plan, tmp_path):
     assert not (out / "values" / "stale.yaml").exists()
     help_text = CliRunner().invoke(app, ["emit", "--help"]).output
     assert "llm-d" in help_text
+
+
+def test_hostile_plan_names_do_not_run_in_install_sh(plan, tmp_path):
+    """install.sh, run with stub helm/kubectl: names carrying a newline and `touch MARKER`
+    create nothing, and every values file still parses to one release's values."""
+    from test_emit_safety import _hostile_plan
+    import os
+    marker = tmp_path / "pwned"
+    out = tmp_path / "out"
+    files = emit(_hostile_plan(plan, marker), "llm-d")
+    write_files(out, files)
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    for prog in ("helm", "kubectl"):
+        (stubs / prog).write_text("#!/bin/sh\nexit 0\n")
+        (stubs / prog).chmod(0o755)
+    env = {**os.environ, "PATH": f"{stubs}{os.pathsep}{os.environ['PATH']}"}
+    r = subprocess.run(["bash", str(out / "install.sh")], cwd=out, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stderr) == (0, "") and not marker.exists()
+    assert all(isinstance(v["modelArtifacts"]["labels"]["llm-d.ai/model"], str)
+               for v in _values(files).values())
