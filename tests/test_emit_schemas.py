@@ -45,7 +45,10 @@ def _plans() -> dict:
     plan = load_plan(PLAN)
     colocated = plan.model_copy(update={"pools": [plan.pools[1].model_copy(update={
         "role": "colocated", "name": "colocated-H100-SXM"})]})
-    plans = {"golden": plan, "colocated": colocated}
+    # decode tp=8 x pp=2 spans two 8-GPU nodes: a LeaderWorkerSet (dynamo and llm-d refuse)
+    multinode = plan.model_copy(update={"pools": [plan.pools[0], plan.pools[1].model_copy(
+        update={"tp": 8, "pp": 2, "gpus": 16})]})
+    plans = {"golden": plan, "colocated": colocated, "multinode": multinode}
     for p in sorted((ROOT / "deploy").glob("*/plan.json")):
         plans[p.parent.name] = load_plan(p)
     return plans
@@ -150,6 +153,8 @@ def test_every_object_and_command_passes_its_own_checker(checked):
         kinds.setdefault(kind, set()).add(payload["kind"] if kind == "k8s" else n)
     # every kind of object and command was checked (not an empty batch)
     assert {"Deployment", "Service", "PodTemplate"} <= kinds["k8s"]
+    assert any(n == "multinode" and k == "k8s" and p["kind"] == "PodTemplate"
+               and "leadertemplate" in p["metadata"]["name"] for n, (k, p, _), _ in rows)
     assert {"golden", "colocated"} <= kinds["serve"] and "golden" in kinds["dynamo"]
 
 
