@@ -121,7 +121,8 @@ def test_refusals(plan):
 def test_long_names_stay_within_helm_and_label_limits(plan):
     long = plan.model_copy(update={"pools": [p.model_copy(update={"name": p.name + "-x" * 40})
                                              for p in plan.pools]})
-    names = [release_name(p) for p in long.pools]
+    ctx = build_context(long, EmitOptions())
+    names = [release_name(ctx, p) for p in long.pools]
     assert all(len(n) <= HELM_RELEASE_MAX for n in names) and len(set(names)) == 2
 
 

@@ -2,7 +2,8 @@
 chart v0.4.12) and the gateway's InferencePool (Gateway API inference extension,
 `inference.networking.k8s.io/v1`) with an HTTPRoute to it.
 
-Layout (one model; a fleet calls `llmd_files` once per member):
+Layout (one model; a fleet calls `llmd_files` once per member, into a folder per member:
+release, InferencePool and EPP names carry the model's label, so members do not collide):
 - `values/<pool>.yaml`: one chart release per plan pool, so a heterogeneous plan (prefill on
   one GPU, decode on another, or several decode pools) maps onto the chart's one `prefill` and
   one `decode` section per release: the release enables the section of its pool's role and
@@ -64,8 +65,10 @@ def model_label(ctx) -> str:
     return _bounded(slug(ctx.plan.model), LABEL_MAX)
 
 
-def release_name(pool) -> str:
-    return _bounded("ms-" + slug(pool.name), HELM_RELEASE_MAX)
+def release_name(ctx, pool) -> str:
+    """Helm release of `pool`: named after the model too, so members of a fleet sharing a
+    namespace (and pool shapes) get distinct releases."""
+    return _bounded(f"ms-{model_label(ctx)}-{slug(pool.name)}", HELM_RELEASE_MAX)
 
 
 def chart_role(pool) -> str:
@@ -189,7 +192,7 @@ def llmd_files(ctx) -> dict[str, str]:
     body = [shlex.join(["helm", "repo", "add", "llm-d-modelservice", CHART_REPO]), ""]
     for p in ctx.plan.pools:
         body += command_lines(["helm", "upgrade", "--install"],
-                              [release_name(p), CHART, "--version", CHART_VERSION,
+                              [release_name(ctx, p), CHART, "--version", CHART_VERSION,
                                "-f", f"values/{slug(p.name)}.yaml"])
     body += ["", shlex.join(["kubectl", "apply", "-f", "inferencepool.yaml"])]
     files["install.sh"] = script(
