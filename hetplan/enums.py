@@ -62,6 +62,7 @@ class EmitTarget(StrEnum):
     VLLM = "vllm"
     K8S = "k8s"
     DYNAMO = "dynamo"
+    LLMD = "llm-d"
 
 
 def _represent_str_enum(dumper: yaml.SafeDumper, value: StrEnum) -> yaml.ScalarNode:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install vLLM 0.33.0 without its GPU dependencies into its own virtual environment, so the
 # tests can check every emitted `vllm serve` / `vllm bench serve` command with vLLM's own
-# parsers and create_engine_config() on a CPU-only machine (shared/design/VLLM.md).
+# parsers and create_engine_config() on a CPU-only machine (shared/design/VLLM.md), every
+# Dynamo worker command with Dynamo's parser, and Kubernetes objects with kubernetes-validate.
 #
 # The venv lives outside the checkout (default ~/.cache/hetplan/vllm-0.33.0-cpu, override
 # with HETPLAN_VLLM_VENV) so fresh clones and CI runs reuse it; it is kept apart from the
@@ -27,9 +28,10 @@ PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
 "${PIP[@]}" torch==2.13.0                     # the CPU build (a local file on these machines)
 "${PIP[@]}" --no-deps vllm==0.33.0            # no CUDA wheels, no kernels: parser and config only
 "${PIP[@]}" --no-deps -r "$REQS"
-# Smoke test: the parser and the engine-config builder import.
+# Smoke test: the parsers, the engine-config builder and the schema validator import.
 VLLM_TARGET_DEVICE=cpu HF_HUB_OFFLINE=1 "$VENV/bin/python" -c \
-    'import vllm.engine.arg_utils, vllm.entrypoints.common.cli_args, vllm.benchmarks.serve' \
+    'import vllm.engine.arg_utils, vllm.entrypoints.common.cli_args, vllm.benchmarks.serve
+import dynamo.vllm.args, kubernetes_validate' \
     >/dev/null 2>&1
 echo "$want" > "$STAMP"
 echo "vLLM check environment installed in $(( $(date +%s) - start )) s: $VENV"

@@ -228,7 +228,7 @@ def test_cli_bad_target_is_an_input_error(tmp_path):
                         "slurm", "--out", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
-        "error: --target: unknown target 'slurm'; expected one of vllm, k8s, dynamo"]
+        "error: --target: unknown target 'slurm'; expected one of vllm, k8s, dynamo, llm-d"]
 
 
 def test_bench_results_read_back_by_import_bench(plan, tmp_path):

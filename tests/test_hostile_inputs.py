@@ -446,7 +446,7 @@ def test_node_id_path_stays_under_out(tmp_path, bad_id):
     assert not temp_files(snapshot(out))
 
 
-@pytest.mark.parametrize("target", ["vllm", "k8s", "dynamo"])
+@pytest.mark.parametrize("target", ["vllm", "k8s", "dynamo", "llm-d"])
 def test_pool_name_path_stays_under_out(tmp_path, target):
     plan = plan_file(tmp_path, _pool0(name="../../../escaped-pool"))
     out = tmp_path / "w" / "x" / "D"

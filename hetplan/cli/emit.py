@@ -1,4 +1,4 @@
-"""CLI: `hetplan emit PLAN.json --target vllm|k8s|dynamo --out DIR [--check]`."""
+"""CLI: `hetplan emit PLAN.json --target vllm|k8s|dynamo|llm-d --out DIR [--check]`."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def register(app: typer.Typer, echo_json) -> None:
     @app.command("emit")
     def emit_cmd(
         plan_path: Path = typer.Argument(..., metavar="PLAN.json"),
-        target: str = typer.Option(..., help="vllm | k8s | dynamo"),
+        target: str = typer.Option(..., help="vllm | k8s | dynamo | llm-d"),
         out: out_dir("Directory for the emitted files.") = ...,
         check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 with a "
                                    "diff when the files under --out differ."),
@@ -56,7 +56,7 @@ def register(app: typer.Typer, echo_json) -> None:
                                               "(default: the plan's model)."),
         kv_connector: str = typer.Option("nixl", help="nixl | mooncake | lmcache"),
     ) -> None:
-        """Emit runnable configs for a plan: vLLM commands, Kubernetes, Dynamo."""
+        """Emit runnable configs for a plan: vLLM commands, Kubernetes, Dynamo, llm-d."""
         from hetplan.plan import load_plan, plan_errors
 
         plan = load_plan(plan_path)

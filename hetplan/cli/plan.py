@@ -88,7 +88,7 @@ def register(app: typer.Typer, echo_json) -> None:
                                    "slo_frontier.png (5 more solves at 0.5-2x the SLO) into "
                                    "--out; --validate adds latency_cdf.png."),
         emit: str = typer.Option(None, "--emit", help="Also emit configs (vllm | k8s | "
-                                 "dynamo) under --out/<target>."),
+                                 "dynamo | llm-d) under --out/<target>."),
     ) -> None:
         """Plan the cheapest mix (or most goodput under a budget) that meets the SLO."""
         from hetplan.catalog import load_catalog

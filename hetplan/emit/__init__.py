@@ -1,5 +1,5 @@
 """Emitters: a plan -> runnable configs (vLLM commands and scripts, Kubernetes manifests,
-Dynamo commands and graph), as {relative path: text}. Same plan and options -> the same
+Dynamo commands and graph, llm-d chart values and InferencePool), as {relative path: text}. Same plan and options -> the same
 bytes (no timestamps, sorted YAML, shell values quoted with shlex).
 
 `emit(plan, target, opts)` builds the files; `write_files` replaces the output folder with
@@ -30,7 +30,7 @@ EXECUTABLE_SUFFIX = ".sh"
 # Top-level entries an emit writes (any target); `logs/` and `results/`, which the scripts
 # create when run in the folder, and files of other origin stay when the folder is rewritten.
 EMITTED_NAMES = frozenset({"nodes", "router.sh", "bench.sh", "hosts.txt", "README.md",
-                           "frontend.sh", "graph.yaml"})
+                           "frontend.sh", "graph.yaml", "values", "install.sh"})
 K8S_MARK = "app.kubernetes.io/part-of: hetplan"
 
 __all__ = ["TARGETS", "EmitOptions", "Context", "build_context", "emit", "write_files",
@@ -99,6 +99,9 @@ def emit(plan: Plan, target: str, opts: EmitOptions = EmitOptions(),
     if target == "k8s":
         from hetplan.emit.k8s import k8s_files
         return k8s_files(ctx)
+    if target == "llm-d":
+        from hetplan.emit.llmd import llmd_files
+        return llmd_files(ctx)
     from hetplan.emit.dynamo import dynamo_files
     return dynamo_files(ctx)
 

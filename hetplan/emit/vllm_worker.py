@@ -1,8 +1,9 @@
-"""Check command lines with vLLM's own parsers. Runs inside the vLLM venv
-(scripts/install_vllm_cpu.sh) as a plain script: it imports only the standard library and
-vLLM, never hetplan.
+"""Check command lines with vLLM's own parsers (and Dynamo's), and Kubernetes objects with
+kubernetes-validate. Runs inside the vLLM venv (scripts/install_vllm_cpu.sh) as a plain
+script: it imports only the standard library and what that venv installs, never hetplan.
 
-stdin: a JSON list of {"kind": "serve" | "bench" | "router", "argv": [...], "model_dir": ...}.
+stdin: a JSON list of {"kind": "serve" | "bench" | "router" | "dynamo" | "k8s",
+"argv": [...], "model_dir": ...}.
   serve: argv is what follows `vllm serve`; its first element (the model) is replaced by
          `model_dir`, a folder holding only the model's config.json. The arguments are parsed
          with `make_arg_parser`, validated as `vllm serve` does, and turned into an engine
@@ -10,6 +11,12 @@ stdin: a JSON list of {"kind": "serve" | "bench" | "router", "argv": [...], "mod
   bench: argv is what follows `vllm bench serve`; parsed, and --random-range-ratio read as
          vLLM reads it when sampling (nothing is sent).
   router: argv is what follows `vllm-router`; parsed by vllm-router's own RouterArgs.
+  dynamo: argv is what follows `python3 -m dynamo.vllm`; the value of --model is replaced by
+         `model_dir` and the whole is parsed by Dynamo 1.6.1's `dynamo.vllm.args.parse_args`
+         (its flags, vLLM's engine flags, and its cross-checks such as a prefill worker's
+         required --kv-transfer-config). No stub is needed on a CPU-only machine.
+  k8s:   argv is one Kubernetes object (a dict), validated against the OpenAPI schemas of
+         Kubernetes K8S_VERSION in kubernetes-validate's strict mode (unknown fields refused).
 argv[1]: where to write a JSON list of {"ok", "error", "summary"}, in the same order.
 """
 
@@ -21,6 +28,9 @@ import sys
 
 os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+K8S_VERSION = "1.37.0"
 
 
 class ParseError(Exception):
@@ -98,6 +108,51 @@ def check_router(item):
             "decode": list(a.decode_urls), "workers": list(a.worker_urls)}
 
 
+def check_dynamo(item):
+    from dynamo.vllm.args import parse_args
+
+    argv = list(item["argv"])
+    if item.get("model_dir") and "--model" in argv:
+        argv[argv.index("--model") + 1] = item["model_dir"]
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            cfg = parse_args(argv)
+    except SystemExit:
+        raise ParseError(_usage_error(err.getvalue())) from None
+    kv = cfg.engine_args.kv_transfer_config
+    mode = cfg.disaggregation_mode
+    return {"disaggregation_mode": str(getattr(mode, "value", mode)),
+            "tensor_parallel_size": cfg.engine_args.tensor_parallel_size,
+            "served_model_name": cfg.served_model_name,
+            "kv_connector": kv.kv_connector if kv else None}
+
+
+_K8S = {}
+
+
+def check_k8s(item):
+    if not _K8S:
+        import functools
+
+        import kubernetes_validate
+        from kubernetes_validate import utils
+        # each validate() call re-reads its schema files (the definitions are megabytes);
+        # they do not change within a run, so read each once
+        utils.schema_contents = functools.lru_cache(maxsize=None)(utils.schema_contents)
+        _K8S["mod"] = kubernetes_validate
+    kv = _K8S["mod"]
+    doc = item["argv"]
+    try:
+        version = kv.validate(doc, K8S_VERSION, strict=True)
+    except kv.ValidationError as e:
+        where = "/".join(str(p) for p in e.path)
+        raise ValueError(f"{doc.get('kind')} {where}: {e.message}") from None
+    except kv.SchemaNotFoundError as e:
+        raise ValueError(e.message) from None
+    return {"version": version, "kind": doc["kind"]}
+
+
 def main():
     items = json.load(sys.stdin)
     from vllm.benchmarks.serve import add_cli_args as add_bench_args
@@ -114,6 +169,10 @@ def main():
                 summary = check_serve(serve, item)
             elif item["kind"] == "router":
                 summary = check_router(item)
+            elif item["kind"] == "dynamo":
+                summary = check_dynamo(item)
+            elif item["kind"] == "k8s":
+                summary = check_k8s(item)
             else:
                 summary = check_bench(bench, item)
             out.append({"ok": True, "error": None, "summary": summary})

@@ -1,0 +1,186 @@
+"""The fields custom resources must carry, as their CRDs require, for objects the emitters
+write whose schema kubernetes-validate does not ship. Each rule names its source; embedded
+pod templates are left to kubernetes-validate (`pod_templates` extracts them as v1
+PodTemplate objects).
+
+Sources read (2026-11-30):
+- InferencePool: kubernetes-sigs/gateway-api-inference-extension@84436a96 (tag v1.6.0 line),
+  config/crd/bases/inference.networking.k8s.io_inferencepools.yaml, version v1: `spec`
+  required; spec requires `selector` and `targetPorts`; selector requires `matchLabels`;
+  targetPorts 1..8 items, each requiring `number` in 1..65535; `endpointPickerRef` requires
+  `name`, and `port` (with `number`) when its kind is Service or unset (x-kubernetes-validation).
+- DynamoGraphDeployment: ai-dynamo/dynamo deploy/operator/api/v1beta1
+  (dynamographdeployment_types.go, dynamocomponentdeployment_types.go): `components` is a
+  list map keyed by `name` (required, 1..63 chars, ^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$,
+  unique case-insensitively), at most 25; `backendFramework` one of sglang|vllm|trtllm;
+  `replicas` >= 0; `podTemplate` a core v1 PodTemplateSpec.
+- HTTPRoute (gateway.networking.k8s.io/v1): parentRefs[] and rules[].backendRefs[] each need
+  `name` (Gateway API's ParentReference / BackendObjectReference; recalled, not re-read).
+- LeaderWorkerSet: only its leader/worker pod templates are checked (as PodTemplateSpecs);
+  its CRD was not read.
+"""
+
+from __future__ import annotations
+
+import re
+
+DGD_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$")
+DGD_BACKENDS = {"sglang", "vllm", "trtllm"}
+DGD_MAX_COMPONENTS = 25
+
+
+def _need(obj, key: str, where: str, errors: list[str]):
+    if not isinstance(obj, dict) or key not in obj or obj[key] in (None, ""):
+        errors.append(f"{where}.{key} is required")
+        return None
+    return obj[key]
+
+
+def inference_pool_errors(doc: dict) -> list[str]:
+    errors: list[str] = []
+    spec = _need(doc, "spec", "", errors) or {}
+    sel = _need(spec, "selector", "spec", errors) or {}
+    labels = _need(sel, "matchLabels", "spec.selector", errors)
+    if labels is not None and not isinstance(labels, dict):
+        errors.append("spec.selector.matchLabels is not a map")
+    ports = _need(spec, "targetPorts", "spec", errors) or []
+    if ports and not 1 <= len(ports) <= 8:
+        errors.append(f"spec.targetPorts has {len(ports)} items (1..8)")
+    for i, p in enumerate(ports):
+        n = _need(p, "number", f"spec.targetPorts[{i}]", errors)
+        if n is not None and not (isinstance(n, int) and 1 <= n <= 65535):
+            errors.append(f"spec.targetPorts[{i}].number {n!r} outside 1..65535")
+    epp = spec.get("endpointPickerRef")
+    if epp is not None:
+        _need(epp, "name", "spec.endpointPickerRef", errors)
+        if epp.get("kind", "Service") == "Service":
+            port = _need(epp, "port", "spec.endpointPickerRef", errors)
+            if port is not None:
+                _need(port, "number", "spec.endpointPickerRef.port", errors)
+    return errors
+
+
+def dgd_errors(doc: dict) -> list[str]:
+    errors: list[str] = []
+    spec = _need(doc, "spec", "", errors) or {}
+    if spec.get("backendFramework") not in DGD_BACKENDS | {None}:
+        errors.append(f"spec.backendFramework {spec['backendFramework']!r} not one of "
+                      f"{sorted(DGD_BACKENDS)}")
+    comps = spec.get("components") or []
+    if len(comps) > DGD_MAX_COMPONENTS:
+        errors.append(f"spec.components has {len(comps)} items (at most 25)")
+    seen: set[str] = set()
+    for i, c in enumerate(comps):
+        name = _need(c, "name", f"spec.components[{i}]", errors)
+        if name is None:
+            continue
+        if not (len(name) <= 63 and DGD_NAME.match(name)):
+            errors.append(f"spec.components[{i}].name {name!r} is not a valid component name")
+        if name.lower() in seen:
+            errors.append(f"spec.components[{i}].name {name!r} repeats")
+        seen.add(name.lower())
+        if c.get("replicas") is not None and c["replicas"] < 0:
+            errors.append(f"spec.components[{i}].replicas < 0")
+    return errors
+
+
+def http_route_errors(doc: dict) -> list[str]:
+    errors: list[str] = []
+    spec = _need(doc, "spec", "", errors) or {}
+    for i, ref in enumerate(spec.get("parentRefs") or []):
+        _need(ref, "name", f"spec.parentRefs[{i}]", errors)
+    for i, rule in enumerate(spec.get("rules") or []):
+        for j, ref in enumerate(rule.get("backendRefs") or []):
+            _need(ref, "name", f"spec.rules[{i}].backendRefs[{j}]", errors)
+    return errors
+
+
+CHECKS = {("inference.networking.k8s.io/v1", "InferencePool"): inference_pool_errors,
+          ("nvidia.com/v1beta1", "DynamoGraphDeployment"): dgd_errors,
+          ("gateway.networking.k8s.io/v1", "HTTPRoute"): http_route_errors}
+
+
+def custom_resource_errors(doc: dict) -> list[str] | None:
+    """The CRD rule violations of `doc`, or None when `doc` is not a custom resource
+    listed here."""
+    check = CHECKS.get((doc.get("apiVersion"), doc.get("kind")))
+    return None if check is None else check(doc)
+
+
+def as_pod_template(template: dict, name: str) -> dict:
+    """A v1 PodTemplate object wrapping a PodTemplateSpec, for kubernetes-validate."""
+    return {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": name},
+            "template": template}
+
+
+def pod_templates(doc: dict) -> list[dict]:
+    """The PodTemplateSpecs embedded in a custom resource (LeaderWorkerSet,
+    DynamoGraphDeployment), each wrapped as a v1 PodTemplate."""
+    name = doc.get("metadata", {}).get("name", "x")
+    spec = doc.get("spec", {})
+    if doc.get("kind") == "LeaderWorkerSet":
+        lwt = spec.get("leaderWorkerTemplate", {})
+        return [as_pod_template(lwt[k], f"{name}-{k.lower()}")
+                for k in ("leaderTemplate", "workerTemplate") if k in lwt]
+    if doc.get("kind") == "DynamoGraphDeployment":
+        return [as_pod_template(c["podTemplate"], f"{name}-{c.get('name', i)}")
+                for i, c in enumerate(spec.get("components", [])) if "podTemplate" in c]
+    return []
+
+
+# llm-d-modelservice values (llm-d-incubation/llm-d-modelservice@3051935e, chart v0.4.12,
+# charts/llm-d-modelservice/values.schema.json): `modelArtifacts` and `routing` allow only
+# the keys below (additionalProperties: false), as does each role's `parallelism` (integers);
+# `multinode` and `<role>.create` are booleans, `<role>.replicas` an integer, `containers`
+# and `volumes` arrays; container `args` are strings; `routing.proxy.targetPort` an integer.
+# The chart's custom-command container keys are `modelCommand` (vllmServe | imageDefault |
+# custom; custom needs `command`) and `mountModelVolume`; the rest is a core v1 Container.
+MS_MODEL_ARTIFACTS = {"authSecretName", "labels", "mountPath", "name", "readOnly", "size", "uri"}
+MS_ROUTING = {"proxy", "servicePort"}
+MS_PARALLELISM = {"data", "dataLocal", "tensor", "workers"}
+MS_MODEL_COMMANDS = {"vllmServe", "imageDefault", "custom"}
+MS_CHART_KEYS = {"modelCommand", "mountModelVolume"}
+
+
+def modelservice_values_errors(values: dict) -> list[str]:
+    errors: list[str] = []
+    for key, allowed in (("modelArtifacts", MS_MODEL_ARTIFACTS), ("routing", MS_ROUTING)):
+        extra = set(values.get(key, {})) - allowed
+        if extra:
+            errors.append(f"{key} has keys the chart's schema refuses: {sorted(extra)}")
+    if not isinstance(values.get("multinode", False), bool):
+        errors.append("multinode is not a boolean")
+    proxy = values.get("routing", {}).get("proxy", {})
+    if "targetPort" in proxy and not isinstance(proxy["targetPort"], int):
+        errors.append("routing.proxy.targetPort is not an integer")
+    for role in ("prefill", "decode"):
+        sec = values.get(role, {})
+        if not isinstance(sec.get("create", True), bool):
+            errors.append(f"{role}.create is not a boolean")
+        if not isinstance(sec.get("replicas", 0), int):
+            errors.append(f"{role}.replicas is not an integer")
+        par = sec.get("parallelism", {})
+        if set(par) - MS_PARALLELISM or not all(isinstance(v, int) for v in par.values()):
+            errors.append(f"{role}.parallelism: keys {sorted(par)} / non-integer values")
+        for i, c in enumerate(sec.get("containers", [])):
+            if c.get("modelCommand", "custom") not in MS_MODEL_COMMANDS:
+                errors.append(f"{role}.containers[{i}].modelCommand {c['modelCommand']!r}")
+            if c.get("modelCommand", "custom") == "custom" and not c.get("command"):
+                errors.append(f"{role}.containers[{i}]: a custom modelCommand needs command")
+            if not all(isinstance(a, str) for a in c.get("args", [])):
+                errors.append(f"{role}.containers[{i}].args holds a non-string")
+    return errors
+
+
+def modelservice_pod_template(values: dict, role: str) -> dict:
+    """The pod part a release's `role` section renders to, as a v1 PodTemplate: its
+    containers without the chart's own keys, its volumes and node selector."""
+    sec = values[role]
+    spec = {"containers": [{k: v for k, v in c.items() if k not in MS_CHART_KEYS}
+                           for c in sec["containers"]]}
+    if sec.get("volumes"):
+        spec["volumes"] = sec["volumes"]
+    if sec.get("nodeSelector"):
+        spec["nodeSelector"] = sec["nodeSelector"]
+    labels = {**values["modelArtifacts"]["labels"], "llm-d.ai/role": role}
+    return as_pod_template({"metadata": {"labels": labels}, "spec": spec}, f"ms-{role}")
