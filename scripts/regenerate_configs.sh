@@ -4,9 +4,9 @@
 # For every workloads/*.yaml scenario: solve it with --validate (the plan is simulated on the
 # scenario's workload and re-solved at a lower target utilization while it misses the SLO;
 # plan.json, report.md with the rounds, sim.json, latency_cdf.png) and emit its vLLM,
-# Kubernetes and Dynamo configs into deploy/<scenario>/{vllm,k8s,dynamo}/. Plans and configs
-# are deterministic, so a committed deploy/ that differs from a fresh run is stale: a catalog,
-# a workload or the planner changed and nobody regenerated.
+# Kubernetes, Dynamo and llm-d configs into deploy/<scenario>/{vllm,k8s,dynamo,llm-d}/.
+# Plans and configs are deterministic, so a committed deploy/ that differs from a fresh run
+# is stale: a catalog, a workload or the planner changed and nobody regenerated.
 #
 #   scripts/regenerate_configs.sh           check: regenerate into a temp dir and diff against
 #                                           deploy/; exit 1 with the diff when stale
@@ -35,7 +35,7 @@ else
   only_listed=0
 fi
 hetplan=(python3 -m hetplan.cli)
-targets=(vllm k8s dynamo)
+targets=(vllm k8s dynamo llm-d)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
