@@ -61,7 +61,7 @@ def solve_staged(f: Formulation, solver: str, time_limit_s: float
             break
         lb, values, reduced = relax
         used = _near(cur, values, reduced, NEAR_EXTRA if flow else 0)
-        limit = min(_left(t0, time_limit_s), PLAN_SHARE * time_limit_s)
+        limit = max(1.0, min(_left(t0, time_limit_s), PLAN_SHARE * time_limit_s))
         best = _better(best, _plan(p, used, curves, solver, limit))
         if best is None:
             return f, solve(f.lp, solver, _left(t0, time_limit_s))
