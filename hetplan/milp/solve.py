@@ -68,14 +68,15 @@ def solve_problem(p: Problem, solver: str = "highs", time_limit_s: float = 60.0,
     the outcome of the same problem without the operational terms, handed to HiGHS as its
     first incumbent (with them the MILP otherwise struggles to find a good plan at all on
     large candidate sets). `staged`: solve in exact stages (`staged.py`; None: for
-    min-cost programs with queueing curves, which then ignore `start`); the outcome's
+    min-cost programs with queueing curves over more than STAGE_ABOVE candidates; staged
+    solves ignore `start`); the outcome's
     formulation then covers the candidates the last stage kept."""
     if prune if prune is not None else len(p.candidates) > PRUNE_ABOVE:
         p = replace(p, candidates=prune_dominated(p.candidates, [w.name for w in p.classes],
                                                   p.relaxed_capacity,
                                                   latency_too=p.sizing is not None))
     f = Formulation(p)
-    if (staged if staged is not None else staged_applies(f)) and staged_applies(f):
+    if staged is not False and staged_applies(f, auto=staged is None):
         f, sol = solve_staged(f, solver, time_limit_s)
         p = f.p
     else:
