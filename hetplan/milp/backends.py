@@ -49,7 +49,8 @@ def _solve_pulp(lp: LinearProgram, which: str, time_limit_s: float) -> Solution:
         prob += rel, f"c{j}"
     if which == "highs":
         cmd = _highs_with_start(pulp, xs, lp.start)(msg=False, timeLimit=time_limit_s,
-                                                    threads=1, mip_rel_gap=1e-6)
+                                                    threads=1, mip_rel_gap=1e-6,
+                                                    **lp.highs_options)
     else:
         cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, threads=1, gapRel=1e-6)
     t0 = time.perf_counter()
@@ -71,6 +72,42 @@ def _solve_pulp(lp: LinearProgram, which: str, time_limit_s: float) -> Solution:
         if "Time limit" in model_status:
             status = "TimeLimit"
     return _classify(status, has_values, values, lp, which, gap, bound, elapsed, time_limit_s)
+
+
+def lp_relaxation(lp: LinearProgram, drop: str | None = None
+                  ) -> tuple[float, list[float], list[float]] | None:
+    """The LP relaxation of a minimization `lp` by HiGHS (highspy, single-threaded): its
+    optimal value, column values and reduced costs; None unless solved to optimality.
+    Rows of family `drop` are left out (a weaker relaxation of the same program)."""
+    import highspy
+    import numpy as np
+
+    if lp.maximize:
+        raise ValueError("lp_relaxation is for minimization programs")
+    with _quiet_stdout():
+        h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    inf = highspy.kHighsInf
+    n = len(lp.vars)
+    h.addVars(n, np.array([-inf if v.lb == -INF else v.lb for v in lp.vars]),
+              np.array([inf if v.ub == INF else v.ub for v in lp.vars]))
+    cost = np.zeros(n)
+    for i, c in lp.objective.items():
+        cost[i] = c
+    h.changeColsCost(n, np.arange(n, dtype=np.int32), cost)
+    for c in lp.constraints:
+        if drop is not None and c.family == drop:
+            continue
+        lo, hi = {"<=": (-inf, c.rhs), ">=": (c.rhs, inf), "==": (c.rhs, c.rhs)}[c.sense]
+        h.addRow(lo, hi, len(c.terms), np.fromiter(c.terms, dtype=np.int32, count=len(c.terms)),
+                 np.fromiter(c.terms.values(), dtype=float, count=len(c.terms)))
+    with _quiet_stdout():
+        h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    sol = h.getSolution()
+    return h.getInfo().objective_function_value, list(sol.col_value), list(sol.col_dual)
 
 
 def _highs_with_start(pulp, xs, start: dict[int, float] | None):

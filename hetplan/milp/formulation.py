@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from hetplan.candidates import Candidate, ClassLike
 from hetplan.milp.lp import LinearProgram
 from hetplan.milp.pool_sizing import add_curve_capacity, replicas_bound
-from hetplan.slo_capacity import SizingInputs, pool_curves
+from hetplan.slo_capacity import PoolCurve, SizingInputs, pool_curves
 
 TIE_BREAK = 1e-4      # $/h per replica: among equal-cost plans prefer fewer replicas
 LINK_UTILIZATION = 0.8
@@ -88,7 +88,12 @@ class Problem:
 class Formulation:
     """Builds the LinearProgram and remembers which variable is which."""
 
-    def __init__(self, p: Problem):
+    def __init__(self, p: Problem, curves: dict[str, PoolCurve] | None = None,
+                 flow_rows: bool = False):
+        """`curves`: the candidates' U(n) when already computed (a superset is fine);
+        `flow_rows`: add `pool_sizing`'s per-class flow rows (valid inequalities that
+        tighten the relaxation of curve candidates; min-cost programs only)."""
+        self.flow_rows = flow_rows
         self.p = p
         self.lp = LinearProgram()
         self.n: dict[int, int] = {}                    # candidate index -> var
@@ -98,9 +103,14 @@ class Formulation:
         self.pool_open: dict[int, int] = {}            # candidate index -> binary y[c]
         self.z: dict[tuple[int, str], int] = {}        # (candidate, class) -> relaxed rate
         self.miss: dict[str, int] = {}                 # class -> binary m[w]
+        self.picks: dict[str, tuple[dict, object]] = {}  # family -> (key -> binary, key_of)
         # queueing sizing: candidate key -> U(n) (`pool_sizing`); empty under utilization
-        self.curves = ({} if p.sizing is None else
-                       pool_curves(p.candidates, p.classes, p.sizing))
+        if p.sizing is None:
+            self.curves: dict[str, PoolCurve] = {}
+        elif curves is not None:
+            self.curves = {c.key: curves[c.key] for c in p.candidates if c.key in curves}
+        else:
+            self.curves = pool_curves(p.candidates, p.classes, p.sizing)
         self.ub = [self._upper_bound(c) for c in p.candidates]
         self._variables()
         self.demand()
@@ -185,8 +195,11 @@ class Formulation:
                      if (i, w.name) in self.x}
             share = (self.p.usable_share or {}).get(c.shape.gpu, 1.0)
             if c.key in self.curves:
+                rates = None if self.scale is not None or not self.flow_rows else {
+                    self.x[i, w.name]: w.rate_rps for w in self.p.classes
+                    if (i, w.name) in self.x}
                 add_curve_capacity(self.lp, c.key, self.n[i], terms, self.curves[c.key],
-                                   share, self.ub[i], self.spare.get(i))
+                                   share, self.ub[i], self.spare.get(i), rates)
                 continue
             terms[self.n[i]] = -self.rho(c) * share
             if i in self.spare:
@@ -232,6 +245,7 @@ class Formulation:
         if len(keys) < 2:
             return
         pick = {k: self.lp.add_var(f"{family}_pick[{k}]", 0, 1, integer=True) for k in keys}
+        self.picks[family] = (pick, key_of)
         self.lp.add_constraint(f"{family}[one]", {v: 1.0 for v in pick.values()}, "<=", 1)
         for i, c in split:
             self.lp.add_constraint(f"{family}[{c.key}]",
@@ -288,11 +302,17 @@ class Formulation:
 
     def start_from(self, values: dict[str, float]) -> None:
         """Start the solver from a solution of the same program without the operational
-        terms (`values`: variable name -> value): its variables as they were, each pool's
-        y[c] open where it has replicas."""
+        terms, or of the program over fewer candidates (`values`: variable name -> value):
+        its variables as they were, each pool's y[c] open where it has replicas and the
+        vendor / KV dtype picked that its pools use."""
         start = {k: values.get(v.name, 0.0) for k, v in enumerate(self.lp.vars)}
         for i, y in self.pool_open.items():
             start[y] = 1.0 if start[self.n[i]] > 0.5 else 0.0
+        for pick, key_of in self.picks.values():     # one vendor / KV dtype: the one in use
+            for k, v in pick.items():
+                start[v] = float(any(start[self.n[i]] > 0.5 and key_of(c) == k
+                                     for i, c in enumerate(self.p.candidates)
+                                     if c.role != "colocated"))
         self.lp.start = start
 
     def missing_classes(self) -> None:

@@ -42,6 +42,8 @@ class LinearProgram:
     # a known solution (variable index -> value) the HiGHS backend hands the solver as its
     # first incumbent (others ignore it); incomplete or infeasible starts are just dropped
     start: dict[int, float] | None = None
+    # HiGHS options for this program (option name -> value; other back ends ignore them)
+    highs_options: dict[str, object] = field(default_factory=dict)
     _index: dict[str, int] = field(default_factory=dict)
 
     def add_var(self, name: str, lb: float = 0.0, ub: float = INF, integer: bool = False) -> int:

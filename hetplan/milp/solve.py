@@ -15,6 +15,7 @@ from hetplan.milp.backends import solve
 from hetplan.milp.formulation import Formulation, Problem
 from hetplan.milp.lp import Solution
 from hetplan.milp.prune import PRUNE_ABOVE, prune_dominated
+from hetplan.milp.staged import solve_staged, staged_applies
 
 EPS = 1e-7
 LARGE_GAP = 0.01      # relative MIP gap worth a warning
@@ -61,20 +62,27 @@ class Outcome:
 
 def solve_problem(p: Problem, solver: str = "highs", time_limit_s: float = 60.0,
                   prune: bool | None = None, warn: bool = True,
-                  start: Outcome | None = None) -> Outcome:
+                  start: Outcome | None = None, staged: bool | None = None) -> Outcome:
     """Solve `p`. `prune`: drop dominated candidates first (None: when there are more than
     PRUNE_ABOVE). `warn`: print the large-gap warning (off for diagnostic solves). `start`:
     the outcome of the same problem without the operational terms, handed to HiGHS as its
     first incumbent (with them the MILP otherwise struggles to find a good plan at all on
-    large candidate sets)."""
+    large candidate sets). `staged`: solve in exact stages (`staged.py`; None: for
+    min-cost programs with queueing curves over more than STAGE_ABOVE candidates; staged
+    solves ignore `start`); the outcome's
+    formulation then covers the candidates the last stage kept."""
     if prune if prune is not None else len(p.candidates) > PRUNE_ABOVE:
         p = replace(p, candidates=prune_dominated(p.candidates, [w.name for w in p.classes],
                                                   p.relaxed_capacity,
                                                   latency_too=p.sizing is not None))
     f = Formulation(p)
-    if start is not None and start.solution.has_solution:
-        f.start_from(start.values_by_name())
-    sol = solve(f.lp, solver, time_limit_s)
+    if staged is not False and staged_applies(f, auto=staged is None):
+        f, sol = solve_staged(f, solver, time_limit_s)
+        p = f.p
+    else:
+        if start is not None and start.solution.has_solution:
+            f.start_from(start.values_by_name())
+        sol = solve(f.lp, solver, time_limit_s)
     if warn:
         warn_gap(sol, time_limit_s, len(p.candidates))
     chosen: list[Chosen] = []

@@ -1,0 +1,77 @@
+"""Staged solving of queueing-sized programs (hetplan/milp/staged.py): the same optimum as
+the full program, a fixing rule that never leaves out a candidate of an optimal plan, and
+an honest gap when the time limit stops it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from hetplan.milp import solve_problem
+from hetplan.milp.backends import lp_relaxation
+from hetplan.milp.formulation import Formulation
+from hetplan.milp.staged import _opening_cost
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from bench_solve import instance  # noqa: E402
+
+
+@pytest.mark.parametrize("gpus,classes,seed", [(5, 8, 0), (5, 8, 1), (6, 6, 2)])
+def test_staged_finds_the_full_programs_optimum(gpus, classes, seed):
+    p = instance(gpus, classes, seed=seed, sizing="queueing")
+    full = solve_problem(p, "highs", 120, staged=False)
+    staged = solve_problem(p, "highs", 120, staged=True)
+    assert full.solution.status == staged.solution.status == "optimal"
+    assert staged.solution.objective == pytest.approx(full.solution.objective, rel=1e-6)
+    # the plan is one of the full program: every class's demand served in both phases
+    for phase in ("prefill", "decode"):
+        for w in p.classes:
+            served = sum(ch.rates.get(w.name, 0.0) for ch in staged.chosen
+                         if ch.candidate.role in (phase, "colocated"))
+            assert served == pytest.approx(w.rate_rps, rel=1e-5)
+
+
+def test_staged_leaves_candidates_out():
+    """The fixing does work on the bench instance (else the test above proves little)."""
+    p = instance(5, 8, sizing="queueing")
+    out = solve_problem(p, "highs", 120, staged=True)
+    assert len(out.formulation.p.candidates) < len(p.candidates) / 2
+
+
+@pytest.mark.parametrize("flow_rows", [False, True])
+def test_fixing_rule_keeps_every_candidate_of_the_optimum(flow_rows):
+    """LB + opening cost is a lower bound of any plan using the candidate: it never
+    exceeds the optimum for the candidates the optimal plan uses, and does exceed it for
+    some others (what the stages leave out)."""
+    p = instance(5, 8, seed=1, sizing="queueing")
+    opt = solve_problem(p, "highs", 120, staged=False)
+    f = Formulation(p, flow_rows=flow_rows)
+    lb, _, reduced = lp_relaxation(f.lp)
+    assert lb <= opt.solution.objective + 1e-6
+    used = {ch.candidate.key for ch in opt.chosen}
+    bound = {c.key: lb + _opening_cost(f, i, reduced) for i, c in enumerate(p.candidates)}
+    assert all(bound[k] <= opt.solution.objective * (1 + 1e-6) for k in used)
+    assert any(b > opt.solution.objective for b in bound.values())
+
+
+def test_flow_rows_tighten_the_relaxation_only():
+    p = instance(5, 8, seed=1, sizing="queueing")
+    plain = lp_relaxation(Formulation(p).lp)[0]
+    tight = lp_relaxation(Formulation(p, flow_rows=True).lp)[0]
+    opt = solve_problem(p, "highs", 120, staged=False).solution.objective
+    assert plain < tight <= opt + 1e-6
+
+
+def test_time_limited_staged_run_returns_a_plan_with_its_gap():
+    p = instance(20, 32, sizing="queueing")
+    out = solve_problem(p, "highs", 4.0, staged=True, warn=False)
+    assert out.solution.status in ("feasible", "optimal")
+    assert out.chosen
+    sol = out.solution
+    assert sol.bound is not None and sol.bound <= sol.objective + 1e-6
+    if sol.status == "feasible":
+        assert sol.gap is not None and sol.gap > 0
+        assert sol.gap == pytest.approx((sol.objective - sol.bound) / sol.objective, rel=1e-3)
+        assert "time limit" in sol.message
