@@ -16,10 +16,10 @@ Routing (each class's rate per pool) stays the MILP's, so a pool's load is fixed
 replica count moves. When the counts converge (or the phase's rounds run out) the tuner
 learns a capacity scale per pool, (planned load / replicas it needed) / rho, and re-solves the
 MILP with it (candidates not in the plan take their role's load-weighted geometric mean, a
-role absent from the plan the smallest of those), so the mix may change; a new mix is searched the same way.
-Under queueing sizing the re-solve sizes by utilization with those scales (`learnt_context`):
-the queueing curves take no scale, so the re-solve would otherwise return the first plan. Deterministic (seeded simulation, fixed
-order). With an inventory, replicas the placement added as spares (N+1, spot headroom) are
+role absent from the plan the smallest of those), so the mix may change; a new mix is
+searched the same way. Under queueing sizing the re-solve sizes by utilization with those
+scales (`learnt_context`): the queueing curves take no scale, so the re-solve would
+otherwise return the first plan. Deterministic (seeded simulation, fixed order). With an inventory, replicas the placement added as spares (N+1, spot headroom) are
 left out of the search and added back when the chosen plan is placed. The result is the
 cheapest plan the simulator passed; when none passed, the one with
 the best worst-class attainment, with the reason (a blamed pool whose attainment stopped
