@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from hetplan.catalog import load_catalog
-from hetplan.planner import plan_scenario, prepare
+from hetplan.planner import plan_scenario, prepare, solve_context
 from hetplan.scenario import load_scenario
 from hetplan.simulate import SimOptions, report_text, simulate_plan
 from hetplan.bursts import burst_bound, fluid_ttft_s
 from hetplan.simulate.metrics import latencies_ms, reconcile_header
 from hetplan.simulate.repair import solve_validated
-from hetplan.simulate.tuner import PoolBounds, blame, counts, next_counts, with_replicas
+from hetplan.simulate.tuner import (PoolBounds, blame, counts, learnt_context, next_counts,
+                                    with_replicas)
 from hetplan.simulate.workload import scenario_trace
 
 BASE = """
@@ -155,3 +156,15 @@ def test_burst_scenario_is_reported_with_its_price(write):
     assert "at the first plan's cost" in val.causes[-1]
     if not val.slo_met:
         assert val.stopped and "Stopped without meeting the SLO" in val.markdown()
+
+
+def test_resolve_under_queueing_sizing_uses_the_learnt_capacity(write):
+    # queueing sizing's curves ignore a capacity scale: the re-solve must still see that
+    # every pool needed twice the replicas it was planned with
+    rs, cat = scenario(write, "queueing", rate=20.0, dur=60, roles=", sizing: queueing")
+    ctx = prepare(rs, cat)
+    first = solve_context(ctx)
+    bounds = {p.name: PoolBounds(lo=2 * p.replicas - 1, hi=2 * p.replicas, first=p.replicas)
+              for p in first.pools}
+    again = solve_context(learnt_context(ctx, first, bounds))
+    assert sum(p.gpus for p in again.pools) >= 1.5 * sum(p.gpus for p in first.pools)

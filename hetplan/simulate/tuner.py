@@ -16,8 +16,10 @@ Routing (each class's rate per pool) stays the MILP's, so a pool's load is fixed
 replica count moves. When the counts converge (or the phase's rounds run out) the tuner
 learns a capacity scale per pool, (planned load / replicas it needed) / rho, and re-solves the
 MILP with it (candidates not in the plan take their role's load-weighted geometric mean, a
-role absent from the plan the smallest of those), so the mix may change; a new mix is searched the same way. Deterministic (seeded simulation, fixed
-order). With an inventory, replicas the placement added as spares (N+1, spot headroom) are
+role absent from the plan the smallest of those), so the mix may change; a new mix is
+searched the same way. Under queueing sizing the re-solve sizes by utilization with those
+scales (`learnt_context`): the queueing curves take no scale, so the re-solve would
+otherwise return the first plan. Deterministic (seeded simulation, fixed order). With an inventory, replicas the placement added as spares (N+1, spot headroom) are
 left out of the search and added back when the chosen plan is placed. The result is the
 cheapest plan the simulator passed; when none passed, the one with
 the best worst-class attainment, with the reason (a blamed pool whose attainment stopped
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from hetplan.enums import Role
+from hetplan.enums import Role, Sizing
 from hetplan.errors import Infeasible
 from hetplan.plan import Plan
 from hetplan.planner import Context, solve_context
@@ -216,8 +218,8 @@ def learnt_scales(ctx: Context, first: Plan, bounds: dict[str, PoolBounds]) -> d
         load = p.utilization * p.replicas
         need = b.hi if b.hi is not None else b.lo + 1
         s = load / need / rho
-        if b.lo == 0:              # never failed: it may do with less than we tried
-            s = max(s, 1.0)
+        if b.lo == 0:              # never failed: it may do with less than we tried, so at
+            s = max(s, first.pool_target_utilization(p) / rho)   # least the rho it was sized at
         s = min(max(s, MIN_SCALE), 1.0 / rho)
         scales[c.key] = s
         per_role.setdefault(p.role, []).append((load, s))
@@ -231,6 +233,17 @@ def learnt_scales(ctx: Context, first: Plan, bounds: dict[str, PoolBounds]) -> d
         if c.key not in scales:
             scales[c.key] = role_scale.get(c.role, unknown)
     return scales
+
+
+def learnt_context(ctx: Context, plan: Plan, bounds: dict[str, PoolBounds]) -> Context:
+    """The context to re-solve with the capacities learnt on `plan`. Queueing sizing's
+    curves ignore a capacity scale (they size from the SLO percentile, not one rho), so the
+    re-solve then uses the utilization model at the scenario's rho: the learnt scale makes
+    a simulated pool's rho x scale the utilization its needed replicas carried."""
+    k = ctx.scenario.constraints
+    if k.sizing == Sizing.QUEUEING:
+        ctx = ctx.with_utilization(k.target_utilization, k.decode_target_utilization)
+    return replace(ctx, capacity_scale=learnt_scales(ctx, plan, bounds))
 
 
 class Tuner:
@@ -316,7 +329,7 @@ class Tuner:
             bounds = self.search(plan, phase, share, label)
             if self.rounds_left() <= reserve:
                 break
-            scaled = replace(ctx, capacity_scale=learnt_scales(ctx, plan, bounds))
+            scaled = learnt_context(ctx, plan, bounds)
             try:
                 plan = solve_context(scaled, solver=self.solver, time_limit_s=self.time_limit_s)
             except Infeasible as e:        # an infeasible re-solve ends the search
