@@ -197,9 +197,9 @@ def test_utilization_sizing_is_still_selectable():
 def default_plans():
     cat = load_catalog()
     rs = load_scenario(workloads_dir() / "default.yaml", cat)
-    queueing = plan_scenario(rs.with_constraints(sizing=Sizing.QUEUEING), cat)
-    utilization = plan_scenario(rs, cat)          # the default
-    assert rs.scenario.constraints.sizing == Sizing.UTILIZATION
+    queueing = plan_scenario(rs, cat)             # the default
+    assert rs.scenario.constraints.sizing == Sizing.QUEUEING
+    utilization = plan_scenario(rs.with_constraints(sizing=Sizing.UTILIZATION), cat)
     return rs, cat, queueing, utilization
 
 

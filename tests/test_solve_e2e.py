@@ -49,22 +49,34 @@ def test_solve_writes_plan_and_report_deterministically(tmp_path):
     assert "golden ratio" in (tmp_path / "a" / "report.md").read_text()
 
 
-def test_solvers_agree_on_default_cost():
-    costs = {}
-    for solver in ("highs", "cbc", "ortools"):
-        r = run("solve", str(DEFAULT), "--solver", solver, "--json")
-        assert r.returncode == 0, r.stderr
-        costs[solver] = json.loads(r.stdout)["cost_usd_per_hour"]
-    assert costs["cbc"] == pytest.approx(costs["highs"], rel=1e-6)
-    assert costs["ortools"] == pytest.approx(costs["highs"], rel=1e-6)
+def test_solvers_agree_on_default_cost(tmp_path):
+    """HiGHS and OR-Tools agree on the default (queueing-sized) program; all three agree on
+    the utilization-sized one. CBC 2.10 (PuLP's bundled build, default cuts and heuristics)
+    reports 'optimal' at $55.14/h (GPUs + pool cost) on the queueing-sized default program,
+    whose optimum HiGHS and OR-Tools prove at $53.40/h and which CBC itself reaches with cuts
+    or heuristics off: it is left out of the queueing comparison, and the README says so."""
+    util = variant(tmp_path, "  target_utilization: 0.8\n",
+                   "  target_utilization: 0.8\n  sizing: utilization\n")
+    for scenario, solvers in ((DEFAULT, ("highs", "ortools")),
+                              (util, ("highs", "cbc", "ortools"))):
+        costs = {}
+        for solver in solvers:
+            r = run("solve", str(scenario), "--solver", solver, "--json")
+            assert r.returncode == 0, r.stderr
+            costs[solver] = json.loads(r.stdout)["cost_usd_per_hour"]
+        for solver in solvers[1:]:
+            assert costs[solver] == pytest.approx(costs["highs"], rel=1e-6), (scenario, costs)
 
 
 def test_seed_scenario_heterogeneous_beats_homogeneous_h100():
     """The seed case (Llama-3.1-70B, 256 in / 512 out, H100/L40S/A100/B200 at the seed
-    prices, 100 req/s): the full plan is cheaper per token than every homogeneous H100 plan,
-    and never dearer than any baseline (they are in its space)."""
+    prices, 100 req/s), on the GPU bill alone (pool cost 0): the full plan is cheaper per
+    token than every homogeneous H100 plan, and never dearer than any baseline (they are in
+    its space). With the default $2/h per pool and queueing sizing, one colocated H100 pool
+    wins instead (the README's compare table shows both)."""
     cat = load_catalog()
-    rows = compare(load_scenario(DEFAULT, cat), cat)
+    rows = compare(load_scenario(DEFAULT, cat).with_constraints(pool_cost_usd_per_hour=0.0),
+                   cat)
     full = next(r for r in rows if r["variant"] == "hetplan (full)")
     h100 = [d for r in rows if r["variant"].startswith("best homogeneous")
             for d in r["details"] if d["variant"].endswith("H100-SXM")]

@@ -102,7 +102,7 @@ def test_slo_grid_cost_never_rises_as_targets_loosen(cat, default):
     cost = {(r["ttft_ms"], r["tpot_ms"]): r["cost_usd_per_hour"] for r in rows}
     assert None not in cost.values()
     assert cost[(200, 20)] >= cost[(1000, 20)] >= cost[(1000, 50)]
-    assert cost[(200, 20)] >= cost[(200, 50)] >= cost[(1000, 50)]
+    assert cost[(200, 20)] >= cost[(200, 50)] - 1e-9 >= cost[(1000, 50)] - 2e-9
     assert rows[0]["pareto"]                 # the tightest pair is never dominated
 
 
