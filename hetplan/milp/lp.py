@@ -42,6 +42,7 @@ class LinearProgram:
     # a known solution (variable index -> value) the HiGHS backend hands the solver as its
     # first incumbent (others ignore it); incomplete or infeasible starts are just dropped
     start: dict[int, float] | None = None
+    mip_rel_gap: float = 1e-6        # relative gap at which the solver may stop (HiGHS, CBC)
     _index: dict[str, int] = field(default_factory=dict)
 
     def add_var(self, name: str, lb: float = 0.0, ub: float = INF, integer: bool = False) -> int:

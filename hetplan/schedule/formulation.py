@@ -60,6 +60,11 @@ class ScheduleProblem:
     max_spot_share: float = 1.0
     cyclic: bool = True
     warmup: bool = True                    # charge warm-ups (off in the per-slot relaxation)
+    # operational cost of a pool used in any slot, $/h over the horizon (the planner's
+    # `constraints.pool_cost_usd_per_hour`); reported apart from the GPU cost
+    pool_cost_usd_per_hour: float = 0.0
+    mip_rel_gap: float = 1e-6
+    tie_break: float = TIE_BREAK           # $/h per replica among equal-cost schedules
 
     @property
     def num_slots(self) -> int:
@@ -92,6 +97,7 @@ class ScheduleFormulation:
         self.x: dict[tuple[int, str, int], int] = {}
         self.u: dict[tuple[int, str, int], int] = {}
         self.commit: dict[str, int] = {}
+        self.pool_open: dict[int, int] = {}
         self.ub = [self._upper_bound(c) for c in p.candidates]
         self._variables()
         self.demand()
@@ -103,7 +109,9 @@ class ScheduleFormulation:
         self.vendor_compat()
         self.started()
         self.change_limits()
+        self.pools_open()
         self.objective()
+        self.lp.mip_rel_gap = p.mip_rel_gap
 
     # ---- variables -------------------------------------------------------------------
     def kinds(self, c: Candidate) -> list[str]:
@@ -273,16 +281,29 @@ class ScheduleFormulation:
                 self.lp.add_constraint(f"step_down[{c.key},{t}]", down, "<=",
                                        p.max_step_replicas)
 
+    def pools_open(self) -> None:
+        """pool_open[c] = 1 when candidate c has replicas in any slot (charged the pool
+        cost over the horizon): fewer, steadier pools, as the planner prefers."""
+        if self.p.pool_cost_usd_per_hour <= 0:
+            return
+        for i, c in enumerate(self.p.candidates):
+            y = self.pool_open[i] = self.lp.add_var(f"pool_open[{c.key}]", 0, 1, integer=True)
+            for t in range(self.T):
+                terms = self.total(i, t)
+                terms[y] = -float(self.ub[i])
+                self.lp.add_constraint(f"pool_open[{c.key},{t}]", terms, "<=", 0.0)
+
     def objective(self) -> None:
         p = self.p
         hours = float(p.slot_hours.sum())
-        obj: dict[int, float] = {}
+        obj: dict[int, float] = {y: hours * p.pool_cost_usd_per_hour
+                                 for y in self.pool_open.values()}
         for g, v in self.commit.items():
             obj[v] = hours * p.tiers[g].committed_usd_per_hour
         for (i, k, t), v in self.n.items():
             c = p.candidates[i]
             price = 0.0 if k == "committed" else p.price(c, k)
-            obj[v] = p.slot_hours[t] * (price + TIE_BREAK)
+            obj[v] = p.slot_hours[t] * (price + p.tie_break)
         for (i, k, t), v in self.u.items():
             c = p.candidates[i]
             obj[v] = p.warmup_h[c.key] * p.price(c, k)
@@ -298,6 +319,7 @@ class ScheduleOutcome:
     replicas: dict[tuple[str, str], list[int]]     # (candidate key, tier) -> per slot
     committed_gpus: dict[str, int]                 # GPU -> count
     cost_usd: dict[str, float]                     # committed / on_demand / spot / warmup
+    pool_cost_usd: float                           # operational: pools used x $/h x hours
     slot_cost_usd: list[float]                     # per slot, committed spread by hours
     formulation: ScheduleFormulation
 
@@ -311,7 +333,7 @@ def solve_schedule(p: ScheduleProblem, solver: str = "highs", time_limit_s: floa
     f = ScheduleFormulation(p)
     sol = solve(f.lp, solver, time_limit_s)
     if not sol.has_solution:
-        return ScheduleOutcome(sol, {}, {}, {}, [], f)
+        return ScheduleOutcome(sol, {}, {}, {}, 0.0, [], f)
     v = sol.values
     replicas: dict[tuple[str, str], list[int]] = {}
     for (i, k, t), var in f.n.items():
@@ -332,4 +354,6 @@ def solve_schedule(p: ScheduleProblem, solver: str = "highs", time_limit_s: floa
         dollars = v[var] * p.warmup_h[p.candidates[i].key] * p.price(p.candidates[i], k)
         cost["warmup"] += dollars
         slot[t] += dollars
-    return ScheduleOutcome(sol, replicas, committed, cost, [float(s) for s in slot], f)
+    pools = sum(round(v[y]) for y in f.pool_open.values())
+    return ScheduleOutcome(sol, replicas, committed, cost,
+                           pools * hours * p.pool_cost_usd_per_hour, [float(s) for s in slot], f)
