@@ -196,3 +196,13 @@ def test_cli_schedule_bad_profile_is_one_line(tmp_path):
     res = run_main("schedule", str(sc))
     assert res.code == 2, res.err + res.tb
     assert "horizon_s" in res.err and len(res.err.strip().splitlines()) == 1
+
+
+def test_workload_stats_shows_the_profile_or_why_not():
+    from hetplan.workload.stats import trace_stats
+    st = trace_stats(_trace([360, 720, 1080]), 1, slot_s=3600)
+    assert st["profile"]["slots"] == 3
+    assert st["profile"]["peak_rps"] == pytest.approx(0.3, rel=0.01)
+    gap = make_trace(np.array([10.0, 20.0, 7300.0, 7400.0]), np.full(4, 100), np.full(4, 10))
+    st = trace_stats(gap, 1, slot_s=3600)
+    assert "profile" not in st and "has no requests" in st["profile_error"]
