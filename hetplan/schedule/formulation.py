@@ -328,9 +328,45 @@ class ScheduleOutcome:
         return sum(self.cost_usd.values())
 
 
-def solve_schedule(p: ScheduleProblem, solver: str = "highs", time_limit_s: float = 60.0
-                   ) -> ScheduleOutcome:
+def stacked_start(f: ScheduleFormulation, slots: Sequence[ScheduleOutcome]) -> dict[int, float]:
+    """A first incumbent for the schedule MILP `f` from one-slot solutions of the same
+    candidates (`slots[t]`: slot t solved alone): their replicas and routes slot by slot,
+    the committed GPUs their most in any slot, the starts and pools they imply. It is
+    feasible when consecutive slots keep within the change limits and share one KV dtype;
+    otherwise HiGHS drops it."""
+    start: dict[int, float] = {}
+    for (i, k, t), var in f.n.items():
+        start[var] = float(slots[t].replicas.get((f.p.candidates[i].key, k), [0])[0])
+    for (i, w, t), var in f.x.items():
+        one = slots[t]
+        start[var] = one.solution.values[one.formulation.x[i, w, 0]]
+    for g, var in f.commit.items():
+        start[var] = max(sum(c.num_gpus * start[f.n[i, "committed", t]]
+                             for i, c in enumerate(f.p.candidates)
+                             if (i, "committed", t) in f.n) for t in range(f.T))
+    for (i, k, t), var in f.u.items():
+        prev = f._prev(t)
+        before = start[f.n[i, k, prev]] if prev is not None else 0.0
+        start[var] = max(0.0, start[f.n[i, k, t]] - before)
+    for i, var in f.pool_open.items():
+        start[var] = float(any(start[v] > 0 for (j, _, _), v in f.n.items() if j == i))
+    for v in range(len(f.lp.vars)):          # one-of picks: those any slot uses
+        name = f.lp.vars[v].name
+        if v not in start and name.endswith("]") and "_pick[" in name:
+            family, key = name[:-1].split("_pick[")
+            pick = lambda c: c.vendor if family == "vendor_compat" else c.shape.kv_dtype  # noqa: E731
+            start[v] = float(any(start[var] > 0 for (i, _, _), var in f.n.items()
+                                 if f.p.candidates[i].role != "colocated"
+                                 and pick(f.p.candidates[i]) == key))
+    return start
+
+
+def solve_schedule(p: ScheduleProblem, solver: str = "highs", time_limit_s: float = 60.0,
+                   start_slots: Sequence[ScheduleOutcome] | None = None) -> ScheduleOutcome:
+    """Solve `p`; `start_slots`: one-slot solutions to start from (`stacked_start`)."""
     f = ScheduleFormulation(p)
+    if start_slots is not None and all(o.solution.has_solution for o in start_slots):
+        f.lp.start = stacked_start(f, start_slots)
     sol = solve(f.lp, solver, time_limit_s)
     if not sol.has_solution:
         return ScheduleOutcome(sol, {}, {}, {}, 0.0, [], f)

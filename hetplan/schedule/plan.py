@@ -24,9 +24,10 @@ from hetplan.catalog import Catalog
 from hetplan.enums import Sizing
 from hetplan.errors import Infeasible, InputError
 from hetplan.milp.formulation import target_rho
-from hetplan.milp.solve import solve_problem
+from hetplan.milp.prune import dominates
 from hetplan.plan import Plan
-from hetplan.planner import Context, pool_name, prepare, problem_for, solve_context
+from hetplan.planner import (Context, pool_name, prepare, problem_for, solve_context,
+                             solve_simplified)
 from hetplan.scenario import ResolvedScenario
 from hetplan.schedule.formulation import (ScheduleOutcome, ScheduleProblem, solve_schedule)
 from hetplan.schedule.spec import ScheduleSpec
@@ -161,13 +162,32 @@ def choose_candidates(ctx: Context, profile: RateProfile, tiers: dict[str, GpuTi
         for cands in (on_demand, priced):
             if not cands:
                 continue
-            out = solve_problem(problem_for(slot_ctx, cands), solver, time_limit_s, warn=False)
+            out, _ = solve_simplified(slot_ctx, problem_for(slot_ctx, cands), solver,
+                                      time_limit_s)
             if not out.solution.has_solution:
                 raise Infeasible([f"slot {t}: no plan meets its demand "
                                   f"({profile.total_rps[t]:.3g} req/s): "
                                   f"{out.solution.status}"])
             keys |= {ch.candidate.key for ch in out.chosen}
-    return sorted((c for c in base if c.key in keys), key=lambda c: c.key)
+    chosen = sorted((c for c in base if c.key in keys), key=lambda c: c.key)
+    return drop_dominated(chosen, problem)
+
+
+def drop_dominated(cands: list[Candidate], problem: ScheduleProblem) -> list[Candidate]:
+    """Candidates less those another one dominates (`milp.prune.dominates`: same role and
+    GPU, no dearer, at least its capacity for every class) with no longer a warm-up: moving
+    replicas onto the dominating one never costs more in any tier, so the schedule's
+    optimum is unchanged, and near-twins no longer make the MILP branch over ties."""
+    names = list(problem.class_names)
+    warm = problem.warmup_h
+    keep = []
+    for i, a in enumerate(cands):
+        beaten = any(dominates(b, a, names) and warm[b.key] <= warm[a.key]
+                     and (j < i or not (dominates(a, b, names) and warm[a.key] <= warm[b.key]))
+                     for j, b in enumerate(cands) if j != i)
+        if not beaten:
+            keep.append(a)
+    return keep
 
 
 def warmup_hours(ctx: Context, c: Candidate, spec: ScheduleSpec) -> float:
@@ -192,12 +212,14 @@ def schedule_problem(ctx: Context, profile: RateProfile, tiers: dict[str, GpuTie
         mip_rel_gap=SCHEDULE_MIP_GAP)
 
 
-def lower_bound_usd(p: ScheduleProblem, solver: str, time_limit_s: float) -> float:
+def lower_bound_usd(p: ScheduleProblem, solver: str, time_limit_s: float
+                    ) -> tuple[float, list[ScheduleOutcome]]:
     """Sum over slots of the schedule MILP on that slot alone, without change limits,
     warm-ups or pool cost (slots with the same demand are solved once). Each slot counts
     the solver's proven bound (its optimum when solved to optimality), so the sum is a
-    bound even where a slot's solve stops early."""
-    total, seen = 0.0, {}
+    bound even where a slot's solve stops early. Also returns each slot's solution (a
+    start for the schedule MILP)."""
+    total, seen, outs = 0.0, {}, []
     for t in range(p.num_slots):
         key = tuple(np.round(p.rates_rps[t], 9))
         if key not in seen:
@@ -210,9 +232,11 @@ def lower_bound_usd(p: ScheduleProblem, solver: str, time_limit_s: float) -> flo
                 raise Infeasible([f"slot {t}: the per-slot relaxation has no plan "
                                   f"({out.solution.status})"])
             b = out.solution.bound
-            seen[key] = min(out.total_cost_usd, b) if b is not None else out.total_cost_usd
-        total += seen[key] * float(p.slot_hours[t])
-    return total
+            seen[key] = (min(out.total_cost_usd, b) if b is not None else out.total_cost_usd,
+                         out)
+        total += seen[key][0] * float(p.slot_hours[t])
+        outs.append(seen[key][1])
+    return total, outs
 
 
 def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | None = None,
@@ -238,8 +262,10 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
     cands = choose_candidates(ctx, profile, tiers, probe, spec.representative_slots, solver,
                               time_limit_s)
     problem = schedule_problem(ctx, profile, tiers, spec, cands)
+    say("lower bound")
+    lb, slot_plans = lower_bound_usd(problem, solver, time_limit_s)
     say("schedule")
-    out = solve_schedule(problem, solver, time_limit_s)
+    out = solve_schedule(problem, solver, time_limit_s, start_slots=slot_plans)
     if not out.solution.has_solution:
         raise Infeasible([f"the schedule MILP found no schedule ({out.solution.status}"
                           f"{': ' + out.solution.message if out.solution.message else ''}); "
@@ -252,6 +278,5 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
     mean_classes = [replace(w, rate_rps=float(r)) for w, r in zip(ctx.classes, mean_rates)]
     mean = solve_context(_with_classes(ctx, mean_classes), solver=solver,
                          time_limit_s=time_limit_s, label="static: mean rate")
-    lb = lower_bound_usd(problem, solver, time_limit_s)
     return ScheduleResult(s.name, ctx.perf.model.name, spec, profile, tiers, cands, out, peak,
                           mean, lb, time.perf_counter() - t0)
