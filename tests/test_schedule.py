@@ -206,3 +206,21 @@ def test_workload_stats_shows_the_profile_or_why_not():
     gap = make_trace(np.array([10.0, 20.0, 7300.0, 7400.0]), np.full(4, 100), np.full(4, 10))
     st = trace_stats(gap, 1, slot_s=3600)
     assert "profile" not in st and "has no requests" in st["profile_error"]
+
+
+def test_tier_figures_need_a_source(tmp_path):
+    from hetplan.catalog import load_catalog, load_price_sheet
+    gpus = load_catalog().gpus
+    sheet = tmp_path / "s.yaml"
+    body = ("as_of: '2026-11-30'\nreferences: {r: 'a quote'}\noffers:\n"
+            "  - {gpu: H100-SXM, provider: p, price_usd_per_hour: 2.0, source: r,\n"
+            "     reserved_price_usd_per_hour: 1.5%s}\n")
+    sheet.write_text(body % "")
+    with pytest.raises(InputError, match="reserved_price_usd_per_hour.*no source"):
+        load_price_sheet(sheet, gpus)
+    sheet.write_text(body % ", sources: {reserved_price_usd_per_hour: r}")
+    assert load_price_sheet(sheet, gpus).offers[0].reserved_price_usd_per_hour == 1.5
+    sheet.write_text(body % ", sources: {reserved_price_usd_per_hour: r}"
+                     + "owned:\n  - {gpu: H100-SXM, capex_usd_per_gpu: 30000, source: nope}\n")
+    with pytest.raises(InputError, match="owned.0.source"):
+        load_price_sheet(sheet, gpus)

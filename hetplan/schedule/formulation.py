@@ -65,6 +65,7 @@ class ScheduleProblem:
     pool_cost_usd_per_hour: float = 0.0
     mip_rel_gap: float = 1e-6
     tie_break: float = TIE_BREAK           # $/h per replica among equal-cost schedules
+    fixed_committed_gpus: dict[str, int] | None = None   # GPU -> K fixed (decomposition)
 
     @property
     def num_slots(self) -> int:
@@ -135,9 +136,10 @@ class ScheduleFormulation:
         gpus = sorted({c.shape.gpu for c in p.candidates
                        if p.tiers[c.shape.gpu].committed_usd_per_hour is not None})
         for g in gpus:
-            self.commit[g] = self.lp.add_var(f"committed_gpus[{g}]", 0,
-                                             p.availability.get(g, float("inf")),
-                                             integer=True)
+            fixed = (p.fixed_committed_gpus or {}).get(g)
+            self.commit[g] = self.lp.add_var(
+                f"committed_gpus[{g}]", 0 if fixed is None else fixed,
+                p.availability.get(g, float("inf")) if fixed is None else fixed, integer=True)
         for t in range(self.T):
             for i, c in enumerate(p.candidates):
                 for k in self.kinds(c):

@@ -13,6 +13,7 @@ costs less.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -29,7 +30,9 @@ from hetplan.plan import Plan
 from hetplan.planner import (Context, pool_name, prepare, problem_for, solve_context,
                              solve_simplified)
 from hetplan.scenario import ResolvedScenario
-from hetplan.schedule.formulation import (ScheduleOutcome, ScheduleProblem, solve_schedule)
+from hetplan.milp.backends import solve
+from hetplan.schedule.formulation import (ScheduleFormulation, ScheduleOutcome, ScheduleProblem,
+                                          solve_schedule)
 from hetplan.schedule.spec import ScheduleSpec
 from hetplan.schedule.tiers import GpuTiers, gpu_tiers
 from hetplan.workload.profile import RateProfile, profile_from_shape, profile_from_trace
@@ -239,6 +242,38 @@ def lower_bound_usd(p: ScheduleProblem, solver: str, time_limit_s: float
     return total, outs
 
 
+def committed_guess(p: ScheduleProblem, solver: str, time_limit_s: float) -> dict[str, int]:
+    """Committed GPUs per type from the schedule's LP relaxation, rounded up."""
+    f = ScheduleFormulation(p)
+    for v in f.lp.vars:
+        v.integer = False
+    sol = solve(f.lp, solver, time_limit_s)
+    if not sol.has_solution:
+        return {}
+    return {g: math.ceil(sol.values[v] - 1e-6) for g, v in f.commit.items()}
+
+
+def slot_plans(p: ScheduleProblem, solver: str, time_limit_s: float,
+               committed: dict[str, int]) -> list[ScheduleOutcome] | None:
+    """Every slot solved alone with the committed GPUs fixed (a decomposition: slots are
+    independent once the baseline is fixed, but for change limits, warm-ups and pool
+    cost, which the full MILP then settles starting from these). None if a slot fails."""
+    seen: dict[tuple, ScheduleOutcome] = {}
+    outs = []
+    for t in range(p.num_slots):
+        key = tuple(np.round(p.rates_rps[t], 9))
+        if key not in seen:
+            one = replace(p, rates_rps=p.rates_rps[t:t + 1], slot_hours=np.ones(1),
+                          max_step_replicas=None, cyclic=False, warmup=False,
+                          pool_cost_usd_per_hour=0.0, mip_rel_gap=LOWER_BOUND_GAP,
+                          fixed_committed_gpus=committed)
+            seen[key] = solve_schedule(one, solver, time_limit_s)
+            if not seen[key].solution.has_solution:
+                return None
+        outs.append(seen[key])
+    return outs
+
+
 def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | None = None,
                   *, solver: str = "highs", time_limit_s: float = 60.0,
                   progress: Callable[[str], None] | None = None) -> ScheduleResult:
@@ -263,9 +298,12 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
                               time_limit_s)
     problem = schedule_problem(ctx, profile, tiers, spec, cands)
     say("lower bound")
-    lb, slot_plans = lower_bound_usd(problem, solver, time_limit_s)
+    lb, lb_slots = lower_bound_usd(problem, solver, time_limit_s)
+    say("baseline guess")
+    guess = committed_guess(problem, solver, time_limit_s)
+    start = (slot_plans(problem, solver, time_limit_s, guess) if guess else None) or lb_slots
     say("schedule")
-    out = solve_schedule(problem, solver, time_limit_s, start_slots=slot_plans)
+    out = solve_schedule(problem, solver, time_limit_s, start_slots=start)
     if not out.solution.has_solution:
         raise Infeasible([f"the schedule MILP found no schedule ({out.solution.status}"
                           f"{': ' + out.solution.message if out.solution.message else ''}); "

@@ -34,7 +34,7 @@ def schedule_report(r: ScheduleResult) -> str:
                ["static peak fleet, committed", usd(s["static_peak_committed_cost_usd"]),
                 "the same GPUs at their committed price where they have one"],
                ["static, sized for the mean", usd(s["static_mean_cost_usd"]),
-                f"misses demand: {s['static_mean_slots_above_its_rate']} slots above its rate"],
+                f"sized below the demand of {s['static_mean_slots_above_its_rate']} slots"],
                ["per-slot plans (lower bound)", usd(s["lower_bound_cost_usd"]),
                 "each slot alone, no change limits, warm-ups or pool cost"],
                ["reactive autoscaler", usd(s["reactive_cost_usd"]), "simulation to come"]]),
