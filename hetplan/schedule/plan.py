@@ -40,6 +40,9 @@ from hetplan.workload.profile import RateProfile, profile_from_shape, profile_fr
 # The schedule MILP may stop within this relative gap of its bound (reported with the
 # result): proving the last fraction of a percent costs minutes on a week of slots.
 SCHEDULE_MIP_GAP = 0.005
+# A representative slot's plan only nominates candidates (the schedule MILP decides), so
+# its solve may stop early with a good plan rather than prove the optimum.
+CHOOSE_TIME_LIMIT_S = 15.0
 LOWER_BOUND_GAP = 1e-3      # per-slot relaxations: their proven bound is what counts
 NOT_YET_COMPUTED = ("reactive_cost_usd", "plot")   # issue 17 items still to build
 
@@ -166,7 +169,7 @@ def choose_candidates(ctx: Context, profile: RateProfile, tiers: dict[str, GpuTi
             if not cands:
                 continue
             out, _ = solve_simplified(slot_ctx, problem_for(slot_ctx, cands), solver,
-                                      time_limit_s)
+                                      min(time_limit_s, CHOOSE_TIME_LIMIT_S))
             if not out.solution.has_solution:
                 raise Infeasible([f"slot {t}: no plan meets its demand "
                                   f"({profile.total_rps[t]:.3g} req/s): "
