@@ -2,8 +2,8 @@
 
     python -m scripts.bench_schedule [--time-limit 60] [--json]
 
-The scenario is workloads/diurnal.yaml with every GPU of its price sheet (19 types) and a
-week-long rate shape: the diurnal sinusoid, weekends at 70%, and a seeded +-5% hourly
+The scenario is workloads/schedule/diurnal.yaml with every GPU of its price sheet (19 types)
+and a week-long rate shape: the diurnal sinusoid, weekends at 70%, and a seeded +-5% hourly
 jitter so no two days repeat (168 distinct slots). Prints the time of each phase (candidate
 choice by per-slot plans, the schedule MILP, the baselines and lower bound), the MILP's
 status and gap at its time limit, and the costs.
@@ -41,7 +41,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     cat = load_catalog()
-    rs = load_scenario(workloads_dir() / "diurnal.yaml", cat)
+    rs = load_scenario(workloads_dir() / "schedule" / "diurnal.yaml", cat)
     rs = rs.derive(catalog=rs.scenario.catalog.model_copy(update={"gpus": None}))
     spec = rs.scenario.schedule.model_copy(update={
         "horizon_s": float(WEEK_S), "profile": week_shape(rs.scenario.schedule.profile.base_rps)})

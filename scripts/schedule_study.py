@@ -3,8 +3,8 @@ the per-slot lower bound.
 
     python -m scripts.schedule_study [SCENARIO] [--time-limit 60] [--json]
 
-Default SCENARIO: workloads/diurnal.yaml. Prints, over the horizon: the schedule's GPU cost
-(committed + on-demand + spot + warm-ups), the static plan sized for the peak slot (at
+Default SCENARIO: workloads/schedule/diurnal.yaml. Prints, over the horizon: the schedule's
+GPU cost (committed + on-demand + spot + warm-ups), the static plan sized for the peak slot (at
 on-demand prices, and the same fleet at committed prices), the static plan sized for the
 mean (which misses the demand of the slots above it), the per-slot lower bound, the
 schedule's saving against the static peak and its distance above the bound, the committed
@@ -48,7 +48,8 @@ def study(path, time_limit_s: float) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("scenario", nargs="?", default=str(workloads_dir() / "diurnal.yaml"))
+    ap.add_argument("scenario", nargs="?",
+                    default=str(workloads_dir() / "schedule" / "diurnal.yaml"))
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

@@ -21,7 +21,8 @@ def _progress(msg: str) -> None:
 def register(app: typer.Typer, echo_json) -> None:
     @app.command("schedule")
     def schedule_cmd(
-        scenario: Path = typer.Argument(..., help="Scenario YAML (see workloads/diurnal.yaml)."),
+        scenario: Path = typer.Argument(..., help="Scenario YAML (see "
+                                        "workloads/schedule/diurnal.yaml)."),
         out: out_dir("Directory for schedule.json and schedule.md.") = None,
         solver: Solver = "highs",
         time_limit: TimeLimit = 60.0,

@@ -356,11 +356,15 @@ def stacked_start(f: ScheduleFormulation, slots: Sequence[ScheduleOutcome]) -> d
         name = f.lp.vars[v].name
         if v not in start and name.endswith("]") and "_pick[" in name:
             family, key = name[:-1].split("_pick[")
-            pick = lambda c: c.vendor if family == "vendor_compat" else c.shape.kv_dtype  # noqa: E731
-            start[v] = float(any(start[var] > 0 for (i, _, _), var in f.n.items()
-                                 if f.p.candidates[i].role != "colocated"
-                                 and pick(f.p.candidates[i]) == key))
+            start[v] = float(any(
+                start[var] > 0 for (i, _, _), var in f.n.items()
+                if f.p.candidates[i].role != "colocated"
+                and _one_of_key(family, f.p.candidates[i]) == key))
     return start
+
+
+def _one_of_key(family: str, c: Candidate) -> str:
+    return c.vendor if family == "vendor_compat" else c.shape.kv_dtype
 
 
 def solve_schedule(p: ScheduleProblem, solver: str = "highs", time_limit_s: float = 60.0,
