@@ -13,6 +13,8 @@ costs less.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import time
 from collections.abc import Callable
@@ -168,8 +170,11 @@ def choose_candidates(ctx: Context, profile: RateProfile, tiers: dict[str, GpuTi
         for cands in (on_demand, priced):
             if not cands:
                 continue
-            out, _ = solve_simplified(slot_ctx, problem_for(slot_ctx, cands), solver,
-                                      min(time_limit_s, CHOOSE_TIME_LIMIT_S))
+            # a nominating solve that stops at its short limit is expected: its large-gap
+            # warning (which tells the user to raise --time-limit) does not apply here
+            with contextlib.redirect_stderr(io.StringIO()):
+                out, _ = solve_simplified(slot_ctx, problem_for(slot_ctx, cands), solver,
+                                          min(time_limit_s, CHOOSE_TIME_LIMIT_S))
             if not out.solution.has_solution:
                 raise Infeasible([f"slot {t}: no plan meets its demand "
                                   f"({profile.total_rps[t]:.3g} req/s): "
