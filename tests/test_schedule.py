@@ -224,3 +224,25 @@ def test_tier_figures_need_a_source(tmp_path):
                      + "owned:\n  - {gpu: H100-SXM, capex_usd_per_gpu: 30000, source: nope}\n")
     with pytest.raises(InputError, match="owned.0.source"):
         load_price_sheet(sheet, gpus)
+
+
+def test_envelope_start_is_feasible_and_never_beaten_by_the_result():
+    from dataclasses import replace
+
+    from hetplan.schedule.formulation import ScheduleFormulation, envelope_start, start_cost
+    tiers = {"G1": GpuTiers("G1", 2.0, None, 0.0, False, 1.2, "reserved"),
+             "G2": GpuTiers("G2", 1.5, 0.6, 0.2, False, None, None)}
+    c1, c2 = _cand("G1", 1.25), _cand("G2", 1.0)
+    p = ScheduleProblem(
+        candidates=[c1, c2], class_names=("w",), rates_rps=np.array([[0.5], [2.5], [1.0]]),
+        slot_hours=np.ones(3), rho={c1.key: 0.8, c2.key: 0.9}, tiers=tiers,
+        warmup_h={c1.key: 0.1, c2.key: 0.05}, max_step_replicas=0, max_step_share=0.0,
+        max_spot_share=0.5)
+    env_rates = p.rates_rps.max(axis=0)
+    env = solve_schedule(replace(p, rates_rps=env_rates[None, :], slot_hours=np.ones(1),
+                                 max_step_replicas=None, cyclic=False, warmup=False))
+    f = ScheduleFormulation(p)
+    cost = start_cost(f, envelope_start(f, env, env_rates))
+    assert cost is not None
+    out = solve_schedule(p, envelope=(env, env_rates))
+    assert out.solution.objective <= cost + 1e-6

@@ -363,16 +363,55 @@ def stacked_start(f: ScheduleFormulation, slots: Sequence[ScheduleOutcome]) -> d
     return start
 
 
+def envelope_start(f: ScheduleFormulation, env: ScheduleOutcome,
+                   env_rates: np.ndarray) -> dict[int, float]:
+    """A start that is always feasible: the solution `env` of one slot at every class's
+    highest rate over the horizon (`env_rates`), held in every slot (no change, so no
+    change limit binds and nothing restarts), each class's routes scaled to the slot's
+    rate."""
+    one = env.solution.values
+    slots = [env] * f.T
+    start = stacked_start(f, slots)
+    for (i, w, t), var in f.x.items():
+        j = f.p.class_names.index(w)
+        scale = f.p.rates_rps[t, j] / env_rates[j] if env_rates[j] > 0 else 0.0
+        start[var] = one[env.formulation.x[i, w, 0]] * scale
+    return start
+
+
+def start_cost(f: ScheduleFormulation, start: dict[int, float], tol: float = 1e-6
+               ) -> float | None:
+    """The objective of `start` in `f`, or None when it breaks a constraint."""
+    for c in f.lp.constraints:
+        lhs = sum(k * start.get(i, 0.0) for i, k in c.terms.items())
+        slack = tol * max(1.0, abs(c.rhs))
+        if (c.sense == "<=" and lhs > c.rhs + slack) or (c.sense == ">=" and lhs < c.rhs - slack) \
+                or (c.sense == "==" and abs(lhs - c.rhs) > slack):
+            return None
+    return sum(k * start.get(i, 0.0) for i, k in f.lp.objective.items())
+
+
 def _one_of_key(family: str, c: Candidate) -> str:
     return c.vendor if family == "vendor_compat" else c.shape.kv_dtype
 
 
 def solve_schedule(p: ScheduleProblem, solver: str = "highs", time_limit_s: float = 60.0,
-                   start_slots: Sequence[ScheduleOutcome] | None = None) -> ScheduleOutcome:
-    """Solve `p`; `start_slots`: one-slot solutions to start from (`stacked_start`)."""
+                   start_slots: Sequence[ScheduleOutcome] | None = None,
+                   envelope: tuple[ScheduleOutcome, np.ndarray] | None = None
+                   ) -> ScheduleOutcome:
+    """Solve `p`, started from the cheaper feasible of: the one-slot solutions stacked
+    (`start_slots`, `stacked_start`) and the envelope held constant (`envelope`: its
+    one-slot solution and rates, `envelope_start`)."""
     f = ScheduleFormulation(p)
+    starts = []
     if start_slots is not None and all(o.solution.has_solution for o in start_slots):
-        f.lp.start = stacked_start(f, start_slots)
+        starts.append(stacked_start(f, start_slots))
+    if envelope is not None and envelope[0].solution.has_solution:
+        starts.append(envelope_start(f, *envelope))
+    priced = [(c, i, s) for i, s in enumerate(starts)
+              if (c := start_cost(f, s)) is not None]
+    if priced:
+        f.lp.start = min(priced, key=lambda x: (x[0], x[1]))[2]
     sol = solve(f.lp, solver, time_limit_s)
     if not sol.has_solution:
         return ScheduleOutcome(sol, {}, {}, {}, 0.0, [], f)

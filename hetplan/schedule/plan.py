@@ -310,8 +310,14 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
     say("baseline guess")
     guess = committed_guess(problem, solver, time_limit_s)
     start = (slot_plans(problem, solver, time_limit_s, guess) if guess else None) or lb_slots
+    env_rates = problem.rates_rps.max(axis=0)
+    env = solve_schedule(replace(problem, rates_rps=env_rates[None, :], slot_hours=np.ones(1),
+                                 max_step_replicas=None, cyclic=False, warmup=False,
+                                 pool_cost_usd_per_hour=0.0, mip_rel_gap=LOWER_BOUND_GAP),
+                         solver, time_limit_s)
     say("schedule")
-    out = solve_schedule(problem, solver, time_limit_s, start_slots=start)
+    out = solve_schedule(problem, solver, time_limit_s, start_slots=start,
+                         envelope=(env, env_rates))
     if not out.solution.has_solution:
         raise Infeasible([f"the schedule MILP found no schedule ({out.solution.status}"
                           f"{': ' + out.solution.message if out.solution.message else ''}); "
