@@ -89,6 +89,29 @@ class Offer(BaseModel):
     available_count: GpuCount | None = None
     source: str
     note: str = ""
+    # Purchase tiers (`hetplan schedule`), optional: interruptions of the spot price per
+    # hour, and a committed (reserved-term) price. Each names its reference in `sources`
+    # (field -> key of the sheet's references), as `source` does for the on-demand price.
+    spot_preemptions_per_hour: float | None = Field(default=None, ge=0.0, le=100.0)
+    reserved_price_usd_per_hour: PriceUsdPerHour | None = None
+    reserved_term_months: int | None = Field(default=None, ge=1, le=120)
+    sources: dict[str, str] = {}
+
+
+TIER_FIELDS = ("spot_preemptions_per_hour", "reserved_price_usd_per_hour",
+               "reserved_term_months")
+
+
+class OwnedHardware(BaseModel):
+    """A GPU bought rather than rented: its capital cost per GPU (with its share of the
+    host), amortized and powered at the rates a schedule states (`hetplan.schedule`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    gpu: SafeName
+    capex_usd_per_gpu: float = Field(gt=0.0, le=1e7)
+    source: str
+    note: str = ""
 
 
 class PriceSheet(BaseModel):
@@ -99,6 +122,7 @@ class PriceSheet(BaseModel):
     description: str = ""
     references: dict[str, str] = {}
     offers: list[Offer]
+    owned: list[OwnedHardware] = []
 
 
 class Catalog(BaseModel):
@@ -199,6 +223,20 @@ def load_price_sheet(path: str | Path, known_gpus: dict[str, GPU]) -> PriceSheet
         if offer.source not in sheet.references:
             raise InputError(f"source {offer.source!r} is not a key of 'references'", file=path,
                              field=f"offers.{i}.source")
+        for key in [k for k in TIER_FIELDS if getattr(offer, k) is not None]:
+            ref = offer.sources.get(key)
+            if ref not in sheet.references:
+                raise InputError("figure has no source (add its reference key under "
+                                 "'sources')" if ref is None else
+                                 f"source {ref!r} is not a key of 'references'", file=path,
+                                 field=f"offers.{i}.sources.{key}")
+    for i, own in enumerate(sheet.owned):
+        if own.gpu not in known_gpus:
+            raise InputError(unknown_name_message("GPU", own.gpu, known_gpus), file=path,
+                             field=f"owned.{i}.gpu")
+        if own.source not in sheet.references:
+            raise InputError(f"source {own.source!r} is not a key of 'references'", file=path,
+                             field=f"owned.{i}.source")
     return sheet
 
 
@@ -213,5 +251,5 @@ def load_catalog(root: str | Path | None = None) -> Catalog:
     return Catalog(gpus=gpus, references=references, price_sheets=sheets)
 
 
-__all__ = ["GPU", "Offer", "PriceSheet", "Catalog", "load_catalog", "load_gpus",
+__all__ = ["GPU", "Offer", "OwnedHardware", "PriceSheet", "TIER_FIELDS", "Catalog", "load_catalog", "load_gpus",
            "load_price_sheet", "DTYPES"]

@@ -23,6 +23,7 @@ from hetplan.enums import DEFAULT_SIZING, ROLES, Role, Sizing
 from hetplan.errors import InputError, from_validation_error
 from hetplan.io import load_yaml
 from hetplan.model import ModelSpec, load_model
+from hetplan.schedule.spec import ScheduleSpec
 from hetplan.workload import Trace, WorkloadClass
 
 if TYPE_CHECKING:
@@ -195,6 +196,7 @@ class Scenario(BaseModel):
     constraints: Constraints = Constraints()
     objective: Literal["min_cost", "max_goodput"] = "min_cost"
     inventory: Text | None = None               # nodes to place on (path, see placement)
+    schedule: ScheduleSpec | None = None        # capacity over time (`hetplan schedule`)
     base_dir: str = "."                         # set by the loader: the scenario's directory
 
     def resolve_path(self, p: str) -> Path:

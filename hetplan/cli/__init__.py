@@ -38,9 +38,9 @@ def echo_json(obj) -> None:
     typer.echo(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False))
 
 
-from hetplan.cli import emit, inspect, perf, plan, sim, workload  # noqa: E402,I001
+from hetplan.cli import emit, inspect, perf, plan, schedule, sim, workload  # noqa: E402,I001
 
-for _group in (inspect, emit, perf, plan, sim, workload):
+for _group in (inspect, emit, perf, plan, schedule, sim, workload):
     _group.register(app, echo_json)
 
 

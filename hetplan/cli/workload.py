@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from hetplan.bounds import MAX_CLASSES_PER_AXIS, MAX_DURATION_S, MIN_WINDOW_S
+from hetplan.bounds import (DEFAULT_SLOT_S, MAX_CLASSES_PER_AXIS, MAX_DURATION_S,
+                            MAX_HORIZON_S, MIN_SLOT_S, MIN_WINDOW_S)
 from hetplan.cli.options import AsJson, Seed, check_out_file, new_app
 from hetplan.errors import InputError
 
@@ -66,6 +67,7 @@ def _stats_text(st: dict) -> str:
                 reasons = ", ".join(f"{k}: {v:,}" for k, v in ld["bad_by_reason"].items())
                 lines.append(f"          bad {key.split('_')[-1]}: "
                              f"{', '.join(map(str, ld[key]))} ... ({reasons})")
+    lines += _profile_lines(st)
     b = st["classes_binning"]
     lines += ["", f"classes ({b['method']} bins, {b['n_input']} x {b['n_output']}):",
               text_table(["class", "requests", "share", "rate_rps", "in_mean", "in_p90",
@@ -76,6 +78,25 @@ def _stats_text(st: dict) -> str:
                            fmt_num(c["output_tokens"]["mean"]),
                            fmt_num(c["output_tokens"]["p90"])] for c in st["classes"]])]
     return "\n".join(lines)
+
+
+PROFILE_SLOTS_SHOWN = 48      # `workload stats` lists the per-slot rates up to this many
+
+
+def _profile_lines(st: dict) -> list[str]:
+    """The rate profile (`hetplan schedule`'s demand per slot), or why there is none."""
+    from hetplan.tables import fmt_num
+
+    if "profile_error" in st:
+        return [f"profile   none: {st['profile_error']}"]
+    p = st["profile"]
+    lines = [f"profile   {p['slots']} slot{'s' * (p['slots'] != 1)} of "
+             f"{fmt_num(p['slot_s'])} s ({p['planning_rate']} per slot): peak "
+             f"{fmt_num(p['peak_rps'])}, mean {fmt_num(p['mean_rps'])}, least "
+             f"{fmt_num(p['min_rps'])} req/s"]
+    if 1 < p["slots"] <= PROFILE_SLOTS_SHOWN:
+        lines.append("          req/s per slot: " + " ".join(fmt_num(r) for r in p["total_rps"]))
+    return lines
 
 
 def register(app: typer.Typer, echo_json) -> None:
@@ -98,6 +119,11 @@ def register(app: typer.Typer, echo_json) -> None:
         window: float = typer.Option(60.0, "--window", min=MIN_WINDOW_S, max=MAX_DURATION_S,
                                      help="Rate window, s."),
         on_bad: str = typer.Option("skip", "--on-bad", help="skip | error for bad rows."),
+        slot: float = typer.Option(DEFAULT_SLOT_S, "--slot", min=MIN_SLOT_S,
+                                   max=MAX_HORIZON_S, help="Rate-profile slot, s "
+                                   "(`hetplan schedule`'s demand per slot)."),
+        slot_rate: str = typer.Option("mean", "--slot-rate", help="Rate inside a slot: mean | "
+                                      "p<q> | r<q> (over --window windows)."),
         max_rows: int = typer.Option(None, "--max-rows", min=1, help="Read at most N rows."),
         seed: Seed = None,
         as_json: AsJson = False,
@@ -105,6 +131,7 @@ def register(app: typer.Typer, echo_json) -> None:
         """Requests, duration, rates, token percentiles, prefix share, bad rows, classes."""
         from hetplan.workload import generate, load_spec_file, load_trace
         from hetplan.workload.stats import trace_stats
+        from hetplan.workload.trace import parse_planning_rate
 
         if method not in ("log", "quantile"):
             raise InputError(f"method must be log or quantile, not {method!r}",
@@ -116,7 +143,12 @@ def register(app: typer.Typer, echo_json) -> None:
             t = load_trace(trace, format=format, column_map=parse_column_map(column_map),
                            time_unit=time_unit, on_bad=on_bad, max_rows=max_rows,
                            warn=not as_json)
-        st = trace_stats(t, classes, method=method, window_s=window)
+        try:
+            parse_planning_rate(slot_rate)
+        except ValueError as e:
+            raise InputError(str(e), field="--slot-rate") from None
+        st = trace_stats(t, classes, method=method, window_s=window, slot_s=slot,
+                         slot_rate=slot_rate)
         if as_json:
             echo_json(st)
         else:

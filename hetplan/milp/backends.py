@@ -49,10 +49,10 @@ def _solve_pulp(lp: LinearProgram, which: str, time_limit_s: float) -> Solution:
         prob += rel, f"c{j}"
     if which == "highs":
         cmd = _highs_with_start(pulp, xs, lp.start)(msg=False, timeLimit=time_limit_s,
-                                                    threads=1, mip_rel_gap=1e-6,
+                                                    threads=1, mip_rel_gap=lp.mip_rel_gap,
                                                     **lp.highs_options)
     else:
-        cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, threads=1, gapRel=1e-6)
+        cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, threads=1, gapRel=lp.mip_rel_gap)
     t0 = time.perf_counter()
     try:
         with _quiet_stdout():

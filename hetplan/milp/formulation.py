@@ -85,6 +85,15 @@ class Problem:
         return self.pool_cost_usd_per_hour > 0 or self.max_pools_per_role is not None
 
 
+def target_rho(p: Problem, c: Candidate) -> float:
+    """Target utilization of candidate c's replicas (decode's own rho if set, times the
+    candidate's learnt capacity scale); the capacity schedule sizes replicas by it too."""
+    scale = (p.capacity_scale or {}).get(c.key, 1.0)
+    if c.role == "decode" and p.decode_utilization is not None:
+        return p.decode_utilization * scale
+    return p.utilization * scale
+
+
 class Formulation:
     """Builds the LinearProgram and remembers which variable is which."""
 
@@ -125,11 +134,7 @@ class Formulation:
         self.objective()
 
     def rho(self, c: Candidate) -> float:
-        """Target utilization of candidate c's replicas."""
-        scale = (self.p.capacity_scale or {}).get(c.key, 1.0)
-        if c.role == "decode" and self.p.decode_utilization is not None:
-            return self.p.decode_utilization * scale
-        return self.p.utilization * scale
+        return target_rho(self.p, c)
 
     # ---- variables -------------------------------------------------------------------
     def _upper_bound(self, c: Candidate) -> int:

@@ -44,6 +44,7 @@ class LinearProgram:
     start: dict[int, float] | None = None
     # HiGHS options for this program (option name -> value; other back ends ignore them)
     highs_options: dict[str, object] = field(default_factory=dict)
+    mip_rel_gap: float = 1e-6        # relative gap at which the solver may stop (HiGHS, CBC)
     _index: dict[str, int] = field(default_factory=dict)
 
     def add_var(self, name: str, lb: float = 0.0, ub: float = INF, integer: bool = False) -> int:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from hetplan.bounds import DEFAULT_SLOT_S
+from hetplan.errors import InputError
 from hetplan.workload.classes import bucket
+from hetplan.workload.profile import profile_from_trace
 from hetplan.workload.trace import Trace
 
 
@@ -16,10 +19,13 @@ def _dist(x: np.ndarray) -> dict[str, float]:
 
 
 def trace_stats(trace: Trace, n_classes: int = 4, method: str = "log",
-                window_s: float = 60.0) -> dict:
+                window_s: float = 60.0, slot_s: float = DEFAULT_SLOT_S,
+                slot_rate: str = "mean") -> dict:
     """Statistics of `trace`; classes are n_classes x n_classes (input x output) bins.
     Windowed rates are requests per second in consecutive `window_s` windows (shortened
-    to the trace's duration when the trace is shorter than one window)."""
+    to the trace's duration when the trace is shorter than one window). `profile`: the
+    rate per `slot_s` slot at `slot_rate` (`hetplan.workload.profile`); a trace whose
+    profile is invalid (an empty slot, longer than a week) gets `profile_error` instead."""
     if trace.num_requests == 0:
         raise ValueError("the trace has no requests")
     if 0 < trace.duration_s < window_s:
@@ -47,6 +53,15 @@ def trace_stats(trace: Trace, n_classes: int = 4, method: str = "log",
                            "mean_turns": float(ids.size / n_sess) if n_sess else 0.0}
     if trace.report is not None:
         out["load"] = trace.report.to_dict()
+    classes = bucket(trace, n_classes, n_classes, method=method)
+    try:
+        prof = profile_from_trace(trace, classes, slot_s, None, slot_rate, window_s,
+                                  field="profile")
+        d = prof.to_dict()
+        out["profile"] = {k: d[k] for k in ("slot_s", "slots", "planning_rate", "window_s",
+                                            "peak_rps", "mean_rps", "min_rps", "total_rps")}
+    except InputError as e:
+        out["profile_error"] = e.one_line()
     out["classes"] = [
         {"name": c.name, "count": c.count, "share": c.share, "rate_rps": c.rate_rps,
          "input_tokens": {"mean": c.mean_input_tokens, "p50": c.p50_input_tokens,
@@ -54,6 +69,6 @@ def trace_stats(trace: Trace, n_classes: int = 4, method: str = "log",
          "output_tokens": {"mean": c.mean_output_tokens, "p50": c.p50_output_tokens,
                            "p90": c.p90_output_tokens},
          "mean_prefix_tokens": c.mean_prefix_tokens}
-        for c in bucket(trace, n_classes, n_classes, method=method)]
+        for c in classes]
     out["classes_binning"] = {"n_input": n_classes, "n_output": n_classes, "method": method}
     return out

@@ -1,0 +1,8 @@
+"""Capacity over time: a committed baseline plus per-slot on-demand and spot capacity that
+follows a rate profile (`hetplan schedule`).
+
+Modules: `spec` (the scenario's `schedule` block and its documented defaults), `tiers`
+(per-GPU on-demand, spot and committed prices from the price sheet), `formulation` (the
+schedule MILP), `plan` (profile -> candidates -> MILP -> baselines -> result). This module
+imports nothing so that `hetplan.scenario` can import `spec` without a cycle.
+"""

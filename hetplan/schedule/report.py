@@ -1,0 +1,65 @@
+"""schedule.md: the schedule as an operator reads it (costs against the baselines, the
+committed mix, replicas per pool and slot, the assumptions it rests on)."""
+
+from __future__ import annotations
+
+from hetplan.bounds import escape_control
+from hetplan.schedule.plan import ScheduleResult
+from hetplan.tables import fmt_num
+
+
+def _md_table(headers: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(escape_control(str(c)) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def schedule_report(r: ScheduleResult) -> str:
+    s = r.summary()
+    usd = lambda x: "not yet computed" if x is None else f"${x:,.2f}"  # noqa: E731
+    lb_pct = s["above_lower_bound_pct"]
+    out = [f"# Capacity schedule: {escape_control(r.scenario)}", "",
+           f"Model {escape_control(r.model)}; {s['slots']} slots of {fmt_num(s['slot_s'])} s "
+           f"({fmt_num(s['horizon_hours'])} h); demand {r.profile.planning_rate} per slot "
+           f"from the {r.profile.source}, peak {fmt_num(r.profile.total_rps.max())} req/s, "
+           f"least {fmt_num(r.profile.total_rps.min())} req/s.", "",
+           "## Cost over the horizon", "",
+           _md_table(["plan", "GPU cost", "note"], [
+               ["schedule", usd(s["horizon_cost_usd"]),
+                "committed + on-demand + spot + warm-ups"
+                + (f"; {fmt_num(lb_pct)}% above the lower bound" if lb_pct is not None
+                   else "")],
+               ["static, sized for the peak", usd(s["static_peak_cost_usd"]),
+                f"on-demand ({r.static_peak.mix()})"],
+               ["static peak fleet, committed", usd(s["static_peak_committed_cost_usd"]),
+                "the same GPUs at their committed price where they have one"],
+               ["static, sized for the mean", usd(s["static_mean_cost_usd"]),
+                f"sized below the demand of {s['static_mean_slots_above_its_rate']} slots"],
+               ["per-slot plans (lower bound)", usd(s["lower_bound_cost_usd"]),
+                "each slot alone, no change limits, warm-ups or pool cost"],
+               ["reactive autoscaler", usd(s["reactive_cost_usd"]), "simulation to come"]]),
+           "", f"Pool cost (operational, not in the GPU cost): {usd(s['pool_cost_usd'])}. "
+           f"Solver: {s['solver']['status']}, gap {fmt_num(s['solver']['gap'])}, "
+           f"{fmt_num(s['solver']['time_s'])} s over {s['solver']['candidates']} candidates.",
+           "", "## Committed mix", ""]
+    mix = s["committed_mix"]
+    out.append(_md_table(["GPU", "tier", "GPUs", "$/GPU-hour"],
+                         [[m["gpu"], m["tier"], m["gpus"], fmt_num(m["usd_per_gpu_hour"])]
+                          for m in mix]) if mix else "None: every slot rents its capacity.")
+    pools = r.to_dict()["pools"]
+    out += ["", "## Replicas per pool and slot", ""]
+    heads = ["slot", "start_h", "demand_rps"] + [f"{p['pool']} ({p['tier']})" for p in pools]
+    rows = [[t, fmt_num(r.profile.starts_s[t] / 3600), fmt_num(r.profile.total_rps[t])]
+            + [p["replicas"][t] for p in pools] for t in range(r.profile.num_slots)]
+    out += [_md_table(heads, rows), "", "## Assumptions", ""]
+    out += [f"- {a}" for a in s_assumptions(r)]
+    out += ["", "Not yet computed: " + ", ".join(s["not_yet_computed"]) + "."]
+    return "\n".join(out) + "\n"
+
+
+def s_assumptions(r: ScheduleResult) -> list[str]:
+    tiers = [f"{g}: spot {t.spot_preemptions_per_hour:g}/h "
+             f"({'published' if t.spot_rate_published else 'assumed'})"
+             for g, t in sorted(r.tiers.items()) if t.spot_usd_per_hour is not None]
+    return r.spec.assumptions() + ([("spot interruptions " + "; ".join(tiers))]
+                                   if tiers else [])

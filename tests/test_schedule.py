@@ -1,0 +1,248 @@
+"""Capacity schedule (issue 17): rate profiles, tiers, the schedule MILP against brute force,
+and `hetplan schedule --json`. Kept small: the whole file runs in seconds."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from hetplan.candidates import Candidate, ClassCapacity
+from hetplan.errors import InputError
+from hetplan.perf import ReplicaShape
+from hetplan.schedule.formulation import ScheduleProblem, solve_schedule
+from hetplan.schedule.spec import ScheduleSpec
+from hetplan.schedule.tiers import GpuTiers, owned_usd_per_hour
+from hetplan.workload import make_trace, single_class
+from hetplan.workload.profile import RateShape, profile_from_shape, profile_from_trace
+
+
+# ---- profiles ---------------------------------------------------------------------------
+def _trace(rates_per_hour):
+    """Arrivals evenly spread inside each hour at the given requests per hour; short and
+    long requests alternate."""
+    arr = []
+    for h, n in enumerate(rates_per_hour):
+        arr += list(h * 3600 + (np.arange(n) + 0.5) * 3600 / n)
+    n = len(arr)
+    inp = np.where(np.arange(n) % 2 == 0, 100, 2000)
+    return make_trace(np.array(arr), inp, np.full(n, 50))
+
+
+def test_profile_from_trace_counts_rate_per_slot_and_class():
+    t = _trace([360, 720, 1080])
+    from hetplan.workload import bucket
+    classes = bucket(t, 2, 1)
+    p = profile_from_trace(t, classes, slot_s=3600)
+    assert p.num_slots == 3
+    # 360, 720, 1080 requests an hour: 0.1, 0.2, 0.3 req/s, half in each class
+    assert np.allclose(p.total_rps, [0.1, 0.2, 0.3], rtol=0.01)
+    assert np.allclose(p.rates_rps[:, 0], p.rates_rps[:, 1], rtol=0.02)
+
+
+def test_profile_percentile_inside_slot_is_at_least_the_mean():
+    t = _trace([360, 720, 1080])
+    classes = [single_class("all", 0.2, 1000, 50, 2000, 50)]
+    classes = [c.__class__(**{**c.__dict__, "input_lo": 1, "input_hi": 10_000,
+                              "output_lo": 1, "output_hi": 10_000}) for c in classes]
+    mean = profile_from_trace(t, classes, 3600, planning_rate="mean")
+    p99 = profile_from_trace(t, classes, 3600, planning_rate="p99", window_s=60)
+    assert np.all(p99.total_rps >= mean.total_rps * 0.99)
+
+
+def test_profile_errors_are_one_line():
+    t = make_trace(np.array([10.0, 20.0, 7300.0, 7400.0]), np.full(4, 100), np.full(4, 10))
+    classes = [single_class("all", 1.0, 100, 10)]
+    with pytest.raises(InputError, match="slot 1 .* has no requests") as e:
+        profile_from_trace(t, classes, slot_s=3600)
+    assert "\n" not in str(e.value)
+    with pytest.raises(InputError, match="longer than a week"):
+        profile_from_shape(RateShape(base_rps=1.0), classes, slot_s=60, horizon_s=8 * 86400)
+    with pytest.raises(InputError, match="shorter than 60 s"):
+        profile_from_shape(RateShape(base_rps=1.0), classes, slot_s=30)
+    with pytest.raises(ValueError, match="negative rates"):
+        RateShape(base_rps=1.0, multipliers=[1.0, -0.5])
+    with pytest.raises(InputError, match="zero rate"):
+        profile_from_shape(RateShape(base_rps=1.0, multipliers=[1.0, 0.0]), classes,
+                           slot_s=43200)
+
+
+def test_shape_profile_follows_the_sinusoid():
+    classes = [single_class("a", 1.0, 100, 10)]
+    p = profile_from_shape(RateShape(base_rps=10.0, amplitude=0.5, phase_s=0.0), classes,
+                           slot_s=3600)
+    assert p.num_slots == 24
+    assert p.total_rps.max() == pytest.approx(15.0, rel=0.01)   # peak near hour 6
+    assert int(np.argmax(p.total_rps)) in (5, 6)
+    assert np.average(p.total_rps) == pytest.approx(10.0, rel=0.01)
+
+
+def test_owned_cost_is_amortized_capex_plus_power():
+    spec = ScheduleSpec(amortization_years=4, power_usd_per_kwh=0.1, pue=1.0)
+    assert owned_usd_per_hour(35_040.0, 1000.0, spec) == pytest.approx(1.0 + 0.1)
+
+
+# ---- the schedule MILP against brute force (3 slots, 2 GPUs) ----------------------------
+def _cand(gpu: str, cap: float) -> Candidate:
+    return Candidate(ReplicaShape(gpu), "colocated", "nvidia", 1.0,
+                     {"w": ClassCapacity(cap)})
+
+
+def _brute(p: ScheduleProblem, most: int = 4) -> float:
+    """Cheapest cyclic 3-slot schedule by enumerating every state (committed and on-demand
+    replicas of c1, on-demand and spot replicas of c2, 0..most-1 each) in every slot and
+    every committed count: an exhaustive min-plus product over the cycle, in numpy."""
+    c1, c2 = p.candidates
+    hours = p.slot_hours
+    od1, com1 = p.price(c1, "on_demand"), p.tiers["G1"].committed_usd_per_hour
+    od2, sp2 = p.price(c2, "on_demand"), p.price(c2, "spot")
+    st = np.array(list(itertools.product(range(most), repeat=4)), dtype=float)   # a1 o1 o2 s2
+    cap = (p.rho[c1.key] * c1.capacity("w") * (st[:, 0] + st[:, 1])
+           + p.rho[c2.key] * c2.capacity("w") * (st[:, 2] + p.spot_capacity_share(c2) * st[:, 3]))
+    spot_ok = st[:, 3] <= p.max_spot_share * st.sum(axis=1) + 1e-9
+    n1, n2 = st[:, 0] + st[:, 1], st[:, 2] + st[:, 3]
+
+    def step_ok(before, now):
+        return np.abs(now[None, :] - before[:, None]) <= (
+            p.max_step_replicas + p.max_step_share * before[:, None] + 1e-9)
+
+    move_ok = step_ok(n1, n1) & step_ok(n2, n2)
+    warm = (np.maximum(0, st[None, :, 1] - st[:, None, 1]) * p.warmup_h[c1.key] * od1
+            + np.maximum(0, st[None, :, 2] - st[:, None, 2]) * p.warmup_h[c2.key] * od2
+            + np.maximum(0, st[None, :, 3] - st[:, None, 3]) * p.warmup_h[c2.key] * sp2)
+    best = np.inf
+    for k in range(most):
+        ok_k = spot_ok & (st[:, 0] <= k)
+        slot = [np.where(ok_k & (cap + 1e-9 >= p.rates_rps[t, 0]),
+                         hours[t] * (st[:, 1] * od1 + st[:, 2] * od2 + st[:, 3] * sp2), np.inf)
+                for t in range(3)]
+        # edge[t][i, j]: from state i in slot t-1 to state j in slot t
+        edge = [np.where(move_ok, warm + slot[t][None, :], np.inf) for t in range(3)]
+        ab = np.min(edge[1][:, :, None] + edge[2][None, :, :], axis=1)     # s0 -> s2
+        cycle = np.min(ab + edge[0].T, axis=1)                              # s2 -> s0
+        best = min(best, k * com1 * hours.sum() + float(np.min(cycle)))
+    return best
+
+
+@pytest.mark.parametrize("rates,step", [([1.0, 2.5, 2.0], 1), ([0.5, 2.5, 2.5], 0),
+                                        ([2.0, 2.0, 0.4], 2)])
+def test_schedule_milp_matches_brute_force(rates, step):
+    tiers = {"G1": GpuTiers("G1", 2.0, None, 0.0, False, 1.2, "reserved"),
+             "G2": GpuTiers("G2", 1.5, 0.6, 0.2, False, None, None)}
+    c1, c2 = _cand("G1", 1.25), _cand("G2", 1.0)
+    p = ScheduleProblem(
+        candidates=[c1, c2], class_names=("w",), rates_rps=np.array(rates)[:, None],
+        slot_hours=np.array([1.0, 2.0, 1.0]), rho={c1.key: 0.8, c2.key: 0.9}, tiers=tiers,
+        warmup_h={c1.key: 0.1, c2.key: 0.05}, spot_loss_h=0.1, max_step_replicas=step,
+        max_step_share=0.0, max_spot_share=0.5, cyclic=True, tie_break=0.0)
+    out = solve_schedule(p, time_limit_s=30)
+    assert out.solution.status == "optimal"
+    assert out.total_cost_usd == pytest.approx(_brute(p), rel=1e-6, abs=1e-6)
+    # every slot's demand is served by what the schedule holds
+    for t, r in enumerate(rates):
+        cap = sum(p.rho[c.key] * c.capacity("w") * out.replicas.get((c.key, k), [0] * 3)[t]
+                  * (p.spot_capacity_share(c) if k == "spot" else 1.0)
+                  for c in (c1, c2) for k in ("committed", "on_demand", "spot"))
+        assert cap >= r - 1e-6
+
+
+# ---- CLI ------------------------------------------------------------------------------
+SCENARIO = """
+name: tiny-diurnal
+model: llama-3.1-8b
+workload:
+  synthetic:
+    arrival: {rate_rps: 4}
+    input_tokens: {dist: fixed, value: 500}
+    output_tokens: {dist: fixed, value: 100}
+    duration_s: 120
+  classes: {n_input: 1, n_output: 1}
+slo: {ttft_ms: 1000, tpot_ms: 50}
+catalog: {gpus: [L40S, H100-SXM], prices: 2026-11-market}
+constraints: {max_tp: 1, weight_dtypes: [fp8], kv_dtypes: [fp8], sizing: utilization}
+schedule:
+  slot_s: 21600
+  representative_slots: 2
+  profile: {base_rps: 40, amplitude: 0.6}
+"""
+
+
+def test_cli_schedule_json_keys_and_files(tmp_path):
+    from cli_harness import run_main
+    sc = tmp_path / "tiny.yaml"
+    sc.write_text(SCENARIO)
+    res = run_main("schedule", str(sc), "--out", str(tmp_path / "out"), "--json",
+                   budget_s=60)
+    assert res.code == 0, res.err + res.tb
+    out = json.loads(res.out)
+    for key in ("horizon_cost_usd", "static_peak_cost_usd", "lower_bound_cost_usd",
+                "reactive_cost_usd", "committed_mix"):
+        assert key in out
+    assert out["reactive_cost_usd"] is None and "reactive_cost_usd" in out["not_yet_computed"]
+    assert out["lower_bound_cost_usd"] <= out["horizon_cost_usd"] + 1e-6
+    assert out["horizon_cost_usd"] < out["static_peak_cost_usd"]
+    saved = json.loads((tmp_path / "out" / "schedule.json").read_text())
+    assert saved["summary"]["horizon_cost_usd"] == out["horizon_cost_usd"]
+    assert len(saved["profile"]["total_rps"]) == 4
+    assert "# Capacity schedule" in (tmp_path / "out" / "schedule.md").read_text()
+
+
+def test_cli_schedule_bad_profile_is_one_line(tmp_path):
+    from cli_harness import run_main
+    sc = tmp_path / "bad.yaml"
+    sc.write_text(SCENARIO.replace("slot_s: 21600", "slot_s: 60\n  horizon_s: 700000"))
+    res = run_main("schedule", str(sc))
+    assert res.code == 2, res.err + res.tb
+    assert "horizon_s" in res.err and len(res.err.strip().splitlines()) == 1
+
+
+def test_workload_stats_shows_the_profile_or_why_not():
+    from hetplan.workload.stats import trace_stats
+    st = trace_stats(_trace([360, 720, 1080]), 1, slot_s=3600)
+    assert st["profile"]["slots"] == 3
+    assert st["profile"]["peak_rps"] == pytest.approx(0.3, rel=0.01)
+    gap = make_trace(np.array([10.0, 20.0, 7300.0, 7400.0]), np.full(4, 100), np.full(4, 10))
+    st = trace_stats(gap, 1, slot_s=3600)
+    assert "profile" not in st and "has no requests" in st["profile_error"]
+
+
+def test_tier_figures_need_a_source(tmp_path):
+    from hetplan.catalog import load_catalog, load_price_sheet
+    gpus = load_catalog().gpus
+    sheet = tmp_path / "s.yaml"
+    body = ("as_of: '2026-11-30'\nreferences: {r: 'a quote'}\noffers:\n"
+            "  - {gpu: H100-SXM, provider: p, price_usd_per_hour: 2.0, source: r,\n"
+            "     reserved_price_usd_per_hour: 1.5%s}\n")
+    sheet.write_text(body % "")
+    with pytest.raises(InputError, match="reserved_price_usd_per_hour.*no source"):
+        load_price_sheet(sheet, gpus)
+    sheet.write_text(body % ", sources: {reserved_price_usd_per_hour: r}")
+    assert load_price_sheet(sheet, gpus).offers[0].reserved_price_usd_per_hour == 1.5
+    sheet.write_text(body % ", sources: {reserved_price_usd_per_hour: r}"
+                     + "owned:\n  - {gpu: H100-SXM, capex_usd_per_gpu: 30000, source: nope}\n")
+    with pytest.raises(InputError, match="owned.0.source"):
+        load_price_sheet(sheet, gpus)
+
+
+def test_envelope_start_is_feasible_and_never_beaten_by_the_result():
+    from dataclasses import replace
+
+    from hetplan.schedule.formulation import ScheduleFormulation, envelope_start, start_cost
+    tiers = {"G1": GpuTiers("G1", 2.0, None, 0.0, False, 1.2, "reserved"),
+             "G2": GpuTiers("G2", 1.5, 0.6, 0.2, False, None, None)}
+    c1, c2 = _cand("G1", 1.25), _cand("G2", 1.0)
+    p = ScheduleProblem(
+        candidates=[c1, c2], class_names=("w",), rates_rps=np.array([[0.5], [2.5], [1.0]]),
+        slot_hours=np.ones(3), rho={c1.key: 0.8, c2.key: 0.9}, tiers=tiers,
+        warmup_h={c1.key: 0.1, c2.key: 0.05}, max_step_replicas=0, max_step_share=0.0,
+        max_spot_share=0.5)
+    env_rates = p.rates_rps.max(axis=0)
+    env = solve_schedule(replace(p, rates_rps=env_rates[None, :], slot_hours=np.ones(1),
+                                 max_step_replicas=None, cyclic=False, warmup=False))
+    f = ScheduleFormulation(p)
+    cost = start_cost(f, envelope_start(f, env, env_rates))
+    assert cost is not None
+    out = solve_schedule(p, envelope=(env, env_rates))
+    assert out.solution.objective <= cost + 1e-6
