@@ -6,8 +6,7 @@ set -euo pipefail
 
 mkdir -p results
 
-# class in4016-11479_out12-61: served by decode-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 54%), colocated-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 46%)
-# pools of different GPUs or TP serve it: the run measures them together; import-bench needs --gpu and --tp for it
+# class in4016-11479_out12-61: served by decode-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -25,7 +24,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in4016-11479_out12-61.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out12-61 hetplan_pools=decode-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:0.541,colocated-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:0.459 > results/bench-in4016-11479_out12-61.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out12-61 hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_pools=decode-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:1 > results/bench-in4016-11479_out12-61.log 2>&1 &
 
 # class in4016-11479_out62-315: served by decode-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
 vllm bench serve \
@@ -47,10 +46,10 @@ vllm bench serve \
   --result-filename bench-in4016-11479_out62-315.json \
   --metadata hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out62-315 hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_pools=decode-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:1 > results/bench-in4016-11479_out62-315.log 2>&1 &
 
-# class in4016-11479_out316-1618: served by colocated-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
+# class in4016-11479_out316-1618: served by decode-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
 vllm bench serve \
   --backend openai \
-  --base-url http://127.0.0.1:30001 \
+  --base-url http://127.0.0.1:30000 \
   --endpoint /v1/completions \
   --model llama-3.1-70b \
   --tokenizer meta-llama/Llama-3.1-70B-Instruct \
@@ -65,7 +64,7 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in4016-11479_out316-1618.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out316-1618 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=colocated-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in4016-11479_out316-1618.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in4016-11479_out316-1618 hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_pools=decode-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:1 > results/bench-in4016-11479_out316-1618.log 2>&1 &
 
 # class in11480-32817_out12-61: served by decode-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
 vllm bench serve \

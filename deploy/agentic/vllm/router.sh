@@ -10,21 +10,13 @@ vllm-router \
   --vllm-pd-disaggregation \
   --prefill http://prefill-b200-0:8000 \
   --prefill http://prefill-b200-1:8000 \
+  --prefill http://prefill-b200-2:8000 \
   --prefill http://prefill-h100-sxm-0:8000 \
   --prefill http://prefill-h100-sxm-0:8001 \
   --prefill http://prefill-h100-sxm-1:8000 \
-  --prefill http://prefill-h100-sxm-1:8001 \
-  --prefill http://prefill-h100-sxm-2:8000 \
   --decode http://decode-h100-sxm-0:8000 \
   --prefill-policy power_of_two \
   --decode-policy power_of_two \
   --kv-connector nixl &
-
-# router for the colocated instances
-vllm-router \
-  --host 0.0.0.0 \
-  --port 30001 \
-  --policy power_of_two \
-  --worker-urls http://colocated-h100-sxm-0:8000 &
 
 wait

@@ -3,30 +3,11 @@
 # Policies balance load inside a phase; the plan's class split is not enforced.
 set -euo pipefail
 
-# router for the prefill/decode instances
+# router for the colocated instances
 vllm-router \
   --host 0.0.0.0 \
   --port 30000 \
-  --vllm-pd-disaggregation \
-  --prefill http://prefill-l40s-0:8000 \
-  --prefill http://prefill-l40s-0:8001 \
-  --prefill http://prefill-l40s-0:8002 \
-  --prefill http://prefill-l40s-0:8003 \
-  --prefill http://prefill-l40s-1:8000 \
-  --prefill http://prefill-l40s-1:8001 \
-  --prefill http://prefill-l40s-1:8002 \
-  --prefill http://prefill-l40s-1:8003 \
-  --prefill http://prefill-l40s-2:8000 \
-  --prefill http://prefill-l40s-2:8001 \
-  --decode http://decode-h100-sxm-0:8000 \
-  --decode http://decode-h100-sxm-0:8001 \
-  --decode http://decode-h100-sxm-0:8002 \
-  --decode http://decode-h100-sxm-0:8003 \
-  --decode http://decode-h100-sxm-1:8000 \
-  --decode http://decode-h100-sxm-1:8001 \
-  --decode http://decode-h100-sxm-1:8002 \
-  --prefill-policy power_of_two \
-  --decode-policy power_of_two \
-  --kv-connector nixl &
+  --policy power_of_two \
+  --worker-urls http://colocated-h100-sxm-0:8000 http://colocated-h100-sxm-0:8001 http://colocated-h100-sxm-0:8002 http://colocated-h100-sxm-0:8003 http://colocated-h100-sxm-1:8000 http://colocated-h100-sxm-1:8001 http://colocated-h100-sxm-1:8002 http://colocated-h100-sxm-1:8003 http://colocated-h100-sxm-2:8000 &
 
 wait

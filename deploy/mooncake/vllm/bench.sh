@@ -6,10 +6,10 @@ set -euo pipefail
 
 mkdir -p results
 
-# class in96-1064_out2-94: served by colocated-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
+# class in96-1064_out2-94: served by decode-B200-tp1-wfp8-kvfp8 (B200 tp=1, 100%)
 vllm bench serve \
   --backend openai \
-  --base-url http://127.0.0.1:30001 \
+  --base-url http://127.0.0.1:30000 \
   --endpoint /v1/completions \
   --model llama-3.1-70b \
   --tokenizer meta-llama/Llama-3.1-70B-Instruct \
@@ -24,12 +24,12 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in96-1064_out2-94.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in96-1064_out2-94 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=colocated-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in96-1064_out2-94.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in96-1064_out2-94 hetplan_gpu=B200 hetplan_tp=1 hetplan_pools=decode-B200-tp1-wfp8-kvfp8:B200:tp1:1 > results/bench-in96-1064_out2-94.log 2>&1 &
 
-# class in96-1064_out95-4518: served by colocated-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
+# class in96-1064_out95-4518: served by decode-B200-tp1-wfp8-kvfp8 (B200 tp=1, 100%)
 vllm bench serve \
   --backend openai \
-  --base-url http://127.0.0.1:30001 \
+  --base-url http://127.0.0.1:30000 \
   --endpoint /v1/completions \
   --model llama-3.1-70b \
   --tokenizer meta-llama/Llama-3.1-70B-Instruct \
@@ -44,12 +44,12 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in96-1064_out95-4518.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in96-1064_out95-4518 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=colocated-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in96-1064_out95-4518.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in96-1064_out95-4518 hetplan_gpu=B200 hetplan_tp=1 hetplan_pools=decode-B200-tp1-wfp8-kvfp8:B200:tp1:1 > results/bench-in96-1064_out95-4518.log 2>&1 &
 
-# class in1065-11814_out2-94: served by colocated-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
+# class in1065-11814_out2-94: served by decode-B200-tp1-wfp8-kvfp8 (B200 tp=1, 100%)
 vllm bench serve \
   --backend openai \
-  --base-url http://127.0.0.1:30001 \
+  --base-url http://127.0.0.1:30000 \
   --endpoint /v1/completions \
   --model llama-3.1-70b \
   --tokenizer meta-llama/Llama-3.1-70B-Instruct \
@@ -64,12 +64,12 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in1065-11814_out2-94.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1065-11814_out2-94 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=colocated-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in1065-11814_out2-94.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1065-11814_out2-94 hetplan_gpu=B200 hetplan_tp=1 hetplan_pools=decode-B200-tp1-wfp8-kvfp8:B200:tp1:1 > results/bench-in1065-11814_out2-94.log 2>&1 &
 
-# class in1065-11814_out95-4518: served by colocated-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 79%), decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 21%)
+# class in1065-11814_out95-4518: served by decode-B200-tp1-wfp8-kvfp8 (B200 tp=1, 100%)
 vllm bench serve \
   --backend openai \
-  --base-url http://127.0.0.1:30001 \
+  --base-url http://127.0.0.1:30000 \
   --endpoint /v1/completions \
   --model llama-3.1-70b \
   --tokenizer meta-llama/Llama-3.1-70B-Instruct \
@@ -84,9 +84,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in1065-11814_out95-4518.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1065-11814_out95-4518 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=colocated-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:0.787,decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:0.213 > results/bench-in1065-11814_out95-4518.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1065-11814_out95-4518 hetplan_gpu=B200 hetplan_tp=1 hetplan_pools=decode-B200-tp1-wfp8-kvfp8:B200:tp1:1 > results/bench-in1065-11814_out95-4518.log 2>&1 &
 
-# class in11815-131072_out2-94: served by decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
+# class in11815-131072_out2-94: served by decode-B200-tp1-wfp8-kvfp8 (B200 tp=1, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -104,9 +104,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in11815-131072_out2-94.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in11815-131072_out2-94 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in11815-131072_out2-94.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in11815-131072_out2-94 hetplan_gpu=B200 hetplan_tp=1 hetplan_pools=decode-B200-tp1-wfp8-kvfp8:B200:tp1:1 > results/bench-in11815-131072_out2-94.log 2>&1 &
 
-# class in11815-131072_out95-4518: served by decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
+# class in11815-131072_out95-4518: served by decode-B200-tp1-wfp8-kvfp8 (B200 tp=1, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -124,6 +124,6 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in11815-131072_out95-4518.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in11815-131072_out95-4518 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in11815-131072_out95-4518.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in11815-131072_out95-4518 hetplan_gpu=B200 hetplan_tp=1 hetplan_pools=decode-B200-tp1-wfp8-kvfp8:B200:tp1:1 > results/bench-in11815-131072_out95-4518.log 2>&1 &
 
 wait

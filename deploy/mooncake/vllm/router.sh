@@ -8,19 +8,13 @@ vllm-router \
   --host 0.0.0.0 \
   --port 30000 \
   --vllm-pd-disaggregation \
+  --prefill http://prefill-b200-0:8000 \
   --prefill http://prefill-h100-sxm-0:8000 \
   --prefill http://prefill-h100-sxm-1:8000 \
   --prefill http://prefill-h100-sxm-2:8000 \
-  --decode http://decode-h100-sxm-0:8000 \
+  --decode http://decode-b200-0:8000 \
   --prefill-policy power_of_two \
   --decode-policy power_of_two \
   --kv-connector nixl &
-
-# router for the colocated instances
-vllm-router \
-  --host 0.0.0.0 \
-  --port 30001 \
-  --policy power_of_two \
-  --worker-urls http://colocated-h100-sxm-0:8000 http://colocated-h100-sxm-0:8001 http://colocated-h100-sxm-0:8002 http://colocated-h100-sxm-0:8003 &
 
 wait

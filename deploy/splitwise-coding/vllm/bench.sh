@@ -6,7 +6,7 @@ set -euo pipefail
 
 mkdir -p results
 
-# class in48-257_out1-11: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
+# class in48-257_out1-11: served by decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -24,9 +24,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in48-257_out1-11.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in48-257_out1-11 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in48-257_out1-11.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in48-257_out1-11 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in48-257_out1-11.log 2>&1 &
 
-# class in48-257_out12-152: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
+# class in48-257_out12-152: served by decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -44,9 +44,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in48-257_out12-152.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in48-257_out12-152 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in48-257_out12-152.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in48-257_out12-152 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in48-257_out12-152.log 2>&1 &
 
-# class in48-257_out153-1899: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
+# class in48-257_out153-1899: served by decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -64,9 +64,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in48-257_out153-1899.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in48-257_out153-1899 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in48-257_out153-1899.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in48-257_out153-1899 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in48-257_out153-1899.log 2>&1 &
 
-# class in258-1384_out1-11: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
+# class in258-1384_out1-11: served by decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -84,9 +84,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in258-1384_out1-11.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in258-1384_out1-11 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in258-1384_out1-11.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in258-1384_out1-11 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in258-1384_out1-11.log 2>&1 &
 
-# class in258-1384_out12-152: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
+# class in258-1384_out12-152: served by decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -104,9 +104,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in258-1384_out12-152.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in258-1384_out12-152 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in258-1384_out12-152.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in258-1384_out12-152 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in258-1384_out12-152.log 2>&1 &
 
-# class in258-1384_out153-1899: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
+# class in258-1384_out153-1899: served by decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -124,9 +124,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in258-1384_out153-1899.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in258-1384_out153-1899 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in258-1384_out153-1899.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in258-1384_out153-1899 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in258-1384_out153-1899.log 2>&1 &
 
-# class in1385-7437_out1-11: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
+# class in1385-7437_out1-11: served by decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -144,9 +144,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in1385-7437_out1-11.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1385-7437_out1-11 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in1385-7437_out1-11.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1385-7437_out1-11 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in1385-7437_out1-11.log 2>&1 &
 
-# class in1385-7437_out12-152: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
+# class in1385-7437_out12-152: served by decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -164,9 +164,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in1385-7437_out12-152.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1385-7437_out12-152 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in1385-7437_out12-152.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1385-7437_out12-152 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in1385-7437_out12-152.log 2>&1 &
 
-# class in1385-7437_out153-1899: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
+# class in1385-7437_out153-1899: served by decode-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -184,6 +184,6 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in1385-7437_out153-1899.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1385-7437_out153-1899 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in1385-7437_out153-1899.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in1385-7437_out153-1899 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=decode-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in1385-7437_out153-1899.log 2>&1 &
 
 wait

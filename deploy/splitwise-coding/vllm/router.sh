@@ -8,27 +8,23 @@ vllm-router \
   --host 0.0.0.0 \
   --port 30000 \
   --vllm-pd-disaggregation \
-  --prefill http://prefill-b200-0:8000 \
-  --prefill http://prefill-b200-0:8001 \
-  --prefill http://prefill-b200-0:8002 \
-  --prefill http://prefill-b200-0:8003 \
-  --prefill http://prefill-b200-1:8000 \
-  --prefill http://prefill-b200-1:8001 \
-  --prefill http://prefill-b200-1:8002 \
-  --prefill http://prefill-b200-1:8003 \
-  --prefill http://prefill-b200-2:8000 \
-  --prefill http://prefill-b200-2:8001 \
-  --prefill http://prefill-b200-2:8002 \
-  --prefill http://prefill-b200-2:8003 \
-  --prefill http://prefill-l40s-0:8000 \
-  --prefill http://prefill-l40s-0:8001 \
-  --prefill http://prefill-l40s-0:8002 \
-  --prefill http://prefill-l40s-0:8003 \
-  --prefill http://prefill-l40s-1:8000 \
-  --prefill http://prefill-l40s-1:8001 \
-  --prefill http://prefill-l40s-1:8002 \
-  --prefill http://prefill-l40s-1:8003 \
-  --decode http://decode-a100-80g-pcie-0:8000 \
+  --prefill http://prefill-h100-sxm-0:8000 \
+  --prefill http://prefill-h100-sxm-0:8001 \
+  --prefill http://prefill-h100-sxm-0:8002 \
+  --prefill http://prefill-h100-sxm-1:8000 \
+  --prefill http://prefill-h100-sxm-1:8001 \
+  --prefill http://prefill-h100-sxm-2:8000 \
+  --prefill http://prefill-h100-sxm-2:8001 \
+  --prefill http://prefill-h100-sxm-3:8000 \
+  --prefill http://prefill-h100-sxm-3:8001 \
+  --prefill http://prefill-h100-sxm-4:8000 \
+  --prefill http://prefill-h100-sxm-4:8001 \
+  --prefill http://prefill-h100-sxm-5:8000 \
+  --prefill http://prefill-h100-sxm-5:8001 \
+  --prefill http://prefill-h100-sxm-6:8000 \
+  --prefill http://prefill-h100-sxm-6:8001 \
+  --prefill http://prefill-h100-sxm-7:8000 \
+  --decode http://decode-h100-sxm-0:8000 \
   --prefill-policy power_of_two \
   --decode-policy power_of_two \
   --kv-connector nixl &

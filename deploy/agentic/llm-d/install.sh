@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# hetplan: llm-d releases for plan agentic (one per pool), then the
+# InferencePool and HTTPRoute. Run in this folder with kubectl's namespace set.
+set -euo pipefail
+
+helm repo add llm-d-modelservice https://llm-d-incubation.github.io/llm-d-modelservice/
+
+helm upgrade --install ms-llama-3-1-70b-prefill-b200-tp8-wfp8-kvfp8 \
+  llm-d-modelservice/llm-d-modelservice \
+  --version v0.4.12 -f values/prefill-b200-tp8-wfp8-kvfp8.yaml
+helm upgrade --install ms-llama-3-1-70b-prefill-h100-sxm-tp4-wfp8-kvfp8 \
+  llm-d-modelservice/llm-d-modelservice \
+  --version v0.4.12 -f values/prefill-h100-sxm-tp4-wfp8-kvfp8.yaml
+helm upgrade --install ms-llama-3-1-70b-decode-h100-sxm-tp4-wfp8-kvfp8 \
+  llm-d-modelservice/llm-d-modelservice \
+  --version v0.4.12 -f values/decode-h100-sxm-tp4-wfp8-kvfp8.yaml
+
+kubectl apply -f inferencepool.yaml
