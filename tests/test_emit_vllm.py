@@ -1,6 +1,8 @@
 """Every emitted vLLM command checked by vLLM 0.33 itself (its serve parser and
 create_engine_config(), its bench parser) and every router command by vllm-router's parser,
 in the CPU-only venv of scripts/install_vllm_cpu.sh; and configs vLLM refuses are refused.
+All of it, with the EP commands of test_moe_ep.py and the prefix flags of test_prefix.py, in
+ONE check() batch: importing vLLM costs ~20 CPU-s, checking a command ~0.1 s.
 
 Skipped when that venv is missing, except under CI=true, where a missing venv fails.
 """
@@ -9,13 +11,13 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+from hetplan.catalog import load_catalog
 from hetplan.emit import EmitOptions, build_context, emit
 from hetplan.emit.bench import bench_argvs
 from hetplan.emit.dynamo import vllm_part, worker_argv
@@ -24,6 +26,10 @@ from hetplan.emit.shell import commands_in, parse_command
 from hetplan.emit.vllm_check import check, venv_python
 from hetplan.engine_limits import EngineLimits
 from hetplan.plan import load_plan
+from hetplan.planner import plan_scenario
+from hetplan.scenario import load_scenario
+from test_moe_ep import _ep_plan, _serve_argvs       # tests/ is on sys.path (rootdir tests)
+from test_prefix import conv_plans
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN = ROOT / "tests" / "data" / "emit_plan.json"
@@ -79,23 +85,16 @@ def _assert_all_ok(items, results):
     assert not bad, bad[:3]
 
 
-@pytest.fixture(scope="module")
-def workload_plans(tmp_path_factory):
-    """Plans the repo's embedded scenarios solve to."""
-    plans = {}
-    for scen in sorted((ROOT / "workloads").glob("*.yaml")):
-        out = tmp_path_factory.mktemp(scen.stem)
-        r = subprocess.run([sys.executable, "-m", "hetplan.cli", "solve", str(scen),
-                            "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
-        assert r.returncode == 0, r.stderr
-        plans[scen.stem] = load_plan(out / "plan.json")
-    return plans
+def _workload_plans():
+    """Plans the repo's embedded scenarios solve to (`hetplan solve` without --validate)."""
+    cat = load_catalog()
+    return {scen.stem: plan_scenario(load_scenario(scen, cat), cat)
+            for scen in sorted((ROOT / "workloads").glob("*.yaml"))}
 
 
-def test_golden_plan_and_workload_plans_pass_vllm(workload_plans):
-    """One batch (vLLM imports once): the golden plan, its hostile-name variant, the
-    Mooncake/LMCache connector variants, a multi-node variant, and every embedded
-    scenario's plan."""
+def _emitted_groups() -> dict[str, list]:
+    """The golden plan, its hostile-name variant, the Mooncake/LMCache connector variants, a
+    multi-node variant, the engine-mode variants, and every embedded scenario's plan."""
     plan = load_plan(PLAN)
     hostile = EmitOptions(served_model_name="my model $(id) `x`")
     groups = {"golden": _items(plan), "hostile": _items(plan, hostile),
@@ -110,9 +109,11 @@ def test_golden_plan_and_workload_plans_pass_vllm(workload_plans):
                   "engine": EngineLimits(enforce_eager=True)})),
               "graph_cap": _items(plan.model_copy(update={
                   "engine": EngineLimits(cuda_graph_max_tokens=256)}))}
-    groups |= {name: _items(p) for name, p in workload_plans.items()}
+    return groups | {name: _items(p) for name, p in _workload_plans().items()}
+
+
+def _assert_emitted_read_back(groups, results):
     flat = [it for g in groups.values() for it in g]
-    results = check(flat)
     _assert_all_ok(flat, results)
     by_kind = {}
     for (kind, argv, _), r in zip(flat, results):
@@ -139,6 +140,44 @@ def test_golden_plan_and_workload_plans_pass_vllm(workload_plans):
     assert hostile_served and all(r.ok for r in hostile_served)
 
 
+def _ep_items():
+    """The `vllm serve` lines of an EP decode pool (tp 2 x dp 4) beside a plain prefill."""
+    plan = _ep_plan()
+    cmds = [a for cs in _serve_argvs(emit(plan, "vllm", EmitOptions())).values()
+            for _, a in cs]
+    return [("serve", a[2:], plan.model_ref) for a in cmds]
+
+
+def _assert_ep_read_back(items, results):
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    assert any("--enable-expert-parallel" in argv for _, argv, _ in items)
+    for (_, argv, _), r in zip(items, results):
+        ep = "--enable-expert-parallel" in argv
+        assert r.summary["enable_expert_parallel"] is ep
+        assert r.summary["data_parallel_size"] == (4 if ep else 1)
+        assert r.summary["data_parallel_size_local"] == (4 if ep else 1)
+        assert r.summary["tensor_parallel_size"] == (2 if ep else 1)
+
+
+def _prefix_items(tmp_path):
+    """The prefill `vllm serve` line with prefix caching and the cache-aware router line of
+    test_prefix.py's conversation plan."""
+    from hetplan.emit.shell import commands_in, parse_command
+    plan = conv_plans(tmp_path, load_catalog(), keys=("on",))["on"][1]
+    items = []
+    for rel, text in sorted(emit(plan, "vllm", EmitOptions()).items()):
+        if not rel.endswith(".sh"):
+            continue
+        for c in commands_in(text, "vllm serve"):
+            if "--enable-prefix-caching" in c and "vllm bench serve" not in c:
+                items.append(("serve", parse_command(c)[1][2:], plan.model_ref or plan.model))
+        for c in commands_in(text, "vllm-router"):
+            if "cache_aware" in c:
+                items.append(("router", parse_command(c)[1][1:], None))
+    assert {k for k, _, _ in items} == {"serve", "router"}
+    return items
+
+
 BASE = ["meta-llama/Llama-3.1-8B-Instruct", "--tensor-parallel-size", "1",
         "--max-model-len", "4096"]
 
@@ -157,26 +196,44 @@ BAD = [
 ]
 
 
-def test_vllm_refuses_bad_configs():
-    """The check is not a rubber stamp: configs vLLM 0.33 would refuse come back refused
-    (one batch; the unmodified base config passes)."""
-    items = [("serve", BASE, "llama-3.1-8b")] + [("serve", BASE + extra, "llama-3.1-8b")
-                                                 for extra, _ in BAD]
+def _refusal_cases():
+    """(item, needle): configs vLLM 0.33 would refuse (needle: a word of its error), and
+    their unmodified bases (needle None: they must pass)."""
     bench = ["--dataset-name", "random", "--random-range-ratio"]
     router = ["--vllm-pd-disaggregation", "--prefill", "http://p:8000", "--decode",
               "http://d:8000"]
-    others = [(("bench", bench + ['{"input":0.5,"output":0.2}'], None), None),
-              (("bench", bench + ["1.5"], None), "outside [0, 1)"),
-              (("bench", bench + ['{"input":0.5}'], None), "output"),
-              (("router", router, None), None),
-              (("router", router + ["--policy", "fastest"], None), "invalid choice"),
-              (("router", router + ["--kv-connector", "p2pnccl"], None), "invalid choice")]
-    results = check(items + [it for it, _ in others])
-    assert results[0].ok, results[0].error
-    cases = [(extra, needle) for extra, needle in BAD] + [(it[1], n) for it, n in others]
-    for (extra, needle), r in zip(cases, results[1:]):
+    return ([(("serve", BASE, "llama-3.1-8b"), None)]
+            + [(("serve", BASE + extra, "llama-3.1-8b"), needle) for extra, needle in BAD]
+            + [(("bench", bench + ['{"input":0.5,"output":0.2}'], None), None),
+               (("bench", bench + ["1.5"], None), "outside [0, 1)"),
+               (("bench", bench + ['{"input":0.5}'], None), "output"),
+               (("router", router, None), None),
+               (("router", router + ["--policy", "fastest"], None), "invalid choice"),
+               (("router", router + ["--kv-connector", "p2pnccl"], None), "invalid choice")])
+
+
+def _assert_refused(cases, results):
+    """The check is not a rubber stamp: what vLLM would refuse comes back refused."""
+    for (item, needle), r in zip(cases, results):
         if needle is None:
-            assert r.ok, (extra, r.error)
+            assert r.ok, (item, r.error)
             continue
-        assert not r.ok, extra
-        assert needle.lower() in r.error.lower(), (extra, r.error)
+        assert not r.ok, item
+        assert needle.lower() in r.error.lower(), (item, r.error)
+
+
+def test_vllm_accepts_every_emitted_command_and_refuses_bad_configs(tmp_path):
+    """One batch: the emitted commands (golden plan and variants, every embedded scenario's
+    plan, the EP and prefix-caching plans) pass and vLLM reads back what we meant; the bad
+    configs come last, so none of them can affect how a good one is checked."""
+    groups = _emitted_groups()
+    emitted = [it for g in groups.values() for it in g]
+    ep, prefix, refusals = _ep_items(), _prefix_items(tmp_path), _refusal_cases()
+    results = check(emitted + ep + prefix + [it for it, _ in refusals])
+    assert len(results) == len(emitted) + len(ep) + len(prefix) + len(refusals)
+    cut = np.cumsum([len(emitted), len(ep), len(prefix)])
+    _assert_emitted_read_back(groups, results[:cut[0]])
+    _assert_ep_read_back(ep, results[cut[0]:cut[1]])
+    bad = [(k, r.error) for (k, _, _), r in zip(prefix, results[cut[1]:cut[2]]) if not r.ok]
+    assert not bad, bad
+    _assert_refused(refusals, results[cut[2]:])

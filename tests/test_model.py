@@ -125,3 +125,15 @@ def test_block_params_memo_does_not_survive_an_update():
     assert m.block_params() == full == sum(m.layer_params(i) for i in range(m.num_layers))
     half = m.model_copy(update={"num_layers": m.num_layers // 2})
     assert half.block_params() * 2 == full and m.block_params() == full
+
+
+def test_num_moe_layers_counts_what_is_moe_layer_says():
+    """num_moe_layers is O(1) (the perf model asks it per step); it must count exactly the
+    layers is_moe_layer marks, also with repeated or out-of-range dense-layer indices."""
+    base = load_model("deepseek-v3")
+    for dense in ((), (0, 1, 2), (2, 2, 0), (-1, 0, 10_000), tuple(range(base.num_layers))):
+        m = base.model_copy(update={"moe": base.moe.model_copy(update={"dense_layers": dense})})
+        assert m.num_moe_layers == sum(m.is_moe_layer(i) for i in range(m.num_layers))
+        assert m.num_dense_layers == m.num_layers - m.num_moe_layers
+    dense = load_model("llama-3.1-8b")
+    assert dense.num_moe_layers == 0 and dense.num_dense_layers == dense.num_layers

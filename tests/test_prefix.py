@@ -136,16 +136,26 @@ def _write_mooncake(path, rows, block_tokens=512, time_scale=1.0):
 def conv_case(tmp_path_factory):
     """Conversations whose histories outgrow one L40S replica's cache (512-token blocks)."""
     d = tmp_path_factory.mktemp("prefix")
+    cat = load_catalog()
+    return conv_plans(d, cat), PerfModel(load_model("llama-3.1-8b"), cat), d
+
+
+CONV_VARIANTS = {"on": "", "off": ", prefix_cache: false",
+                 "random": ", prefix_routing: random"}
+
+
+def conv_plans(d: Path, cat, keys=tuple(CONV_VARIANTS)) -> dict:
+    """key -> (resolved scenario, plan) of the conversation trace written into `d`
+    (test_emit_vllm.py checks the "on" plan's emitted flags with vLLM's parsers)."""
     rows = _conversations(sessions=400, turns=4, new_blocks=4, block_tokens=512, seed=2)
     _write_mooncake(d / "conv.jsonl", rows)
-    cat = load_catalog()
     out = {}
-    for key, extra in (("on", ""), ("off", ", prefix_cache: false"),
-                       ("random", ", prefix_routing: random")):
-        (d / f"{key}.yaml").write_text(SCENARIO.format(trace=d / "conv.jsonl", extra=extra))
+    for key in keys:
+        (d / f"{key}.yaml").write_text(SCENARIO.format(trace=d / "conv.jsonl",
+                                                       extra=CONV_VARIANTS[key]))
         rs = load_scenario(d / f"{key}.yaml", cat)
         out[key] = (rs, plan_scenario(rs, cat))
-    return out, PerfModel(load_model("llama-3.1-8b"), cat), d
+    return out
 
 
 def test_loader_keeps_mooncake_block_ids(conv_case):
@@ -253,25 +263,5 @@ def test_unbounded_cache_matches_the_loaders_shared_prefix_on_mooncake():
     assert rates == sorted(rates) and rates[0] < rates[-1]
 
 
-def test_vllm_and_vllm_router_accept_the_prefix_flags(conv_case):
-    """The emitted prefill `vllm serve` line and the router line, checked by vLLM 0.33's and
-    vllm-router's own parsers (skipped without the check venv)."""
-    from hetplan.emit import emit
-    from hetplan.emit.shell import commands_in, parse_command
-    from hetplan.emit.vllm_check import check, venv_python
-    if venv_python() is None:
-        pytest.skip("vLLM check venv not installed (bash scripts/install_vllm_cpu.sh)")
-    plan = conv_case[0]["on"][1]
-    items = []
-    for rel, text in sorted(emit(plan, "vllm", EmitOptions()).items()):
-        if not rel.endswith(".sh"):
-            continue
-        for c in commands_in(text, "vllm serve"):
-            if "--enable-prefix-caching" in c and "vllm bench serve" not in c:
-                items.append(("serve", parse_command(c)[1][2:], plan.model_ref or plan.model))
-        for c in commands_in(text, "vllm-router"):
-            if "cache_aware" in c:
-                items.append(("router", parse_command(c)[1][1:], None))
-    assert {k for k, _, _ in items} == {"serve", "router"}
-    bad = [(k, r.error) for (k, _, _), r in zip(items, check(items)) if not r.ok]
-    assert not bad, bad
+# The emitted prefix flags (prefill `vllm serve`, cache-aware `vllm-router`) are checked by
+# vLLM's own parsers in tests/test_emit_vllm.py, in its one batch (vLLM imports once).

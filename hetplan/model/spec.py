@@ -76,7 +76,11 @@ class ModelSpec(BaseModel):
 
     @property
     def num_moe_layers(self) -> int:
-        return sum(self.is_moe_layer(i) for i in range(self.num_layers))
+        """The layers `is_moe_layer` counts, in O(1): the perf model asks this per step."""
+        if self.moe is None:
+            return 0
+        return self.num_layers - len({i for i in self.moe.dense_layers
+                                      if 0 <= i < self.num_layers})
 
     @property
     def num_dense_layers(self) -> int:

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from hetplan.errors import InputError
 from hetplan.io import open_input
@@ -192,6 +191,7 @@ def _csv_chunks(path: Path, cols: dict[str, str], chunk_rows: int,
     stream = gzip.GzipFile(fileobj=raw) if path.suffix.lower() == ".gz" else raw
     sep = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
     inv = {v: k for k, v in cols.items()}
+    import pandas as pd        # here, not at the top: see TYPE_CHECKING in ingest.py
     try:
         reader = pd.read_csv(stream, sep=sep, usecols=list(inv), chunksize=chunk_rows,
                              skip_blank_lines=False, encoding="utf-8-sig")
@@ -213,6 +213,7 @@ def _jsonl_chunks(path: Path, cols: dict[str, str], chunk_rows: int, pos: list[i
     keys = list(cols.items())
 
     def flush(vals, lines, invalid, hashes):
+        import pandas as pd
         chunk = {k: pd.Series(v, dtype=object) for k, v in vals.items()}
         return (chunk, np.asarray(lines, dtype=np.int64), np.asarray(invalid, dtype=bool),
                 hashes if want_hashes else None)

@@ -19,14 +19,16 @@ import os
 import sys
 import time as _time
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 
 from hetplan.bounds import MAX_ABS_TIME_S, MAX_DURATION_S, MAX_TOKENS
 from hetplan.errors import InputError
 from hetplan.workload.trace import Trace, make_trace
+
+if TYPE_CHECKING:       # pandas is imported where a file is read: a CLI run that reads no
+    import pandas as pd  # trace file does not pay its ~1 CPU-s import
 
 OnBad = Literal["skip", "error"]
 TIME_UNITS = ("s", "ms", "us", "datetime")
@@ -119,16 +121,17 @@ class Progress:
 
 def _numeric(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(values as float64, missing mask, non-numeric mask)."""
+    import pandas as pd
     missing = raw.isna().to_numpy()
     num = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return num, missing, np.isnan(num) & ~missing
 
 
-_NS_MIN = pd.Timestamp("1677-09-22", tz="UTC")
-_NS_MAX = pd.Timestamp("2262-04-11", tz="UTC")
+_NS_RANGE = ("1677-09-22", "2262-04-11")      # UTC dates pandas' nanosecond stamps hold
 
 
 def _parse_one(x) -> pd.Timestamp:
+    import pandas as pd
     try:
         return pd.to_datetime(x, format="ISO8601", utc=True)
     except (ValueError, OverflowError):     # OutOfBoundsDatetime is a ValueError
@@ -138,6 +141,7 @@ def _parse_one(x) -> pd.Timestamp:
 def _to_datetime(raw: pd.Series) -> pd.Series:
     """UTC timestamps, NaT where unparsable; a value out of pandas' range (years outside
     1677-2262), which fails the vectorized parse even with errors="coerce", becomes NaT."""
+    import pandas as pd
     try:
         return pd.to_datetime(raw, format="ISO8601", errors="coerce", utc=True)
     except (ValueError, OverflowError):
@@ -174,6 +178,7 @@ class TraceBuilder:
     # -- columns ---------------------------------------------------------------------------
     def _seconds(self, raw: pd.Series) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
         """(arrival seconds, [(reason, bad mask)]) for the time column."""
+        import pandas as pd
         name = self.columns["time"]
         typed_dt = pd.api.types.is_datetime64_any_dtype(raw)     # e.g. a Parquet timestamp
         if typed_dt and self.time_unit != "datetime":
@@ -201,7 +206,8 @@ class TraceBuilder:
         else:
             dt = _to_datetime(raw.astype("string"))
         # a timestamp pandas parses at a coarser unit may lie outside int64 nanoseconds
-        ok = (dt.notna() & (dt >= _NS_MIN) & (dt <= _NS_MAX)).to_numpy()
+        lo, hi = (pd.Timestamp(d, tz="UTC") for d in _NS_RANGE)
+        ok = (dt.notna() & (dt >= lo) & (dt <= hi)).to_numpy()
         ns = np.zeros(len(raw), dtype=np.int64)
         ns[ok] = dt[ok].dt.as_unit("ns").astype("int64").to_numpy()
         if self._t0_ns is None and ok.any():
@@ -227,6 +233,7 @@ class TraceBuilder:
                                  "labels", file=self.report.path)
             out[present] = num[present].astype(np.int64)
         elif self._session_mode == "label":
+            import pandas as pd
             codes, uniques = pd.factorize(raw.astype("string"))
             glob = np.array([self._labels.setdefault(str(u), len(self._labels))
                              for u in uniques], dtype=np.int64)
