@@ -39,7 +39,7 @@ cheaper). The budget counts GPU cost only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hetplan.candidates import Candidate, ClassLike
@@ -244,25 +244,17 @@ class Formulation:
         self.lp.add_constraint("budget", terms, "<=", self.p.budget_usd_per_hour)
 
     def _one_of(self, family: str, key_of) -> None:
-        """Disaggregated candidates must all share one value of key_of(c)."""
-        split = [(i, c) for i, c in enumerate(self.p.candidates) if c.role != "colocated"]
-        keys = sorted({key_of(c) for _, c in split})
-        if len(keys) < 2:
-            return
-        pick = {k: self.lp.add_var(f"{family}_pick[{k}]", 0, 1, integer=True) for k in keys}
-        self.picks[family] = (pick, key_of)
-        self.lp.add_constraint(f"{family}[one]", {v: 1.0 for v in pick.values()}, "<=", 1)
-        for i, c in split:
-            self.lp.add_constraint(f"{family}[{c.key}]",
-                                   {self.n[i]: 1.0, pick[key_of(c)]: -self.ub[i]},
-                                   "<=", 0.0)
+        pick = add_one_of(self.lp, self.p.candidates, family, key_of,
+                          lambda i, c: [("", {self.n[i]: 1.0}, float(self.ub[i]))])
+        if pick is not None:
+            self.picks[family] = (pick, key_of)
 
     def vendor_compat(self) -> None:
         if not self.p.allow_cross_vendor:
-            self._one_of("vendor_compat", lambda c: c.vendor)
+            self._one_of("vendor_compat", ONE_OF_KEYS["vendor_compat"])
 
     def kv_format(self) -> None:
-        self._one_of("kv_format", lambda c: c.shape.kv_dtype)
+        self._one_of("kv_format", ONE_OF_KEYS["kv_format"])
 
     def kv_bandwidth(self) -> None:
         bw, kvb = self.p.kv_link_bytes_per_s, self.p.kv_bytes_per_request
@@ -383,3 +375,31 @@ def _add_terms(rows: dict, name: str, terms: dict[int, float]) -> None:
     for k, v in terms.items():
         if v:
             row.terms[k] = row.terms.get(k, 0.0) + v
+
+
+# what P and D pools must share (vendor_compat only when cross-vendor KV transfer is off)
+ONE_OF_KEYS: dict[str, Callable[[Candidate], str]] = {
+    "vendor_compat": lambda c: c.vendor,
+    "kv_format": lambda c: c.shape.kv_dtype,
+}
+
+
+def add_one_of(lp: LinearProgram, candidates: Sequence[Candidate], family: str,
+               key_of: Callable[[Candidate], str],
+               usage: Callable[[int, Candidate], list[tuple[str, dict[int, float], float]]]
+               ) -> dict[str, int] | None:
+    """Disaggregated candidates must all share one value of key_of(c): one pick binary per
+    value, at most one picked, and each of candidate i's usage rows (name suffix, terms,
+    bound M) held to M x its value's pick. None (nothing added) with fewer than 2 values."""
+    split = [(i, c) for i, c in enumerate(candidates) if c.role != "colocated"]
+    keys = sorted({key_of(c) for _, c in split})
+    if len(keys) < 2:
+        return None
+    pick = {k: lp.add_var(f"{family}_pick[{k}]", 0, 1, integer=True) for k in keys}
+    lp.add_constraint(f"{family}[one]", {v: 1.0 for v in pick.values()}, "<=", 1)
+    for i, c in split:
+        for suffix, terms, bound in usage(i, c):
+            row = dict(terms)
+            row[pick[key_of(c)]] = -bound
+            lp.add_constraint(f"{family}[{c.key}{suffix}]", row, "<=", 0.0)
+    return pick

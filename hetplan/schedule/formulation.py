@@ -34,7 +34,7 @@ import numpy as np
 
 from hetplan.candidates import Candidate
 from hetplan.milp.backends import solve
-from hetplan.milp.formulation import LINK_UTILIZATION, TIE_BREAK
+from hetplan.milp.formulation import LINK_UTILIZATION, ONE_OF_KEYS, TIE_BREAK, add_one_of
 from hetplan.milp.lp import LinearProgram, Solution
 from hetplan.schedule.tiers import GpuTiers
 
@@ -233,22 +233,14 @@ class ScheduleFormulation:
                     self.lp.add_constraint(f"{family}[fabric,{t}]", terms, "<=", 0.0)
 
     def _one_of(self, family: str, key_of) -> None:
-        split = [(i, c) for i, c in enumerate(self.p.candidates) if c.role != "colocated"]
-        keys = sorted({key_of(c) for _, c in split})
-        if len(keys) < 2:
-            return
-        pick = {k: self.lp.add_var(f"{family}_pick[{k}]", 0, 1, integer=True) for k in keys}
-        self.lp.add_constraint(f"{family}[one]", {v: 1.0 for v in pick.values()}, "<=", 1)
-        for i, c in split:
-            for t in range(self.T):
-                terms = self.total(i, t)
-                terms[pick[key_of(c)]] = -float(self.ub[i])
-                self.lp.add_constraint(f"{family}[{c.key},{t}]", terms, "<=", 0.0)
+        add_one_of(self.lp, self.p.candidates, family, key_of,
+                   lambda i, c: [(f",{t}", self.total(i, t), float(self.ub[i]))
+                                 for t in range(self.T)])
 
     def vendor_compat(self) -> None:
         if not self.p.allow_cross_vendor:
-            self._one_of("vendor_compat", lambda c: c.vendor)
-        self._one_of("kv_format", lambda c: c.shape.kv_dtype)
+            self._one_of("vendor_compat", ONE_OF_KEYS["vendor_compat"])
+        self._one_of("kv_format", ONE_OF_KEYS["kv_format"])
 
     def started(self) -> None:
         if not self.p.warmup:
@@ -392,7 +384,7 @@ def start_cost(f: ScheduleFormulation, start: dict[int, float], tol: float = 1e-
 
 
 def _one_of_key(family: str, c: Candidate) -> str:
-    return c.vendor if family == "vendor_compat" else c.shape.kv_dtype
+    return ONE_OF_KEYS[family](c)
 
 
 def solve_schedule(p: ScheduleProblem, solver: str = "highs", time_limit_s: float = 60.0,

@@ -234,10 +234,7 @@ def lower_bound_usd(p: ScheduleProblem, solver: str, time_limit_s: float
     for t in range(p.num_slots):
         key = tuple(np.round(p.rates_rps[t], 9))
         if key not in seen:
-            one = replace(p, rates_rps=p.rates_rps[t:t + 1], slot_hours=np.ones(1),
-                          max_step_replicas=None, cyclic=False, warmup=False,
-                          pool_cost_usd_per_hour=0.0, mip_rel_gap=LOWER_BOUND_GAP,
-                          tie_break=0.0)
+            one = _slot_alone(p, t, tie_break=0.0)
             out = solve_schedule(one, solver, time_limit_s)
             if not out.solution.has_solution:
                 raise Infeasible([f"slot {t}: the per-slot relaxation has no plan "
@@ -248,6 +245,14 @@ def lower_bound_usd(p: ScheduleProblem, solver: str, time_limit_s: float
         total += seen[key][0] * float(p.slot_hours[t])
         outs.append(seen[key][1])
     return total, outs
+
+
+def _slot_alone(p: ScheduleProblem, t: int, **fields) -> ScheduleProblem:
+    """Slot t as a one-slot problem without change limits, warm-ups or pool cost (what
+    the lower bound and the decomposition solve), solved to LOWER_BOUND_GAP."""
+    return replace(p, rates_rps=p.rates_rps[t:t + 1], slot_hours=np.ones(1),
+                   max_step_replicas=None, cyclic=False, warmup=False,
+                   pool_cost_usd_per_hour=0.0, mip_rel_gap=LOWER_BOUND_GAP, **fields)
 
 
 def committed_guess(p: ScheduleProblem, solver: str, time_limit_s: float) -> dict[str, int]:
@@ -271,10 +276,7 @@ def slot_plans(p: ScheduleProblem, solver: str, time_limit_s: float,
     for t in range(p.num_slots):
         key = tuple(np.round(p.rates_rps[t], 9))
         if key not in seen:
-            one = replace(p, rates_rps=p.rates_rps[t:t + 1], slot_hours=np.ones(1),
-                          max_step_replicas=None, cyclic=False, warmup=False,
-                          pool_cost_usd_per_hour=0.0, mip_rel_gap=LOWER_BOUND_GAP,
-                          fixed_committed_gpus=committed)
+            one = _slot_alone(p, t, fixed_committed_gpus=committed)
             seen[key] = solve_schedule(one, solver, time_limit_s)
             if not seen[key].solution.has_solution:
                 return None
