@@ -23,6 +23,31 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
+def util_scenario(tmp_path_factory) -> Path:
+    """The scenario sized by utilization, whose plan puts prefill on the L40S nodes (under
+    the default queueing sizing it is one colocated H100 pool): the failure tests below
+    need replicas on the nodes they fail."""
+    text = SCENARIO.read_text()
+    inv = (SCENARIO.parent / "inventories" / "lab.yaml").resolve()
+    for old, new in (("  target_utilization: 0.8\n",
+                      "  target_utilization: 0.8\n  sizing: utilization\n"),
+                     ("inventory: inventories/lab.yaml", f"inventory: {inv}")):
+        assert old in text
+        text = text.replace(old, new)
+    path = tmp_path_factory.mktemp("util") / "util.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def solved_util(util_scenario) -> Path:
+    out = util_scenario.parent
+    r = run("solve", str(util_scenario), "--out", str(out / "a"))
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
 def solved(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("placed")
     r = run("solve", str(SCENARIO), "--out", str(out / "a"))
@@ -106,11 +131,11 @@ def test_n_plus_one_with_a_decode_rho(solved, tmp_path):
     assert_n_plus_one(plan, headroom=0.5)
 
 
-def test_failed_node_moves_only_its_replicas(solved, tmp_path):
-    prev = json.loads((solved / "a" / "plan.json").read_text())
+def test_failed_node_moves_only_its_replicas(solved_util, util_scenario, tmp_path):
+    prev = json.loads((solved_util / "a" / "plan.json").read_text())
     victim = "l40s-03"
-    r = run("solve", str(SCENARIO), "--failed", victim, "--previous",
-            str(solved / "a" / "plan.json"), "--out", str(tmp_path), "--json")
+    r = run("solve", str(util_scenario), "--failed", victim, "--previous",
+            str(solved_util / "a" / "plan.json"), "--out", str(tmp_path), "--json")
     assert r.returncode == 0, r.stderr
     new = json.loads((tmp_path / "plan.json").read_text())
     old_shards = prev["placement"]["shards"]
@@ -193,13 +218,14 @@ def test_n_plus_one_on_single_nodes_is_infeasible_and_explained(tmp_path):
     assert "(1 node able to hold its replicas)" in r.stderr
 
 
-def test_failure_beyond_the_survivors_re_sizes_and_counts_moves(solved, tmp_path):
+def test_failure_beyond_the_survivors_re_sizes_and_counts_moves(solved_util, util_scenario,
+                                                               tmp_path):
     # Three of five L40S nodes lost: the surviving prefill replicas plus the lost ones no
     # longer fit, so the plan is re-sized on the healthy nodes; moves are counted against
     # the previous placement (replicas not found at the same nodes and GPUs).
-    prev = json.loads((solved / "a" / "plan.json").read_text())
-    r = run("solve", str(SCENARIO), "--failed", "l40s-01,l40s-02,l40s-03", "--previous",
-            str(solved / "a" / "plan.json"), "--out", str(tmp_path))
+    prev = json.loads((solved_util / "a" / "plan.json").read_text())
+    r = run("solve", str(util_scenario), "--failed", "l40s-01,l40s-02,l40s-03", "--previous",
+            str(solved_util / "a" / "plan.json"), "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr
     new = json.loads((tmp_path / "plan.json").read_text())
     pl = new["placement"]

@@ -39,7 +39,7 @@ workload:
     seed: 3
 slo: {ttft_ms: 500, tpot_ms: 40, percentile: 90}
 catalog: {gpus: [L40S], prices: 2026-04-17-seed}
-constraints: {target_utilization: 1.0, weight_dtypes: [fp8], kv_dtypes: [fp8], max_tp: 1}
+constraints: {target_utilization: 1.0, sizing: utilization, weight_dtypes: [fp8], kv_dtypes: [fp8], max_tp: 1}
 """
 
 

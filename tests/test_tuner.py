@@ -31,15 +31,16 @@ workload:
     seed: 3
 slo: {{ttft_ms: 500, tpot_ms: 40, percentile: 90}}
 catalog: {{gpus: [L40S], prices: 2026-04-17-seed}}
-constraints: {{target_utilization: {rho}, weight_dtypes: [fp8], kv_dtypes: [fp8], max_tp: 1{roles}}}
+constraints: {{target_utilization: {rho}, sizing: {sizing}, weight_dtypes: [fp8], kv_dtypes: [fp8], max_tp: 1{roles}}}
 """
 
 
 def scenario(write, name, process="poisson", rate=20.0, cv="", inp=2000, dur=120, rho=0.8,
-             roles=""):
+             roles="", sizing="utilization"):
+    """Sized by utilization unless told: rho is how these cases make a plan miss or idle."""
     cat = load_catalog()
     text = BASE.format(process=process, rate=rate, cv=cv, inp=inp, dur=dur, rho=rho,
-                       roles=roles)
+                       roles=roles, sizing=sizing)
     return load_scenario(write(f"{name}.yaml", text), cat), cat
 
 
@@ -161,7 +162,7 @@ def test_burst_scenario_is_reported_with_its_price(write):
 def test_resolve_under_queueing_sizing_uses_the_learnt_capacity(write):
     # queueing sizing's curves ignore a capacity scale: the re-solve must still see that
     # every pool needed twice the replicas it was planned with
-    rs, cat = scenario(write, "queueing", rate=20.0, dur=60, roles=", sizing: queueing")
+    rs, cat = scenario(write, "queueing", rate=20.0, dur=60, sizing="queueing")
     ctx = prepare(rs, cat)
     first = solve_context(ctx)
     bounds = {p.name: PoolBounds(lo=2 * p.replicas - 1, hi=2 * p.replicas, first=p.replicas)
