@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hetplan.workload.classes import in_bins
+
 BISECTION_STEPS = 40
 NOTE_PREFIX = "bursts:"       # plan notes that report item 3 start with this
 _LENGTH_GRID = 1.01          # prompt lengths timed on a 1% geometric grid (own prefill time)
@@ -156,11 +158,10 @@ def plan_bursts(plan, input_tokens: np.ndarray, output_tokens: np.ndarray,
     rng = np.random.Generator(np.random.PCG64(seed))
     for c in plan.classes:
         routes = first.get(c.name)
-        bins = (c.input_lo, c.input_hi, c.output_lo, c.output_hi)
-        if not routes or None in bins:
+        held = in_bins(inp, outp, c)
+        if not routes or held is None:
             continue
-        m = np.flatnonzero((inp >= bins[0]) & (inp <= bins[1]) & (outp >= bins[2])
-                           & (outp <= bins[3]) & (owner < 0))
+        m = np.flatnonzero(held & (owner < 0))
         rates = np.array([r for _, r in routes])
         owner[m] = np.array([i for i, _ in routes])[rng.choice(len(routes), m.size,
                                                                p=rates / rates.sum())]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hetplan.candidates import ClassLike
+from hetplan.workload.classes import in_bins
 
 _Z90 = 1.2815515655446004  # standard normal 90th percentile
 
@@ -92,10 +93,7 @@ def class_shapes(classes: Sequence[ClassLike], trace, model) -> tuple[tuple[str,
     inp, out = trace.input_tokens, trace.output_tokens
     shapes = []
     for w in classes:
-        bins = [getattr(w, k, None) for k in ("input_lo", "input_hi", "output_lo", "output_hi")]
-        if None in bins:
-            continue
-        m = (inp >= bins[0]) & (inp <= bins[1]) & (out >= bins[2]) & (out <= bins[3])
-        if m.sum() >= 2:
+        m = in_bins(inp, out, w)
+        if m is not None and m.sum() >= 2:
             shapes.append((w.name, measured_shape(inp[m], out[m], work)))
     return tuple(shapes)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from hetplan.workload.classes import in_bins
 from hetplan.workload.prefix import BlockChains, HitCurve, block_chains, pool_cached_tokens
 
 
@@ -132,9 +133,7 @@ def prefix_charge(scenario, trace, classes) -> PrefixCharge | None:
 
 def class_members(trace, classes) -> dict[str, np.ndarray]:
     """Requests in each class's (input, output) bins (the bins `workload.bucket` made)."""
-    inp, out = trace.input_tokens, trace.output_tokens
-    return {c.name: np.flatnonzero((inp >= c.input_lo) & (inp <= c.input_hi)
-                                   & (out >= c.output_lo) & (out <= c.output_hi))
+    return {c.name: np.flatnonzero(in_bins(trace.input_tokens, trace.output_tokens, c))
             for c in classes}
 
 

@@ -83,8 +83,9 @@ def solve_staged(f: Formulation, solver: str, time_limit_s: float
 def _near(f: Formulation, values: list[float], reduced: list[float], extra: int) -> list:
     """The candidates the relaxation uses, then the `extra` next cheapest to open."""
     used = [i for i in range(len(f.p.candidates)) if values[f.n[i]] > SUPPORT_EPS]
+    in_use = set(used)
     rest = sorted((_opening_cost(f, i, reduced), i) for i in range(len(f.p.candidates))
-                  if i not in set(used))
+                  if i not in in_use)
     pick = sorted(used + [i for _, i in rest[:extra]])
     return [f.p.candidates[i] for i in pick]
 

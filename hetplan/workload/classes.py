@@ -34,6 +34,16 @@ class WorkloadClass:
     p50_output_tokens: float = 0.0
 
 
+def in_bins(input_tokens: np.ndarray, output_tokens: np.ndarray, c) -> np.ndarray | None:
+    """Which requests fall in class c's token bins ([input_lo, input_hi] x [output_lo,
+    output_hi]); None for a class without bins (a plan's ad-hoc classes given by figures)."""
+    bins = [getattr(c, k, None) for k in ("input_lo", "input_hi", "output_lo", "output_hi")]
+    if None in bins:
+        return None
+    return ((input_tokens >= bins[0]) & (input_tokens <= bins[1])
+            & (output_tokens >= bins[2]) & (output_tokens <= bins[3]))
+
+
 def _edges(x: np.ndarray, n: int, method: str) -> np.ndarray:
     lo, hi = int(x.min()), int(x.max())
     if lo == hi or n <= 1:

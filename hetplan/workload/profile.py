@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from hetplan.bounds import (DEFAULT_SLOT_S, MAX_HORIZON_S, MIN_SLOT_S, DurationS, FiniteFloat,
                             RateRps)
 from hetplan.errors import InputError
-from hetplan.workload.classes import WorkloadClass
+from hetplan.workload.classes import WorkloadClass, in_bins
 from hetplan.workload.trace import Trace, parse_planning_rate
 
 SHAPE_SAMPLES_PER_SLOT = 60     # a shape's rate is read at this many points of a slot at most
@@ -134,10 +134,7 @@ def class_index(trace: Trace, classes: Sequence[WorkloadClass]) -> np.ndarray:
     where none holds it (classes given by figures, not bucketed from this trace)."""
     idx = np.full(trace.num_requests, -1, dtype=np.int64)
     for i, w in enumerate(classes):
-        m = ((trace.input_tokens >= w.input_lo) & (trace.input_tokens <= w.input_hi)
-             & (trace.output_tokens >= w.output_lo) & (trace.output_tokens <= w.output_hi)
-             & (idx < 0))
-        idx[m] = i
+        idx[in_bins(trace.input_tokens, trace.output_tokens, w) & (idx < 0)] = i
     return idx
 
 
