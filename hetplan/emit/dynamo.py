@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 
 from hetplan.emit.instances import node_file_stem, slug
-from hetplan.emit.k8s import GPU_LABEL, GPU_RESOURCE, dump_yaml, k8s_escape
+from hetplan.emit.k8s import GPU_LABEL, dump_yaml, gpu_resource, k8s_escape
 from hetplan.emit.serve import engine_flags, instance_env
 from hetplan.emit.shell import comment, command_lines, file_part, one_line, script
 
@@ -90,7 +90,7 @@ def graph(ctx) -> dict:
                           "containers": [{"name": "main", "image": IMAGE,
                                           "command": WORKER, "args": args,
                                           "resources": {"limits": {
-                                              GPU_RESOURCE.get(pool.vendor, "nvidia.com/gpu"):
+                                              gpu_resource(pool.vendor):
                                                   pool.gpus_per_replica}}}]}}})
     return {"apiVersion": "nvidia.com/v1beta1", "kind": "DynamoGraphDeployment",
             "metadata": {"name": slug(f"hetplan-{ctx.plan.scenario}")},

@@ -33,6 +33,22 @@ def k8s_escape(value: str) -> str:
     return value.replace("$", "$$")
 
 
+def gpu_resource(vendor: str) -> str:
+    """The extended resource a pod requests GPUs of this vendor by (NVIDIA's if unknown)."""
+    return GPU_RESOURCE.get(vendor, "nvidia.com/gpu")
+
+
+def vllm_image(vendor: str) -> str:
+    return IMAGE.get(vendor, IMAGE_PLACEHOLDER.format(vendor=vendor))
+
+
+def nixl_side_channel_env() -> list[dict]:
+    """vLLM's NIXL side channel: listen on the pod's IP, at SIDE_CHANNEL_PORT."""
+    return [{"name": "VLLM_NIXL_SIDE_CHANNEL_HOST",
+             "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "VLLM_NIXL_SIDE_CHANNEL_PORT", "value": str(SIDE_CHANNEL_PORT)}]
+
+
 def _labels(name: str, extra: dict | None = None) -> dict:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "hetplan",
             **(extra or {})}
@@ -51,15 +67,12 @@ def _container(ctx, pool, nodes: int, rank_ref: str | None, headless: bool) -> d
     env = []
     connector = ctx.opts.kv_connector.lower()
     if pool.role != "colocated" and connector == "nixl":
-        env = [{"name": "VLLM_NIXL_SIDE_CHANNEL_HOST",
-                "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-               {"name": "VLLM_NIXL_SIDE_CHANNEL_PORT", "value": str(SIDE_CHANNEL_PORT)}]
+        env = nixl_side_channel_env()
     if pool.role == "prefill" and connector == "mooncake":
         env = [{"name": "VLLM_MOONCAKE_BOOTSTRAP_PORT", "value": str(SIDE_CHANNEL_PORT)}]
     gpus = pool.gpus_per_replica // nodes
-    res = {GPU_RESOURCE.get(pool.vendor, "nvidia.com/gpu"): gpus}
-    c = {"name": "vllm", "image": IMAGE.get(pool.vendor, IMAGE_PLACEHOLDER.format(
-             vendor=pool.vendor)),
+    res = {gpu_resource(pool.vendor): gpus}
+    c = {"name": "vllm", "image": vllm_image(pool.vendor),
          "command": ["vllm"], "args": argv, "resources": {"limits": res},
          "ports": [{"containerPort": PORT, "name": "http"}]}
     if env:

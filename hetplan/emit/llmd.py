@@ -32,8 +32,8 @@ import hashlib
 import shlex
 
 from hetplan.emit.instances import slug
-from hetplan.emit.k8s import (GPU_LABEL, GPU_RESOURCE, IMAGE, IMAGE_PLACEHOLDER,
-                              SIDE_CHANNEL_PORT, STARTUP_PROBES, dump_yaml, k8s_escape)
+from hetplan.emit.k8s import (GPU_LABEL, SIDE_CHANNEL_PORT, STARTUP_PROBES, dump_yaml,
+                              gpu_resource, k8s_escape, nixl_side_channel_env, vllm_image)
 from hetplan.emit.serve import engine_flags, vendor_note
 from hetplan.emit.shell import command_lines, one_line, script
 from hetplan.errors import InputError
@@ -89,19 +89,17 @@ def serve_args(ctx, pool) -> list[str]:
 
 
 def _container(ctx, pool) -> dict:
-    gpu_key = GPU_RESOURCE.get(pool.vendor, "nvidia.com/gpu")
+    gpu_key = gpu_resource(pool.vendor)
     gpus = pool.gpus_per_replica
     env = []
     if pool.role != "colocated":
-        env = [{"name": "VLLM_NIXL_SIDE_CHANNEL_HOST",
-                "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-               {"name": "VLLM_NIXL_SIDE_CHANNEL_PORT", "value": str(SIDE_CHANNEL_PORT)}]
+        env = nixl_side_channel_env()
     ports = [{"containerPort": vllm_port(pool), "name": "http", "protocol": "TCP"}]
     if pool.role != "colocated":
         ports.append({"containerPort": SIDE_CHANNEL_PORT, "name": "nixl", "protocol": "TCP"})
     probe = {"httpGet": {"path": "/health", "port": vllm_port(pool)}, "periodSeconds": 10}
     c = {"name": "vllm",
-         "image": IMAGE.get(pool.vendor, IMAGE_PLACEHOLDER.format(vendor=pool.vendor)),
+         "image": vllm_image(pool.vendor),
          "modelCommand": "custom", "command": ["vllm", "serve"],
          "args": [k8s_escape(a) for a in serve_args(ctx, pool)], "env": env, "ports": ports,
          "resources": {"limits": {gpu_key: gpus}, "requests": {gpu_key: gpus}},
