@@ -11,6 +11,19 @@ import typer
 from hetplan.cli.options import Solver, TimeLimit, as_json, out_dir
 
 SCHEDULE_FILES = ("schedule.json", "schedule.md")
+EMIT_DIR = "emit"
+
+
+def check_emit(target: str, out: Path | None, timezone: str | None) -> str:
+    """Refuse a bad --emit before solving (unknown target, no --out, unknown time zone);
+    the time zone to use."""
+    from hetplan.emit import check_target
+    from hetplan.emit.scaling import DEFAULT_TIMEZONE, check_timezone
+    from hetplan.errors import InputError
+    check_target(target, field="--emit")
+    if out is None:
+        raise InputError("--emit writes under OUT/emit/; give --out", field="--out")
+    return check_timezone(timezone or DEFAULT_TIMEZONE)
 
 
 def _progress(msg: str) -> None:
@@ -27,6 +40,12 @@ def register(app: typer.Typer, echo_json) -> None:
         solver: Solver = "highs",
         time_limit: TimeLimit = 60.0,
         as_json: as_json("Print the costs and the committed mix as JSON.") = False,
+        emit_target: str = typer.Option(None, "--emit", help="Also write configs under "
+                                        "OUT/emit/: the committed baseline for this target "
+                                        "(vllm | k8s | dynamo | llm-d) and, for k8s and "
+                                        "dynamo, the scaling objects (see README)."),
+        timezone: str = typer.Option(None, help="IANA time zone in which slot 0 starts "
+                                     "at 00:00 (--emit's cron triggers; default Etc/UTC)."),
     ) -> None:
         """Plan capacity over the scenario's horizon: committed + on-demand + spot per slot."""
         from hetplan.catalog import load_catalog
@@ -35,15 +54,25 @@ def register(app: typer.Typer, echo_json) -> None:
         from hetplan.schedule.plan import plan_schedule
         from hetplan.schedule.report import schedule_report
 
+        if emit_target is not None:
+            timezone = check_emit(emit_target, out, timezone)
         cat = load_catalog()
         rs = load_scenario(scenario, cat)
         result = plan_schedule(rs, cat, solver=solver, time_limit_s=time_limit,
                                progress=_progress)
         _progress("")
+        emitted = None
+        if emit_target is not None:
+            from hetplan.emit.schedule import schedule_files
+            emitted = schedule_files(result, emit_target, timezone=timezone)
         if out is not None:
-            with output_folder(out, owns=lambda p: p.name in SCHEDULE_FILES) as tmp:
+            with output_folder(out, owns=lambda p: p.name in SCHEDULE_FILES + (EMIT_DIR,)) \
+                    as tmp:
                 write_atomic(tmp / "schedule.json", dumps_json(result.to_dict()))
                 write_atomic(tmp / "schedule.md", schedule_report(result))
+                if emitted is not None:
+                    from hetplan.emit import write_into
+                    write_into(tmp / EMIT_DIR, emitted)
         if as_json:
             echo_json(result.summary())
             return
