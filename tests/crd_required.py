@@ -18,6 +18,12 @@ Sources read (2026-11-30):
   `name` (Gateway API's ParentReference / BackendObjectReference; recalled, not re-read).
 - LeaderWorkerSet: only its leader/worker pod templates are checked (as PodTemplateSpecs);
   its CRD was not read.
+- ScaledObject (keda.sh/v1alpha1): kedacore/keda config/crd/bases/keda.sh_scaledobjects.yaml
+  (read at 00f66342): `spec` requires `scaleTargetRef` (requiring `name`) and `triggers`;
+  each trigger requires `type` and `metadata`, a map of strings; min/maxReplicaCount,
+  pollingInterval, cooldownPeriod integers. The cron scaler (keda.sh/docs/scalers/cron,
+  read 2026-11-30): `timezone`, `start`, `end` and `desiredReplicas` required, start and
+  end not the same; start/end five-field Linux cron.
 """
 
 from __future__ import annotations
@@ -95,7 +101,41 @@ def http_route_errors(doc: dict) -> list[str]:
     return errors
 
 
+KEDA_INTS = ("minReplicaCount", "maxReplicaCount", "pollingInterval", "cooldownPeriod")
+KEDA_CRON_KEYS = ("timezone", "start", "end", "desiredReplicas")
+
+
+def scaled_object_errors(doc: dict) -> list[str]:
+    errors: list[str] = []
+    spec = _need(doc, "spec", "", errors) or {}
+    ref = _need(spec, "scaleTargetRef", "spec", errors) or {}
+    _need(ref, "name", "spec.scaleTargetRef", errors)
+    for k in KEDA_INTS:
+        if k in spec and not (isinstance(spec[k], int) and not isinstance(spec[k], bool)):
+            errors.append(f"spec.{k} is not an integer")
+    lo, hi = spec.get("minReplicaCount", 0), spec.get("maxReplicaCount")
+    if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
+        errors.append(f"spec.minReplicaCount {lo} > maxReplicaCount {hi}")
+    triggers = _need(spec, "triggers", "spec", errors) or []
+    for i, t in enumerate(triggers):
+        where = f"spec.triggers[{i}]"
+        kind = _need(t, "type", where, errors)
+        meta = _need(t, "metadata", where, errors) or {}
+        if not all(isinstance(v, str) for v in meta.values()):
+            errors.append(f"{where}.metadata holds a non-string value")
+        if kind == "cron":
+            for k in KEDA_CRON_KEYS:
+                _need(meta, k, f"{where}.metadata", errors)
+            if meta.get("start") == meta.get("end"):
+                errors.append(f"{where}: start and end are the same")
+            for k in ("start", "end"):
+                if isinstance(meta.get(k), str) and len(meta[k].split()) != 5:
+                    errors.append(f"{where}.metadata.{k} is not a five-field cron")
+    return errors
+
+
 CHECKS = {("inference.networking.k8s.io/v1", "InferencePool"): inference_pool_errors,
+          ("keda.sh/v1alpha1", "ScaledObject"): scaled_object_errors,
           ("nvidia.com/v1beta1", "DynamoGraphDeployment"): dgd_errors,
           ("gateway.networking.k8s.io/v1", "HTTPRoute"): http_route_errors}
 

@@ -8,7 +8,11 @@ parser, in ONE subprocess of the check venv (scripts/install_vllm_cpu.sh) per te
 - every `vllm serve` argument list in the llm-d values through vLLM's parser and
   create_engine_config();
 - every Dynamo worker command (node scripts and graph.yaml) through Dynamo 1.6.1's
-  `dynamo.vllm.args.parse_args`.
+  `dynamo.vllm.args.parse_args`;
+- a capacity schedule's scaling objects (`hetplan schedule --emit`, on the fixture schedule
+  of tests/scaling_fixture.py): workloads without fixed replicas and HPAs strictly, KEDA
+  ScaledObjects by their CRD's rules, Dynamo planner bounds by Dynamo 1.6.1's
+  PlannerConfig.
 Plans: the golden emit plan, a colocated variant, and the committed deploy/*/plan.json (no
 solving). Skipped when the venv is missing, except under CI=true.
 """
@@ -28,7 +32,11 @@ from hetplan.emit import emit
 from hetplan.emit.dynamo import WORKER
 from hetplan.emit.shell import commands_in, parse_command
 from hetplan.emit.vllm_check import check, venv_python
+from hetplan.emit.scaling import planner_bounds
+from hetplan.emit.schedule import k8s_scaling_files
+from hetplan.emit.serve import EmitOptions
 from hetplan.plan import load_plan
+from scaling_fixture import DECODE, golden_schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN = ROOT / "tests" / "data" / "emit_plan.json"
@@ -105,6 +113,24 @@ def _items(name: str, plan) -> tuple[list, list[str]]:
     return items, errors
 
 
+def _scaling_items(name: str, plan) -> tuple[list, list[str]]:
+    """(check items, CRD errors) for the scaling objects of `plan` on the fixture schedule."""
+    items, errors = [], []
+    _, sched = golden_schedule(plan)
+    for rel, text in sorted(k8s_scaling_files(plan, sched, EmitOptions(), "Etc/UTC").items()):
+        for doc in yaml.safe_load_all(text):
+            crd = custom_resource_errors(doc)
+            if crd is not None:
+                errors.extend(f"{name}/scaling/{rel}: {e}" for e in crd)
+            elif doc["kind"] != "LeaderWorkerSet":
+                items.append(("k8s", doc, None))
+            items.extend(("k8s", t, None) for t in pod_templates(doc))
+    bounds = planner_bounds(plan, sched)
+    if bounds is not None:
+        items.append(("dynamo-planner", bounds, None))
+    return items, errors
+
+
 def _refusal_items() -> list:
     """Broken variants the checkers must refuse (and their unbroken originals): a Dynamo
     prefill worker with and without --kv-transfer-config; a Deployment as emitted, with an
@@ -116,9 +142,12 @@ def _refusal_items() -> list:
     i = argv.index("--kv-transfer-config")
     dep = next(yaml.safe_load_all(emit(plan, "k8s")["router.yaml"]))
     model = plan.model_ref or plan.model
+    bounds = planner_bounds(*golden_schedule(plan))
     return [("dynamo", argv, model), ("dynamo", argv[:i] + argv[i + 2:], model),
             ("k8s", dep, None), ("k8s", {**dep, "spec": {**dep["spec"], "replica": 1}}, None),
-            ("k8s", {**dep, "spec": {**dep["spec"], "replicas": "one"}}, None)]
+            ("k8s", {**dep, "spec": {**dep["spec"], "replicas": "one"}}, None),
+            ("dynamo-planner", {**bounds, "prefill_min_endpoint": 0}, None),
+            ("dynamo-planner", {**bounds, "max_gpu_budgets": 4}, None)]
 
 
 def _key(item) -> str:
@@ -135,6 +164,10 @@ def checked():
         items, errs = _items(name, plan)
         flat += [(name, it) for it in items]
         errors += errs
+        if name in ("golden", "colocated", "multinode"):
+            items, errs = _scaling_items(name, plan)
+            flat += [(f"{name}-scaling", it) for it in items]
+            errors += errs
     refusals = _refusal_items()
     unique = {_key(it): it for it in [it for _, it in flat] + refusals}
     results = dict(zip(unique, check(list(unique.values()))))
@@ -156,6 +189,24 @@ def test_every_object_and_command_passes_its_own_checker(checked):
     assert any(n == "multinode" and k == "k8s" and p["kind"] == "PodTemplate"
                and "leadertemplate" in p["metadata"]["name"] for n, (k, p, _), _ in rows)
     assert {"golden", "colocated"} <= kinds["serve"] and "golden" in kinds["dynamo"]
+    assert "HorizontalPodAutoscaler" in kinds["k8s"]
+    assert {"golden-scaling", "colocated-scaling"} <= kinds["dynamo-planner"]
+    assert any(n == "multinode-scaling" and k == "k8s" and p["kind"] == "HorizontalPodAutoscaler"
+               and p["spec"]["scaleTargetRef"]["kind"] == "LeaderWorkerSet"
+               for n, (k, p, _), _ in rows)
+
+
+def test_planner_reads_back_the_schedule_bounds(checked):
+    """Dynamo's PlannerConfig resolves each role's minimum to the pool's least replicas."""
+    rows, _, _ = checked
+    _, sched = golden_schedule()
+    floor = {p.pool.split("-")[0]: min(p.replicas) for p in sched.pools}
+    got = {n: r.summary for n, (k, _, _), r in rows if k == "dynamo-planner"}
+    assert got["golden-scaling"]["prefill_min"] == floor["prefill"]
+    assert got["golden-scaling"]["decode_min"] == floor["decode"]
+    # the colocated variant: one H100 tp2 pool on the decode pattern
+    assert got["colocated-scaling"] == {"mode": "agg", "max_gpu_budget": 2 * max(DECODE),
+                                        "min_endpoint": min(DECODE)}
 
 
 def test_parsers_read_back_what_was_meant(checked):
@@ -175,12 +226,14 @@ def test_checkers_refuse_broken_objects_and_commands(checked):
     """Not a rubber stamp: Dynamo refuses a prefill worker without --kv-transfer-config,
     strict validation refuses an unknown field and a wrong type (same batch), the CRD rules
     an InferencePool without targetPorts."""
-    ok_dynamo, no_kv, ok_dep, typo, wrong = checked[2]
+    ok_dynamo, no_kv, ok_dep, typo, wrong, zero_min, planner_typo = checked[2]
     assert ok_dynamo.ok, ok_dynamo.error
     assert not no_kv.ok and "kv-transfer-config" in no_kv.error
     assert ok_dep.ok, ok_dep.error
     assert not typo.ok and "replica" in typo.error
     assert not wrong.ok and "replicas" in wrong.error
+    assert not zero_min.ok and "prefill_min_endpoint" in zero_min.error
+    assert not planner_typo.ok and "max_gpu_budgets" in planner_typo.error
     doc = next(yaml.safe_load_all(emit(load_plan(PLAN), "llm-d")["inferencepool.yaml"]))
     assert custom_resource_errors(doc) == []
     del doc["spec"]["targetPorts"]

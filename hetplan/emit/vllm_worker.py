@@ -2,7 +2,8 @@
 kubernetes-validate. Runs inside the vLLM venv (scripts/install_vllm_cpu.sh) as a plain
 script: it imports only the standard library and what that venv installs, never hetplan.
 
-stdin: a JSON list of {"kind": "serve" | "bench" | "router" | "dynamo" | "k8s",
+stdin: a JSON list of {"kind": "serve" | "bench" | "router" | "dynamo" | "k8s" |
+"dynamo-planner",
 "argv": [...], "model_dir": ...}.
   serve: argv is what follows `vllm serve`; its first element (the model) is replaced by
          `model_dir`, a folder holding only the model's config.json. The arguments are parsed
@@ -17,6 +18,8 @@ stdin: a JSON list of {"kind": "serve" | "bench" | "router" | "dynamo" | "k8s",
          required --kv-transfer-config). No stub is needed on a CPU-only machine.
   k8s:   argv is one Kubernetes object (a dict), validated against the OpenAPI schemas of
          Kubernetes K8S_VERSION in kubernetes-validate's strict mode (unknown fields refused).
+  dynamo-planner: argv is a Dynamo planner config (a dict), validated by Dynamo 1.6.1's
+         `PlannerConfig`; keys it does not define are refused (it would ignore them).
 argv[1]: where to write a JSON list of {"ok", "error", "summary"}, in the same order.
 """
 
@@ -128,6 +131,29 @@ def check_dynamo(item):
             "kv_connector": kv.kv_connector if kv else None}
 
 
+def check_dynamo_planner(item):
+    import importlib.util
+    import types
+    # dynamo.planner's __init__ imports the planner runtime (scikit-learn, not in this
+    # venv); its config module needs only pydantic, so load the package without __init__
+    if "dynamo.planner" not in sys.modules:
+        spec = importlib.util.find_spec("dynamo.planner")
+        pkg = types.ModuleType("dynamo.planner")
+        pkg.__path__ = list(spec.submodule_search_locations)
+        sys.modules["dynamo.planner"] = pkg
+    from dynamo.planner.config.planner_config import PlannerConfig, resolve_min_endpoint
+
+    cfg = item["argv"]
+    unknown = sorted(set(cfg) - set(PlannerConfig.model_fields))
+    if unknown:
+        raise ValueError(f"PlannerConfig has no field {', '.join(unknown)}")
+    c = PlannerConfig.model_validate(cfg)
+    out = {"mode": c.mode, "max_gpu_budget": c.max_gpu_budget}
+    if c.mode == "agg":
+        return {**out, "min_endpoint": c.min_endpoint}
+    return {**out, **{f"{r}_min": resolve_min_endpoint(c, r) for r in ("prefill", "decode")}}
+
+
 _K8S = {}
 
 
@@ -173,6 +199,8 @@ def main():
                 summary = check_dynamo(item)
             elif item["kind"] == "k8s":
                 summary = check_k8s(item)
+            elif item["kind"] == "dynamo-planner":
+                summary = check_dynamo_planner(item)
             else:
                 summary = check_bench(bench, item)
             out.append({"ok": True, "error": None, "summary": summary})
