@@ -121,3 +121,15 @@ def test_dynamo_planner_bounds_follow_the_schedule():
     s2 = ReplicaSchedule(s.slot_s, s.pools + (PoolSchedule("decode-b", DECODE, DECODE,
                                                            0.0),))
     assert planner_bounds(two_decode, s2) is None
+
+
+def test_cli_emit_is_refused_before_solving(tmp_path):
+    from cli_harness import run_main
+    sc = tmp_path / "missing.yaml"           # never read: the flags are checked first
+    for args, what in ((["--emit", "k8s"], "--out"),
+                       (["--emit", "nope", "--out", str(tmp_path)], "unknown target"),
+                       (["--emit", "k8s", "--out", str(tmp_path), "--timezone", "X/Y"],
+                        "unknown time zone")):
+        res = run_main("schedule", str(sc), *args)
+        assert res.code == 2 and what in res.err, res.err + res.tb
+        assert len(res.err.strip().splitlines()) == 1

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 from hetplan.candidates import Candidate, ClassCapacity
 from hetplan.errors import InputError
@@ -174,7 +175,7 @@ def test_cli_schedule_json_keys_and_files(tmp_path):
     sc = tmp_path / "tiny.yaml"
     sc.write_text(SCENARIO)
     res = run_main("schedule", str(sc), "--out", str(tmp_path / "out"), "--json",
-                   budget_s=60)
+                   "--emit", "k8s", budget_s=60)
     assert res.code == 0, res.err + res.tb
     out = json.loads(res.out)
     for key in ("horizon_cost_usd", "static_peak_cost_usd", "lower_bound_cost_usd",
@@ -187,6 +188,19 @@ def test_cli_schedule_json_keys_and_files(tmp_path):
     assert saved["summary"]["horizon_cost_usd"] == out["horizon_cost_usd"]
     assert len(saved["profile"]["total_rps"]) == 4
     assert "# Capacity schedule" in (tmp_path / "out" / "schedule.md").read_text()
+    # --emit k8s: the committed baseline as a plan and configs, and scaling objects whose
+    # targets are the workloads beside them (tests/test_emit_scaling.py checks the rest)
+    from hetplan.plan import load_plan
+    em = tmp_path / "out" / "emit"
+    base = load_plan(em / "baseline-plan.json")
+    assert sum(p.gpus for p in base.pools) <= sum(m["gpus"] for m in out["committed_mix"])
+    keda = list(yaml.safe_load_all((em / "scaling" / "keda.yaml").read_text()))
+    fleet = load_plan(em / "fleet-plan.json")
+    assert len(keda) == len(fleet.pools) >= len(base.pools)
+    for so in keda:
+        name = so["spec"]["scaleTargetRef"]["name"]
+        assert yaml.safe_load((em / "scaling" / f"{name}.yaml").read_text().split("---")[0]
+                              )["metadata"]["name"] == name
 
 
 def test_cli_schedule_bad_profile_is_one_line(tmp_path):
