@@ -25,6 +25,8 @@ SUMMARY_COLUMNS = {
     "03_slo_pareto.ipynb": ["ttft_ms", "tpot_ms", "cost_usd_per_hour", "premium"],
     "04_cross_vendor.ipynb": ["published_B200:Gaudi3_x", "hetplan_B200:Gaudi3_x",
                               "hetplan_B200:MI300X_x", "hetplan_any_x"],
+    "05_schedule.ipynb": ["discount", "committed_gpus", "horizon_cost_usd",
+                          "committed_gpu_h_share"],
 }
 
 

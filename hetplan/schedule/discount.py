@@ -85,7 +85,7 @@ def discount_png(rows: Sequence[dict], title: str = "committed vs burst") -> byt
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3,
               fontsize=8)
-    fig.subplots_adjust(bottom=0.28, right=0.88)
+    fig.subplots_adjust(bottom=0.24, right=0.88)
     ax.set_title(title)
     ax.grid(True, axis="y", alpha=0.3)
     return png_bytes(fig)
