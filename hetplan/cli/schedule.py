@@ -61,10 +61,14 @@ def register(app: typer.Typer, echo_json) -> None:
         result = plan_schedule(rs, cat, solver=solver, time_limit_s=time_limit,
                                progress=_progress)
         _progress("")
-        emitted = None
+        emitted, refused = None, None
         if emit_target is not None:
             from hetplan.emit.schedule import schedule_files
-            emitted = schedule_files(result, emit_target, timezone=timezone)
+            from hetplan.errors import InputError
+            try:
+                emitted = schedule_files(result, emit_target, timezone=timezone)
+            except InputError as e:       # the schedule is still written, then the error
+                refused = e
         if out is not None:
             with output_folder(out, owns=lambda p: p.name in SCHEDULE_FILES + (EMIT_DIR,)) \
                     as tmp:
@@ -73,6 +77,8 @@ def register(app: typer.Typer, echo_json) -> None:
                 if emitted is not None:
                     from hetplan.emit import write_into
                     write_into(tmp / EMIT_DIR, emitted)
+        if refused is not None:
+            raise refused
         if as_json:
             echo_json(result.summary())
             return
