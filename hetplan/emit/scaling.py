@@ -27,7 +27,6 @@ import math
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from hetplan.emit.instances import slug
 from hetplan.emit.k8s import _labels
 from hetplan.errors import InputError
 from hetplan.plan import Plan
@@ -157,7 +156,7 @@ def scaled_object(p: PoolSchedule, workload: dict, s: ReplicaSchedule, timezone:
     name = workload["metadata"]["name"]
     triggers = cron_triggers(p, s.slot_s, s.horizon_s, timezone)
     if not triggers:
-        # a pool at one count all day: KEDA needs a trigger; this window never lowers it
+        # a pool at one count all day: KEDA needs a trigger; min = max holds the count
         triggers = [{"type": "cron", "name": "all-day", "metadata": {
             "timezone": timezone, "start": cron_at(0, s.horizon_s),
             "end": cron_at(s.horizon_s - 60, s.horizon_s), "desiredReplicas": str(p.peak)}}]
@@ -224,6 +223,3 @@ def check_pools(plan: Plan, s: ReplicaSchedule) -> None:
     if any(len(p.replicas) != s.num_slots for p in s.pools):
         raise InputError("every pool needs one replica count per slot", field="pools")
 
-
-def workload_name(pool_name: str) -> str:
-    return slug(pool_name)
