@@ -64,8 +64,9 @@ def fleet_markdown(s: dict) -> str:
     lines = [f"# Fleet {s['fleet']}", "",
              f"Objective {s['objective']}"
              + (f", budget ${s['budget_usd_per_hour']:g}/h" if s["budget_usd_per_hour"] else "")
-             + f"; GPU cost ${s['cost_usd_per_hour']:.2f}/h" + (" (placed, with any spares)" if "shared_nodes" in s else "") + ", sizing cost (GPU + pool) "
-             f"${s['sizing_cost_usd_per_hour']:.2f}/h.", "",
+             + f"; GPU cost ${s['cost_usd_per_hour']:.2f}/h"
+             + (" (placed, with any spares)" if "shared_nodes" in s else "")
+             + f", sizing cost (GPU + pool) ${s['sizing_cost_usd_per_hour']:.2f}/h.", "",
              "| member | model | weight | served | GPU $/h | GPUs | pools |",
              "|---|---|---:|---:|---:|---|---:|"]
     for m in s["members"]:
