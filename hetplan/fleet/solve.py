@@ -133,8 +133,8 @@ def _explain(rf: ResolvedFleet, problems: dict[str, Problem], alone: list[Alone]
 
 
 def plan_fleet(rf: ResolvedFleet, catalog: Catalog, *, solver: str = "highs",
-               time_limit_s: float = 60.0, progress: Callable[[str], None] | None = None,
-               compare_alone: bool = True) -> FleetResult:
+               time_limit_s: float = 60.0, progress: Callable[[str], None] | None = None
+               ) -> FleetResult:
     """Plan every member of a fleet in one MILP and one placement; infeasible fleets raise
     `Infeasible` naming the members and what binds."""
     f = rf.fleet
@@ -155,7 +155,7 @@ def plan_fleet(rf: ResolvedFleet, catalog: Catalog, *, solver: str = "highs",
         problems = {name: _member_problem(ctx, cands[name], availability)
                     for name, ctx in ctxs.items()}
         alone, outs = ([], {})
-        if f.objective == "min_cost" and (compare_alone or not rounds):
+        if f.objective == "min_cost":
             alone, outs = plan_alone_in_turn(rf, problems, solver, time_limit_s)
         fp = FleetProblem([MemberProblem(m.name, problems[m.name], m.spec.weight)
                            for m in rf.members], availability,
