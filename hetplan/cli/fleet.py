@@ -27,7 +27,7 @@ def solve_fleet(path: Path, out: Path | None, solver: str, time_limit: float, em
                    progress=progress)
     progress("")
     s = write_fleet(out, r, emit) if out else fleet_summary(r)
-    typer.echo(f"fleet MILP solved in {r.solve_s:.2f} s", err=True)
+    typer.echo(f"fleet MILP solved in {r.solve_s:.2f} s ({r.solve_cpu_s:.2f} CPU s)", err=True)
     if as_json:
         echo_json(s)
     elif out:

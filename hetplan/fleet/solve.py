@@ -22,11 +22,12 @@ from hetplan.errors import Infeasible
 from hetplan.fleet.formulation import FleetFormulation, FleetProblem, MemberProblem
 from hetplan.fleet.place import SEP, place_fleet
 from hetplan.fleet.spec import ResolvedFleet
-from hetplan.milp.backends import solve
+from hetplan.milp.backends import lp_relaxation, solve
 from hetplan.milp.explain import explain_infeasible, precheck
 from hetplan.milp.formulation import Problem
 from hetplan.milp.prune import PRUNE_ABOVE, prune_dominated
 from hetplan.milp.solve import Outcome, read_outcome, solve_problem, warn_gap
+from hetplan.milp.staged import FIX_TOL, _opening_cost
 from hetplan.placement import Reliability
 from hetplan.placement.place import PlacementInfeasible
 from hetplan.plan import Plan
@@ -50,6 +51,7 @@ class FleetResult:
     sizing_cost_usd_per_hour: dict[str, float]    # member -> GPU + pool cost at sizing
     served_share: dict[str, float]          # member -> goodput scale (1 under min_cost)
     solve_s: float                          # the fleet MILP's wall time (last round)
+    solve_cpu_s: float                      # ... and this process's CPU time in the solver
     alone: list[Alone] = field(default_factory=list)   # min_cost only
     notes: list[str] = field(default_factory=list)
 
@@ -112,13 +114,75 @@ def _start(ff: FleetFormulation, outs: dict[str, Outcome]) -> None:
     ff.lp.start = start
 
 
+def _start_feasible(lp, tol: float = 1e-6) -> bool:
+    """Whether lp.start meets every bound and row (within tol, relative)."""
+    x = lp.start or {}
+    for k, v in enumerate(lp.vars):
+        if not v.lb - tol <= x.get(k, 0.0) <= v.ub + tol:
+            return False
+    for con in lp.constraints:
+        lhs = sum(c * x.get(k, 0.0) for k, c in con.terms.items())
+        slack = tol * max(1.0, abs(con.rhs))
+        if (con.sense != ">=" and lhs > con.rhs + slack) or \
+                (con.sense != "<=" and lhs < con.rhs - slack):
+            return False
+    return True
+
+
+def fix_by_reduced_cost(fp: FleetProblem, ff: FleetFormulation,
+                        outs: dict[str, Outcome]) -> FleetProblem | None:
+    """The fleet problem without the candidates no plan cheaper than the start can use
+    (min_cost, started from the in-turn plans): as `milp.staged` does for one model, a plan
+    opening candidate c costs at least LB + d_c (LB: the LP relaxation's optimum, d_c: the
+    larger reduced cost of n[c] and its first step), so every c with LB + d_c >= UB (the
+    start's cost) is left out, except those the start uses. Exact: the optimum is a plan
+    of the smaller program. None when it does not apply."""
+    lp = ff.lp
+    if lp.maximize or set(outs) != set(ff.parts) or not _start_feasible(lp):
+        return None
+    relax = lp_relaxation(lp)
+    if relax is None:
+        return None
+    lb, _, reduced = relax
+    ub = sum(c * lp.start.get(k, 0.0) for k, c in lp.objective.items())
+    members = []
+    for m in fp.members:
+        f, off = ff.parts[m.name]
+        mine = reduced[off:off + len(f.lp.vars)]
+        used = {ch.candidate.key for ch in outs[m.name].chosen}
+        keep = [c for i, c in enumerate(f.p.candidates) if c.key in used or
+                lb + _opening_cost(f, i, mine) < ub + FIX_TOL * max(1.0, abs(ub))]
+        members.append(replace(m, problem=replace(m.problem, candidates=keep)))
+    return replace(fp, members=members)
+
+
+def alone_on_whole(problems: dict[str, Problem], solver: str, time_limit_s: float
+                   ) -> dict[str, Outcome]:
+    """Each member alone on the whole inventory and budget (double-booking them): a lower
+    bound on its part of any fleet plan."""
+    return {name: solve_problem(p, solver, time_limit_s, warn=False)
+            for name, p in problems.items()}
+
+
+def floors_of(whole: dict[str, Outcome]) -> dict[str, float]:
+    """Member -> a proven lower bound on its cost objective (the solver's dual bound of
+    its solve alone; members solved without one are left out)."""
+    out = {}
+    for name, o in whole.items():
+        sol = o.solution
+        if sol.has_solution and sol.bound is not None:
+            out[name] = min(sol.bound, sol.objective)
+    return out
+
+
 def _explain(rf: ResolvedFleet, problems: dict[str, Problem], alone: list[Alone],
-             solver: str, time_limit_s: float) -> list[str]:
+             whole: dict[str, Outcome], solver: str, time_limit_s: float) -> list[str]:
     """Why the fleet has no plan, naming members: those with no plan even alone on the
     whole inventory, else the first one planning in turn leaves no room for."""
     reasons = []
     for m in rf.members:
-        out = solve_problem(problems[m.name], solver, time_limit_s, warn=False)
+        out = whole.get(m.name) or solve_problem(problems[m.name], solver, time_limit_s,
+                                                 warn=False)
         if not out.solution.has_solution:
             reasons += [f"member {m.name}: {r}" for r in
                         explain_infeasible(problems[m.name], solver, time_limit_s)]
@@ -154,20 +218,27 @@ def plan_fleet(rf: ResolvedFleet, catalog: Catalog, *, solver: str = "highs",
     for _ in range(PLACEMENT_ROUNDS):
         problems = {name: _member_problem(ctx, cands[name], availability)
                     for name, ctx in ctxs.items()}
-        alone, outs = ([], {})
+        alone, outs, whole = [], {}, {}
         if f.objective == "min_cost":
+            whole = alone_on_whole(problems, solver, time_limit_s)
             alone, outs = plan_alone_in_turn(rf, problems, solver, time_limit_s)
         fp = FleetProblem([MemberProblem(m.name, problems[m.name], m.spec.weight)
                            for m in rf.members], availability,
-                          f.constraints.budget_usd_per_hour, f.objective)
+                          f.constraints.budget_usd_per_hour, f.objective, floors_of(whole))
+        t0 = time.perf_counter()
         ff = FleetFormulation(fp)
         _start(ff, outs)
-        t0 = time.perf_counter()
-        sol = solve(ff.lp, solver, time_limit_s)
-        solve_s = time.perf_counter() - t0
+        fixed = fix_by_reduced_cost(fp, ff, outs)
+        if fixed is not None:
+            ff = FleetFormulation(fixed)
+            _start(ff, outs)
+        c0 = time.process_time()
+        sol = solve(ff.lp, solver, max(1.0, time_limit_s - (time.perf_counter() - t0)))
+        solve_s, solve_cpu_s = time.perf_counter() - t0, time.process_time() - c0
         warn_gap(sol, time_limit_s, sum(len(p.candidates) for p in problems.values()))
         if not sol.has_solution:
-            raise Infeasible(rounds + _explain(rf, problems, alone, solver, time_limit_s))
+            raise Infeasible(rounds + _explain(rf, problems, alone, whole, solver,
+                                               time_limit_s))
         member_outs = {name: read_outcome(fm, ff.member_solution(name, sol))
                        for name, (fm, _) in ff.parts.items()}
         plans = {name: build_plan(ctxs[name], out, f"fleet {f.name}: planned with "
@@ -178,7 +249,7 @@ def plan_fleet(rf: ResolvedFleet, catalog: Catalog, *, solver: str = "highs",
         shares = {name: out.scale for name, out in member_outs.items()}
         inv = rf.inventory
         if inv is None:
-            return FleetResult(rf, plans, costs, shares, solve_s, alone, rounds)
+            return FleetResult(rf, plans, costs, shares, solve_s, solve_cpu_s, alone, rounds)
         rel = f.constraints.reliability
         first = next(iter(ctxs.values()))
         try:
@@ -198,6 +269,6 @@ def plan_fleet(rf: ResolvedFleet, catalog: Catalog, *, solver: str = "highs",
                 step = math.ceil(SPARE_STEP * availability.get(g, 0))
                 availability[g] = max(0, availability.get(g, 0) - max(n, step))
             continue
-        return FleetResult(rf, plans, costs, shares, solve_s, alone,
+        return FleetResult(rf, plans, costs, shares, solve_s, solve_cpu_s, alone,
                            [f"re-sized after {r}" for r in rounds])
     raise Infeasible(rounds)
