@@ -66,6 +66,9 @@ def test_fleet_never_costlier_than_members_alone_and_cheaper_under_contention(tm
     alone = s["alone_in_turn"]["sizing_cost_usd_per_hour"]
     assert alone is not None
     assert s["sizing_cost_usd_per_hour"] <= alone + 1e-6
+    # each member alone on the whole inventory double-books it: a bound the fleet meets or
+    # exceeds (here it exceeds it: both cannot have the H100s)
+    assert s["alone_on_whole_inventory_usd_per_hour"] <= s["sizing_cost_usd_per_hour"] + 1e-6
     assert s["alone_in_turn"]["fleet_saves_usd_per_hour"] > 0.5      # chat moved off H100
     h100 = sum(p.gpus for plan in r.plans.values() for p in plan.pools if p.gpu == "H100-SXM")
     assert h100 <= 4                                                 # shared availability

@@ -26,7 +26,11 @@ def solve_fleet(path: Path, out: Path | None, solver: str, time_limit: float, em
     r = plan_fleet(load_fleet(path, cat), cat, solver=solver, time_limit_s=time_limit,
                    progress=progress)
     progress("")
-    s = write_fleet(out, r, emit) if out else fleet_summary(r)
+    options = None
+    if emit:
+        from hetplan.cli.emit import emit_options
+        options = emit_options(None, None, "nixl")
+    s = write_fleet(out, r, emit, options) if out else fleet_summary(r)
     typer.echo(f"fleet MILP solved in {r.solve_s:.2f} s ({r.solve_cpu_s:.2f} CPU s)", err=True)
     if as_json:
         echo_json(s)

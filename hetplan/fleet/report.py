@@ -57,6 +57,9 @@ def fleet_summary(r: FleetResult) -> dict:
             "sizing_cost_usd_per_hour": None if alone_total is None else round(alone_total, 4),
             "fleet_saves_usd_per_hour": None if alone_total is None else
             round(alone_total - out["sizing_cost_usd_per_hour"], 4)}
+    if r.whole_cost_usd_per_hour and len(r.whole_cost_usd_per_hour) == len(r.plans):
+        out["alone_on_whole_inventory_usd_per_hour"] = round(
+            sum(r.whole_cost_usd_per_hour.values()), 4)
     return out
 
 
@@ -101,6 +104,9 @@ def alone_table(s: dict) -> str:
     total = a["sizing_cost_usd_per_hour"]
     rows.append(f"| total | {s['sizing_cost_usd_per_hour']:.2f} | "
                 + ("-" if total is None else f"{total:.2f}") + " |")
+    if "alone_on_whole_inventory_usd_per_hour" in s:
+        rows.append(f"| (each alone on the whole inventory, double-booking it: a lower "
+                    f"bound) | | {s['alone_on_whole_inventory_usd_per_hour']:.2f} |")
     if total is not None:
         rows.append("")
         rows.append(f"The fleet plan saves ${a['fleet_saves_usd_per_hour']:.2f}/h "
@@ -113,9 +119,10 @@ def alone_table(s: dict) -> str:
 FLEET_FILES = ("fleet.json", "fleet.md")
 
 
-def write_fleet(out: Path, r: FleetResult, emit: str | None = None) -> dict:
+def write_fleet(out: Path, r: FleetResult, emit: str | None = None, options=None) -> dict:
     """fleet.json, fleet.md and one folder per member (plan.json, report.md, and the emitted
-    `<target>/` when asked), swapped into `out` as a whole. Returns the summary."""
+    `<target>/` when asked, with EmitOptions `options`), swapped into `out` as a whole.
+    Returns the summary."""
     from hetplan.io import output_folder, write_atomic
     from hetplan.report import plan_report
 
@@ -126,11 +133,9 @@ def write_fleet(out: Path, r: FleetResult, emit: str | None = None) -> dict:
             write_atomic(tmp / name / "plan.json", plan.to_json())
             write_atomic(tmp / name / "report.md", plan_report(plan))
             if emit:
-                from hetplan.cli.emit import emit_options
                 from hetplan.emit import emit as emit_files
                 from hetplan.emit import write_into
-                write_into(tmp / name / emit,
-                           emit_files(plan, emit, emit_options(None, None, "nixl")))
+                write_into(tmp / name / emit, emit_files(plan, emit, options))
         write_atomic(tmp / "fleet.json", json.dumps(s, indent=2, sort_keys=True) + "\n")
         write_atomic(tmp / "fleet.md", fleet_markdown(s))
     return s

@@ -50,9 +50,12 @@ class FleetResult:
     plans: dict[str, Plan]                  # member -> its plan (placed, with an inventory)
     sizing_cost_usd_per_hour: dict[str, float]    # member -> GPU + pool cost at sizing
     served_share: dict[str, float]          # member -> goodput scale (1 under min_cost)
-    solve_s: float                          # the fleet MILP's wall time (last round)
-    solve_cpu_s: float                      # ... and this process's CPU time in the solver
+    solve_s: float              # the fleet MILP's wall time: build, fix, solve (last round)
+    solve_cpu_s: float          # ... and this process's CPU time in it (HiGHS runs in-process)
     alone: list[Alone] = field(default_factory=list)   # min_cost only
+    # member -> its sizing cost alone on the whole inventory (double-booking it: a lower
+    # bound on its part of the fleet plan); min_cost only
+    whole_cost_usd_per_hour: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -225,14 +228,13 @@ def plan_fleet(rf: ResolvedFleet, catalog: Catalog, *, solver: str = "highs",
         fp = FleetProblem([MemberProblem(m.name, problems[m.name], m.spec.weight)
                            for m in rf.members], availability,
                           f.constraints.budget_usd_per_hour, f.objective, floors_of(whole))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ff = FleetFormulation(fp)
         _start(ff, outs)
         fixed = fix_by_reduced_cost(fp, ff, outs)
         if fixed is not None:
             ff = FleetFormulation(fixed)
             _start(ff, outs)
-        c0 = time.process_time()
         sol = solve(ff.lp, solver, max(1.0, time_limit_s - (time.perf_counter() - t0)))
         solve_s, solve_cpu_s = time.perf_counter() - t0, time.process_time() - c0
         warn_gap(sol, time_limit_s, sum(len(p.candidates) for p in problems.values()))
@@ -246,10 +248,13 @@ def plan_fleet(rf: ResolvedFleet, catalog: Catalog, *, solver: str = "highs",
                                   "member(s) in one MILP")
                  for name, out in member_outs.items()}
         costs = {name: sizing_cost(out, problems[name]) for name, out in member_outs.items()}
+        whole_cost = {name: sizing_cost(o, problems[name]) for name, o in whole.items()
+                      if o.solution.has_solution}
         shares = {name: out.scale for name, out in member_outs.items()}
         inv = rf.inventory
         if inv is None:
-            return FleetResult(rf, plans, costs, shares, solve_s, solve_cpu_s, alone, rounds)
+            return FleetResult(rf, plans, costs, shares, solve_s, solve_cpu_s, alone=alone,
+                               notes=rounds, whole_cost_usd_per_hour=whole_cost)
         rel = f.constraints.reliability
         first = next(iter(ctxs.values()))
         try:
@@ -269,6 +274,7 @@ def plan_fleet(rf: ResolvedFleet, catalog: Catalog, *, solver: str = "highs",
                 step = math.ceil(SPARE_STEP * availability.get(g, 0))
                 availability[g] = max(0, availability.get(g, 0) - max(n, step))
             continue
-        return FleetResult(rf, plans, costs, shares, solve_s, solve_cpu_s, alone,
-                           [f"re-sized after {r}" for r in rounds])
+        return FleetResult(rf, plans, costs, shares, solve_s, solve_cpu_s, alone=alone,
+                           notes=[f"re-sized after {r}" for r in rounds],
+                           whole_cost_usd_per_hour=whole_cost)
     raise Infeasible(rounds)
