@@ -71,8 +71,8 @@ def _member_part(m: str, plan: Plan, placed: Plan) -> Plan:
     used = {s.node for s in shards}
     others = sorted({s.pool.split(SEP, 1)[0] for s in pl.shards if s.node in used
                      and _strip(m, s.pool) is None})
-    notes = [f"fleet placement: all members placed in one pass; link loads are the whole "
-             f"fleet's" + (f"; shares nodes with {', '.join(others)}" if others else "")]
+    notes = ["fleet placement: all members placed in one pass; link loads are the whole "
+             "fleet's" + (f"; shares nodes with {', '.join(others)}" if others else "")]
     placement = Placement(
         inventory=pl.inventory, nodes=[n for n in pl.nodes if n.id in used], shards=shards,
         link_loads=pl.link_loads, notes=notes + pl.notes,

@@ -22,12 +22,11 @@ from hetplan.errors import Infeasible
 from hetplan.fleet.formulation import FleetFormulation, FleetProblem, MemberProblem
 from hetplan.fleet.place import SEP, place_fleet
 from hetplan.fleet.spec import ResolvedFleet
-from hetplan.milp.backends import lp_relaxation, solve
+from hetplan.milp.backends import solve
 from hetplan.milp.explain import explain_infeasible, precheck
 from hetplan.milp.formulation import Problem
 from hetplan.milp.prune import PRUNE_ABOVE, prune_dominated
 from hetplan.milp.solve import Outcome, read_outcome, solve_problem, warn_gap
-from hetplan.milp.staged import FIX_TOL, _opening_cost
 from hetplan.placement import Reliability
 from hetplan.placement.place import PlacementInfeasible
 from hetplan.plan import Plan
@@ -50,7 +49,7 @@ class FleetResult:
     plans: dict[str, Plan]                  # member -> its plan (placed, with an inventory)
     sizing_cost_usd_per_hour: dict[str, float]    # member -> GPU + pool cost at sizing
     served_share: dict[str, float]          # member -> goodput scale (1 under min_cost)
-    solve_s: float              # the fleet MILP's wall time: build, fix, solve (last round)
+    solve_s: float              # the fleet MILP's wall time: build and solve (last round)
     solve_cpu_s: float          # ... and this process's CPU time in it (HiGHS runs in-process)
     alone: list[Alone] = field(default_factory=list)   # min_cost only
     # member -> its sizing cost alone on the whole inventory (double-booking it: a lower
@@ -105,58 +104,13 @@ def plan_alone_in_turn(rf: ResolvedFleet, problems: dict[str, Problem], solver: 
     return rows, outs
 
 
-def _start(ff: FleetFormulation, outs: dict[str, Outcome]) -> None:
-    """Start the fleet solve from the members' in-turn plans (a feasible fleet solution)."""
-    if set(outs) != set(ff.parts):
+def set_start(ff: FleetFormulation, start: dict[str, dict[str, float]] | None) -> None:
+    """Start the solver from `start` (member -> its variables' values by name; missing: 0),
+    when it covers every member: the in-turn plans, a feasible fleet plan."""
+    if start is None or set(start) != set(ff.parts):
         return
-    start: dict[int, float] = {}
-    for name, (f, off) in ff.parts.items():
-        vals = outs[name].values_by_name()
-        for k, v in enumerate(f.lp.vars):
-            start[k + off] = vals.get(v.name, 0.0)
-    ff.lp.start = start
-
-
-def _start_feasible(lp, tol: float = 1e-6) -> bool:
-    """Whether lp.start meets every bound and row (within tol, relative)."""
-    x = lp.start or {}
-    for k, v in enumerate(lp.vars):
-        if not v.lb - tol <= x.get(k, 0.0) <= v.ub + tol:
-            return False
-    for con in lp.constraints:
-        lhs = sum(c * x.get(k, 0.0) for k, c in con.terms.items())
-        slack = tol * max(1.0, abs(con.rhs))
-        if (con.sense != ">=" and lhs > con.rhs + slack) or \
-                (con.sense != "<=" and lhs < con.rhs - slack):
-            return False
-    return True
-
-
-def fix_by_reduced_cost(fp: FleetProblem, ff: FleetFormulation,
-                        outs: dict[str, Outcome]) -> FleetProblem | None:
-    """The fleet problem without the candidates no plan cheaper than the start can use
-    (min_cost, started from the in-turn plans): as `milp.staged` does for one model, a plan
-    opening candidate c costs at least LB + d_c (LB: the LP relaxation's optimum, d_c: the
-    larger reduced cost of n[c] and its first step), so every c with LB + d_c >= UB (the
-    start's cost) is left out, except those the start uses. Exact: the optimum is a plan
-    of the smaller program. None when it does not apply."""
-    lp = ff.lp
-    if lp.maximize or set(outs) != set(ff.parts) or not _start_feasible(lp):
-        return None
-    relax = lp_relaxation(lp)
-    if relax is None:
-        return None
-    lb, _, reduced = relax
-    ub = sum(c * lp.start.get(k, 0.0) for k, c in lp.objective.items())
-    members = []
-    for m in fp.members:
-        f, off = ff.parts[m.name]
-        mine = reduced[off:off + len(f.lp.vars)]
-        used = {ch.candidate.key for ch in outs[m.name].chosen}
-        keep = [c for i, c in enumerate(f.p.candidates) if c.key in used or
-                lb + _opening_cost(f, i, mine) < ub + FIX_TOL * max(1.0, abs(ub))]
-        members.append(replace(m, problem=replace(m.problem, candidates=keep)))
-    return replace(fp, members=members)
+    ff.lp.start = {k + off: start[name].get(v.name, 0.0)
+                   for name, (f, off) in ff.parts.items() for k, v in enumerate(f.lp.vars)}
 
 
 def alone_on_whole(problems: dict[str, Problem], solver: str, time_limit_s: float
@@ -229,13 +183,11 @@ def plan_fleet(rf: ResolvedFleet, catalog: Catalog, *, solver: str = "highs",
                            for m in rf.members], availability,
                           f.constraints.budget_usd_per_hour, f.objective, floors_of(whole))
         t0, c0 = time.perf_counter(), time.process_time()
+        start = {n: o.values_by_name() for n, o in outs.items()} if len(outs) == len(ctxs) \
+            else None
         ff = FleetFormulation(fp)
-        _start(ff, outs)
-        fixed = fix_by_reduced_cost(fp, ff, outs)
-        if fixed is not None:
-            ff = FleetFormulation(fixed)
-            _start(ff, outs)
-        sol = solve(ff.lp, solver, max(1.0, time_limit_s - (time.perf_counter() - t0)))
+        set_start(ff, start)
+        sol = solve(ff.lp, solver, time_limit_s)
         solve_s, solve_cpu_s = time.perf_counter() - t0, time.process_time() - c0
         warn_gap(sol, time_limit_s, sum(len(p.candidates) for p in problems.values()))
         if not sol.has_solution:
