@@ -168,3 +168,13 @@ def test_cli_solve_places_members_on_shared_nodes_never_a_shared_gpu(tmp_path):
     assert bad.code == 2 and bad.err.count("\n") == 1 and "--validate" in bad.err, bad.err
     check = run_main("scenario", "check", path)
     assert check.code == 0 and "fleet shared: OK (2 members)" in check.out
+
+
+def test_member_overrides_merge_over_the_fleet_constraints(tmp_path, catalog):
+    raw = copy.deepcopy(CONTENDED)
+    raw["members"][0]["constraints"] = {"max_tp": 1, "budget_usd_per_hour": 50}
+    rf = load_fleet(_write(tmp_path, raw), catalog)
+    chat, code = (rf.member(n).resolved.scenario.constraints for n in ("chat", "code"))
+    assert (chat.max_tp, chat.budget_usd_per_hour, chat.weight_dtypes) == (1, 50, ["fp8"])
+    assert (code.max_tp, code.budget_usd_per_hour) == (4, None)
+    assert rf.member("chat").resolved.scenario.catalog == rf.fleet.catalog
