@@ -4,7 +4,9 @@
 # For every workloads/*.yaml scenario: solve it with --validate (the plan is simulated on the
 # scenario's workload and re-solved at a lower target utilization while it misses the SLO;
 # plan.json, report.md with the rounds, sim.json, latency_cdf.png) and emit its vLLM,
-# Kubernetes, Dynamo and llm-d configs into deploy/<scenario>/{vllm,k8s,dynamo,llm-d}/.
+# Kubernetes, Dynamo and llm-d configs into deploy/<scenario>/{vllm,k8s,dynamo,llm-d}/. A fleet
+# file (`members:`) is solved as one fleet: deploy/<fleet>/{fleet.json,fleet.md} and, per
+# member, deploy/<fleet>/<member>/ with its plan and configs.
 # Plans and configs are deterministic, so a committed deploy/ that differs from a fresh run
 # is stale: a catalog, a workload or the planner changed and nobody regenerated.
 #
@@ -47,6 +49,20 @@ for scenario in "${scenarios[@]}"; do
   name=$(basename "$scenario" .yaml)
   names+=("$name")
   out="$tmp/deploy/$name"
+  if grep -q '^members:' "$scenario"; then
+    # a fleet (hetplan/fleet): one plan per member under $out/<member>/ plus fleet.json and
+    # fleet.md; each member's configs are emitted beside its plan (no --validate: the
+    # simulator runs one model at a time)
+    echo "[$i/$n] $name: fleet solve, emit ${targets[*]} per member" >&2
+    "${hetplan[@]}" solve "$scenario" --out "$out" >/dev/null
+    for plan in "$out"/*/plan.json; do
+      for target in "${targets[@]}"; do
+        "${hetplan[@]}" emit "$plan" --target "$target" --out "$(dirname "$plan")/$target" \
+          >/dev/null
+      done
+    done
+    continue
+  fi
   echo "[$i/$n] $name: solve --validate, emit ${targets[*]}" >&2
   "${hetplan[@]}" solve "$scenario" --validate --out "$out" >/dev/null
   for target in "${targets[@]}"; do

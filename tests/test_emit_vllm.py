@@ -87,9 +87,17 @@ def _assert_all_ok(items, results):
 
 def _workload_plans():
     """Plans the repo's embedded scenarios solve to (`hetplan solve` without --validate)."""
+    from hetplan.fleet.spec import is_fleet_file
     cat = load_catalog()
+    scens = sorted((ROOT / "workloads").glob("*.yaml"))
     plans = {scen.stem: plan_scenario(load_scenario(scen, cat), cat)
-             for scen in sorted((ROOT / "workloads").glob("*.yaml"))}
+             for scen in scens if not is_fleet_file(scen)}
+    # a fleet: its members' committed plans (test_deploy_configs proves them fresh; a fleet
+    # solve here would add the slowest solve of the suite)
+    for scen in filter(is_fleet_file, scens):
+        members = sorted((ROOT / "deploy" / scen.stem).glob("*/plan.json"))
+        assert members, f"deploy/{scen.stem} holds no member plans"
+        plans |= {f"{scen.stem}/{p.parent.name}": load_plan(p) for p in members}
     # a class decoded by pools of two shapes, which the bench labels must handle: the default
     # scenario without the per-pool cost decodes on H100 TP2 decode + colocated pools; its
     # colocated pool is re-shaped to TP4 here (with the $2/h pool cost the plan is one pool)

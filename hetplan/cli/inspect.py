@@ -98,8 +98,12 @@ def register(app: typer.Typer, echo_json) -> None:
     def scenario_check(path: str, as_json: AsJson = False) -> None:
         """Validate a scenario file and print what it asks for."""
         from hetplan.catalog import load_catalog
+        from hetplan.fleet.spec import is_fleet_file
         from hetplan.scenario import load_scenario, scenario_gpus
 
+        if is_fleet_file(path):
+            from hetplan.cli.fleet import check_fleet_file
+            return check_fleet_file(path, as_json, echo_json)
         cat = load_catalog()
         rs = load_scenario(path, cat)
         s, spec = rs.scenario, rs.model

@@ -97,6 +97,18 @@ def register(app: typer.Typer, echo_json) -> None:
         from hetplan.report import plan_report
         from hetplan.scenario import load_scenario
 
+        from hetplan.fleet.spec import is_fleet_file
+        if is_fleet_file(scenario):
+            from hetplan.cli.fleet import solve_fleet
+            if emit:
+                from hetplan.emit import check_target
+                check_target(emit, field="--emit")
+                if not out:
+                    raise InputError("--emit needs --out", field="--emit")
+            return solve_fleet(scenario, out, solver, time_limit, emit, as_json, echo_json,
+                               _progress, {"--validate": validate, "--failed": bool(failed),
+                                           "--previous": previous is not None,
+                                           "--plots": plots})
         # every argument is checked before solving, and nothing is written before the plan
         if plots and out is None:
             raise InputError("--plots needs --out DIR", field="--plots")
@@ -176,6 +188,10 @@ def register(app: typer.Typer, echo_json) -> None:
         from hetplan.compare import compare, compare_table
         from hetplan.scenario import load_scenario
 
+        from hetplan.fleet.spec import is_fleet_file
+        if is_fleet_file(scenario):
+            from hetplan.cli.fleet import compare_fleet
+            return compare_fleet(scenario, solver, time_limit, as_json, echo_json, _progress)
         cat = load_catalog()
         rows = compare(load_scenario(scenario, cat), cat, solver=solver,
                        time_limit_s=time_limit, progress=_progress)

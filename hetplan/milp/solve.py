@@ -85,6 +85,13 @@ def solve_problem(p: Problem, solver: str = "highs", time_limit_s: float = 60.0,
         sol = solve(f.lp, solver, time_limit_s)
     if warn:
         warn_gap(sol, time_limit_s, len(p.candidates))
+    return read_outcome(f, sol)
+
+
+def read_outcome(f: Formulation, sol: Solution) -> Outcome:
+    """The pools (candidates with replicas and routed rates) of a solution of `f`'s program
+    (`sol.values` indexed as `f.lp.vars`)."""
+    p = f.p
     chosen: list[Chosen] = []
     scale = 1.0
     if sol.has_solution:

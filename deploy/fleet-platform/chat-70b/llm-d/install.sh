@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# hetplan: llm-d releases for plan chat-70b (one per pool), then the
+# InferencePool and HTTPRoute. Run in this folder with kubectl's namespace set.
+set -euo pipefail
+
+helm repo add llm-d-modelservice https://llm-d-incubation.github.io/llm-d-modelservice/
+
+helm upgrade --install ms-llama-3-1-70b-colocated-h100-sxm-tp2-wfp8-kvfp8 \
+  llm-d-modelservice/llm-d-modelservice \
+  --version v0.4.12 -f values/colocated-h100-sxm-tp2-wfp8-kvfp8.yaml
+
+kubectl apply -f inferencepool.yaml

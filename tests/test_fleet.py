@@ -1,0 +1,180 @@
+"""Fleets (issue 18): one MILP for several models on one inventory and budget.
+
+Small fleets of an 8B and a 32B model on two or three GPU types, one class each, so each
+plan takes about a second.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hetplan.catalog import load_catalog
+from hetplan.errors import Infeasible, InputError
+from hetplan.fleet.report import fleet_summary
+from hetplan.fleet.solve import plan_fleet
+from hetplan.fleet.spec import load_fleet
+from tests.cli_harness import run_main
+
+
+def _member(name: str, model: str, rate: float, input_tokens: int, tpot_ms: float,
+            **extra) -> dict:
+    return {"name": name, "model": model,
+            "workload": {"synthetic": {"arrival": {"process": "poisson", "rate_rps": rate},
+                                       "input_tokens": {"dist": "fixed", "value": input_tokens},
+                                       "output_tokens": {"dist": "fixed", "value": 256},
+                                       "duration_s": 60, "seed": 0},
+                         "classes": {"n_input": 1, "n_output": 1}},
+            "slo": {"ttft_ms": 1000, "tpot_ms": tpot_ms}, **extra}
+
+
+# Contention: chat (planned first, priority 1) is cheapest alone on 3 H100s, which leaves
+# the 32B coder one H100 of the 4; the fleet puts chat on L40S instead.
+CONTENDED = {
+    "name": "contended",
+    "members": [_member("chat", "llama-3.1-8b", 200.0, 256, 22.0, priority=1),
+                _member("code", "qwen3-32b", 10.0, 1024, 20.0)],
+    "catalog": {"gpus": ["H100-SXM", "L40S", "B200"], "prices": "2026-04-17-seed",
+                "availability": {"H100-SXM": 4}},
+    "constraints": {"max_tp": 4, "weight_dtypes": ["fp8"], "kv_dtypes": ["fp8"]},
+}
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+def _write(tmp_path: Path, raw: dict, name: str = "fleet.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(raw))
+    return p
+
+
+def _plan(tmp_path, raw, catalog, **kw):
+    return plan_fleet(load_fleet(_write(tmp_path, raw), catalog), catalog, **kw)
+
+
+def test_fleet_never_costlier_than_members_alone_and_cheaper_under_contention(tmp_path,
+                                                                              catalog):
+    r = _plan(tmp_path, CONTENDED, catalog)
+    s = fleet_summary(r)
+    alone = s["alone_in_turn"]["sizing_cost_usd_per_hour"]
+    assert alone is not None
+    assert s["sizing_cost_usd_per_hour"] <= alone + 1e-6
+    # each member alone on the whole inventory double-books it: a bound the fleet meets or
+    # exceeds (here it exceeds it: both cannot have the H100s)
+    assert s["alone_on_whole_inventory_usd_per_hour"] <= s["sizing_cost_usd_per_hour"] + 1e-6
+    assert s["alone_in_turn"]["fleet_saves_usd_per_hour"] > 0.5      # chat moved off H100
+    h100 = sum(p.gpus for plan in r.plans.values() for p in plan.pools if p.gpu == "H100-SXM")
+    assert h100 <= 4                                                 # shared availability
+    # each member's plan serves its own demand, by its own model
+    assert {n: p.model for n, p in r.plans.items()} == {"chat": "llama-3.1-8b",
+                                                         "code": "qwen3-32b"}
+    for plan in r.plans.values():
+        served = sum(rt.rate_rps for p in plan.pools if p.role != "decode" for rt in p.routes)
+        assert served == pytest.approx(plan.demand_rps, rel=1e-6)
+
+
+def test_member_that_cannot_fit_is_named_with_what_binds(tmp_path, catalog):
+    raw = copy.deepcopy(CONTENDED)
+    raw["catalog"] = {"gpus": ["H100-SXM"], "prices": "2026-04-17-seed",
+                      "availability": {"H100-SXM": 3}}
+    with pytest.raises(Infeasible) as e:         # chat takes the 3 H100s, code has none left
+        _plan(tmp_path, raw, catalog)
+    text = " | ".join(e.value.reasons)
+    assert "member code does not fit" in text and "availability[H100-SXM]" in text
+    raw["members"][1]["slo"]["tpot_ms"] = 0.5    # no shape meets it: named by precheck
+    with pytest.raises(Infeasible) as e:
+        _plan(tmp_path, raw, catalog)
+    assert e.value.reasons[0].startswith("member code: SLO: no replica meets")
+
+
+@pytest.mark.parametrize("weights, shed", [((3.0, 1.0), "b"), ((1.0, 3.0), "a")])
+def test_budget_cut_sheds_the_lighter_member(tmp_path, catalog, weights, shed):
+    twin = [_member(n, "llama-3.1-8b", 40.0, 256, 50.0, weight=w) for n, w in zip("ab", weights)]
+    raw = {"name": "twins", "members": twin, "objective": "max_goodput",
+           "catalog": {"gpus": ["L40S"], "prices": "2026-04-17-seed"},
+           "constraints": {"max_tp": 1, "weight_dtypes": ["fp8"], "kv_dtypes": ["fp8"],
+                           "pool_cost_usd_per_hour": 0.0}}
+    full = _plan(tmp_path, raw | {"objective": "min_cost"}, catalog)
+    need = sum(p.cost_usd_per_hour for p in full.plans.values())
+    raw["constraints"]["budget_usd_per_hour"] = round(need * 0.6, 2)   # 60% of the need
+    r = _plan(tmp_path, raw, catalog)
+    kept = "a" if shed == "b" else "b"
+    assert r.served_share[kept] == pytest.approx(1.0)
+    assert r.served_share[shed] < 0.5
+    assert sum(p.cost_usd_per_hour for p in r.plans.values()) <= need * 0.6 + 1e-6
+
+
+BAD = [
+    (lambda r: r.update(members="chat"), "members: expected a non-empty list"),
+    (lambda r: r["members"].append(copy.deepcopy(r["members"][0])), "appears twice"),
+    (lambda r: r["members"][0]["slo"].update(ttft_ms=-1), "members.chat.slo.ttft_ms:"),
+    (lambda r: r["members"][1].update(name="../x"), "members.../x.name:"),
+    (lambda r: r["members"][0].update(constraints={"max_tp": 0}),
+     "members.chat.constraints.max_tp:"),
+    (lambda r: r["members"][0].update(constraints={"reliability": {"n_plus_one": True}}),
+     "members.chat.constraints.reliability: reliability is fleet-wide"),
+    (lambda r: r["members"][1].update(model="no-such-model"), "members.code.model:"),
+    (lambda r: r["members"][0].update(weight=0), "members.chat.weight:"),
+    (lambda r: r["catalog"].update(prices="nope"), "catalog.prices:"),
+    (lambda r: r.update(objective="max_goodput"), "constraints.budget_usd_per_hour:"),
+]
+
+
+@pytest.mark.parametrize("edit, where", BAD)
+def test_bad_fleet_files_give_one_line_errors(tmp_path, catalog, edit, where):
+    raw = copy.deepcopy(CONTENDED)
+    edit(raw)
+    with pytest.raises(InputError) as e:
+        load_fleet(_write(tmp_path, raw), catalog)
+    msg = e.value.one_line()
+    assert "\n" not in msg and where in msg, msg
+
+
+def test_cli_solve_places_members_on_shared_nodes_never_a_shared_gpu(tmp_path):
+    (tmp_path / "inv.yaml").write_text(yaml.safe_dump({"name": "two", "nodes": [
+        {"id": f"l40s-{i}", "gpu": "L40S", "gpus": 8, "rack": "r1", "fabric": "f",
+         "nic_gbps": 400} for i in (1, 2)]}))
+    raw = {"name": "shared", "inventory": "inv.yaml",
+           "members": [_member(n, "llama-3.1-8b", 30.0, 256, 50.0) for n in ("chat", "code")],
+           "catalog": {"gpus": ["L40S"], "prices": "2026-04-17-seed"},
+           "constraints": {"max_tp": 1, "weight_dtypes": ["fp8"], "kv_dtypes": ["fp8"]}}
+    path = _write(tmp_path, raw)
+    out = tmp_path / "out"
+    run = run_main("solve", path, "--out", out)
+    assert run.code == 0, run.err + run.tb
+    s = json.loads((out / "fleet.json").read_text())
+    assert [m["name"] for m in s["members"]] == ["chat", "code"]
+    for m in s["members"]:
+        plan = json.loads((out / m["name"] / "plan.json").read_text())
+        assert plan["scenario"] == m["name"]
+        assert plan["cost_usd_per_hour"] == pytest.approx(m["cost_usd_per_hour"], abs=1e-3)
+    assert "Fleet vs members planned alone" in (out / "fleet.md").read_text()
+    gpus: dict[tuple[str, int], str] = {}          # (node, GPU index) -> member
+    for m in ("chat", "code"):
+        for sh in json.loads((out / m / "plan.json").read_text())["placement"]["shards"]:
+            for i in sh["gpu_indices"]:
+                assert (sh["node"], i) not in gpus, "two members on one GPU"
+                gpus[sh["node"], i] = m
+    assert s["shared_nodes"], "the two small members were expected to share a node"
+    assert all(ms == ["chat", "code"] for ms in s["shared_nodes"].values())
+    bad = run_main("solve", path, "--validate")
+    assert bad.code == 2 and bad.err.count("\n") == 1 and "--validate" in bad.err, bad.err
+    check = run_main("scenario", "check", path)
+    assert check.code == 0 and "fleet shared: OK (2 members)" in check.out
+
+
+def test_member_overrides_merge_over_the_fleet_constraints(tmp_path, catalog):
+    raw = copy.deepcopy(CONTENDED)
+    raw["members"][0]["constraints"] = {"max_tp": 1, "budget_usd_per_hour": 50}
+    rf = load_fleet(_write(tmp_path, raw), catalog)
+    chat, code = (rf.member(n).resolved.scenario.constraints for n in ("chat", "code"))
+    assert (chat.max_tp, chat.budget_usd_per_hour, chat.weight_dtypes) == (1, 50, ["fp8"])
+    assert (code.max_tp, code.budget_usd_per_hour) == (4, None)
+    assert rf.member("chat").resolved.scenario.catalog == rf.fleet.catalog
