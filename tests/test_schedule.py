@@ -190,6 +190,15 @@ def test_cli_schedule_json_keys_and_files(tmp_path):
     assert "# Capacity schedule" in (tmp_path / "out" / "schedule.md").read_text()
     assert (tmp_path / "out" / "schedule.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert saved["replay"]["slots"] and saved["replay"]["plan"]["pools"]
+    # `hetplan simulate` on the schedule.json: attainment per slot, schedule and baselines
+    res = run_main("simulate", str(tmp_path / "out" / "schedule.json"), "--scenario", str(sc),
+                   "--sample-s", "4", "--json", budget_s=30)
+    assert res.code == 0, res.err + res.tb
+    sim = json.loads(res.out)
+    assert set(sim) == {"schedule", "static_peak", "reactive"}
+    assert len(sim["schedule"]["slots"]) == 4 and sim["schedule"]["requests"] > 0
+    assert [s["requests"] for s in sim["schedule"]["slots"]] == [
+        s["requests"] for s in sim["static_peak"]["slots"]]       # the same traffic
 
 
 def test_cli_schedule_bad_profile_is_one_line(tmp_path):
