@@ -173,3 +173,41 @@ def test_horizon_replay_preempts_spot_deterministically_and_reports_each_slot(re
     assert all(0.0 <= s.attainment <= 1.0 for s in res.slots)
     summary = res.summary()
     assert len(summary["slots"]) == 3 and summary["preempted_replicas"] == window.size
+
+
+# ---- slot by slot: what the plot draws ----------------------------------------------------
+def test_slot_pools_hold_each_slots_demand_and_the_plot_is_deterministic():
+    from types import SimpleNamespace
+
+    from hetplan.schedule.formulation import solve_schedule
+    from hetplan.schedule.plot import schedule_png
+    from hetplan.schedule.slots import slot_pools
+    from hetplan.schedule.tiers import GpuTiers
+    from hetplan.workload import single_class
+    from hetplan.workload.profile import RateShape, profile_from_shape
+    tiers = {"G1": GpuTiers("G1", 2.0, None, 0.0, False, 1.2, "reserved"),
+             "G2": GpuTiers("G2", 1.5, 0.6, 0.2, False, None, None)}
+    c1 = Candidate(ReplicaShape("G1"), "colocated", "nvidia", 1.0, {"w": ClassCapacity(1.25)})
+    c2 = Candidate(ReplicaShape("G2"), "colocated", "nvidia", 1.0, {"w": ClassCapacity(1.0)})
+    profile = profile_from_shape(RateShape(base_rps=1.0, multipliers=[0.5, 2.5, 1.5]),
+                                 [single_class("w", 1.0, 100, 10)], slot_s=28_800)
+    p = ScheduleProblem(
+        candidates=[c1, c2], class_names=("w",), rates_rps=profile.rates_rps,
+        slot_hours=profile.slot_hours, rho={c1.key: 0.8, c2.key: 0.9}, tiers=tiers,
+        warmup_h={c1.key: 0.1, c2.key: 0.05}, spot_loss_h=0.1, max_step_replicas=2,
+        max_step_share=0.0, max_spot_share=0.5)
+    r = SimpleNamespace(outcome=solve_schedule(p, time_limit_s=10), profile=profile,
+                        scenario="three slots")
+    rows = slot_pools(r)
+    for t, row in enumerate(rows):
+        assert sum(sum(sp.routes_rps.values()) for sp in row) == pytest.approx(
+            profile.total_rps[t])
+        assert sum(sum(sp.capacity_rps.values()) for sp in row) >= profile.total_rps[t] - 1e-6
+        for sp in row:            # spot capacity is derated, the other tiers are not
+            for tier, n in sp.replicas.items():
+                c = c1 if sp.gpu == "G1" else c2
+                share = p.spot_capacity_share(c) if tier == "spot" else 1.0
+                assert sp.capacity_rps[tier] == pytest.approx(
+                    n * p.rho[c.key] * c.capacity("w") * share)
+    png = schedule_png(r)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png == schedule_png(r)

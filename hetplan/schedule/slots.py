@@ -77,12 +77,11 @@ def replay_inputs(r: ScheduleResult) -> dict:
         if name not in used:
             continue
         most = max(sum(sp.replicas.values()) for row in slots for sp in row if sp.pool == name)
-        price = min(x for k in KINDS if (x := p.price(c, k)) is not None)
         pools.append({"name": name, "role": c.role, "gpu": c.shape.gpu, "vendor": c.vendor,
                       "tp": c.shape.tp, "pp": c.shape.pp, "weight_dtype": c.shape.weight_dtype,
                       "kv_dtype": c.shape.kv_dtype, "ep": c.shape.ep, "dp": c.shape.dp,
                       "replicas": max(most, 1), "gpus": max(most, 1) * c.num_gpus,
-                      "cost_usd_per_hour": price, "utilization": 0.0,
+                      "cost_usd_per_hour": 0.0, "utilization": 0.0,   # costs: the schedule's
                       "routes": [{"workload_class": w, "rate_rps": 0.0,
                                   "predicted_ttft_ms": _num(c.per_class[w].ttft_ms),
                                   "predicted_tpot_ms": _num(c.per_class[w].tpot_ms),
