@@ -24,13 +24,14 @@ from hetplan.perf import PerfModel
 from hetplan.scenario import load_scenario
 from hetplan.schedule.plan import plan_schedule
 from hetplan.schedule.simulate import horizon_traffic, validate_replay
+from hetplan.schedule.slots import replay_inputs
 
 STUDY_SAMPLE_S = 60.0     # simulated seconds per slot: ~60k requests per fleet on diurnal
 
 
 def simulated(res, rs, cat, sample_s: float, seed: int) -> dict:
     """Attainment of the schedule and its baselines replayed on the same horizon traffic."""
-    replay = json.loads(json.dumps(res.to_dict()["replay"]))     # as schedule.json holds it
+    replay = json.loads(json.dumps(replay_inputs(res)))     # as schedule.json holds it
     t0 = time.perf_counter()
     traffic = horizon_traffic(rs, res.spec, replay["slot_start_s"], replay["slot_length_s"],
                               sample_s, seed)
@@ -38,9 +39,11 @@ def simulated(res, rs, cat, sample_s: float, seed: int) -> dict:
     out = {}
     for k, r in runs.items():
         s = r.summary()
-        out[k] = {"attainment_pct": round(100 * s["attainment"], 2),
-                  "worst_slot_attainment_pct": round(100 * s["worst_slot_attainment"], 1),
-                  "slots_meeting_slo": s["slots_meeting_slo"], "requests": s["requests"],
+        out[k] = {"attainment_pct": round(100 * float(s["attainment"]), 2),
+                  "worst_slot_attainment_pct": round(100 * float(s["worst_slot_attainment"]), 1),
+                  "slots_meeting_slo": int(s["slots_meeting_slo"]), "requests": s["requests"],
+                  "slot_attainment_pct": [round(100 * float(x["attainment"]), 1)
+                                          for x in s["slots"]],
                   "preempted_replicas": s["preempted_replicas"],
                   "requeued_requests": s["requeued_requests"]}
     out["sample_s_per_slot"], out["seed"] = sample_s, seed
@@ -70,9 +73,9 @@ def study(path, time_limit_s: float, sample_s: float = STUDY_SAMPLE_S, seed: int
             "reactive_within_capacity_pct": round(100 * s["reactive_within_capacity"], 1),
             "simulated": sim,
             "done_when": {
-                "cheaper_than_static_peak": cost < peak,
-                "attainment_at_or_above_static_peak": (sim["schedule"]["attainment_pct"]
-                                                       >= sim["static_peak"]["attainment_pct"]),
+                "cheaper_than_static_peak": bool(cost < peak),
+                "attainment_at_or_above_static_peak": bool(
+                    sim["schedule"]["attainment_pct"] >= sim["static_peak"]["attainment_pct"]),
                 "above_lower_bound_pct": round(s["above_lower_bound_pct"], 1)},
             "committed_mix": s["committed_mix"], "static_peak_mix": res.static_peak.mix(),
             "milp": {k: (round(v, 4) if isinstance(v, float) else v)

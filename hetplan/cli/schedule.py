@@ -35,6 +35,7 @@ def register(app: typer.Typer, echo_json) -> None:
         from hetplan.schedule.plan import plan_schedule
         from hetplan.schedule.plot import schedule_png
         from hetplan.schedule.report import schedule_report
+        from hetplan.schedule.slots import schedule_json
 
         cat = load_catalog()
         rs = load_scenario(scenario, cat)
@@ -43,7 +44,7 @@ def register(app: typer.Typer, echo_json) -> None:
         _progress("")
         if out is not None:
             with output_folder(out, owns=lambda p: p.name in SCHEDULE_FILES) as tmp:
-                write_atomic(tmp / "schedule.json", dumps_json(result.to_dict()))
+                write_atomic(tmp / "schedule.json", dumps_json(schedule_json(result)))
                 write_atomic(tmp / "schedule.md", schedule_report(result))
                 write_bytes_atomic(tmp / "schedule.png", schedule_png(result))
         if as_json:

@@ -36,7 +36,6 @@ from hetplan.milp.backends import solve
 from hetplan.schedule.formulation import (ScheduleFormulation, ScheduleOutcome, ScheduleProblem,
                                           solve_schedule)
 from hetplan.schedule.reactive import ReactiveResult, ScaledPool, reactive_baseline
-from hetplan.schedule.slots import replay_inputs
 from hetplan.schedule.spec import ScheduleSpec
 from hetplan.schedule.tiers import GpuTiers, gpu_tiers
 from hetplan.workload.profile import RateProfile, profile_from_shape, profile_from_trace
@@ -119,8 +118,7 @@ class ScheduleResult:
                 "static_peak_mix": self.static_peak.mix(),
                 "static_mean_mix": self.static_mean.mix(),
                 "reactive": self.reactive.summary() if self.reactive else None,
-                "assumptions": self.spec.assumptions(),
-                "replay": replay_inputs(self)}
+                "assumptions": self.spec.assumptions()}
 
 
 def rate_profile(rs: ResolvedScenario, spec: ScheduleSpec) -> RateProfile:

@@ -61,6 +61,11 @@ def slot_pools(r: ScheduleResult) -> list[list[SlotPool]]:
     return out
 
 
+def schedule_json(r: ScheduleResult) -> dict:
+    """schedule.json: the result (`ScheduleResult.to_dict`) and its replay inputs."""
+    return {**r.to_dict(), "replay": replay_inputs(r)}
+
+
 def replay_inputs(r: ScheduleResult) -> dict:
     """What `hetplan simulate` needs to replay the schedule (written into schedule.json):
     a plan template holding every pool of the schedule (the static peak plan's settings:
