@@ -52,6 +52,7 @@ def schedule_png(r: ScheduleResult) -> bytes:
             base += h
         ax.step(np.append(hours, hours[-1] + width[-1]), np.append(demand, demand[-1]),
                 where="post", color="black", lw=1.6, label="demand")
+        ax.set_ylim(0.0, 1.08 * max(float(base.max()), float(demand.max())))
         ax.set_ylabel("req/s")
         ax.set_title(title, fontsize=10)
         ax.grid(True, axis="y", alpha=0.3)
