@@ -21,7 +21,6 @@ The approximation, stated:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from hetplan.errors import InputError
-from hetplan.io import workloads_dir
+from hetplan.io import load_json, workloads_dir
 from hetplan.perf import PerfModel
 from hetplan.plan import ClassRoute, Plan
 from hetplan.scenario import ResolvedScenario
@@ -341,9 +340,9 @@ def horizon_text(results: dict[str, HorizonResult]) -> str:
 def is_schedule_file(path: Path) -> bool:
     """A schedule.json (written by `hetplan schedule --out`) rather than a plan.json."""
     try:
-        raw = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return False
+        raw = load_json(path)
+    except InputError:
+        return False          # load_plan reports it
     return isinstance(raw, dict) and "replay" in raw and "summary" in raw
 
 
@@ -366,15 +365,26 @@ def simulate_schedule_file(path: Path, scenario: Path | None = None, seed: int =
     from hetplan.catalog import load_catalog
     from hetplan.scenario import load_scenario
 
-    raw = json.loads(Path(path).read_text())
-    replay = raw["replay"]
+    raw = load_json(path)
+    try:
+        replay, name, model = raw["replay"], raw["summary"]["scenario"], raw["model"]
+        n = len(replay["slots"])
+        if not n or len(replay["slot_start_s"]) != n or len(replay["slot_length_s"]) != n:
+            raise ValueError("slots, slot_start_s and slot_length_s differ in length")
+        Plan.model_validate(replay["plan"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"not a schedule.json written by `hetplan schedule`: "
+                         f"{str(e).splitlines()[0]}", file=path) from None
     cat = load_catalog()
-    rs = load_scenario(schedule_scenario(raw["summary"]["scenario"], scenario), cat)
-    if rs.model.name != raw["model"]:
-        raise InputError(f"the schedule is for {raw['model']}, the scenario for {rs.model.name}",
+    rs = load_scenario(schedule_scenario(name, scenario), cat)
+    if rs.model.name != model:
+        raise InputError(f"the schedule is for {model}, the scenario for {rs.model.name}",
                          field="--scenario")
     spec = rs.scenario.schedule or ScheduleSpec()
     traffic = horizon_traffic(rs, spec, replay["slot_start_s"], replay["slot_length_s"],
                               sample_s, seed)
-    return validate_replay(replay, traffic, PerfModel(rs.model, cat), seed, sample_s,
-                           baselines)
+    try:
+        return validate_replay(replay, traffic, PerfModel(rs.model, cat), seed, sample_s,
+                               baselines)
+    except (KeyError, TypeError) as e:
+        raise InputError(f"a replay field is missing or malformed: {e}", file=path) from None
