@@ -156,7 +156,7 @@ class SlotResult:
     attainment_tpot: float
     slo_met: bool                    # the simulator's verdict (`simulate.metrics`)
     replicas: int                    # replicas up in the window (a replacement counts anew)
-    preempted: int                   # replicas that left inside the window
+    preempted: int                   # replicas that left in the window (reactive: scale-downs)
     requeued: int                    # requests those replicas handed back
 
     def to_dict(self) -> dict:
