@@ -181,8 +181,9 @@ def test_cli_schedule_json_keys_and_files(tmp_path):
     for key in ("horizon_cost_usd", "static_peak_cost_usd", "lower_bound_cost_usd",
                 "reactive_cost_usd", "committed_mix"):
         assert key in out
-    assert out["reactive_cost_usd"] is None and "reactive_cost_usd" in out["not_yet_computed"]
     assert out["lower_bound_cost_usd"] <= out["horizon_cost_usd"] + 1e-6
+    assert (out["lower_bound_cost_usd"] - 1e-6 <= out["reactive_cost_usd"]
+            <= out["static_peak_cost_usd"] + 1e-6)
     assert out["horizon_cost_usd"] < out["static_peak_cost_usd"]
     saved = json.loads((tmp_path / "out" / "schedule.json").read_text())
     assert saved["summary"]["horizon_cost_usd"] == out["horizon_cost_usd"]
@@ -201,6 +202,17 @@ def test_cli_schedule_json_keys_and_files(tmp_path):
         name = so["spec"]["scaleTargetRef"]["name"]
         assert yaml.safe_load((em / "scaling" / f"{name}.yaml").read_text().split("---")[0]
                               )["metadata"]["name"] == name
+    assert (tmp_path / "out" / "schedule.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert saved["replay"]["slots"] and saved["replay"]["plan"]["pools"]
+    # `hetplan simulate` on the schedule.json: attainment per slot, schedule and baselines
+    res = run_main("simulate", str(tmp_path / "out" / "schedule.json"), "--scenario", str(sc),
+                   "--sample-s", "4", "--json", budget_s=30)
+    assert res.code == 0, res.err + res.tb
+    sim = json.loads(res.out)
+    assert set(sim) == {"schedule", "static_peak", "reactive"}
+    assert len(sim["schedule"]["slots"]) == 4 and sim["schedule"]["requests"] > 0
+    assert [s["requests"] for s in sim["schedule"]["slots"]] == [
+        s["requests"] for s in sim["static_peak"]["slots"]]       # the same traffic
 
 
 def test_cli_schedule_bad_profile_is_one_line(tmp_path):

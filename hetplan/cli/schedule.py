@@ -10,7 +10,7 @@ import typer
 
 from hetplan.cli.options import Solver, TimeLimit, as_json, out_dir
 
-SCHEDULE_FILES = ("schedule.json", "schedule.md")
+SCHEDULE_FILES = ("schedule.json", "schedule.md", "schedule.png")
 EMIT_DIR = "emit"
 
 
@@ -36,7 +36,7 @@ def register(app: typer.Typer, echo_json) -> None:
     def schedule_cmd(
         scenario: Path = typer.Argument(..., help="Scenario YAML (see "
                                         "workloads/schedule/diurnal.yaml)."),
-        out: out_dir("Directory for schedule.json and schedule.md.") = None,
+        out: out_dir("Directory for schedule.json, schedule.md and schedule.png.") = None,
         solver: Solver = "highs",
         time_limit: TimeLimit = 60.0,
         as_json: as_json("Print the costs and the committed mix as JSON.") = False,
@@ -49,10 +49,12 @@ def register(app: typer.Typer, echo_json) -> None:
     ) -> None:
         """Plan capacity over the scenario's horizon: committed + on-demand + spot per slot."""
         from hetplan.catalog import load_catalog
-        from hetplan.io import dumps_json, output_folder, write_atomic
+        from hetplan.io import dumps_json, output_folder, write_atomic, write_bytes_atomic
         from hetplan.scenario import load_scenario
         from hetplan.schedule.plan import plan_schedule
+        from hetplan.schedule.plot import schedule_png
         from hetplan.schedule.report import schedule_report
+        from hetplan.schedule.slots import schedule_json
 
         if emit_target is not None:
             timezone = check_emit(emit_target, out, timezone)
@@ -72,8 +74,9 @@ def register(app: typer.Typer, echo_json) -> None:
         if out is not None:
             with output_folder(out, owns=lambda p: p.name in SCHEDULE_FILES + (EMIT_DIR,)) \
                     as tmp:
-                write_atomic(tmp / "schedule.json", dumps_json(result.to_dict()))
+                write_atomic(tmp / "schedule.json", dumps_json(schedule_json(result)))
                 write_atomic(tmp / "schedule.md", schedule_report(result))
+                write_bytes_atomic(tmp / "schedule.png", schedule_png(result))
                 if emitted is not None:
                     from hetplan.emit import write_into
                     write_into(tmp / EMIT_DIR, emitted)
@@ -84,4 +87,4 @@ def register(app: typer.Typer, echo_json) -> None:
             return
         typer.echo(schedule_report(result).split("## Committed mix")[0].rstrip())
         if out is not None:
-            typer.echo(f"\nwrote {out / 'schedule.json'} and {out / 'schedule.md'}")
+            typer.echo("\nwrote " + ", ".join(str(out / f) for f in SCHEDULE_FILES))

@@ -75,7 +75,9 @@ def register(app: typer.Typer, echo_json) -> None:
     @app.command("simulate")
     def simulate_cmd(
         plan_path: Path = typer.Argument(..., metavar="PLAN.json",
-                                         help="A plan written by `hetplan solve --out`."),
+                                         help="A plan written by `hetplan solve --out`, or a "
+                                              "schedule.json (`hetplan schedule --out`): its "
+                                              "horizon is replayed slot by slot."),
         trace: Path = typer.Option(None, help="CSV trace (arrival_s,input_tokens,"
                                               "output_tokens) to replay."),
         scenario: Path = typer.Option(None, help="Scenario whose workload to replay (default: "
@@ -86,12 +88,27 @@ def register(app: typer.Typer, echo_json) -> None:
                                                 "many requests."),
         seed: Seed = 0,
         kv_link: str = typer.Option(None, help="KV fabric (default: the plan's)."),
-        out: out_dir("Directory for sim.json and latency_cdf.png.") = None,
+        sample_s: float = typer.Option(None, "--sample-s",
+                                       help="schedule.json: seconds simulated per slot "
+                                            "(default 120; the slot's length replays it all)."),
+        baselines: bool = typer.Option(True, help="schedule.json: also replay the static peak "
+                                                  "plan and the reactive autoscaler."),
+        out: out_dir("Directory for sim.json and latency_cdf.png (a schedule: "
+                     "horizon_sim.json).") = None,
         as_json: as_json("Print the results as JSON.") = False,
     ) -> None:
         """Replay a trace on a plan: latency percentiles, SLO attainment, utilization."""
         from hetplan.plan import load_plan, plan_errors
+        from hetplan.schedule.simulate import is_schedule_file
         from hetplan.simulate import SimOptions, report_text, simulate_plan
+
+        if is_schedule_file(plan_path):
+            _simulate_schedule(plan_path, scenario, seed, sample_s, baselines, out, as_json,
+                               echo_json, trace=trace, duration=duration, requests=requests,
+                               kv_link=kv_link)
+            return
+        if sample_s is not None:
+            raise InputError("--sample-s applies to a schedule.json", field="--sample-s")
 
         if duration is not None and not 0 < duration <= MAX_DURATION_S:
             raise InputError(f"must be > 0 and <= {MAX_DURATION_S:g} s", field="--duration")
@@ -118,3 +135,31 @@ def register(app: typer.Typer, echo_json) -> None:
         typer.echo(report_text(report))
         if written:
             typer.echo("wrote " + " and ".join(str(p) for p in written))
+
+
+def _simulate_schedule(path: Path, scenario: Path | None, seed: int, sample_s: float | None,
+                       baselines: bool, out: Path | None, as_json: bool, echo_json,
+                       **plan_only) -> None:
+    """`hetplan simulate schedule.json`: attainment per slot over the horizon."""
+    from hetplan.io import dumps_json, output_folder, write_atomic
+    from hetplan.schedule.simulate import (DEFAULT_SAMPLE_S, horizon_text,
+                                           simulate_schedule_file)
+
+    for name, value in plan_only.items():
+        if value is not None:
+            flag = "--" + name.replace("_", "-")
+            raise InputError(f"{flag} applies to a plan; a schedule replays its scenario's "
+                             "horizon (see --sample-s)", field=flag)
+    results = simulate_schedule_file(path, scenario, seed,
+                                     DEFAULT_SAMPLE_S if sample_s is None else sample_s,
+                                     baselines)
+    summary = {k: r.summary() for k, r in results.items()}
+    if out is not None:
+        with output_folder(out, owns=lambda p: p.name == "horizon_sim.json") as tmp:
+            write_atomic(tmp / "horizon_sim.json", dumps_json(summary))
+    if as_json:
+        echo_json(summary)
+        return
+    typer.echo(horizon_text(results))
+    if out is not None:
+        typer.echo(f"wrote {out / 'horizon_sim.json'}")

@@ -35,6 +35,7 @@ from hetplan.scenario import ResolvedScenario
 from hetplan.milp.backends import solve
 from hetplan.schedule.formulation import (ScheduleFormulation, ScheduleOutcome, ScheduleProblem,
                                           solve_schedule)
+from hetplan.schedule.reactive import ReactiveResult, ScaledPool, reactive_baseline
 from hetplan.schedule.spec import ScheduleSpec
 from hetplan.schedule.tiers import GpuTiers, gpu_tiers
 from hetplan.workload.profile import RateProfile, profile_from_shape, profile_from_trace
@@ -46,7 +47,6 @@ SCHEDULE_MIP_GAP = 0.005
 # its solve may stop early with a good plan rather than prove the optimum.
 CHOOSE_TIME_LIMIT_S = 15.0
 LOWER_BOUND_GAP = 1e-3      # per-slot relaxations: their proven bound is what counts
-NOT_YET_COMPUTED = ("reactive_cost_usd", "plot")   # issue 17 items still to build
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,7 @@ class ScheduleResult:
     static_mean: Plan
     lower_bound_cost_usd: float
     solve_s: float
+    reactive: ReactiveResult | None = None     # the reactive autoscaler baseline
 
     @property
     def hours(self) -> float:
@@ -96,7 +97,9 @@ class ScheduleResult:
             "static_mean_slots_above_its_rate": peak_slots,
             "lower_bound_cost_usd": lb,
             "above_lower_bound_pct": 100.0 * (cost - lb) / lb if lb > 0 else None,
-            "reactive_cost_usd": None, "not_yet_computed": list(NOT_YET_COMPUTED),
+            "reactive_cost_usd": self.reactive.cost_usd if self.reactive else None,
+            "reactive_within_capacity": (self.reactive.within_capacity if self.reactive
+                                         else None),
             "committed_mix": self.committed_mix(),
             "solver": {"status": str(sol.status), "gap": sol.gap, "time_s": sol.time_s,
                        "total_s": self.solve_s, "candidates": len(self.candidates)}}
@@ -114,6 +117,7 @@ class ScheduleResult:
                 "pools": pools, "slot_cost_usd": self.outcome.slot_cost_usd,
                 "static_peak_mix": self.static_peak.mix(),
                 "static_mean_mix": self.static_mean.mix(),
+                "reactive": self.reactive.summary() if self.reactive else None,
                 "assumptions": self.spec.assumptions()}
 
 
@@ -332,5 +336,18 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
     mean_classes = [replace(w, rate_rps=float(r)) for w, r in zip(ctx.classes, mean_rates)]
     mean = solve_context(_with_classes(ctx, mean_classes), solver=solver,
                          time_limit_s=time_limit_s, label="static: mean rate")
+    reactive = reactive_baseline(
+        scaled_pools(ctx, peak, spec), profile.classes, profile.rates_rps, profile.lengths_s,
+        profile.rates_rps[peak_t], cyclic=spec.cyclic)
     return ScheduleResult(s.name, ctx.perf.model.name, spec, profile, tiers, cands, out, peak,
-                          mean, lb, time.perf_counter() - t0)
+                          mean, lb, time.perf_counter() - t0, reactive)
+
+
+def scaled_pools(ctx: Context, plan: Plan, spec: ScheduleSpec) -> list[ScaledPool]:
+    """The plan's pools as the reactive scaler drives them (on-demand, the schedule's
+    warm-up per replica shape)."""
+    by_name = {pool_name(c): c for c in ctx.candidates}
+    return [ScaledPool(p.name, p.replicas, {r.workload_class: r.rate_rps for r in p.routes},
+                       p.cost_usd_per_hour / p.replicas,
+                       3600.0 * warmup_hours(ctx, by_name[p.name], spec))
+            for p in plan.pools if p.replicas > 0]

@@ -16,7 +16,7 @@ def _md_table(headers: list[str], rows: list[list[object]]) -> str:
 
 def schedule_report(r: ScheduleResult) -> str:
     s = r.summary()
-    usd = lambda x: "not yet computed" if x is None else f"${x:,.2f}"  # noqa: E731
+    usd = lambda x: "not computed" if x is None else f"${x:,.2f}"  # noqa: E731
     lb_pct = s["above_lower_bound_pct"]
     out = [f"# Capacity schedule: {escape_control(r.scenario)}", "",
            f"Model {escape_control(r.model)}; {s['slots']} slots of {fmt_num(s['slot_s'])} s "
@@ -37,7 +37,7 @@ def schedule_report(r: ScheduleResult) -> str:
                 f"sized below the demand of {s['static_mean_slots_above_its_rate']} slots"],
                ["per-slot plans (lower bound)", usd(s["lower_bound_cost_usd"]),
                 "each slot alone, no change limits, warm-ups or pool cost"],
-               ["reactive autoscaler", usd(s["reactive_cost_usd"]), "simulation to come"]]),
+               ["reactive autoscaler", usd(s["reactive_cost_usd"]), _reactive_note(s)]]),
            "", f"Pool cost (operational, not in the GPU cost): {usd(s['pool_cost_usd'])}. "
            f"Solver: {s['solver']['status']}, gap {fmt_num(s['solver']['gap'])}, "
            f"{fmt_num(s['solver']['time_s'])} s over {s['solver']['candidates']} candidates.",
@@ -53,8 +53,17 @@ def schedule_report(r: ScheduleResult) -> str:
             + [p["replicas"][t] for p in pools] for t in range(r.profile.num_slots)]
     out += [_md_table(heads, rows), "", "## Assumptions", ""]
     out += [f"- {a}" for a in s_assumptions(r)]
-    out += ["", "Not yet computed: " + ", ".join(s["not_yet_computed"]) + "."]
+    if r.reactive is not None:
+        out.append(f"- {r.reactive.options.describe()}")
     return "\n".join(out) + "\n"
+
+
+def _reactive_note(s: dict) -> str:
+    if s["reactive_within_capacity"] is None:
+        return "not computed"
+    return ("the static peak plan's pools scaled on load, on-demand, with a delay; "
+            f"{100 * s['reactive_within_capacity']:.1f}% of requests arrive while it has "
+            "the capacity they need (`hetplan simulate` measures latency)")
 
 
 def s_assumptions(r: ScheduleResult) -> list[str]:
