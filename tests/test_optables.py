@@ -59,6 +59,23 @@ def test_allreduce_lookup_exact_between_and_clamped():
     assert t.allreduce_s(4096, 4) is None      # no table for TP 4: caller falls back
 
 
+def test_allreduce_lookup_takes_the_non_decreasing_envelope():
+    # a noisy point above a larger message's latency is lowered to it; the others stay
+    noisy = Curve(source=SRC, points=[(1024.0, 4.0), (4096.0, 20.0), (16384.0, 10.0),
+                                      (65536.0, 40.0)])
+    t = _tables(allreduce_us={8: noisy})
+    assert t.allreduce_s(4096, 8).value == pytest.approx(10e-6)
+    assert t.allreduce_s(1024, 8).value == pytest.approx(4e-6)
+    assert t.allreduce_s(65536, 8).value == pytest.approx(40e-6)
+    # the shipped tables (B200 TP8 has 25.8 us at 256 KiB against 17.2 us at 1 MiB) never
+    # price a larger all-reduce below a smaller one
+    sizes = np.geomspace(256, 2**30, 60)
+    for gpu, tables in load_optables().items():
+        for tp in tables.allreduce_us:
+            lat = [tables.allreduce_s(s, tp).value for s in sizes]
+            assert all(b >= a * (1 - 1e-12) for a, b in zip(lat, lat[1:])), (gpu, tp)
+
+
 def test_grid_lookup_exact_bilinear_monotone_clamped():
     t = _tables()
     for (m, nk), v in {(1, 1e6): 0.1, (1, 1e8): 0.4, (16, 1e6): 0.2, (16, 1e8): 0.8}.items():

@@ -162,6 +162,24 @@ def _log_mix(a: float, b: float, t: float) -> float:
     return a if t == 0.0 else math.exp((1 - t) * math.log(a) + t * math.log(b))
 
 
+def monotone_latency(curve: Curve) -> Curve:
+    """The curve with each point lowered to the least latency measured at any size >= its
+    own (a suffix minimum), so latency never falls as the message grows.
+
+    A larger message cannot need less time than a smaller one on the same kernel: the
+    engine could pad the smaller one. Where a table says otherwise, the slower point is a
+    noisy sample. Example: aiconfigurator's B200 TP8 vLLM custom all-reduce gives 25.8 us
+    and 26.1 us at 256 KiB and 512 KiB, but 17.2 us at 1 MiB. All three sizes run the same
+    two-stage kernel, which vLLM's custom_all_reduce.cuh picks at TP8 from 256 KiB on. The
+    raw points priced Llama-70B TP8 decode at batch 16 (256 KiB messages) 2.7 ms slower
+    than at batch 64, which is 1 MiB."""
+    ys = [y for _, y in curve.points]
+    for i in range(len(ys) - 2, -1, -1):
+        ys[i] = min(ys[i], ys[i + 1])
+    return curve.model_copy(update={"points": [(x, y) for (x, _), y in
+                                               zip(curve.points, ys)]})
+
+
 class OpTables(BaseModel):
     """One GPU's per-operation tables (see the module docstring for each table's axes)."""
 
@@ -193,11 +211,12 @@ class OpTables(BaseModel):
         return self
 
     def allreduce_s(self, message_bytes: float, tp: int) -> Lookup | None:
-        """Seconds for one all-reduce of `message_bytes` (per GPU) over `tp` GPUs."""
+        """Seconds for one all-reduce of `message_bytes` (per GPU) over `tp` GPUs, on the
+        curve's non-decreasing lower envelope (`monotone_latency`)."""
         curve = self.allreduce_us.get(tp)
         if curve is None:
             return None
-        us, inside = curve.at(message_bytes)
+        us, inside = monotone_latency(curve).at(message_bytes)
         return Lookup(us * 1e-6, curve.source.label, inside)
 
     def gemm_efficiency_at(self, dtype: str, m_tokens: float,
