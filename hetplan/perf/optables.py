@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from hetplan.dtypes import Dtype
 from hetplan.errors import InputError, from_validation_error
 from hetplan.io import catalogs_dir, dumps_json, load_yaml, write_atomic
-from hetplan.perf.calibration import Provenance
+from hetplan.perf.calibration import Provenance, with_same_silicon
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 GEMM_AXES = ("m_tokens", "weight_elements")
@@ -265,7 +265,8 @@ def load_optables_file(path: str | Path) -> OpTables:
 
 @lru_cache(maxsize=4)
 def load_optables(directory: str | None = None) -> dict[str, OpTables]:
-    """All op-table files in `directory` (default: catalogs/calibration/optables), by GPU."""
+    """All op-table files in `directory` (default: catalogs/calibration/optables), by GPU, and
+    the SAME_SILICON GPUs that share one of them."""
     d = Path(directory) if directory else optables_dir()
     out: dict[str, OpTables] = {}
     for p in sorted(d.glob("*.yaml")):
@@ -273,7 +274,7 @@ def load_optables(directory: str | None = None) -> dict[str, OpTables]:
         if t.gpu in out:
             raise InputError(f"second op-table file for GPU {t.gpu!r}", file=p)
         out[t.gpu] = t
-    return out
+    return with_same_silicon(out, lambda t, gpu, src: t.model_copy(update={"gpu": gpu}))
 
 
 def save_optables(tables: OpTables, path: str | Path) -> None:
