@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -98,6 +98,11 @@ class Curve(BaseModel):
         if any(y <= 0 for _, y in self.points):
             raise ValueError("points: values must be > 0")
         return self
+
+    @cached_property
+    def envelope(self) -> Curve:
+        """`monotone_latency(self)`, built once per curve."""
+        return monotone_latency(self)
 
     def at(self, x: float) -> tuple[float, bool]:
         xs = [p[0] for p in self.points]
@@ -216,7 +221,7 @@ class OpTables(BaseModel):
         curve = self.allreduce_us.get(tp)
         if curve is None:
             return None
-        us, inside = monotone_latency(curve).at(message_bytes)
+        us, inside = curve.envelope.at(message_bytes)
         return Lookup(us * 1e-6, curve.source.label, inside)
 
     def gemm_efficiency_at(self, dtype: str, m_tokens: float,
