@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -99,16 +99,16 @@ class Curve(BaseModel):
             raise ValueError("points: values must be > 0")
         return self
 
-    @cached_property
-    def envelope(self) -> Curve:
-        """`monotone_latency(self)`, built once per curve."""
-        return monotone_latency(self)
-
     def at(self, x: float) -> tuple[float, bool]:
-        xs = [p[0] for p in self.points]
-        i, t, inside = _bracket(xs, x)
-        y0, y1 = self.points[i][1], self.points[min(i + 1, len(xs) - 1)][1]
-        return _log_mix(y0, y1, t), inside
+        return _points_at(self.points, x)
+
+
+def _points_at(points, x: float) -> tuple[float, bool]:
+    """y at x on measured (x, y) points: log-log interpolation, clamped outside."""
+    xs = [p[0] for p in points]
+    i, t, inside = _bracket(xs, x)
+    y0, y1 = points[i][1], points[min(i + 1, len(xs) - 1)][1]
+    return _log_mix(y0, y1, t), inside
 
 
 class Grid(BaseModel):
@@ -178,11 +178,15 @@ def monotone_latency(curve: Curve) -> Curve:
     two-stage kernel, which vLLM's custom_all_reduce.cuh picks at TP8 from 256 KiB on. The
     raw points priced Llama-70B TP8 decode at batch 16 (256 KiB messages) 2.7 ms slower
     than at batch 64, which is 1 MiB."""
-    ys = [y for _, y in curve.points]
+    return curve.model_copy(update={"points": list(_suffix_min(tuple(curve.points)))})
+
+
+@lru_cache(maxsize=64)
+def _suffix_min(points: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+    ys = [y for _, y in points]
     for i in range(len(ys) - 2, -1, -1):
         ys[i] = min(ys[i], ys[i + 1])
-    return curve.model_copy(update={"points": [(x, y) for (x, _), y in
-                                               zip(curve.points, ys)]})
+    return tuple((x, y) for (x, _), y in zip(points, ys))
 
 
 class OpTables(BaseModel):
@@ -221,7 +225,7 @@ class OpTables(BaseModel):
         curve = self.allreduce_us.get(tp)
         if curve is None:
             return None
-        us, inside = curve.envelope.at(message_bytes)
+        us, inside = _points_at(_suffix_min(tuple(curve.points)), message_bytes)
         return Lookup(us * 1e-6, curve.source.label, inside)
 
     def gemm_efficiency_at(self, dtype: str, m_tokens: float,
