@@ -111,15 +111,44 @@ def load_calibration_file(path: str | Path) -> Calibration:
         raise from_validation_error(e, file=path) from None
 
 
+SAME_SILICON = {"A100-40G-SXM": "A100-80G-SXM"}
+"""GPUs with no measurements of their own that use the kernel measurements of a catalog GPU
+with the same compute silicon, where only the memory differs. The efficiencies are fractions
+of each GPU's own datasheet peaks, so they carry over. A100-40G-SXM and A100-80G-SXM are both
+a GA100 SXM4 with 108 SMs at 1410 MHz, 400 W and NVLink3. The 40 GB part has HBM2 at
+1.555 TB/s; the 80 GB part has HBM2e at 2.039 TB/s. With hetplan's default efficiencies
+instead, the 40 GB part's compute-bound prefills were priced faster than the same prompts on
+the 80 GB part (Llama-3-8B, 280 tokens: 20.8 against 23.0 ms), on the same silicon and with
+less bandwidth."""
+
+
+def with_same_silicon(found: dict, copy) -> dict:
+    """`found` (by GPU) plus, for each SAME_SILICON GPU without an entry of its own, its
+    source GPU's entry passed through copy(entry, gpu, source_gpu)."""
+    out = dict(found)
+    for gpu, src in SAME_SILICON.items():
+        if gpu not in out and src in out:
+            out[gpu] = copy(out[src], gpu, src)
+    return out
+
+
+def _borrowed(cal: Calibration, gpu: str, src: str) -> Calibration:
+    prov = cal.provenance.model_copy(update={
+        "measured_on": f"{src} (same compute silicon: calibration.SAME_SILICON)",
+        "notes": f"{src}'s measured calibration, used for {gpu}: " + cal.provenance.notes})
+    return cal.model_copy(update={"gpu": gpu, "provenance": prov})
+
+
 @lru_cache(maxsize=4)
 def load_calibrations(directory: str | None = None) -> dict[str, Calibration]:
-    """All calibration files in `directory` (default: catalogs/calibration), by GPU name."""
+    """All calibration files in `directory` (default: catalogs/calibration), by GPU name, and
+    the SAME_SILICON GPUs that share one of them."""
     d = Path(directory) if directory else calibration_dir()
     out: dict[str, Calibration] = {}
     for p in sorted(d.glob("*.yaml")):
         c = load_calibration_file(p)
         out[c.gpu] = c
-    return out
+    return with_same_silicon(out, _borrowed)
 
 
 def save_calibration(cal: Calibration, path: str | Path) -> None:

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from hetplan.dtypes import Dtype
 from hetplan.errors import InputError, from_validation_error
 from hetplan.io import catalogs_dir, dumps_json, load_yaml, write_atomic
-from hetplan.perf.calibration import Provenance
+from hetplan.perf.calibration import Provenance, with_same_silicon
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 GEMM_AXES = ("m_tokens", "weight_elements")
@@ -100,10 +100,15 @@ class Curve(BaseModel):
         return self
 
     def at(self, x: float) -> tuple[float, bool]:
-        xs = [p[0] for p in self.points]
-        i, t, inside = _bracket(xs, x)
-        y0, y1 = self.points[i][1], self.points[min(i + 1, len(xs) - 1)][1]
-        return _log_mix(y0, y1, t), inside
+        return _points_at(self.points, x)
+
+
+def _points_at(points, x: float) -> tuple[float, bool]:
+    """y at x on measured (x, y) points: log-log interpolation, clamped outside."""
+    xs = [p[0] for p in points]
+    i, t, inside = _bracket(xs, x)
+    y0, y1 = points[i][1], points[min(i + 1, len(xs) - 1)][1]
+    return _log_mix(y0, y1, t), inside
 
 
 class Grid(BaseModel):
@@ -162,6 +167,28 @@ def _log_mix(a: float, b: float, t: float) -> float:
     return a if t == 0.0 else math.exp((1 - t) * math.log(a) + t * math.log(b))
 
 
+def monotone_latency(curve: Curve) -> Curve:
+    """The curve with each point lowered to the least latency measured at any size >= its
+    own (a suffix minimum), so latency never falls as the message grows.
+
+    A larger message cannot need less time than a smaller one on the same kernel: the
+    engine could pad the smaller one. Where a table says otherwise, the slower point is a
+    noisy sample. Example: aiconfigurator's B200 TP8 vLLM custom all-reduce gives 25.8 us
+    and 26.1 us at 256 KiB and 512 KiB, but 17.2 us at 1 MiB. All three sizes run the same
+    two-stage kernel, which vLLM's custom_all_reduce.cuh picks at TP8 from 256 KiB on. The
+    raw points priced Llama-70B TP8 decode at batch 16 (256 KiB messages) 2.7 ms slower
+    than at batch 64, which is 1 MiB."""
+    return curve.model_copy(update={"points": list(_suffix_min(tuple(curve.points)))})
+
+
+@lru_cache(maxsize=64)
+def _suffix_min(points: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+    ys = [y for _, y in points]
+    for i in range(len(ys) - 2, -1, -1):
+        ys[i] = min(ys[i], ys[i + 1])
+    return tuple((x, y) for (x, _), y in zip(points, ys))
+
+
 class OpTables(BaseModel):
     """One GPU's per-operation tables (see the module docstring for each table's axes)."""
 
@@ -193,11 +220,12 @@ class OpTables(BaseModel):
         return self
 
     def allreduce_s(self, message_bytes: float, tp: int) -> Lookup | None:
-        """Seconds for one all-reduce of `message_bytes` (per GPU) over `tp` GPUs."""
+        """Seconds for one all-reduce of `message_bytes` (per GPU) over `tp` GPUs, on the
+        curve's non-decreasing lower envelope (`monotone_latency`)."""
         curve = self.allreduce_us.get(tp)
         if curve is None:
             return None
-        us, inside = curve.at(message_bytes)
+        us, inside = _points_at(_suffix_min(tuple(curve.points)), message_bytes)
         return Lookup(us * 1e-6, curve.source.label, inside)
 
     def gemm_efficiency_at(self, dtype: str, m_tokens: float,
@@ -246,7 +274,8 @@ def load_optables_file(path: str | Path) -> OpTables:
 
 @lru_cache(maxsize=4)
 def load_optables(directory: str | None = None) -> dict[str, OpTables]:
-    """All op-table files in `directory` (default: catalogs/calibration/optables), by GPU."""
+    """All op-table files in `directory` (default: catalogs/calibration/optables), by GPU, and
+    the SAME_SILICON GPUs that share one of them."""
     d = Path(directory) if directory else optables_dir()
     out: dict[str, OpTables] = {}
     for p in sorted(d.glob("*.yaml")):
@@ -254,7 +283,7 @@ def load_optables(directory: str | None = None) -> dict[str, OpTables]:
         if t.gpu in out:
             raise InputError(f"second op-table file for GPU {t.gpu!r}", file=p)
         out[t.gpu] = t
-    return out
+    return with_same_silicon(out, lambda t, gpu, src: t.model_copy(update={"gpu": gpu}))
 
 
 def save_optables(tables: OpTables, path: str | Path) -> None:
