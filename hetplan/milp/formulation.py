@@ -98,10 +98,11 @@ class Formulation:
     """Builds the LinearProgram and remembers which variable is which."""
 
     def __init__(self, p: Problem, curves: dict[str, PoolCurve] | None = None,
-                 flow_rows: bool = False):
+                 flow_rows: bool = False, ub_caps: dict[str, int] | None = None):
         """`curves`: the candidates' U(n) when already computed (a superset is fine);
         `flow_rows`: add `pool_sizing`'s per-class flow rows (valid inequalities that
-        tighten the relaxation of curve candidates; min-cost programs only)."""
+        tighten the relaxation of curve candidates; min-cost programs only); `ub_caps`:
+        candidate key -> a lower replica upper bound the caller has proven (`staged.py`)."""
         self.flow_rows = flow_rows
         self.p = p
         self.lp = LinearProgram()
@@ -120,7 +121,8 @@ class Formulation:
             self.curves = {c.key: curves[c.key] for c in p.candidates if c.key in curves}
         else:
             self.curves = pool_curves(p.candidates, p.classes, p.sizing)
-        self.ub = [self._upper_bound(c) for c in p.candidates]
+        self.ub = [min(self._upper_bound(c), (ub_caps or {}).get(c.key, 10**9))
+                   for c in p.candidates]
         self._variables()
         self.demand()
         self.capacity()
