@@ -10,20 +10,26 @@ optimum 143.9). So:
 1. parts: the program splits into one part per combination of one-of values the prefill
    and decode candidates have (each part: those candidates plus every colocated one); a
    plan's prefill and decode pools share one combination, so it is a plan of a part;
-2. per part, the LP relaxation with the flow rows (`pool_sizing`) gives a bound LB; parts
-   are taken in order of LB and a part whose LB reaches the best plan's cost UB is done;
-3. the MILP over the candidates the part's relaxation uses: a plan (a UB when cheaper);
+2. per part, the LP relaxation without the flow rows gives a bound LB; parts are taken in
+   order of LB and a part whose LB reaches the best plan's cost UB is done;
+3. for the first part, the MILP over the candidates its relaxation uses: a first plan, UB;
 4. reduced-cost fixing: a plan with candidate c in it has n[c] >= 1 and its first step
    z[c,1] = 1, so by LP duality it costs at least LB + d (d >= 0: the larger reduced cost
    of the two columns, at their lower bound 0); every c with LB + d >= UB is left out;
-5. the MILP over what is left, started from the part's plan, solved to optimality.
+5. the relaxation again with the flow rows (`pool_sizing`, a tighter LB) over what is
+   left, fixing again, and replica caps by the same argument: m replicas of c take n[c] =
+   m and steps 1..m, so LB + m d_n + sum_{k <= m} d_k < UB bounds m (this shortens the
+   step chains, and with them the relaxation's big-M, of the candidates kept);
+6. the MILP over what is left, started from the part's plan or cut off at UB (HiGHS's
+   objective_bound), solved to optimality.
 
-Exactness: a plan cheaper than UB in a part uses no left-out candidate, so each part's
-last optimum (or its LB, or infeasibility) proves no plan of the part beats UB, and the
+Exactness: a plan cheaper than UB in a part uses no left-out candidate and respects the
+caps, so each part's last MILP (or its LB) proves no plan of the part beats UB, and the
 best plan found is the full program's optimum. When the time limit stops a part, the
-bound reported is the least over the parts of their proven bounds (LB, or the stopped
-MILP's dual bound) and UB, so the gap is honest. FIX_TOL keeps candidates within LP
-tolerances of the cut-off. A part whose relaxation has no optimum is solved whole.
+bound reported is the least over the parts of what they proved (LB, or the stopped MILP's
+dual bound, never above a cut-off the search pruned at) and UB, so the gap is honest.
+FIX_TOL keeps candidates within LP tolerances of the cut-off. A part whose relaxation has
+no optimum is solved whole.
 """
 
 from __future__ import annotations
@@ -87,14 +93,14 @@ def solve_staged(f: Formulation, solver: str, time_limit_s: float
     p, curves = f.p, f.curves
     relaxed = []
     for k, cands in enumerate(parts(p)):
-        cur = Formulation(replace(p, candidates=cands), curves, True)
+        cur = Formulation(replace(p, candidates=cands), curves)
         relax = lp_relaxation(cur.lp)
         relaxed.append((-math.inf if relax is None else relax[0], k, cur, relax))
     relaxed.sort(key=lambda r: (r[0], r[1]))
     best: _Best | None = None
     bounds: list[float] = []          # proven lower bounds of the parts not beaten by UB
     for lb, _, cur, relax in relaxed:
-        if best is not None and lb >= best.cost - FIX_TOL * max(1.0, abs(best.cost)):
+        if best is not None and lb >= _cut(best):
             continue
         if _left(t0, time_limit_s) <= 1.0 and best is not None:
             bounds.append(lb)
@@ -106,29 +112,56 @@ def solve_staged(f: Formulation, solver: str, time_limit_s: float
             bounds.append(_part_bound(sol, lb))
             continue
         _, values, reduced = relax
-        limit = max(1.0, min(_left(t0, time_limit_s), PLAN_SHARE * time_limit_s))
-        used = [c for i, c in enumerate(cur.p.candidates) if values[cur.n[i]] > SUPPORT_EPS]
-        plan_f = Formulation(replace(p, candidates=used), curves)
-        plan = solve(plan_f.lp, solver, limit)
-        best = _better(best, plan_f, plan)
-        start = _values(plan_f, plan)
-        cut = math.inf if best is None else best.cost + FIX_TOL * max(1.0, abs(best.cost))
-        keep = [c for i, c in enumerate(cur.p.candidates)
-                if lb + _opening_cost(cur, i, reduced) < cut
-                or start.get(f"n[{c.key}]", 0.0) > 0.5]
+        start: dict[str, float] = {}
+        if best is None:              # a first plan, from the candidates the relaxation uses
+            limit = max(1.0, min(_left(t0, time_limit_s), PLAN_SHARE * time_limit_s))
+            used = [c for i, c in enumerate(cur.p.candidates)
+                    if values[cur.n[i]] > SUPPORT_EPS]
+            plan_f = Formulation(replace(p, candidates=used), curves)
+            plan = solve(plan_f.lp, solver, limit)
+            best = _better(best, plan_f, plan)
+            start = _values(plan_f, plan)
+        keep = _kept(cur, lb, reduced, best, start)
+        caps: dict[str, int] = {}
+        if keep:                      # again with the flow rows: a tighter bound
+            cur = Formulation(replace(p, candidates=keep), curves, True)
+            tight = lp_relaxation(cur.lp)
+            if tight is not None:
+                lb, values, reduced = tight
+                if best is not None and lb >= _cut(best):
+                    continue
+                keep = _kept(cur, lb, reduced, best, start)
+                caps = _replica_caps(cur, values, reduced, lb,
+                                     math.inf if best is None else _cut(best), start)
         if not keep:
             continue
-        caps = _replica_caps(cur, values, reduced, lb, cut, start)
         last = Formulation(replace(p, candidates=keep), curves, ub_caps=caps)
         if start:
             last.start_from(start)
         last.lp.highs_options = dict(FINAL_HIGHS_OPTIONS)
+        cutoff = math.inf if best is None else _cut(best)
+        if best is not None and not start:     # HiGHS prunes by the best plan's cost
+            last.lp.highs_options["objective_bound"] = cutoff
         sol = solve(last.lp, solver, _left(t0, time_limit_s))
         best = _better(best, last, sol)
-        bounds.append(_part_bound(sol, lb))
+        bounds.append(min(_part_bound(sol, lb), cutoff))
     if best is None:                  # no part has a plan: the full program says why
         return f, solve(f.lp, solver, _left(t0, time_limit_s))
     return best.f, _overall(best, bounds)
+
+
+def _cut(best: _Best) -> float:
+    """A part (or candidate) whose lower bound reaches this cannot beat the best plan."""
+    return best.cost + FIX_TOL * max(1.0, abs(best.cost))
+
+
+def _kept(f: Formulation, lb: float, reduced: list[float], best: _Best | None,
+          start: dict[str, float]) -> list:
+    """f's candidates a plan cheaper than the best can use (module docstring, 4), and the
+    ones `start` uses."""
+    cut = math.inf if best is None else _cut(best)
+    return [c for i, c in enumerate(f.p.candidates)
+            if lb + _opening_cost(f, i, reduced) < cut or start.get(f"n[{c.key}]", 0.0) > 0.5]
 
 
 def _values(f: Formulation, sol: Solution) -> dict[str, float]:
@@ -144,7 +177,9 @@ def _better(best: _Best | None, f: Formulation, sol: Solution) -> _Best | None:
 
 
 def _part_bound(sol: Solution, lb: float) -> float:
-    """What a part's last MILP proved: no plan of the part costs less than this."""
+    """What a part's last MILP proved: no plan of the part costs less than this (with an
+    objective cut-off c, less than min(this, c): the search prunes at c, and a plan it
+    reports above c need not be the part's best)."""
     if sol.status == SolveStatus.OPTIMAL:
         return sol.objective
     if sol.status == SolveStatus.INFEASIBLE:
