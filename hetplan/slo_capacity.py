@@ -267,10 +267,15 @@ def _decode_table(batch: np.ndarray, z: np.ndarray, n_max: int, p_wait: float) -
     n = np.arange(1, n_max + 1, dtype=float)
     slots = np.asarray(batch, dtype=float)[:, None] * n[None, :]
     shape = slots.shape
-    pairs = np.stack([slots.ravel(),
-                      np.broadcast_to(np.asarray(z, dtype=float)[:, None], shape).ravel()], 1)
-    pairs, inverse = np.unique(pairs, axis=0, return_inverse=True)
-    s, zz = pairs[:, 0], pairs[:, 1]
+    s_all = slots.ravel()
+    z_all = np.broadcast_to(np.asarray(z, dtype=float)[:, None], shape).ravel()
+    order = np.lexsort((z_all, s_all))                 # equal pairs side by side
+    s_all, z_all = s_all[order], z_all[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (s_all[1:] != s_all[:-1]) | (z_all[1:] != z_all[:-1])
+    inverse = np.empty(len(order), dtype=np.intp)
+    inverse[order] = np.cumsum(first) - 1
+    s, zz = s_all[first], z_all[first]
     lg = gammaln(s / zz + 1.0)
     rho = np.empty(s.shape)
     capped = _slot_wait(s, np.maximum(RHO_CEILING * s, 1e-300), zz, lg) <= p_wait
@@ -283,7 +288,7 @@ def _decode_table(batch: np.ndarray, z: np.ndarray, n_max: int, p_wait: float) -
         ok = _slot_wait(sl, np.maximum(mid, 1e-300), zl, gl) <= p_wait
         lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
     rho[live] = np.minimum(lo / sl, RHO_CEILING)
-    return np.concatenate([np.zeros((shape[0], 1)), rho[inverse.ravel()].reshape(shape) * n],
+    return np.concatenate([np.zeros((shape[0], 1)), rho[inverse].reshape(shape) * n],
                           axis=1)
 
 
