@@ -14,8 +14,8 @@ optimum 143.9). So:
    order of LB and a part whose LB reaches the best plan's cost UB is done;
 3. for the first part, the MILP over the candidates its relaxation uses: a first plan, UB;
 4. reduced-cost fixing: a plan with candidate c in it has n[c] >= 1 and its first step
-   z[c,1] = 1, so by LP duality it costs at least LB + d (d >= 0: the larger reduced cost
-   of the two columns, at their lower bound 0); every c with LB + d >= UB is left out;
+   z[c,1] = 1, so by LP duality it costs at least LB + d (d: the sum of the two columns'
+   reduced costs, each >= 0 at its lower bound 0); every c with LB + d >= UB is left out;
 5. the relaxation again with the flow rows (`pool_sizing`, a tighter LB) over what is
    left, fixing again, and replica caps by the same argument: m replicas of c take n[c] =
    m and steps 1..m, so LB + m d_n + sum_{k <= m} d_k < UB bounds m (this shortens the
@@ -200,13 +200,16 @@ def _overall(best: _Best, bounds: list[float]) -> Solution:
 
 def _opening_cost(f: Formulation, i: int, reduced: list[float]) -> float:
     """The least a plan with candidate i in it costs over the relaxation's optimum: the
-    larger reduced cost of n[i] and of its first step binary (both >= 1 in such a plan)."""
-    cost = reduced[f.n[i]]
+    reduced costs of n[i] and of its first step binary added (both rise from 0 to >= 1 in
+    such a plan, and each column's reduced cost x its move is a separate term of the
+    cost's excess over LB; a negative one belongs to a column at its upper bound, which
+    can only move down, so it counts as 0)."""
+    cost = max(0.0, reduced[f.n[i]])
     try:
-        cost = max(cost, reduced[f.lp.var(f"step[{f.p.candidates[i].key},1]")])
+        cost += max(0.0, reduced[f.lp.var(f"step[{f.p.candidates[i].key},1]")])
     except KeyError:              # a straight-line curve (or none): no step binaries
         pass
-    return max(0.0, cost)
+    return cost
 
 
 def _replica_caps(f: Formulation, values: list[float], reduced: list[float], lb: float,
