@@ -30,6 +30,11 @@ bound reported is the least over the parts of what they proved (LB, or the stopp
 dual bound, never above a cut-off the search pruned at) and UB, so the gap is honest.
 FIX_TOL keeps candidates within LP tolerances of the cut-off. A part whose relaxation has
 no optimum is solved whole.
+
+Measured (bench 20 x 64, queueing, HiGHS, CPU s): 18 in all, of which pool curves 1.7,
+relaxations 2, the first plan 2, the amd part's last MILP (~450 binaries, LB 139.6 vs
+143.87: HiGHS's own cuts and ~70 nodes prove it) 9-11, the intel part's 2-3, building
+the programs the rest; the nvidia part ends at its first relaxation.
 """
 
 from __future__ import annotations
