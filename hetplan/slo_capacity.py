@@ -169,29 +169,51 @@ def measured_burstiness(arrival_s: np.ndarray | None, ttft_s: float,
 # ---------------------------------------------------------------- per-class curves --------
 
 def _erlang_c(n: np.ndarray, rho: np.ndarray) -> np.ndarray:
-    """Erlang C, elementwise (the Erlang B recursion of `queueing.erlang_c`)."""
+    """Erlang C, elementwise (the Erlang B recursion of `queueing.erlang_c`) over flat
+    arrays with n sorted high to low: step k of the recursion runs on the prefix of the
+    elements with n >= k only (each element sees exactly its own n steps)."""
     a = n * rho
     b = np.ones_like(a)
-    for k in range(1, int(n.max()) + 1):
-        b = np.where(k <= n, a * b / (k + a * b), b)
+    top = len(n)
+    for k in range(1, int(n[0]) + 1 if len(n) else 1):
+        top = int(np.searchsorted(-n, -k, side="right"))     # elements with n >= k
+        ab = a[:top] * b[:top]
+        b[:top] = ab / (k + ab)
     return b / (1.0 - rho * (1.0 - b))
 
 
-def prefill_rho(n: np.ndarray, tau: np.ndarray, q: float) -> np.ndarray:
+def prefill_rho(n: np.ndarray, tau: np.ndarray, q: float,
+                ceiling: float | None = None) -> np.ndarray:
     """Largest rho per element with the G/G/n wait's q-quantile within the slack, where
     tau = slack x mu / ((ca2 + cs2) / 2): the condition of `queueing.ggc_wait_percentile_s`,
     C(n, rho) <= 1 - q or ln(C / (1 - q)) <= tau n (1 - rho). Bisection, like
-    `queueing.max_rate_for_percentile`."""
-    n = np.asarray(n, dtype=float)
-    tau = np.asarray(tau, dtype=float)
-    lo, hi = np.zeros(np.broadcast(n, tau).shape), np.ones(np.broadcast(n, tau).shape)
+    `queueing.max_rate_for_percentile`; with a `ceiling`, elements that meet the condition
+    there are `ceiling` (the caller's cap) and skip the bisection."""
+    shape = np.broadcast(np.asarray(n), np.asarray(tau)).shape
+    nn = np.broadcast_to(np.asarray(n, dtype=float), shape).ravel()
+    tt = np.broadcast_to(np.asarray(tau, dtype=float), shape).ravel()
+    order = np.argsort(-nn, kind="stable")
+    nn, tt = nn[order], tt[order]
+
+    def ok(idx, mid):
+        c = _erlang_c(nn[idx], mid)
+        with np.errstate(divide="ignore"):
+            return (c <= 1.0 - q) | (np.log(c / (1.0 - q)) <= tt[idx] * nn[idx] * (1.0 - mid))
+    out = np.zeros(nn.shape)
+    live = np.arange(len(nn))
+    if ceiling is not None and len(nn):
+        capped = ok(live, np.full(len(nn), ceiling))
+        out[capped] = ceiling
+        live = live[~capped]
+    lo, hi = np.zeros(len(live)), np.ones(len(live))
     for _ in range(_BISECT):
         mid = 0.5 * (lo + hi)
-        c = _erlang_c(n, mid)
-        with np.errstate(divide="ignore"):
-            ok = (c <= 1.0 - q) | (np.log(c / (1.0 - q)) <= tau * n * (1.0 - mid))
-        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
-    return lo
+        good = ok(live, mid)
+        lo, hi = np.where(good, mid, lo), np.where(good, hi, mid)
+    out[live] = lo
+    res = np.empty_like(out)
+    res[order] = out
+    return res.reshape(shape)
 
 
 def _prefill_table(tau: np.ndarray, n_max: int, q: float,
@@ -199,8 +221,8 @@ def _prefill_table(tau: np.ndarray, n_max: int, q: float,
     """U(n) for n = 0..n_max of prefill rows with these tau values, shape (rows, n_max+1),
     divided by each row's service-time inflation (load is counted at the mean prompt)."""
     n = np.arange(1, n_max + 1, dtype=float)
-    rho = np.minimum(prefill_rho(n[None, :], np.asarray(tau, dtype=float)[:, None], q),
-                     RHO_CEILING)
+    rho = np.minimum(prefill_rho(n[None, :], np.asarray(tau, dtype=float)[:, None], q,
+                                 RHO_CEILING), RHO_CEILING)
     f = np.broadcast_to(np.asarray(inflation, dtype=float), (len(tau),))[:, None]
     return np.concatenate([np.zeros((len(tau), 1)), n * rho / f], axis=1)
 
@@ -225,28 +247,49 @@ def prefill_curve(n_max: int, mu_rps: float, latency_s: float, ttft_s: float, cs
     return _prefill_table(np.array([tau]), n_max, q, inflation)[0]
 
 
-def _slot_wait(slots: np.ndarray, mean: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """`queueing.slot_wait_prob`, elementwise (mean < slots)."""
+def _slot_wait(slots: np.ndarray, mean: np.ndarray, z: np.ndarray,
+               lg: np.ndarray | None = None) -> np.ndarray:
+    """`queueing.slot_wait_prob`, elementwise (mean < slots); `lg`: gammaln(slots / z + 1)
+    when the caller has it."""
     c, a = slots / z, mean / z
+    if lg is None:
+        lg = gammaln(c + 1.0)
     with np.errstate(divide="ignore", under="ignore"):
-        b = np.exp(c * np.log(a) - a - gammaln(c + 1.0) - np.log(gammaincc(c + 1.0, a)))
+        b = np.exp(c * np.log(a) - a - lg - np.log(gammaincc(c + 1.0, a)))
     return b / (1.0 - a / c * (1.0 - b))
 
 
 def _decode_table(batch: np.ndarray, z: np.ndarray, n_max: int, p_wait: float) -> np.ndarray:
     """U(n) for n = 0..n_max of decode rows (batch slots per replica, peakedness z): the
     largest mean concurrency a new sequence finds n x batch slots full at with probability
-    <= p_wait, over the slots."""
+    <= p_wait, over the slots. It depends on (slots, z) only: each distinct pair is solved
+    once, and pairs that meet it at RHO_CEILING busy are capped there without bisection."""
     n = np.arange(1, n_max + 1, dtype=float)
     slots = np.asarray(batch, dtype=float)[:, None] * n[None, :]
-    zz = np.broadcast_to(np.asarray(z, dtype=float)[:, None], slots.shape)
-    lo, hi = np.zeros_like(slots), slots.copy()
+    shape = slots.shape
+    s_all = slots.ravel()
+    z_all = np.broadcast_to(np.asarray(z, dtype=float)[:, None], shape).ravel()
+    order = np.lexsort((z_all, s_all))                 # equal pairs side by side
+    s_all, z_all = s_all[order], z_all[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (s_all[1:] != s_all[:-1]) | (z_all[1:] != z_all[:-1])
+    inverse = np.empty(len(order), dtype=np.intp)
+    inverse[order] = np.cumsum(first) - 1
+    s, zz = s_all[first], z_all[first]
+    lg = gammaln(s / zz + 1.0)
+    rho = np.empty(s.shape)
+    capped = _slot_wait(s, np.maximum(RHO_CEILING * s, 1e-300), zz, lg) <= p_wait
+    rho[capped] = RHO_CEILING
+    live = np.flatnonzero(~capped)
+    sl, zl, gl = s[live], zz[live], lg[live]
+    lo, hi = np.zeros_like(sl), sl.copy()
     for _ in range(_BISECT):
         mid = 0.5 * (lo + hi)
-        ok = _slot_wait(slots, np.maximum(mid, 1e-300), zz) <= p_wait
+        ok = _slot_wait(sl, np.maximum(mid, 1e-300), zl, gl) <= p_wait
         lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
-    rho = np.minimum(lo / slots, RHO_CEILING)
-    return np.concatenate([np.zeros((len(slots), 1)), rho * n], axis=1)
+    rho[live] = np.minimum(lo / sl, RHO_CEILING)
+    return np.concatenate([np.zeros((shape[0], 1)), rho[inverse].reshape(shape) * n],
+                          axis=1)
 
 
 def decode_peak(ca2: float, decode_scv: float, kv_scv: float = 0.0) -> float:

@@ -7,11 +7,12 @@ capacity per replica, sub-linear; decode capacity falls with output length; some
 candidates cannot serve some classes), seeded so every run times the same instances.
 Under queueing sizing (--sizing queueing; issue 16) each capacity also gets a batch and a
 service latency (a random share of the 1 s TTFT target) and the pools are sized by their
-p90 capacity curves (incremental binaries), solved in stages (hetplan/milp/staged.py;
---staged off: the full program in one solve); the time includes computing those curves.
-The machine may be shared: time_s is wall time, cpu_s this process's CPU time (the solvers
-run single-threaded, so cpu_s is what an idle core would take), load the 1-minute load
-average after the solve.
+p90 capacity curves (incremental binaries), solved in stages (hetplan/milp/staged.py: one
+part per vendor, bounds, fixing; --staged off: the full program in one solve); the time
+includes computing those curves. The machine may be shared: wall_s is wall time, cpu_s
+this process's CPU time (the solvers run single-threaded, so cpu_s is what an idle core
+would take), load the 1-minute load average after the solve; gap is the proven relative
+gap (0.00%: optimal; a stopped solve keeps its plan and says its gap).
 
     python scripts/bench_solve.py [--solvers highs,cbc,ortools] [--time-limit 60]
                                   [--sizing queueing|utilization] [--staged auto|on|off]
@@ -86,8 +87,9 @@ def main() -> None:
     ap.add_argument("--staged", default="auto", choices=["auto", "on", "off"])
     args = ap.parse_args()
     staged = {"auto": None, "on": True, "off": False}[args.staged]
-    print(f"{'gpus':>4} {'classes':>7} {'cands':>5} {'vars':>6} {'cons':>5}  solver   "
-          f"{'time_s':>7} {'cpu_s':>7} {'load':>5}  status    {'gap':>6}  cost_usd_per_hour")
+    print(f"{'gpus':>4} {'classes':>7} {'cands':>5} {'vars':>6} {'cons':>5}  {'sizing':<11} "
+          f"solver   {'wall_s':>7} {'cpu_s':>7} {'load':>5}  status    {'gap':>6}  "
+          "cost_usd_per_hour")
     for size in args.sizes.split(","):
         g, w = (int(x) for x in size.split("x"))
         p = instance(g, w, sizing=args.sizing)
@@ -95,10 +97,10 @@ def main() -> None:
             t0, c0 = time.perf_counter(), time.process_time()
             out = solve_problem(p, solver, args.time_limit, staged=staged)
             dt, cpu = time.perf_counter() - t0, time.process_time() - c0
-            lp = out.formulation.lp            # of the last stage when staged
+            lp = out.formulation.lp            # staged: of the stage that found the plan
             cost, gap = out.solution.objective, out.solution.gap
             print(f"{g:>4} {w:>7} {len(p.candidates):>5} {len(lp.vars):>6} "
-                  f"{len(lp.constraints):>5}  {solver:<7} {dt:>7.2f} {cpu:>7.2f} "
+                  f"{len(lp.constraints):>5}  {args.sizing:<11} {solver:<7} {dt:>7.2f} {cpu:>7.2f} "
                   f"{os.getloadavg()[0]:>5.1f}  {out.solution.status:<9} "
                   f"{'-' if gap is None else f'{gap:.2%}':>6}  "
                   f"{'-' if cost is None else f'{cost:.2f}'}", flush=True)

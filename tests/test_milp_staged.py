@@ -5,6 +5,7 @@ an honest gap when the time limit stops it."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from hetplan.milp import solve_problem
 from hetplan.milp.backends import lp_relaxation
 from hetplan.milp.formulation import Formulation
-from hetplan.milp.staged import _opening_cost
+from hetplan.milp.staged import _opening_cost, _replica_caps, parts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from bench_solve import instance  # noqa: E402
@@ -48,12 +49,28 @@ def test_fixing_rule_keeps_every_candidate_of_the_optimum(flow_rows):
     p = instance(5, 8, seed=1, sizing="queueing")
     opt = solve_problem(p, "highs", 120, staged=False)
     f = Formulation(p, flow_rows=flow_rows)
-    lb, _, reduced = lp_relaxation(f.lp)
+    lb, values, reduced = lp_relaxation(f.lp)
     assert lb <= opt.solution.objective + 1e-6
     used = {ch.candidate.key for ch in opt.chosen}
     bound = {c.key: lb + _opening_cost(f, i, reduced) for i, c in enumerate(p.candidates)}
     assert all(bound[k] <= opt.solution.objective * (1 + 1e-6) for k in used)
     assert any(b > opt.solution.objective for b in bound.values())
+    # the replica caps of the same argument hold the optimal plan and do tighten bounds
+    caps = _replica_caps(f, values, reduced, lb, opt.solution.objective * (1 + 1e-6), {})
+    assert all(ch.replicas <= caps.get(ch.candidate.key, ch.replicas) for ch in opt.chosen)
+    assert any(caps[c.key] < f.ub[i] for i, c in enumerate(p.candidates) if c.key in caps)
+
+
+def test_parts_hold_one_vendor_of_prefill_and_decode_each():
+    p = instance(5, 8, sizing="queueing")
+    split = parts(p)
+    assert len(split) == 3                      # the instance's three vendors
+    colocated = [c for c in p.candidates if c.role == "colocated"]
+    for cands in split:
+        assert len({c.vendor for c in cands if c.role != "colocated"}) == 1
+        assert [c for c in cands if c.role == "colocated"] == colocated
+    assert sum(len(c) for c in split) == len(p.candidates) + 2 * len(colocated)
+    assert len(parts(replace(p, allow_cross_vendor=True))) == 1
 
 
 def test_flow_rows_tighten_the_relaxation_only():

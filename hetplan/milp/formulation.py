@@ -98,10 +98,11 @@ class Formulation:
     """Builds the LinearProgram and remembers which variable is which."""
 
     def __init__(self, p: Problem, curves: dict[str, PoolCurve] | None = None,
-                 flow_rows: bool = False):
+                 flow_rows: bool = False, ub_caps: dict[str, int] | None = None):
         """`curves`: the candidates' U(n) when already computed (a superset is fine);
         `flow_rows`: add `pool_sizing`'s per-class flow rows (valid inequalities that
-        tighten the relaxation of curve candidates; min-cost programs only)."""
+        tighten the relaxation of curve candidates; min-cost programs only); `ub_caps`:
+        candidate key -> a lower replica upper bound the caller has proven (`staged.py`)."""
         self.flow_rows = flow_rows
         self.p = p
         self.lp = LinearProgram()
@@ -120,7 +121,8 @@ class Formulation:
             self.curves = {c.key: curves[c.key] for c in p.candidates if c.key in curves}
         else:
             self.curves = pool_curves(p.candidates, p.classes, p.sizing)
-        self.ub = [self._upper_bound(c) for c in p.candidates]
+        self.ub = [min(self._upper_bound(c), (ub_caps or {}).get(c.key, 10**9))
+                   for c in p.candidates]
         self._variables()
         self.demand()
         self.capacity()
@@ -145,9 +147,10 @@ class Formulation:
         if p.objective == "max_goodput" and p.budget_usd_per_hour:
             bound = p.budget_usd_per_hour / c.price_usd_per_hour
         else:
-            bound = sum(w.rate_rps / (self._best_capacity(c, w.name) * self.rho(c))
-                        for w in p.classes if self._best_capacity(c, w.name) > 0)
-            bound = replicas_bound(self.curves.get(c.key), bound * self.rho(c)
+            rho = self.rho(c)
+            caps = [(w.rate_rps, self._best_capacity(c, w.name)) for w in p.classes]
+            bound = sum(rate / (cap * rho) for rate, cap in caps if cap > 0)
+            bound = replicas_bound(self.curves.get(c.key), bound * rho
                                    / (p.usable_share or {}).get(c.shape.gpu, 1.0), bound)
             if p.kv_link_bytes_per_s and p.kv_bytes_per_request and c.role != "colocated":
                 kv = sum(w.rate_rps * p.kv_bytes_per_request[c.shape.kv_dtype, w.name]
@@ -162,17 +165,20 @@ class Formulation:
 
     def relaxed_capacity(self, c: Candidate, w: str) -> float:
         """c's capacity for class w at the relaxed targets (0 without scope workload)."""
-        return ((self.p.relaxed_capacity or {}).get(c.key) or {}).get(w, 0.0)
+        if self.p.relaxed_capacity is None:
+            return 0.0
+        return (self.p.relaxed_capacity.get(c.key) or {}).get(w, 0.0)
 
     def _best_capacity(self, c: Candidate, w: str) -> float:
         return max(c.capacity(w), self.relaxed_capacity(c, w))
 
     def _variables(self) -> None:
         for i, c in enumerate(self.p.candidates):
-            self.n[i] = self.lp.add_var(f"n[{c.key}]", 0, self.ub[i], integer=True)
+            key = c.key
+            self.n[i] = self.lp.add_var(f"n[{key}]", 0, self.ub[i], integer=True)
             for w in self.p.classes:
                 if c.capacity(w.name) > 0:
-                    self.x[i, w.name] = self.lp.add_var(f"x[{c.key},{w.name}]")
+                    self.x[i, w.name] = self.lp.add_var(f"x[{key},{w.name}]")
         if self.p.objective == "max_goodput":
             self.scale = self.lp.add_var("goodput_scale", 0.0)
         if self.p.n_plus_one_nodes is not None:

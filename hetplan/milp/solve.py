@@ -76,6 +76,7 @@ def solve_problem(p: Problem, solver: str = "highs", time_limit_s: float = 60.0,
                                                   p.relaxed_capacity,
                                                   latency_too=p.sizing is not None))
     f = Formulation(p)
+    searched = len(p.candidates)      # the warning's count (a staged f holds fewer)
     if staged is not False and staged_applies(f, auto=staged is None):
         f, sol = solve_staged(f, solver, time_limit_s)
         p = f.p
@@ -84,7 +85,7 @@ def solve_problem(p: Problem, solver: str = "highs", time_limit_s: float = 60.0,
             f.start_from(start.values_by_name())
         sol = solve(f.lp, solver, time_limit_s)
     if warn:
-        warn_gap(sol, time_limit_s, len(p.candidates))
+        warn_gap(sol, time_limit_s, searched)
     return read_outcome(f, sol)
 
 

@@ -2,40 +2,58 @@
 
 The full program prices every candidate's U(n) with up to MAX_STEPS binaries; HiGHS then
 spends most of its time finding a first good plan and on binaries of candidates no good
-plan uses. Stages, each on the candidates the one before kept:
+plan uses. Its relaxation is weakest at the one-of rows (one vendor, one KV dtype for the
+prefill and decode pools, `formulation.add_one_of`): a fractional pick mixes vendors (on
+scripts/bench_solve.py's 20 x 64: bound 130.4 over all, 139.6 / 141.5 / 153.0 per vendor,
+optimum 143.9). So:
 
-1. the LP relaxation without the flow rows (`pool_sizing`), and the MILP over the
-   candidates it uses (few): a plan of cost UB;
-2. reduced-cost fixing: a plan with candidate c in it has n[c] >= 1 and its first step
-   z[c,1] = 1, so by LP duality it costs at least LB + d (d >= 0: the larger reduced cost
-   of the two columns, at their lower bound 0); every c with LB + d >= UB is left out;
-3. the same with the flow rows in (a tighter LB), the plan searched over the candidates it
-   uses plus the NEAR_EXTRA next cheapest to open (time-boxed), and fixing again;
-4. the MILP over what is left, started from the best plan, solved to optimality.
+1. parts: the program splits into one part per combination of one-of values the prefill
+   and decode candidates have (each part: those candidates plus every colocated one); a
+   plan's prefill and decode pools share one combination, so it is a plan of a part;
+2. per part, the LP relaxation without the flow rows gives a bound LB; parts are taken in
+   order of LB and a part whose LB reaches the best plan's cost UB is done;
+3. for the first part, the MILP over the candidates its relaxation uses: a first plan, UB;
+4. reduced-cost fixing: a plan with candidate c in it has n[c] >= 1 and its first step
+   z[c,1] = 1, so by LP duality it costs at least LB + d (d: the sum of the two columns'
+   reduced costs, each >= 0 at its lower bound 0); every c with LB + d >= UB is left out;
+5. the relaxation again with the flow rows (`pool_sizing`, a tighter LB) over what is
+   left, fixing again, and replica caps by the same argument: m replicas of c take n[c] =
+   m and steps 1..m, so LB + m d_n + sum_{k <= m} d_k < UB bounds m (this shortens the
+   step chains, and with them the relaxation's big-M, of the candidates kept);
+6. the MILP over what is left, started from the part's plan or cut off at UB (HiGHS's
+   objective_bound), solved to optimality.
 
-Exactness: a plan cheaper than UB uses no left-out candidate, and the best plan (cost UB)
-is a plan of the last program, so the last optimum is the full program's. The last dual
-bound is one of the full program's too (a plan outside it costs >= UB >= the last
-optimum), so a time-limited last stage reports an honest gap. FIX_TOL keeps candidates
-within LP tolerances of the cut-off. A stage with no answer (relaxation not optimal, no
-plan found) falls back to the full program.
+Exactness: a plan cheaper than UB in a part uses no left-out candidate and respects the
+caps, so each part's last MILP (or its LB) proves no plan of the part beats UB, and the
+best plan found is the full program's optimum. When the time limit stops a part, the
+bound reported is the least over the parts of what they proved (LB, or the stopped MILP's
+dual bound, never above a cut-off the search pruned at) and UB, so the gap is honest.
+FIX_TOL keeps candidates within LP tolerances of the cut-off. A part whose relaxation has
+no optimum is solved whole.
+
+Measured (bench 20 x 64, queueing, HiGHS, CPU s): 18 in all, of which pool curves 1.7,
+relaxations 2, the first plan 2, the amd part's last MILP (~450 binaries, LB 139.6 vs
+143.87: HiGHS's own cuts and ~70 nodes prove it) 9-11, the intel part's 2-3, building
+the programs the rest; the nvidia part ends at its first relaxation.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
+from hetplan.enums import SolveStatus
 from hetplan.milp.backends import lp_relaxation, solve
-from hetplan.milp.formulation import Formulation, Problem
+from hetplan.milp.formulation import ONE_OF_KEYS, Formulation, Problem
 from hetplan.milp.lp import Solution
 
 STAGE_ABOVE = 100      # by default, stage programs with more candidates (bench: 5 x 8,
                        # 60 candidates, 3.5 CPU s in one solve, 4.2 staged; 10 x 16, 120:
                        # 8.3 vs 3.0)
 SUPPORT_EPS = 1e-6     # replicas in the relaxation that count a candidate as used
+AT_ZERO = 1e-9         # a relaxation column at or below this sits at its lower bound 0
 FIX_TOL = 1e-6         # relative slack on LB + d >= UB (LP tolerances)
-NEAR_EXTRA = 12        # candidates beyond the relaxation's own in the stage-3 plan search
 PLAN_SHARE = 0.15      # most of the time limit each plan search may take
 # the last MILP is small and starts from a good plan: HiGHS's presolve (probing) and its
 # restarts cost more there than they save (measured on scripts/bench_solve.py's 20 x 32)
@@ -49,71 +67,191 @@ def staged_applies(f: Formulation, auto: bool = False) -> bool:
         (not auto or len(f.p.candidates) > STAGE_ABOVE)
 
 
+def parts(p: Problem) -> list[list]:
+    """p's candidates split by the one-of values of its prefill and decode candidates
+    (module docstring, 1): one list per combination, colocated candidates in each."""
+    fams = [key_of for fam, key_of in ONE_OF_KEYS.items()
+            if fam != "vendor_compat" or not p.allow_cross_vendor]
+
+    def combo(c):
+        return tuple(key_of(c) for key_of in fams)
+    combos = sorted({combo(c) for c in p.candidates if c.role != "colocated"})
+    if len(combos) <= 1:
+        return [list(p.candidates)]
+    return [[c for c in p.candidates if c.role == "colocated" or combo(c) == k]
+            for k in combos]
+
+
+@dataclass
+class _Best:
+    cost: float
+    f: Formulation
+    sol: Solution
+
+
 def solve_staged(f: Formulation, solver: str, time_limit_s: float
                  ) -> tuple[Formulation, Solution]:
-    """Solve f's program by the module's stages: the formulation solved last (over the
-    candidates kept) and its solution."""
+    """Solve f's program by the module's stages: the formulation of the best plan (over
+    the candidates its stage kept) and its solution, with the status, bound and gap of the
+    whole program."""
     t0 = time.perf_counter()
     p, curves = f.p, f.curves
-    best: tuple[float, dict[str, float]] | None = None
-    keep = list(p.candidates)
-    for flow in (False, True):
-        cur = Formulation(replace(p, candidates=keep), curves, True) if flow else f
-        relax = lp_relaxation(cur.lp, drop=None if flow else "flow")
-        if relax is None:
-            if best is None:
-                return f, solve(f.lp, solver, time_limit_s)
-            break
-        lb, values, reduced = relax
-        used = _near(cur, values, reduced, NEAR_EXTRA if flow else 0)
-        limit = max(1.0, min(_left(t0, time_limit_s), PLAN_SHARE * time_limit_s))
-        best = _better(best, _plan(p, used, curves, solver, limit))
-        if best is None:
-            return f, solve(f.lp, solver, _left(t0, time_limit_s))
-        ub, plan = best
-        keep = [c for i, c in enumerate(cur.p.candidates)
-                if lb + _opening_cost(cur, i, reduced) < ub + FIX_TOL * max(1.0, abs(ub))
-                or plan.get(f"n[{c.key}]", 0.0) > 0.5]
-    last = Formulation(replace(p, candidates=keep), curves)
-    last.start_from(best[1])
-    last.lp.highs_options = dict(FINAL_HIGHS_OPTIONS)
-    return last, solve(last.lp, solver, _left(t0, time_limit_s))
+    relaxed = []
+    for k, cands in enumerate(parts(p)):
+        cur = Formulation(replace(p, candidates=cands), curves)
+        relax = lp_relaxation(cur.lp)
+        relaxed.append((-math.inf if relax is None else relax[0], k, cur, relax))
+    relaxed.sort(key=lambda r: (r[0], r[1]))
+    best: _Best | None = None
+    bounds: list[float] = []          # proven lower bounds of the parts not beaten by UB
+    for lb, _, cur, relax in relaxed:
+        if best is not None and lb >= _cut(best):
+            continue
+        if _left(t0, time_limit_s) <= 1.0 and best is not None:
+            bounds.append(lb)
+            continue
+        if relax is None:             # no optimum of the relaxation: the part whole
+            whole = Formulation(cur.p, curves)
+            sol = solve(whole.lp, solver, _left(t0, time_limit_s))
+            best = _better(best, whole, sol)
+            bounds.append(_part_bound(sol, lb))
+            continue
+        _, values, reduced = relax
+        start: dict[str, float] = {}
+        if best is None:              # a first plan, from the candidates the relaxation uses
+            limit = max(1.0, min(_left(t0, time_limit_s), PLAN_SHARE * time_limit_s))
+            used = [c for i, c in enumerate(cur.p.candidates)
+                    if values[cur.n[i]] > SUPPORT_EPS]
+            plan_f = Formulation(replace(p, candidates=used), curves)
+            plan = solve(plan_f.lp, solver, limit)
+            best = _better(best, plan_f, plan)
+            start = _values(plan_f, plan)
+        keep = _kept(cur, lb, reduced, best, start)
+        caps: dict[str, int] = {}
+        if keep:                      # again with the flow rows: a tighter bound
+            cur = Formulation(replace(p, candidates=keep), curves, True)
+            tight = lp_relaxation(cur.lp)
+            if tight is not None:
+                lb, values, reduced = tight
+                if best is not None and lb >= _cut(best):
+                    continue
+                keep = _kept(cur, lb, reduced, best, start)
+                caps = _replica_caps(cur, values, reduced, lb,
+                                     math.inf if best is None else _cut(best), start)
+        if not keep:
+            continue
+        last = Formulation(replace(p, candidates=keep), curves, ub_caps=caps)
+        if start:
+            last.start_from(start)
+        last.lp.highs_options = dict(FINAL_HIGHS_OPTIONS)
+        cutoff = math.inf if best is None else _cut(best)
+        if best is not None and not start:     # HiGHS prunes by the best plan's cost
+            last.lp.highs_options["objective_bound"] = cutoff
+        sol = solve(last.lp, solver, _left(t0, time_limit_s))
+        best = _better(best, last, sol)
+        bounds.append(min(_part_bound(sol, lb), cutoff))
+    if best is None:                  # no part has a plan: the full program says why
+        return f, solve(f.lp, solver, _left(t0, time_limit_s))
+    return best.f, _overall(best, bounds)
 
 
-def _near(f: Formulation, values: list[float], reduced: list[float], extra: int) -> list:
-    """The candidates the relaxation uses, then the `extra` next cheapest to open."""
-    used = [i for i in range(len(f.p.candidates)) if values[f.n[i]] > SUPPORT_EPS]
-    in_use = set(used)
-    rest = sorted((_opening_cost(f, i, reduced), i) for i in range(len(f.p.candidates))
-                  if i not in in_use)
-    pick = sorted(used + [i for _, i in rest[:extra]])
-    return [f.p.candidates[i] for i in pick]
+def _cut(best: _Best) -> float:
+    """A part (or candidate) whose lower bound reaches this cannot beat the best plan."""
+    return best.cost + FIX_TOL * max(1.0, abs(best.cost))
 
 
-def _plan(p: Problem, used: list, curves, solver: str, limit_s: float
-          ) -> tuple[float, dict[str, float]] | None:
-    """The MILP over `used` only: its cost and values by name (None: no plan)."""
-    sub = Formulation(replace(p, candidates=used), curves)
-    sol = solve(sub.lp, solver, limit_s)
+def _kept(f: Formulation, lb: float, reduced: list[float], best: _Best | None,
+          start: dict[str, float]) -> list:
+    """f's candidates a plan cheaper than the best can use (module docstring, 4), and the
+    ones `start` uses."""
+    cut = math.inf if best is None else _cut(best)
+    return [c for i, c in enumerate(f.p.candidates)
+            if lb + _opening_cost(f, i, reduced) < cut or start.get(f"n[{c.key}]", 0.0) > 0.5]
+
+
+def _values(f: Formulation, sol: Solution) -> dict[str, float]:
     if not sol.has_solution:
-        return None
-    return sol.objective, {v.name: x for v, x in zip(sub.lp.vars, sol.values)}
+        return {}
+    return {v.name: x for v, x in zip(f.lp.vars, sol.values)}
 
 
-def _better(a, b):
-    return b if a is None or (b is not None and b[0] < a[0]) else a
+def _better(best: _Best | None, f: Formulation, sol: Solution) -> _Best | None:
+    if sol.has_solution and (best is None or sol.objective < best.cost):
+        return _Best(sol.objective, f, sol)
+    return best
+
+
+def _part_bound(sol: Solution, lb: float) -> float:
+    """What a part's last MILP proved: no plan of the part costs less than this (with an
+    objective cut-off c, less than min(this, c): the search prunes at c, and a plan it
+    reports above c need not be the part's best)."""
+    if sol.status == SolveStatus.OPTIMAL:
+        return sol.objective
+    if sol.status == SolveStatus.INFEASIBLE:
+        return math.inf
+    return lb if sol.bound is None else max(lb, sol.bound)
+
+
+def _overall(best: _Best, bounds: list[float]) -> Solution:
+    """The best plan's solution with the whole program's status, bound and gap."""
+    bound = min([best.cost, *bounds])
+    cost = best.cost
+    gap = max(0.0, (cost - bound) / abs(cost)) if cost and math.isfinite(bound) else None
+    exact = gap is not None and gap <= best.f.lp.mip_rel_gap
+    return replace(best.sol, status=SolveStatus.OPTIMAL if exact else SolveStatus.FEASIBLE,
+                   bound=bound, gap=0.0 if exact else gap,
+                   message="" if exact else "time limit reached; best plan found")
 
 
 def _opening_cost(f: Formulation, i: int, reduced: list[float]) -> float:
     """The least a plan with candidate i in it costs over the relaxation's optimum: the
-    larger reduced cost of n[i] and of its first step binary (both >= 1 in such a plan)."""
-    cost = reduced[f.n[i]]
+    reduced costs of n[i] and of its first step binary added (both rise from 0 to >= 1 in
+    such a plan, and each column's reduced cost x its move is a separate term of the
+    cost's excess over LB; a negative one belongs to a column at its upper bound, which
+    can only move down, so it counts as 0)."""
+    cost = max(0.0, reduced[f.n[i]])
     try:
-        cost = max(cost, reduced[f.lp.var(f"step[{f.p.candidates[i].key},1]")])
+        cost += max(0.0, reduced[f.lp.var(f"step[{f.p.candidates[i].key},1]")])
     except KeyError:              # a straight-line curve (or none): no step binaries
         pass
-    return max(0.0, cost)
+    return cost
+
+
+def _replica_caps(f: Formulation, values: list[float], reduced: list[float], lb: float,
+                  cut: float, start: dict[str, float]) -> dict[str, int]:
+    """Candidate key -> the most replicas a plan of f's program cheaper than `cut` can give
+    it, where that is below its upper bound (module docstring, 5): m replicas take steps
+    1..m (and m - K tail replicas), each column at 0 in the relaxation adding its reduced
+    cost; never below the replicas `start` gives it."""
+    room = cut - lb
+    caps: dict[str, int] = {}
+    for i, c in enumerate(f.p.candidates):
+        def cost(var: int) -> float:
+            return max(0.0, reduced[var]) if values[var] <= AT_ZERO else 0.0
+        per_n, spent, m = cost(f.n[i]), 0.0, 0
+        for k in range(1, f.ub[i] + 1):
+            try:
+                step = cost(f.lp.var(f"step[{c.key},{k}]"))
+            except KeyError:
+                break
+            if lb + spent + step + per_n * k >= cut:
+                break
+            spent, m = spent + step, k
+        else:
+            k = f.ub[i] + 1
+        if m == k - 1 and m < f.ub[i]:        # past the steps: the tail's replicas
+            try:
+                per_n += cost(f.lp.var(f"tail[{c.key}]"))
+            except KeyError:
+                pass
+            left = room - spent - per_n * m
+            m = f.ub[i] if per_n <= 0 else min(f.ub[i], m + max(0, math.ceil(left / per_n) - 1))
+        m = max(m, int(round(start.get(f"n[{c.key}]", 0.0))))
+        if m < f.ub[i]:
+            caps[c.key] = m
+    return caps
 
 
 def _left(t0: float, limit_s: float) -> float:
     return max(1.0, limit_s - (time.perf_counter() - t0))
+
