@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from hetplan.cli.options import Solver, TimeLimit, as_json, out_dir
+from hetplan.cli.options import Backend, Solver, TimeLimit, Workers, as_json, out_dir, parallel_of
 
 SCHEDULE_FILES = ("schedule.json", "schedule.md")
 
@@ -27,6 +27,7 @@ def register(app: typer.Typer, echo_json) -> None:
         solver: Solver = "highs",
         time_limit: TimeLimit = 60.0,
         as_json: as_json("Print the costs and the committed mix as JSON.") = False,
+        workers: Workers = None, backend: Backend = "local",
     ) -> None:
         """Plan capacity over the scenario's horizon: committed + on-demand + spot per slot."""
         from hetplan.catalog import load_catalog
@@ -38,7 +39,7 @@ def register(app: typer.Typer, echo_json) -> None:
         cat = load_catalog()
         rs = load_scenario(scenario, cat)
         result = plan_schedule(rs, cat, solver=solver, time_limit_s=time_limit,
-                               progress=_progress)
+                               progress=_progress, parallel=parallel_of(workers, backend))
         _progress("")
         if out is not None:
             with output_folder(out, owns=lambda p: p.name in SCHEDULE_FILES) as tmp:

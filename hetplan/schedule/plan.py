@@ -28,6 +28,7 @@ from hetplan.enums import Sizing
 from hetplan.errors import Infeasible, InputError
 from hetplan.milp.formulation import target_rho
 from hetplan.milp.prune import dominates
+from hetplan.parallel import INLINE, Parallel
 from hetplan.plan import Plan
 from hetplan.planner import (Context, pool_name, prepare, problem_for, solve_context,
                              solve_simplified)
@@ -152,10 +153,10 @@ def _with_classes(ctx: Context, classes) -> Context:
 
 
 def choose_candidates(ctx: Context, profile: RateProfile, tiers: dict[str, GpuTiers],
-                      problem: ScheduleProblem, k: int, solver: str, time_limit_s: float
-                      ) -> list[Candidate]:
+                      problem: ScheduleProblem, k: int, solver: str, time_limit_s: float,
+                      parallel: Parallel = INLINE) -> list[Candidate]:
     """Candidates the planning MILP picks at k representative slots, at on-demand and at
-    effective tier prices."""
+    effective tier prices (the 2k solves run on `parallel`)."""
     base = [c for c in ctx.candidates if c.shape.gpu in tiers]
     priced = []
     for c in base:
@@ -164,24 +165,32 @@ def choose_candidates(ctx: Context, profile: RateProfile, tiers: dict[str, GpuTi
         if eff is not None:
             priced.append(replace(c, price_usd_per_hour=eff * c.num_gpus))
     on_demand = [c for c in base if tiers[c.shape.gpu].on_demand_usd_per_hour is not None]
+    cases = [(t, cands) for t in representative_slots(profile, k)
+             for cands in (on_demand, priced) if cands]
+    picks = parallel.calls(
+        [(_nominate, (_with_classes(ctx, profile.slot_classes(ctx.classes, t)), cands, solver,
+                      min(time_limit_s, CHOOSE_TIME_LIMIT_S)), {}) for t, cands in cases],
+        label="candidates")
     keys: set[str] = set()
-    for t in representative_slots(profile, k):
-        slot_ctx = _with_classes(ctx, profile.slot_classes(ctx.classes, t))
-        for cands in (on_demand, priced):
-            if not cands:
-                continue
-            # a nominating solve that stops at its short limit is expected: its large-gap
-            # warning (which tells the user to raise --time-limit) does not apply here
-            with contextlib.redirect_stderr(io.StringIO()):
-                out, _ = solve_simplified(slot_ctx, problem_for(slot_ctx, cands), solver,
-                                          min(time_limit_s, CHOOSE_TIME_LIMIT_S))
-            if not out.solution.has_solution:
-                raise Infeasible([f"slot {t}: no plan meets its demand "
-                                  f"({profile.total_rps[t]:.3g} req/s): "
-                                  f"{out.solution.status}"])
-            keys |= {ch.candidate.key for ch in out.chosen}
+    for (t, _), (picked, status) in zip(cases, picks):
+        if picked is None:
+            raise Infeasible([f"slot {t}: no plan meets its demand "
+                              f"({profile.total_rps[t]:.3g} req/s): {status}"])
+        keys |= picked
     chosen = sorted((c for c in base if c.key in keys), key=lambda c: c.key)
     return drop_dominated(chosen, problem)
+
+
+def _nominate(slot_ctx: Context, cands: list[Candidate], solver: str, time_limit_s: float
+              ) -> tuple[set[str] | None, str]:
+    """The candidate keys the planning MILP picks for one slot (None: no plan, and why)."""
+    # a nominating solve that stops at its short limit is expected: its large-gap warning
+    # (which tells the user to raise --time-limit) does not apply here
+    with contextlib.redirect_stderr(io.StringIO()):
+        out, _ = solve_simplified(slot_ctx, problem_for(slot_ctx, cands), solver, time_limit_s)
+    if not out.solution.has_solution:
+        return None, str(out.solution.status)
+    return {ch.candidate.key for ch in out.chosen}, ""
 
 
 def drop_dominated(cands: list[Candidate], problem: ScheduleProblem) -> list[Candidate]:
@@ -223,28 +232,37 @@ def schedule_problem(ctx: Context, profile: RateProfile, tiers: dict[str, GpuTie
         mip_rel_gap=SCHEDULE_MIP_GAP)
 
 
-def lower_bound_usd(p: ScheduleProblem, solver: str, time_limit_s: float
-                    ) -> tuple[float, list[ScheduleOutcome]]:
+def lower_bound_usd(p: ScheduleProblem, solver: str, time_limit_s: float,
+                    parallel: Parallel = INLINE) -> tuple[float, list[ScheduleOutcome]]:
     """Sum over slots of the schedule MILP on that slot alone, without change limits,
-    warm-ups or pool cost (slots with the same demand are solved once). Each slot counts
-    the solver's proven bound (its optimum when solved to optimality), so the sum is a
-    bound even where a slot's solve stops early. Also returns each slot's solution (a
-    start for the schedule MILP)."""
-    total, seen, outs = 0.0, {}, []
-    for t in range(p.num_slots):
-        key = tuple(np.round(p.rates_rps[t], 9))
-        if key not in seen:
-            one = _slot_alone(p, t, tie_break=0.0)
-            out = solve_schedule(one, solver, time_limit_s)
-            if not out.solution.has_solution:
-                raise Infeasible([f"slot {t}: the per-slot relaxation has no plan "
-                                  f"({out.solution.status})"])
-            b = out.solution.bound
-            seen[key] = (min(out.total_cost_usd, b) if b is not None else out.total_cost_usd,
-                         out)
-        total += seen[key][0] * float(p.slot_hours[t])
-        outs.append(seen[key][1])
+    warm-ups or pool cost (slots with the same demand are solved once; the slots solve on
+    `parallel`). Each slot counts the solver's proven bound (its optimum when solved to
+    optimality), so the sum is a bound even where a slot's solve stops early. Also returns
+    each slot's solution (a start for the schedule MILP)."""
+    outs = solve_slots(p, solver, time_limit_s, parallel, tie_break=0.0)
+    total = 0.0
+    for t, out in enumerate(outs):
+        if not out.solution.has_solution:
+            raise Infeasible([f"slot {t}: the per-slot relaxation has no plan "
+                              f"({out.solution.status})"])
+        b = out.solution.bound
+        cost = min(out.total_cost_usd, b) if b is not None else out.total_cost_usd
+        total += cost * float(p.slot_hours[t])
     return total, outs
+
+
+def solve_slots(p: ScheduleProblem, solver: str, time_limit_s: float, parallel: Parallel,
+                **fields) -> list[ScheduleOutcome]:
+    """Every slot of `p` solved alone (`_slot_alone` with `fields`), on `parallel`; slots
+    with the same demand are solved once and share the outcome."""
+    keys = [tuple(np.round(p.rates_rps[t], 9)) for t in range(p.num_slots)]
+    first = {k: t for t, k in reversed(list(enumerate(keys)))}
+    distinct = sorted(first.values())
+    solved = parallel.calls([(solve_schedule, (_slot_alone(p, t, **fields), solver,
+                                               time_limit_s), {}) for t in distinct],
+                            label="slots")
+    by_key = {keys[t]: out for t, out in zip(distinct, solved)}
+    return [by_key[k] for k in keys]
 
 
 def _slot_alone(p: ScheduleProblem, t: int, **fields) -> ScheduleProblem:
@@ -267,27 +285,22 @@ def committed_guess(p: ScheduleProblem, solver: str, time_limit_s: float) -> dic
 
 
 def slot_plans(p: ScheduleProblem, solver: str, time_limit_s: float,
-               committed: dict[str, int]) -> list[ScheduleOutcome] | None:
+               committed: dict[str, int], parallel: Parallel = INLINE
+               ) -> list[ScheduleOutcome] | None:
     """Every slot solved alone with the committed GPUs fixed (a decomposition: slots are
     independent once the baseline is fixed, but for change limits, warm-ups and pool
     cost, which the full MILP then settles starting from these). None if a slot fails."""
-    seen: dict[tuple, ScheduleOutcome] = {}
-    outs = []
-    for t in range(p.num_slots):
-        key = tuple(np.round(p.rates_rps[t], 9))
-        if key not in seen:
-            one = _slot_alone(p, t, fixed_committed_gpus=committed)
-            seen[key] = solve_schedule(one, solver, time_limit_s)
-            if not seen[key].solution.has_solution:
-                return None
-        outs.append(seen[key])
-    return outs
+    outs = solve_slots(p, solver, time_limit_s, parallel, fixed_committed_gpus=committed)
+    return outs if all(o.solution.has_solution for o in outs) else None
 
 
 def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | None = None,
                   *, solver: str = "highs", time_limit_s: float = 60.0,
-                  progress: Callable[[str], None] | None = None) -> ScheduleResult:
-    """Plan the scenario's capacity over its horizon (see the module docstring)."""
+                  progress: Callable[[str], None] | None = None,
+                  parallel: Parallel = INLINE) -> ScheduleResult:
+    """Plan the scenario's capacity over its horizon (see the module docstring). The
+    independent solves (candidate nominations, static baselines, slots alone) run on
+    `parallel`; the result does not depend on it."""
     t0 = time.perf_counter()
     s = rs.scenario
     spec = spec or s.schedule or ScheduleSpec()
@@ -305,13 +318,14 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
     tiers = gpu_tiers(catalog, s.catalog.prices, sorted(ctx.prices), spec)
     probe = schedule_problem(ctx, profile, tiers, spec, ctx.candidates)
     cands = choose_candidates(ctx, profile, tiers, probe, spec.representative_slots, solver,
-                              time_limit_s)
+                              time_limit_s, parallel)
     problem = schedule_problem(ctx, profile, tiers, spec, cands)
     say("lower bound")
-    lb, lb_slots = lower_bound_usd(problem, solver, time_limit_s)
+    lb, lb_slots = lower_bound_usd(problem, solver, time_limit_s, parallel)
     say("baseline guess")
     guess = committed_guess(problem, solver, time_limit_s)
-    start = (slot_plans(problem, solver, time_limit_s, guess) if guess else None) or lb_slots
+    start = (slot_plans(problem, solver, time_limit_s, guess, parallel) if guess else None) \
+        or lb_slots
     env_rates = problem.rates_rps.max(axis=0)
     env = solve_schedule(replace(problem, rates_rps=env_rates[None, :], slot_hours=np.ones(1),
                                  max_step_replicas=None, cyclic=False, warmup=False,
@@ -326,11 +340,13 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
                           "loosen the change limits (schedule.max_step_replicas)"])
     say("baselines")
     peak_t = int(np.argmax(profile.total_rps))
-    peak = solve_context(_with_classes(ctx, profile.slot_classes(ctx.classes, peak_t)),
-                         solver=solver, time_limit_s=time_limit_s, label="static: peak slot")
     mean_rates = np.average(profile.rates_rps, axis=0, weights=profile.lengths_s)
     mean_classes = [replace(w, rate_rps=float(r)) for w, r in zip(ctx.classes, mean_rates)]
-    mean = solve_context(_with_classes(ctx, mean_classes), solver=solver,
-                         time_limit_s=time_limit_s, label="static: mean rate")
+    peak, mean = parallel.calls([
+        (solve_context, (_with_classes(ctx, profile.slot_classes(ctx.classes, peak_t)),),
+         {"solver": solver, "time_limit_s": time_limit_s, "label": "static: peak slot"}),
+        (solve_context, (_with_classes(ctx, mean_classes),),
+         {"solver": solver, "time_limit_s": time_limit_s, "label": "static: mean rate"})],
+        label="baselines")
     return ScheduleResult(s.name, ctx.perf.model.name, spec, profile, tiers, cands, out, peak,
                           mean, lb, time.perf_counter() - t0)
