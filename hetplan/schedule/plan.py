@@ -26,7 +26,7 @@ from hetplan.candidates import Candidate
 from hetplan.catalog import Catalog
 from hetplan.enums import Sizing
 from hetplan.errors import Infeasible, InputError
-from hetplan.milp.formulation import target_rho
+from hetplan.milp.formulation import ONE_OF_KEYS, target_rho
 from hetplan.milp.prune import dominates
 from hetplan.parallel import INLINE, Parallel
 from hetplan.plan import Plan
@@ -273,15 +273,31 @@ def _slot_alone(p: ScheduleProblem, t: int, **fields) -> ScheduleProblem:
                    pool_cost_usd_per_hour=0.0, mip_rel_gap=LOWER_BOUND_GAP, **fields)
 
 
-def committed_guess(p: ScheduleProblem, solver: str, time_limit_s: float) -> dict[str, int]:
-    """Committed GPUs per type from the schedule's LP relaxation, rounded up."""
+def relaxed_guess(p: ScheduleProblem, solver: str, time_limit_s: float
+                  ) -> tuple[dict[str, int], list[Candidate]]:
+    """From the schedule's LP relaxation: committed GPUs per type, rounded up, and the
+    candidates of the one vendor and KV dtype whose P/D pools hold the most GPU-hours
+    there (with every colocated one), so that slots solved alone agree on them. ({},
+    every candidate) when the relaxation has no solution."""
     f = ScheduleFormulation(p)
     for v in f.lp.vars:
         v.integer = False
     sol = solve(f.lp, solver, time_limit_s)
     if not sol.has_solution:
-        return {}
-    return {g: math.ceil(sol.values[v] - 1e-6) for g, v in f.commit.items()}
+        return {}, list(p.candidates)
+    committed = {g: math.ceil(sol.values[v] - 1e-6) for g, v in f.commit.items()}
+    held: dict[tuple[str, ...], float] = {}
+    for (i, _, t), var in f.n.items():
+        c = p.candidates[i]
+        if c.role != "colocated":
+            key = tuple(ONE_OF_KEYS[k](c) for k in sorted(ONE_OF_KEYS))
+            held[key] = held.get(key, 0.0) + sol.values[var] * c.num_gpus * p.slot_hours[t]
+    if not held:
+        return committed, list(p.candidates)
+    best = max(sorted(held), key=lambda k: held[k])
+    keep = [c for c in p.candidates if c.role == "colocated"
+            or tuple(ONE_OF_KEYS[k](c) for k in sorted(ONE_OF_KEYS)) == best]
+    return committed, keep
 
 
 def slot_plans(p: ScheduleProblem, solver: str, time_limit_s: float,
@@ -323,9 +339,10 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
     say("lower bound")
     lb, lb_slots = lower_bound_usd(problem, solver, time_limit_s, parallel)
     say("baseline guess")
-    guess = committed_guess(problem, solver, time_limit_s)
-    start = (slot_plans(problem, solver, time_limit_s, guess, parallel) if guess else None) \
-        or lb_slots
+    guess, agreed = relaxed_guess(problem, solver, time_limit_s)
+    start = slot_plans(replace(problem, candidates=agreed), solver, time_limit_s, guess,
+                       parallel)
+    start = start or lb_slots
     env_rates = problem.rates_rps.max(axis=0)
     env = solve_schedule(replace(problem, rates_rps=env_rates[None, :], slot_hours=np.ones(1),
                                  max_step_replicas=None, cyclic=False, warmup=False,
