@@ -174,7 +174,7 @@ def test_cli_schedule_json_keys_and_files(tmp_path):
     sc = tmp_path / "tiny.yaml"
     sc.write_text(SCENARIO)
     res = run_main("schedule", str(sc), "--out", str(tmp_path / "out"), "--json",
-                   budget_s=60)
+                   "--workers", "2", budget_s=60)
     assert res.code == 0, res.err + res.tb
     out = json.loads(res.out)
     for key in ("horizon_cost_usd", "static_peak_cost_usd", "lower_bound_cost_usd",
@@ -187,6 +187,12 @@ def test_cli_schedule_json_keys_and_files(tmp_path):
     assert saved["summary"]["horizon_cost_usd"] == out["horizon_cost_usd"]
     assert len(saved["profile"]["total_rps"]) == 4
     assert "# Capacity schedule" in (tmp_path / "out" / "schedule.md").read_text()
+    # the same files, byte for byte, from the slots solved one after another in-process
+    again = run_main("schedule", str(sc), "--out", str(tmp_path / "one"), "--workers", "1",
+                     budget_s=60)
+    assert again.code == 0, again.err + again.tb
+    for name in ("schedule.json", "schedule.md"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "out" / name).read_bytes()
 
 
 @pytest.mark.parametrize("old,new,says", [

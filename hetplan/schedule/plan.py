@@ -80,8 +80,10 @@ class ScheduleResult:
                  "usd_per_gpu_hour": self.tiers[g].committed_usd_per_hour}
                 for g, n in sorted(self.outcome.committed_gpus.items())]
 
-    def summary(self) -> dict:
-        """What `hetplan schedule --json` prints."""
+    def summary(self, timings: bool = True) -> dict:
+        """What `hetplan schedule --json` prints; without `timings` (the solver's and the
+        whole run's wall seconds), what schedule.json and schedule.md hold, so that the
+        same schedule writes the same bytes."""
         tot = self.profile.total_rps
         peak_slots = int(np.sum(tot > float(np.average(tot, weights=self.profile.lengths_s))))
         lb, cost = self.lower_bound_cost_usd, self.outcome.total_cost_usd
@@ -99,8 +101,9 @@ class ScheduleResult:
             "above_lower_bound_pct": 100.0 * (cost - lb) / lb if lb > 0 else None,
             "reactive_cost_usd": None, "not_yet_computed": list(NOT_YET_COMPUTED),
             "committed_mix": self.committed_mix(),
-            "solver": {"status": str(sol.status), "gap": sol.gap, "time_s": sol.time_s,
-                       "total_s": self.solve_s, "candidates": len(self.candidates)}}
+            "solver": {"status": str(sol.status), "gap": sol.gap,
+                       "candidates": len(self.candidates)}
+            | ({"time_s": sol.time_s, "total_s": self.solve_s} if timings else {})}
 
     def to_dict(self) -> dict:
         pools = []
@@ -109,7 +112,7 @@ class ScheduleResult:
             c = by_key[key]
             pools.append({"pool": pool_name(c), "role": c.role, "gpu": c.shape.gpu,
                           "gpus_per_replica": c.num_gpus, "tier": tier, "replicas": counts})
-        return {"summary": self.summary(), "model": self.model,
+        return {"summary": self.summary(timings=False), "model": self.model,
                 "profile": self.profile.to_dict(),
                 "tiers": {g: t.to_dict() for g, t in sorted(self.tiers.items())},
                 "pools": pools, "slot_cost_usd": self.outcome.slot_cost_usd,
