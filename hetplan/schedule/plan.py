@@ -4,11 +4,16 @@ baselines (static peak, static mean, per-slot lower bound).
 Candidates and per-replica capacities are the planning stage's (`planner.prepare`: one
 source of truth for sizing at the SLO). To keep a week of slots small, the schedule uses
 only the candidates that per-slot plans choose: the planning MILP solved at a few
-representative slots (spread over the range of demand), once at on-demand prices and
-once at each GPU's cheapest effective tier price. The lower bound is the schedule MILP
+representative slots (spread over the range of demand) at each GPU's cheapest effective
+tier price, and the static on-demand plans for the peak slot and the mean rate (the
+baselines, solved in the same parallel batch). The lower bound is the schedule MILP
 solved slot by slot with no change limits and no warm-ups (each slot may buy its own
 commitment): a relaxation of the schedule over the same candidates, so no schedule on them
 costs less.
+
+The schedule MILP starts from a decomposition: committed GPUs and the P/D vendor and KV
+dtype from its LP relaxation, then every slot solved alone with those fixed (in
+parallel), stacked and raised where pools change faster than the limits allow.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import contextlib
 import io
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -157,9 +162,14 @@ def _with_classes(ctx: Context, classes) -> Context:
 
 def choose_candidates(ctx: Context, profile: RateProfile, tiers: dict[str, GpuTiers],
                       problem: ScheduleProblem, k: int, solver: str, time_limit_s: float,
-                      parallel: Parallel = INLINE) -> list[Candidate]:
-    """Candidates the planning MILP picks at k representative slots, at on-demand and at
-    effective tier prices (the 2k solves run on `parallel`)."""
+                      parallel: Parallel = INLINE,
+                      static: Sequence[tuple[Context, str]] = ()
+                      ) -> tuple[list[Candidate], list[Plan]]:
+    """Candidates the planning MILP picks at k representative slots at each GPU's
+    effective tier price, and the pools of the static on-demand plans `static` (context,
+    label: the peak and mean plans the schedule is compared with, which stand for the
+    on-demand choice at high and middle demand). All of these solves run on `parallel`;
+    returns the candidates and the static plans."""
     base = [c for c in ctx.candidates if c.shape.gpu in tiers]
     priced = []
     for c in base:
@@ -167,21 +177,24 @@ def choose_candidates(ctx: Context, profile: RateProfile, tiers: dict[str, GpuTi
         eff = effective_price(tiers[c.shape.gpu], share)
         if eff is not None:
             priced.append(replace(c, price_usd_per_hour=eff * c.num_gpus))
-    on_demand = [c for c in base if tiers[c.shape.gpu].on_demand_usd_per_hour is not None]
-    cases = [(t, cands) for t in representative_slots(profile, k)
-             for cands in (on_demand, priced) if cands]
-    picks = parallel.calls(
-        [(_nominate, (_with_classes(ctx, profile.slot_classes(ctx.classes, t)), cands, solver,
-                      min(time_limit_s, CHOOSE_TIME_LIMIT_S)), {}) for t, cands in cases],
+    slots = representative_slots(profile, k) if priced else []
+    done = parallel.calls(
+        [(_nominate, (_with_classes(ctx, profile.slot_classes(ctx.classes, t)), priced, solver,
+                      min(time_limit_s, CHOOSE_TIME_LIMIT_S)), {}) for t in slots]
+        + [(solve_context, (sctx,), {"solver": solver, "time_limit_s": time_limit_s,
+                                     "label": label}) for sctx, label in static],
         label="candidates")
     keys: set[str] = set()
-    for (t, _), (picked, status) in zip(cases, picks):
+    for t, (picked, status) in zip(slots, done):
         if picked is None:
             raise Infeasible([f"slot {t}: no plan meets its demand "
                               f"({profile.total_rps[t]:.3g} req/s): {status}"])
         keys |= picked
+    plans = done[len(slots):]
+    names = {pool.name for plan in plans for pool in plan.pools}
+    keys |= {c.key for c in base if pool_name(c) in names}
     chosen = sorted((c for c in base if c.key in keys), key=lambda c: c.key)
-    return drop_dominated(chosen, problem)
+    return drop_dominated(chosen, problem), plans
 
 
 def _nominate(slot_ctx: Context, cands: list[Candidate], solver: str, time_limit_s: float
@@ -336,8 +349,13 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
     ctx = prepare(rs, catalog)
     tiers = gpu_tiers(catalog, s.catalog.prices, sorted(ctx.prices), spec)
     probe = schedule_problem(ctx, profile, tiers, spec, ctx.candidates)
-    cands = choose_candidates(ctx, profile, tiers, probe, spec.representative_slots, solver,
-                              time_limit_s, parallel)
+    peak_t = int(np.argmax(profile.total_rps))
+    mean_rates = np.average(profile.rates_rps, axis=0, weights=profile.lengths_s)
+    mean_classes = [replace(w, rate_rps=float(r)) for w, r in zip(ctx.classes, mean_rates)]
+    cands, (peak, mean) = choose_candidates(
+        ctx, profile, tiers, probe, spec.representative_slots, solver, time_limit_s, parallel,
+        static=[(_with_classes(ctx, profile.slot_classes(ctx.classes, peak_t)),
+                 "static: peak slot"), (_with_classes(ctx, mean_classes), "static: mean rate")])
     problem = schedule_problem(ctx, profile, tiers, spec, cands)
     say("lower bound")
     lb, lb_slots = lower_bound_usd(problem, solver, time_limit_s, parallel)
@@ -358,15 +376,5 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
         raise Infeasible([f"the schedule MILP found no schedule ({out.solution.status}"
                           f"{': ' + out.solution.message if out.solution.message else ''}); "
                           "loosen the change limits (schedule.max_step_replicas)"])
-    say("baselines")
-    peak_t = int(np.argmax(profile.total_rps))
-    mean_rates = np.average(profile.rates_rps, axis=0, weights=profile.lengths_s)
-    mean_classes = [replace(w, rate_rps=float(r)) for w, r in zip(ctx.classes, mean_rates)]
-    peak, mean = parallel.calls([
-        (solve_context, (_with_classes(ctx, profile.slot_classes(ctx.classes, peak_t)),),
-         {"solver": solver, "time_limit_s": time_limit_s, "label": "static: peak slot"}),
-        (solve_context, (_with_classes(ctx, mean_classes),),
-         {"solver": solver, "time_limit_s": time_limit_s, "label": "static: mean rate"})],
-        label="baselines")
     return ScheduleResult(s.name, ctx.perf.model.name, spec, profile, tiers, cands, out, peak,
                           mean, lb, time.perf_counter() - t0)
