@@ -49,18 +49,22 @@ def main() -> None:
     rs = rs.derive(catalog=rs.scenario.catalog.model_copy(update={"gpus": None}))
     spec = rs.scenario.schedule.model_copy(update={
         "horizon_s": float(WEEK_S), "profile": week_shape(rs.scenario.schedule.profile.base_rps)})
-    marks = [("start", time.perf_counter())]
+    marks = [("start", time.perf_counter(), time.process_time())]
     res = plan_schedule(rs, cat, spec, time_limit_s=args.time_limit,
-                        progress=lambda m: marks.append((m, time.perf_counter())),
+                        progress=lambda m: marks.append((m, time.perf_counter(),
+                                                         time.process_time())),
                         parallel=Parallel(args.workers))
-    marks.append(("done", time.perf_counter()))
-    phases = {a: round(tb - ta, 2) for (a, ta), (_, tb) in zip(marks[1:], marks[2:])}
+    marks.append(("done", time.perf_counter(), time.process_time()))
+    phases = {a: round(tb - ta, 2) for (a, ta, _), (_, tb, _) in zip(marks[1:], marks[2:])}
+    # this process's CPU seconds per phase: all of the work with --workers 1
+    cpu = {a: round(cb - ca, 2) for (a, _, ca), (_, _, cb) in zip(marks[1:], marks[2:])}
     s = res.summary()
     row = {"slots": s["slots"], "gpu_types": len(res.tiers), "workers": args.workers,
            "wall_s": round(marks[-1][1] - marks[0][1], 1),
+           "cpu_s": round(marks[-1][2] - marks[0][2], 1),
            "load_avg_1min": round(os.getloadavg()[0], 1),
            "candidates_used": s["solver"]["candidates"],
-           "phase_s": phases, "milp_status": s["solver"]["status"],
+           "phase_s": phases, "phase_cpu_s": cpu, "milp_status": s["solver"]["status"],
            "milp_gap": s["solver"]["gap"], "milp_s": round(s["solver"]["time_s"], 2),
            "horizon_cost_usd": round(s["horizon_cost_usd"], 2),
            "static_peak_cost_usd": round(s["static_peak_cost_usd"], 2),

@@ -436,15 +436,17 @@ def _one_of_key(family: str, c: Candidate) -> str:
 
 def solve_schedule(p: ScheduleProblem, solver: str = "highs", time_limit_s: float = 60.0,
                    start_slots: Sequence[ScheduleOutcome] | None = None,
-                   envelope: tuple[ScheduleOutcome, np.ndarray] | None = None
+                   envelope: tuple[ScheduleOutcome, np.ndarray] | None = None,
+                   more_starts: Sequence[Sequence[ScheduleOutcome]] = ()
                    ) -> ScheduleOutcome:
-    """Solve `p`, started from the cheaper feasible of: the one-slot solutions stacked
-    (`start_slots`, `stacked_start`) and the envelope held constant (`envelope`: its
-    one-slot solution and rates, `envelope_start`)."""
+    """Solve `p`, started from the cheapest feasible of: the one-slot solutions stacked
+    (`start_slots` and each of `more_starts`, `stacked_start`) and the envelope held
+    constant (`envelope`: its one-slot solution and rates, `envelope_start`)."""
     f = ScheduleFormulation(p)
     starts = []
-    if start_slots is not None and all(o.solution.has_solution for o in start_slots):
-        starts.append(stacked_start(f, start_slots))
+    for stack in ([start_slots] if start_slots is not None else []) + list(more_starts):
+        if all(o.solution.has_solution for o in stack):
+            starts.append(stacked_start(f, stack))
     if envelope is not None and envelope[0].solution.has_solution:
         starts.append(envelope_start(f, *envelope))
     priced = [(c, i, s) for i, s in enumerate(starts)

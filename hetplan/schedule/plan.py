@@ -283,46 +283,53 @@ def solve_slots(p: ScheduleProblem, solver: str, time_limit_s: float, parallel: 
 
 def _slot_alone(p: ScheduleProblem, t: int, **fields) -> ScheduleProblem:
     """Slot t as a one-slot problem without change limits, warm-ups or pool cost (what
-    the lower bound and the decomposition solve), solved to LOWER_BOUND_GAP."""
-    return replace(p, rates_rps=p.rates_rps[t:t + 1], slot_hours=np.ones(1),
-                   max_step_replicas=None, cyclic=False, warmup=False,
-                   pool_cost_usd_per_hour=0.0, mip_rel_gap=LOWER_BOUND_GAP, **fields)
+    the lower bound and the decomposition solve; `fields` override), solved to
+    LOWER_BOUND_GAP."""
+    return replace(p, **{"rates_rps": p.rates_rps[t:t + 1], "slot_hours": np.ones(1),
+                         "max_step_replicas": None, "cyclic": False, "warmup": False,
+                         "pool_cost_usd_per_hour": 0.0, "mip_rel_gap": LOWER_BOUND_GAP}
+                   | fields)
 
 
 def relaxed_guess(p: ScheduleProblem, solver: str, time_limit_s: float
-                  ) -> tuple[dict[str, int], list[Candidate]]:
-    """From the schedule's LP relaxation: committed GPUs per type, rounded up, and the
-    candidates of the one vendor and KV dtype whose P/D pools hold the most GPU-hours
-    there (with every colocated one), so that slots solved alone agree on them. ({},
-    every candidate) when the relaxation has no solution."""
+                  ) -> tuple[dict[str, int], list[list[Candidate]]]:
+    """From the schedule's LP relaxation: committed GPUs per type, rounded up, and candidate
+    sets for slots solved alone, narrowest first: those the relaxation uses, then those of
+    the one vendor and KV dtype whose P/D pools hold the most GPU-hours there (with every
+    colocated one), so that the slots agree on them. ({}, [every candidate]) when the
+    relaxation has no solution."""
     f = ScheduleFormulation(p)
     for v in f.lp.vars:
         v.integer = False
     sol = solve(f.lp, solver, time_limit_s)
     if not sol.has_solution:
-        return {}, list(p.candidates)
+        return {}, [list(p.candidates)]
     committed = {g: math.ceil(sol.values[v] - 1e-6) for g, v in f.commit.items()}
     held: dict[tuple[str, ...], float] = {}
+    used: set[int] = set()
     for (i, _, t), var in f.n.items():
         c = p.candidates[i]
+        if sol.values[var] > 1e-6:
+            used.add(i)
         if c.role != "colocated":
             key = tuple(ONE_OF_KEYS[k](c) for k in sorted(ONE_OF_KEYS))
             held[key] = held.get(key, 0.0) + sol.values[var] * c.num_gpus * p.slot_hours[t]
-    if not held:
-        return committed, list(p.candidates)
-    best = max(sorted(held), key=lambda k: held[k])
-    keep = [c for c in p.candidates if c.role == "colocated"
-            or tuple(ONE_OF_KEYS[k](c) for k in sorted(ONE_OF_KEYS)) == best]
-    return committed, keep
+    best = max(sorted(held), key=lambda k: held[k]) if held else None
+    agree = [c for c in p.candidates if c.role == "colocated"
+             or tuple(ONE_OF_KEYS[k](c) for k in sorted(ONE_OF_KEYS)) == best]
+    return committed, [[c for i, c in enumerate(p.candidates) if i in used], agree]
 
 
 def slot_plans(p: ScheduleProblem, solver: str, time_limit_s: float,
                committed: dict[str, int], parallel: Parallel = INLINE
                ) -> list[ScheduleOutcome] | None:
     """Every slot solved alone with the committed GPUs fixed (a decomposition: slots are
-    independent once the baseline is fixed, but for change limits, warm-ups and pool
-    cost, which the full MILP then settles starting from these). None if a slot fails."""
-    outs = solve_slots(p, solver, time_limit_s, parallel, fixed_committed_gpus=committed)
+    independent once the baseline is fixed, but for change limits and warm-ups, which the
+    full MILP then settles starting from these). Each slot pays the pool cost for its
+    hour, as a one-rate plan does, so that slots keep to the same few pools. None if a
+    slot fails."""
+    outs = solve_slots(p, solver, time_limit_s, parallel, fixed_committed_gpus=committed,
+                       pool_cost_usd_per_hour=p.pool_cost_usd_per_hour)
     return outs if all(o.solution.has_solution for o in outs) else None
 
 
@@ -360,10 +367,21 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
     say("lower bound")
     lb, lb_slots = lower_bound_usd(problem, solver, time_limit_s, parallel)
     say("baseline guess")
-    guess, agreed = relaxed_guess(problem, solver, time_limit_s)
-    start = slot_plans(replace(problem, candidates=agreed), solver, time_limit_s, guess,
-                       parallel)
-    start = start or lb_slots
+    guess, subsets = relaxed_guess(problem, solver, time_limit_s)
+    stacks = []
+    # slots alone paying a pool for their hour (as a one-rate plan does) or for the whole
+    # horizon (as the schedule does for a pool used at all): the MILP starts from the
+    # cheaper stack
+    for charge in (1.0, float(profile.slot_hours.sum()))[
+            :2 if problem.pool_cost_usd_per_hour > 0 else 1]:
+        for cands_t in subsets:
+            got = slot_plans(replace(problem, candidates=cands_t, pool_cost_usd_per_hour=
+                                     charge * problem.pool_cost_usd_per_hour),
+                             solver, time_limit_s, guess, parallel)
+            if got is not None:
+                stacks.append(got)
+                break
+    start = stacks[0] if stacks else lb_slots
     env_rates = problem.rates_rps.max(axis=0)
     env = solve_schedule(replace(problem, rates_rps=env_rates[None, :], slot_hours=np.ones(1),
                                  max_step_replicas=None, cyclic=False, warmup=False,
@@ -371,7 +389,7 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
                          solver, time_limit_s)
     say("schedule")
     out = solve_schedule(problem, solver, time_limit_s, start_slots=start,
-                         envelope=(env, env_rates))
+                         envelope=(env, env_rates), more_starts=stacks[1:])
     if not out.solution.has_solution:
         raise Infeasible([f"the schedule MILP found no schedule ({out.solution.status}"
                           f"{': ' + out.solution.message if out.solution.message else ''}); "
