@@ -18,7 +18,7 @@ from hetplan.enums import Role
 from hetplan.errors import InputError
 from hetplan.io import write_atomic, write_bytes_atomic
 from hetplan.parallel import INLINE, Parallel
-from hetplan.planner import prepare
+from hetplan.planner import check_objective, prepare
 from hetplan.plots import frontier_png
 from hetplan.scenario import SLO, ResolvedScenario
 from hetplan.tables import fmt_num, text_table
@@ -92,6 +92,7 @@ def frontier(rs: ResolvedScenario, catalog: Catalog, vary: str, factors: Sequenc
     if vary == "budget" and k.budget_usd_per_hour is None:
         raise InputError("--vary budget needs constraints.budget_usd_per_hour",
                          file=rs.source, field="constraints.budget_usd_per_hour")
+    check_objective(rs)          # before the sweep: every point would fail alike
     variants = []
     for f in sorted(factors):
         if vary == "budget":
