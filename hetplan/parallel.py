@@ -9,7 +9,7 @@ Assumptions:
   same results, in the same order, whatever the worker count or backend.
 - `workers=1`, or a single case, runs inline in this process (no pickling, no start-up).
 - Local processes start by `forkserver` where the platform has it (one clean server
-  process that imports hetplan once and forks a worker per slot; forking this process
+  process that imports hetplan once and forks each worker from it; forking this process
   itself could inherit a solver's threads mid-use), `spawn` elsewhere.
 - `backend="ray"` needs the `hetplan[ray]` extra. It joins the cluster of `RAY_ADDRESS`
   when that is set, else the one `ray.init` already joined, else starts a local instance;
