@@ -17,7 +17,8 @@ from hetplan.catalog import Catalog
 from hetplan.enums import Role
 from hetplan.errors import InputError
 from hetplan.io import write_atomic, write_bytes_atomic
-from hetplan.planner import prepare
+from hetplan.parallel import INLINE, Parallel
+from hetplan.planner import check_objective, prepare
 from hetplan.plots import frontier_png
 from hetplan.scenario import SLO, ResolvedScenario
 from hetplan.tables import fmt_num, text_table
@@ -82,15 +83,17 @@ def compare_table(rows: Sequence[dict]) -> str:
 
 def frontier(rs: ResolvedScenario, catalog: Catalog, vary: str, factors: Sequence[float], *,
              solver: str = "highs", time_limit_s: float = 30,
-             progress: Callable[[str], None] | None = None) -> list[dict]:
+             progress: Callable[[str], None] | None = None,
+             parallel: Parallel = INLINE) -> list[dict]:
     """Solve the scenario at each factor x (SLO targets, or budget). The workload is
     resolved once; candidates are rebuilt per variant because capacities depend on the
-    SLO."""
+    SLO. The variants solve on `parallel` (`hetplan frontier`: one process per core)."""
     k, base = rs.scenario.constraints, rs.slo
     if vary == "budget" and k.budget_usd_per_hour is None:
         raise InputError("--vary budget needs constraints.budget_usd_per_hour",
                          file=rs.source, field="constraints.budget_usd_per_hour")
-    rows = []
+    check_objective(rs)          # before the sweep: every point would fail alike
+    variants = []
     for f in sorted(factors):
         if vary == "budget":
             var = rs.with_constraints(budget_usd_per_hour=k.budget_usd_per_hour * f)
@@ -99,8 +102,12 @@ def frontier(rs: ResolvedScenario, catalog: Catalog, vary: str, factors: Sequenc
                 ttft_ms=base.ttft_ms * f if vary in ("slo", "ttft") else base.ttft_ms,
                 tpot_ms=base.tpot_ms * f if vary in ("slo", "tpot") else base.tpot_ms,
                 percentile=base.percentile))
-        r = plan_variant(prepare(var, catalog, progress=progress), solver=solver,
-                         time_limit_s=time_limit_s)
+        variants.append((f, var))
+    solved = parallel.calls(
+        [(_frontier_point, (var, catalog, solver, time_limit_s), {}) for _, var in variants],
+        progress=progress, label="frontier")
+    rows = []
+    for (f, var), r in zip(variants, solved):
         rows.append({"factor": f, "ttft_ms": var.slo.ttft_ms, "tpot_ms": var.slo.tpot_ms,
                      "budget_usd_per_hour": var.scenario.constraints.budget_usd_per_hour,
                      "cost_usd_per_hour": r.cost_usd_per_hour, "served_rps": r.served_rps,
@@ -109,6 +116,11 @@ def frontier(rs: ResolvedScenario, catalog: Catalog, vary: str, factors: Sequenc
                      "status": r.status if r.feasible else
                      "infeasible: " + r.reasons[0][:STATUS_CHARS]})
     return rows
+
+
+def _frontier_point(var: ResolvedScenario, catalog: Catalog, solver: str,
+                    time_limit_s: float) -> PlanRow:
+    return plan_variant(prepare(var, catalog), solver=solver, time_limit_s=time_limit_s)
 
 
 def frontier_outputs(rows: Sequence[dict], vary: str, out: Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pydantic
@@ -19,6 +20,11 @@ class InputError(Exception):
         self.file = str(file) if file is not None else None
         self.field = field
         super().__init__(self.one_line())
+
+    def __reduce__(self):
+        # rebuilt with its keywords when a parallel worker (hetplan.parallel) raises it
+        return (functools.partial(type(self), file=self.file, field=self.field), (self.message,),
+                self.__dict__)
 
     def one_line(self) -> str:
         where = ""
@@ -54,3 +60,7 @@ class Infeasible(Exception):
     def __init__(self, reasons: list[str]):
         self.reasons = reasons
         super().__init__("infeasible: " + " | ".join(reasons))
+
+    def __reduce__(self):
+        # (its reasons are a list: Exception's default would pass the joined line)
+        return type(self), (self.reasons,), self.__dict__

@@ -206,15 +206,20 @@ PLACEMENT_ROUNDS = 6      # sizing -> placement rounds when placement pushes bac
 SPARE_STEP = 0.02         # least share of a GPU type held back per round for spares
 
 
+def check_objective(rs: ResolvedScenario) -> None:
+    """The objective's own needs (max_goodput: a budget); a sweep checks them up front."""
+    if rs.scenario.objective == "max_goodput" and \
+            rs.scenario.constraints.budget_usd_per_hour is None:
+        raise InputError("objective max_goodput needs constraints.budget_usd_per_hour",
+                         file=rs.source, field="constraints.budget_usd_per_hour")
+
+
 def solve_context(ctx: Context, candidates: Sequence[Candidate] | None = None, *,
                   solver: str = "highs", time_limit_s: float = 60.0,
                   label: str | None = None) -> Plan:
     """Size `ctx` (optionally over a subset of its candidates) and place it on its
     inventory; when placement pushes back, re-size without what it could not hold."""
-    if ctx.scenario.objective == "max_goodput" and ctx.scenario.constraints.budget_usd_per_hour \
-            is None:
-        raise InputError("objective max_goodput needs constraints.budget_usd_per_hour",
-                         file=ctx.resolved.source, field="constraints.budget_usd_per_hour")
+    check_objective(ctx.resolved)
     cands = list(ctx.candidates if candidates is None else candidates)
     availability, rounds = dict(ctx.availability), []
     for _ in range(PLACEMENT_ROUNDS):

@@ -6,7 +6,9 @@ Everything here builds variants in memory: a price override returns a modified c
 catalog (nothing is written to `catalogs/`), a workload override passes explicit classes to
 the planner (one class per synthetic workload, mean = p90 lengths, no trace is sampled).
 Each function returns plain rows (dicts) or arrays that `hetplan.plots` draws and the
-notebooks under `notebooks/` tabulate.
+notebooks under `notebooks/` tabulate. The grids solve their cells on `parallel` (a
+`hetplan.parallel.Parallel`; default: one after another in this process); the rows are
+the same, in the same order, whatever the worker count.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from hetplan.catalog import Catalog
 from hetplan.enums import ROLES, Role
 from hetplan.errors import InputError
+from hetplan.parallel import INLINE, Parallel
 from hetplan.plan import Plan
 from hetplan.planner import prepare
 from hetplan.scenario import SLO, ResolvedScenario
@@ -116,24 +119,26 @@ def mix_text(plan: Plan) -> str:
 
 
 def price_shock(rs: ResolvedScenario, catalog: Catalog, gpus: Sequence[str],
-                factors: Sequence[float], classes: Sequence | None = None) -> list[dict]:
+                factors: Sequence[float], classes: Sequence | None = None,
+                parallel: Parallel = INLINE) -> list[dict]:
     """Re-plan with each GPU's price scaled by each factor (one GPU at a time; factor 1 is
     the baseline). Rows carry gpu, factor, the shocked price, `plan_row` fields and
     `cost_if_mix_kept_usd_per_hour`: the baseline plan's cost at the shocked price (what
     not re-planning would cost; the re-planned cost is never higher)."""
-    base_row = plan_row_of(rs, catalog, classes)
-    base_plan, base_by_type = base_row.plan, base_row.by_type()[1]
     sheet = rs.scenario.catalog.prices
+    cells = [(g, f) for g in gpus for f in sorted(factors)]
+    base_row, *solved = parallel.calls(
+        [(plan_row_of, (rs, catalog, classes), {})]
+        + [(plan_row_of, (rs, scale_price(catalog, sheet, g, f), classes), {}) for g, f in cells])
+    base_plan, base_by_type = base_row.plan, base_row.by_type()[1]
     rows = []
-    for g in gpus:
+    for (g, f), r in zip(cells, solved):
         base = catalog.cheapest_price_usd_per_hour(sheet, g)
-        for f in sorted(factors):
-            r = plan_row_of(rs, scale_price(catalog, sheet, g, f), classes)
-            kept = (None if base_plan is None else
-                    base_plan.cost_usd_per_hour + base_by_type.get(g, 0.0) * (f - 1.0))
-            rows.append(plan_row(r, gpu=g, factor=f,
-                                 price_usd_per_hour=None if base is None else base * f,
-                                 cost_if_mix_kept_usd_per_hour=kept))
+        kept = (None if base_plan is None else
+                base_plan.cost_usd_per_hour + base_by_type.get(g, 0.0) * (f - 1.0))
+        rows.append(plan_row(r, gpu=g, factor=f,
+                             price_usd_per_hour=None if base is None else base * f,
+                             cost_if_mix_kept_usd_per_hour=kept))
     return rows
 
 
@@ -153,14 +158,16 @@ def length_plan(rs: ResolvedScenario, catalog: Catalog, input_tokens: int, outpu
 
 def pairings(rs: ResolvedScenario, catalog: Catalog, classes: Sequence,
              variants: dict[str, tuple[Sequence[str] | None, Sequence[str] | None]],
-             baseline: str, calibrations: dict | None = None) -> list[dict]:
+             baseline: str, calibrations: dict | None = None,
+             parallel: Parallel = INLINE) -> list[dict]:
     """Solve each variant label -> (prefill GPUs, decode GPUs) (None, None = unrestricted:
     any roles and GPUs of the scenario) and add `cost_ratio_vs_baseline` = baseline $/h /
     variant $/h (>1: the variant is that many times cheaper for the same load)."""
-    rows = []
-    for label, (pg, dg) in variants.items():
-        rows.append(plan_row(plan_row_of(rs, catalog, classes, prefill_gpus=pg, decode_gpus=dg,
-                                         calibrations=calibrations), variant=label))
+    solved = parallel.calls(
+        [(plan_row_of, (rs, catalog, classes), {"prefill_gpus": pg, "decode_gpus": dg,
+                                                "calibrations": calibrations})
+         for pg, dg in variants.values()])
+    rows = [plan_row(r, variant=label) for label, r in zip(variants, solved)]
     ref = next((r["cost_usd_per_hour"] for r in rows if r["variant"] == baseline), None)
     for r in rows:
         r["cost_ratio_vs_baseline"] = (ref / r["cost_usd_per_hour"]
@@ -186,7 +193,8 @@ class RatioGrid:
 
 def golden_ratio_grid(rs: ResolvedScenario, catalog: Catalog, input_tokens: Sequence[int],
                       output_tokens: Sequence[int], tokens_per_second: float,
-                      ttft_ms_per_1k_input: float = 0.0) -> RatioGrid:
+                      ttft_ms_per_1k_input: float = 0.0, parallel: Parallel = INLINE
+                      ) -> RatioGrid:
     """Plan one fixed-length class per (input, output) cell at the same token throughput,
     prefill and decode roles only (the P:D ratio is a property of disaggregated plans).
     The TTFT target of a cell is max(scenario TTFT, ttft_ms_per_1k_input x input / 1000):
@@ -196,33 +204,35 @@ def golden_ratio_grid(rs: ResolvedScenario, catalog: Catalog, input_tokens: Sequ
     gshare, cshare, usd = (np.full(shape, np.nan) for _ in range(3))
     ratio = [["" for _ in output_tokens] for _ in input_tokens]
     mixes = [["" for _ in output_tokens] for _ in input_tokens]
-    for i, n_in in enumerate(input_tokens):
-        for j, n_out in enumerate(output_tokens):
-            plan, _ = length_plan(rs, catalog, n_in, n_out, tokens_per_second,
-                                  ttft_ms_per_1k_input)
-            if plan is None:
-                continue
-            p_cost = sum(p.cost_usd_per_hour for p in plan.pools if p.role == Role.PREFILL)
-            gshare[i, j] = plan.prefill_gpus / (plan.prefill_gpus + plan.decode_gpus)
-            cshare[i, j] = p_cost / plan.cost_usd_per_hour
-            usd[i, j] = plan.usd_per_million_tokens
-            ratio[i][j] = plan.golden_ratio
-            mixes[i][j] = plan.mix()
+    cells = [(i, j) for i in range(shape[0]) for j in range(shape[1])]
+    solved = parallel.calls(
+        [(length_plan, (rs, catalog, input_tokens[i], output_tokens[j], tokens_per_second,
+                        ttft_ms_per_1k_input), {}) for i, j in cells])
+    for (i, j), (plan, _) in zip(cells, solved):
+        if plan is None:
+            continue
+        p_cost = sum(p.cost_usd_per_hour for p in plan.pools if p.role == Role.PREFILL)
+        gshare[i, j] = plan.prefill_gpus / (plan.prefill_gpus + plan.decode_gpus)
+        cshare[i, j] = p_cost / plan.cost_usd_per_hour
+        usd[i, j] = plan.usd_per_million_tokens
+        ratio[i][j] = plan.golden_ratio
+        mixes[i][j] = plan.mix()
     return RatioGrid(list(input_tokens), list(output_tokens), tokens_per_second,
                      ttft_ms_per_1k_input, gshare, cshare, usd, ratio, mixes)
 
 
 def slo_grid(rs: ResolvedScenario, catalog: Catalog, ttft_ms: Sequence[float],
-             tpot_ms: Sequence[float], classes: Sequence | None = None) -> list[dict]:
+             tpot_ms: Sequence[float], classes: Sequence | None = None,
+             parallel: Parallel = INLINE) -> list[dict]:
     """Solve every (TTFT, TPOT) target pair at the scenario's percentile; rows carry the
     targets, `plan_row` fields and `pareto` (see `mark_pareto`)."""
     q = rs.slo.percentile
-    rows = []
-    for t in sorted(ttft_ms):
-        for o in sorted(tpot_ms):
-            r = plan_row_of(rs, catalog, classes, SLO(ttft_ms=t, tpot_ms=o, percentile=q))
-            rows.append(plan_row(r, ttft_ms=t, tpot_ms=o, percentile=q))
-    return mark_pareto(rows)
+    cells = [(t, o) for t in sorted(ttft_ms) for o in sorted(tpot_ms)]
+    solved = parallel.calls(
+        [(plan_row_of, (rs, catalog, classes, SLO(ttft_ms=t, tpot_ms=o, percentile=q)), {})
+         for t, o in cells])
+    return mark_pareto([plan_row(r, ttft_ms=t, tpot_ms=o, percentile=q)
+                        for (t, o), r in zip(cells, solved)])
 
 
 def mark_pareto(rows: list[dict], keys: Sequence[str] = ("ttft_ms", "tpot_ms",

@@ -175,7 +175,7 @@ def test_cli_schedule_json_keys_and_files(tmp_path):
     sc = tmp_path / "tiny.yaml"
     sc.write_text(SCENARIO)
     res = run_main("schedule", str(sc), "--out", str(tmp_path / "out"), "--json",
-                   "--emit", "k8s", budget_s=60)
+                   "--emit", "k8s", "--workers", "2", budget_s=60)
     assert res.code == 0, res.err + res.tb
     out = json.loads(res.out)
     for key in ("horizon_cost_usd", "static_peak_cost_usd", "lower_bound_cost_usd",
@@ -213,15 +213,43 @@ def test_cli_schedule_json_keys_and_files(tmp_path):
     assert len(sim["schedule"]["slots"]) == 4 and sim["schedule"]["requests"] > 0
     assert [s["requests"] for s in sim["schedule"]["slots"]] == [
         s["requests"] for s in sim["static_peak"]["slots"]]       # the same traffic
+    # the same files, byte for byte, from the slots solved one after another in-process
+    again = run_main("schedule", str(sc), "--out", str(tmp_path / "one"), "--workers", "1",
+                     budget_s=60)
+    assert again.code == 0, again.err + again.tb
+    for name in ("schedule.json", "schedule.md"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "out" / name).read_bytes()
 
 
-def test_cli_schedule_bad_profile_is_one_line(tmp_path):
+@pytest.mark.parametrize("old,new,says", [
+    ("slot_s: 21600", "slot_s: 60\n  horizon_s: 700000", "horizon_s"),      # > a week
+    ("amplitude: 0.6", "multipliers: [1.0, -0.5]", "negative rates"),
+    ("amplitude: 0.6", "multipliers: [1.0, 0.0]", "zero rate"),
+    ("slot_s: 21600", "slot_s: 30", "slot_s")])
+def test_cli_schedule_bad_profile_is_one_line(tmp_path, old, new, says):
     from cli_harness import run_main
     sc = tmp_path / "bad.yaml"
-    sc.write_text(SCENARIO.replace("slot_s: 21600", "slot_s: 60\n  horizon_s: 700000"))
+    sc.write_text(SCENARIO.replace(old, new))
     res = run_main("schedule", str(sc))
     assert res.code == 2, res.err + res.tb
-    assert "horizon_s" in res.err and len(res.err.strip().splitlines()) == 1
+    assert says in res.err and len(res.err.strip().splitlines()) == 1
+
+
+def test_cli_schedule_trace_with_an_empty_slot_is_one_line(tmp_path):
+    from cli_harness import run_main
+    (tmp_path / "gap.csv").write_text("arrival_s,input_tokens,output_tokens\n"
+                                      "10,500,100\n20,500,100\n7300,500,100\n7400,500,100\n")
+    body = SCENARIO.replace("""  synthetic:
+    arrival: {rate_rps: 4}
+    input_tokens: {dist: fixed, value: 500}
+    output_tokens: {dist: fixed, value: 100}
+    duration_s: 120
+""", "  trace: gap.csv\n").replace("  profile: {base_rps: 40, amplitude: 0.6}\n", "")
+    sc = tmp_path / "gap.yaml"
+    sc.write_text(body.replace("slot_s: 21600", "slot_s: 3600"))
+    res = run_main("schedule", str(sc))
+    assert res.code == 2, res.err + res.tb
+    assert "has no requests" in res.err and len(res.err.strip().splitlines()) == 1
 
 
 def test_workload_stats_shows_the_profile_or_why_not():
@@ -272,3 +300,35 @@ def test_envelope_start_is_feasible_and_never_beaten_by_the_result():
     assert cost is not None
     out = solve_schedule(p, envelope=(env, env_rates))
     assert out.solution.objective <= cost + 1e-6
+
+
+def test_repaired_stack_of_slots_is_a_feasible_start():
+    """Slots solved alone jump more than the change limit allows (0 replicas per slot);
+    repair_steps raises the pools next to each jump, so the stack is a feasible start whose
+    cost the MILP never exceeds."""
+    from hetplan.schedule.formulation import (ScheduleFormulation, repair_steps, stacked_start,
+                                              start_cost)
+    from hetplan.schedule.plan import solve_slots
+    from hetplan.parallel import INLINE
+    tiers = {"G1": GpuTiers("G1", 2.0, None, 0.0, False, None, None),
+             "G2": GpuTiers("G2", 1.5, None, 0.0, False, None, None)}
+    c1, c2 = _cand("G1", 1.25), _cand("G2", 1.0)
+    p = ScheduleProblem(
+        candidates=[c1, c2], class_names=("w",), rates_rps=np.array([[0.5], [4.0], [1.0]]),
+        slot_hours=np.ones(3), rho={c1.key: 0.8, c2.key: 0.9}, tiers=tiers,
+        warmup_h={c1.key: 0.1, c2.key: 0.05}, max_step_replicas=1, max_step_share=0.0)
+    slots = solve_slots(p, "highs", 30, INLINE)
+    f = ScheduleFormulation(p)
+    raw = {var: float(slots[t].replicas.get((p.candidates[i].key, k), [0])[0])
+           for (i, k, t), var in f.n.items()}
+    sizes = [sum(raw[v] for (_, _, tt), v in f.n.items() if tt == t) for t in range(3)]
+    assert max(sizes) - min(sizes) > 1                     # the raw stack breaks the limit
+    start = stacked_start(f, slots)
+    cost = start_cost(f, start)
+    assert cost is not None
+    for (i, k, t), var in f.n.items():                     # only ever raised
+        assert start[var] >= raw[var]
+    again = dict(start)
+    repair_steps(f, again)
+    assert again == start                                  # a fixpoint
+    assert solve_schedule(p, start_slots=slots).solution.objective <= cost + 1e-6

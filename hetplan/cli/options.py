@@ -1,5 +1,5 @@
 """Options shared by several commands, declared once: `--json`, `--out`, `--solver`,
-`--time-limit`, `--seed`, and the `Typer` apps' common settings.
+`--time-limit`, `--seed`, `--workers`, `--backend`, and the `Typer` apps' common settings.
 
 Use them as annotations with the command's own default, e.g.
 `as_json: AsJson = False`, `out: OutDir = None`, `time_limit: TimeLimit = 60.0`.
@@ -16,6 +16,8 @@ import typer
 
 from hetplan.bounds import MAX_SEED
 from hetplan.errors import InputError
+from hetplan.parallel import (BACKENDS, MAX_DEFAULT_WORKERS, Parallel, check_backend,
+                              check_workers, default_workers)
 
 MAX_TIME_LIMIT_S = 7 * 86_400.0     # a solver time limit beyond a week is a typo
 
@@ -92,3 +94,23 @@ TimeLimit = Annotated[float, typer.Option("--time-limit", callback=_time_limit,
                                           help="Solver time limit, seconds.")]
 Seed = Annotated[int, typer.Option("--seed", callback=_seed,
                                    help="Random seed (0 <= seed < 2**63).")]
+
+
+def _workers(v: int | None) -> int | None:
+    return v if v is None else check_workers(v)
+
+
+Workers = Annotated[int | None, typer.Option(
+    "--workers", callback=_workers,
+    help="Independent cases (sweep points, schedule slots) solved at once (default: the "
+         f"machine's cores, at most {MAX_DEFAULT_WORKERS}; 1: one after another in this "
+         "process). Results do not depend on it.")]
+Backend = Annotated[str, typer.Option(
+    "--backend", callback=check_backend,
+    help=f"Where the cases run: {' | '.join(BACKENDS)} (local processes, or a Ray cluster: "
+         "RAY_ADDRESS, else a local Ray instance; needs the hetplan[ray] extra).")]
+
+
+def parallel_of(workers: int | None, backend: str) -> Parallel:
+    """The `Parallel` that `--workers` and `--backend` ask for."""
+    return Parallel(default_workers() if workers is None else workers, backend)

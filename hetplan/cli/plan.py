@@ -8,7 +8,8 @@ from pathlib import Path
 import typer
 
 from hetplan.bounds import VALIDATE_ROUNDS
-from hetplan.cli.options import AsJson, Solver, TimeLimit, as_json, check_out_dir, out_dir
+from hetplan.cli.options import (AsJson, Backend, Solver, TimeLimit, Workers, as_json,
+                                 check_out_dir, out_dir, parallel_of)
 from hetplan.errors import InputError
 
 
@@ -210,6 +211,7 @@ def register(app: typer.Typer, echo_json) -> None:
                                     help="Multipliers of the scenario's SLO or budget."),
         out: out_dir("Directory for frontier.csv and frontier.png.") = Path("frontier"),
         solver: Solver = "highs", time_limit: TimeLimit = 30.0,
+        workers: Workers = None, backend: Backend = "local",
     ) -> None:
         """Cost vs SLO (or goodput vs budget) Pareto sweep: a table and a PNG."""
         from hetplan.catalog import load_catalog
@@ -227,7 +229,8 @@ def register(app: typer.Typer, echo_json) -> None:
                              field="--factors")
         cat = load_catalog()
         rows = frontier(load_scenario(scenario, cat), cat, vary, fs, solver=solver,
-                        time_limit_s=time_limit, progress=_progress)
+                        time_limit_s=time_limit, progress=_progress,
+                        parallel=parallel_of(workers, backend))
         _progress("")
         typer.echo(frontier_outputs(rows, vary, out))
         typer.echo(f"wrote {out / 'frontier.csv'} and {out / 'frontier.png'}")

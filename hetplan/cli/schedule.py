@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from hetplan.cli.options import Solver, TimeLimit, as_json, out_dir
+from hetplan.cli.options import Backend, Solver, TimeLimit, Workers, as_json, out_dir, parallel_of
 
 SCHEDULE_FILES = ("schedule.json", "schedule.md", "schedule.png")
 EMIT_DIR = "emit"
@@ -46,6 +46,7 @@ def register(app: typer.Typer, echo_json) -> None:
                                         "dynamo, the scaling objects (see README)."),
         timezone: str = typer.Option(None, help="IANA time zone in which slot 0 starts "
                                      "at 00:00 (--emit's cron triggers; default Etc/UTC)."),
+        workers: Workers = None, backend: Backend = "local",
     ) -> None:
         """Plan capacity over the scenario's horizon: committed + on-demand + spot per slot."""
         from hetplan.catalog import load_catalog
@@ -61,7 +62,7 @@ def register(app: typer.Typer, echo_json) -> None:
         cat = load_catalog()
         rs = load_scenario(scenario, cat)
         result = plan_schedule(rs, cat, solver=solver, time_limit_s=time_limit,
-                               progress=_progress)
+                               progress=_progress, parallel=parallel_of(workers, backend))
         _progress("")
         emitted, refused = None, None
         if emit_target is not None:

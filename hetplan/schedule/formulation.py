@@ -28,6 +28,7 @@ Committed replicas pay no warm-up (their GPUs are paid whether they serve or not
 from __future__ import annotations
 
 from collections.abc import Sequence
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,6 +100,7 @@ class ScheduleFormulation:
         self.u: dict[tuple[int, str, int], int] = {}
         self.commit: dict[str, int] = {}
         self.pool_open: dict[int, int] = {}
+        self.index = {c.key: i for i, c in enumerate(p.candidates)}
         self.ub = [self._upper_bound(c) for c in p.candidates]
         self._variables()
         self.demand()
@@ -325,19 +327,64 @@ class ScheduleOutcome:
 def stacked_start(f: ScheduleFormulation, slots: Sequence[ScheduleOutcome]) -> dict[int, float]:
     """A first incumbent for the schedule MILP `f` from one-slot solutions of the same
     candidates (`slots[t]`: slot t solved alone): their replicas and routes slot by slot,
-    the committed GPUs their most in any slot, the starts and pools they imply. It is
-    feasible when consecutive slots keep within the change limits and share one KV dtype;
-    otherwise HiGHS drops it."""
+    raised where a pool changes faster than the change limits allow (`repair_steps`), the
+    committed GPUs their most in any slot, the starts and pools they imply. It is feasible
+    when the slots share one vendor and KV dtype for P/D and the raised pools fit the
+    GPUs available; otherwise HiGHS drops it."""
     start: dict[int, float] = {}
     for (i, k, t), var in f.n.items():
         start[var] = float(slots[t].replicas.get((f.p.candidates[i].key, k), [0])[0])
-    for (i, w, t), var in f.x.items():
-        one = slots[t]
-        start[var] = one.solution.values[one.formulation.x[i, w, 0]]
-    for g, var in f.commit.items():
-        start[var] = max(sum(c.num_gpus * start[f.n[i, "committed", t]]
-                             for i, c in enumerate(f.p.candidates)
-                             if (i, "committed", t) in f.n) for t in range(f.T))
+    for (i, w, t), var in f.x.items():      # (the slots may hold a subset of f's candidates)
+        one = slots[t].formulation
+        j = one.index.get(f.p.candidates[i].key)
+        start[var] = slots[t].solution.values[one.x[j, w, 0]] if (j, w, 0) in one.x else 0.0
+    repair_steps(f, start)
+    return implied_start(f, start)
+
+
+def repair_steps(f: ScheduleFormulation, start: dict[int, float], rounds: int = 1000) -> None:
+    """Raise replica counts in `start` (in place) until every pool keeps within the change
+    limits between consecutive slots: a pool that grows too fast is raised in the slot
+    before, one that shrinks too fast in the slot after. Raising only adds capacity, so the
+    routes stay feasible; the replicas added are on-demand where the GPU has that tier."""
+    p = f.p
+    if p.max_step_replicas is None:
+        return
+    step, share = p.max_step_replicas, p.max_step_share
+
+    def size(i: int, t: int) -> float:
+        return sum(start[v] for v in f.total(i, t))
+
+    def raise_to(i: int, t: int, want: float) -> bool:
+        add = math.ceil(want - size(i, t) - 1e-9)
+        if add <= 0:
+            return False
+        tier = next(k for k in ("on_demand", "spot", "committed") if (i, k, t) in f.n)
+        start[f.n[i, tier, t]] += add
+        return True
+
+    for _ in range(rounds):
+        changed = False
+        for t in range(f.T):
+            prev = f._prev(t)
+            if prev is None:
+                continue
+            for i in range(len(p.candidates)):
+                # step_up: now <= (1 + share) before + step;  step_down: the mirror
+                changed |= raise_to(i, prev, (size(i, t) - step) / (1.0 + share))
+                changed |= raise_to(i, t, (1.0 - share) * size(i, prev) - step)
+        if not changed:
+            return
+
+
+def implied_start(f: ScheduleFormulation, start: dict[int, float]) -> dict[int, float]:
+    """`start` (replicas and routes) completed with what they imply: committed GPUs (the
+    most any slot uses), replicas started, pools open and the one-of picks."""
+    for g, var in f.commit.items():        # (at least its fixed value, when fixed)
+        start[var] = max(f.lp.vars[var].lb, max(
+            sum(c.num_gpus * start[f.n[i, "committed", t]]
+                for i, c in enumerate(f.p.candidates) if (i, "committed", t) in f.n)
+            for t in range(f.T)))
     for (i, k, t), var in f.u.items():
         prev = f._prev(t)
         before = start[f.n[i, k, prev]] if prev is not None else 0.0
@@ -389,15 +436,17 @@ def _one_of_key(family: str, c: Candidate) -> str:
 
 def solve_schedule(p: ScheduleProblem, solver: str = "highs", time_limit_s: float = 60.0,
                    start_slots: Sequence[ScheduleOutcome] | None = None,
-                   envelope: tuple[ScheduleOutcome, np.ndarray] | None = None
+                   envelope: tuple[ScheduleOutcome, np.ndarray] | None = None,
+                   more_starts: Sequence[Sequence[ScheduleOutcome]] = ()
                    ) -> ScheduleOutcome:
-    """Solve `p`, started from the cheaper feasible of: the one-slot solutions stacked
-    (`start_slots`, `stacked_start`) and the envelope held constant (`envelope`: its
-    one-slot solution and rates, `envelope_start`)."""
+    """Solve `p`, started from the cheapest feasible of: the one-slot solutions stacked
+    (`start_slots` and each of `more_starts`, `stacked_start`) and the envelope held
+    constant (`envelope`: its one-slot solution and rates, `envelope_start`)."""
     f = ScheduleFormulation(p)
     starts = []
-    if start_slots is not None and all(o.solution.has_solution for o in start_slots):
-        starts.append(stacked_start(f, start_slots))
+    for stack in ([start_slots] if start_slots is not None else []) + list(more_starts):
+        if all(o.solution.has_solution for o in stack):
+            starts.append(stacked_start(f, stack))
     if envelope is not None and envelope[0].solution.has_solution:
         starts.append(envelope_start(f, *envelope))
     priced = [(c, i, s) for i, s in enumerate(starts)

@@ -4,11 +4,16 @@ baselines (static peak, static mean, per-slot lower bound).
 Candidates and per-replica capacities are the planning stage's (`planner.prepare`: one
 source of truth for sizing at the SLO). To keep a week of slots small, the schedule uses
 only the candidates that per-slot plans choose: the planning MILP solved at a few
-representative slots (spread over the range of demand), once at on-demand prices and
-once at each GPU's cheapest effective tier price. The lower bound is the schedule MILP
+representative slots (spread over the range of demand) at each GPU's cheapest effective
+tier price, and the static on-demand plans for the peak slot and the mean rate (the
+baselines, solved in the same parallel batch). The lower bound is the schedule MILP
 solved slot by slot with no change limits and no warm-ups (each slot may buy its own
 commitment): a relaxation of the schedule over the same candidates, so no schedule on them
 costs less.
+
+The schedule MILP starts from a decomposition: committed GPUs and the P/D vendor and KV
+dtype from its LP relaxation, then every slot solved alone with those fixed (in
+parallel), stacked and raised where pools change faster than the limits allow.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import contextlib
 import io
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -26,8 +31,9 @@ from hetplan.candidates import Candidate
 from hetplan.catalog import Catalog
 from hetplan.enums import Sizing
 from hetplan.errors import Infeasible, InputError
-from hetplan.milp.formulation import target_rho
+from hetplan.milp.formulation import ONE_OF_KEYS, target_rho
 from hetplan.milp.prune import dominates
+from hetplan.parallel import INLINE, Parallel
 from hetplan.plan import Plan
 from hetplan.planner import (Context, pool_name, prepare, problem_for, solve_context,
                              solve_simplified)
@@ -80,8 +86,10 @@ class ScheduleResult:
                  "usd_per_gpu_hour": self.tiers[g].committed_usd_per_hour}
                 for g, n in sorted(self.outcome.committed_gpus.items())]
 
-    def summary(self) -> dict:
-        """What `hetplan schedule --json` prints."""
+    def summary(self, timings: bool = True) -> dict:
+        """What `hetplan schedule --json` prints; without `timings` (the solver's and the
+        whole run's wall seconds), what schedule.json and schedule.md hold, so that the
+        same schedule writes the same bytes."""
         tot = self.profile.total_rps
         peak_slots = int(np.sum(tot > float(np.average(tot, weights=self.profile.lengths_s))))
         lb, cost = self.lower_bound_cost_usd, self.outcome.total_cost_usd
@@ -101,8 +109,9 @@ class ScheduleResult:
             "reactive_within_capacity": (self.reactive.within_capacity if self.reactive
                                          else None),
             "committed_mix": self.committed_mix(),
-            "solver": {"status": str(sol.status), "gap": sol.gap, "time_s": sol.time_s,
-                       "total_s": self.solve_s, "candidates": len(self.candidates)}}
+            "solver": {"status": str(sol.status), "gap": sol.gap,
+                       "candidates": len(self.candidates)}
+            | ({"time_s": sol.time_s, "total_s": self.solve_s} if timings else {})}
 
     def to_dict(self) -> dict:
         pools = []
@@ -111,7 +120,7 @@ class ScheduleResult:
             c = by_key[key]
             pools.append({"pool": pool_name(c), "role": c.role, "gpu": c.shape.gpu,
                           "gpus_per_replica": c.num_gpus, "tier": tier, "replicas": counts})
-        return {"summary": self.summary(), "model": self.model,
+        return {"summary": self.summary(timings=False), "model": self.model,
                 "profile": self.profile.to_dict(),
                 "tiers": {g: t.to_dict() for g, t in sorted(self.tiers.items())},
                 "pools": pools, "slot_cost_usd": self.outcome.slot_cost_usd,
@@ -156,10 +165,15 @@ def _with_classes(ctx: Context, classes) -> Context:
 
 
 def choose_candidates(ctx: Context, profile: RateProfile, tiers: dict[str, GpuTiers],
-                      problem: ScheduleProblem, k: int, solver: str, time_limit_s: float
-                      ) -> list[Candidate]:
-    """Candidates the planning MILP picks at k representative slots, at on-demand and at
-    effective tier prices."""
+                      problem: ScheduleProblem, k: int, solver: str, time_limit_s: float,
+                      parallel: Parallel = INLINE,
+                      static: Sequence[tuple[Context, str]] = ()
+                      ) -> tuple[list[Candidate], list[Plan]]:
+    """Candidates the planning MILP picks at k representative slots at each GPU's
+    effective tier price, and the pools of the static on-demand plans `static` (context,
+    label: the peak and mean plans the schedule is compared with, which stand for the
+    on-demand choice at high and middle demand). All of these solves run on `parallel`;
+    returns the candidates and the static plans."""
     base = [c for c in ctx.candidates if c.shape.gpu in tiers]
     priced = []
     for c in base:
@@ -167,25 +181,36 @@ def choose_candidates(ctx: Context, profile: RateProfile, tiers: dict[str, GpuTi
         eff = effective_price(tiers[c.shape.gpu], share)
         if eff is not None:
             priced.append(replace(c, price_usd_per_hour=eff * c.num_gpus))
-    on_demand = [c for c in base if tiers[c.shape.gpu].on_demand_usd_per_hour is not None]
+    slots = representative_slots(profile, k) if priced else []
+    done = parallel.calls(
+        [(_nominate, (_with_classes(ctx, profile.slot_classes(ctx.classes, t)), priced, solver,
+                      min(time_limit_s, CHOOSE_TIME_LIMIT_S)), {}) for t in slots]
+        + [(solve_context, (sctx,), {"solver": solver, "time_limit_s": time_limit_s,
+                                     "label": label}) for sctx, label in static],
+        label="candidates")
     keys: set[str] = set()
-    for t in representative_slots(profile, k):
-        slot_ctx = _with_classes(ctx, profile.slot_classes(ctx.classes, t))
-        for cands in (on_demand, priced):
-            if not cands:
-                continue
-            # a nominating solve that stops at its short limit is expected: its large-gap
-            # warning (which tells the user to raise --time-limit) does not apply here
-            with contextlib.redirect_stderr(io.StringIO()):
-                out, _ = solve_simplified(slot_ctx, problem_for(slot_ctx, cands), solver,
-                                          min(time_limit_s, CHOOSE_TIME_LIMIT_S))
-            if not out.solution.has_solution:
-                raise Infeasible([f"slot {t}: no plan meets its demand "
-                                  f"({profile.total_rps[t]:.3g} req/s): "
-                                  f"{out.solution.status}"])
-            keys |= {ch.candidate.key for ch in out.chosen}
+    for t, (picked, status) in zip(slots, done):
+        if picked is None:
+            raise Infeasible([f"slot {t}: no plan meets its demand "
+                              f"({profile.total_rps[t]:.3g} req/s): {status}"])
+        keys |= picked
+    plans = done[len(slots):]
+    names = {pool.name for plan in plans for pool in plan.pools}
+    keys |= {c.key for c in base if pool_name(c) in names}
     chosen = sorted((c for c in base if c.key in keys), key=lambda c: c.key)
-    return drop_dominated(chosen, problem)
+    return drop_dominated(chosen, problem), plans
+
+
+def _nominate(slot_ctx: Context, cands: list[Candidate], solver: str, time_limit_s: float
+              ) -> tuple[set[str] | None, str]:
+    """The candidate keys the planning MILP picks for one slot (None: no plan, and why)."""
+    # a nominating solve that stops at its short limit is expected: its large-gap warning
+    # (which tells the user to raise --time-limit) does not apply here
+    with contextlib.redirect_stderr(io.StringIO()):
+        out, _ = solve_simplified(slot_ctx, problem_for(slot_ctx, cands), solver, time_limit_s)
+    if not out.solution.has_solution:
+        return None, str(out.solution.status)
+    return {ch.candidate.key for ch in out.chosen}, ""
 
 
 def drop_dominated(cands: list[Candidate], problem: ScheduleProblem) -> list[Candidate]:
@@ -227,71 +252,98 @@ def schedule_problem(ctx: Context, profile: RateProfile, tiers: dict[str, GpuTie
         mip_rel_gap=SCHEDULE_MIP_GAP)
 
 
-def lower_bound_usd(p: ScheduleProblem, solver: str, time_limit_s: float
-                    ) -> tuple[float, list[ScheduleOutcome]]:
+def lower_bound_usd(p: ScheduleProblem, solver: str, time_limit_s: float,
+                    parallel: Parallel = INLINE) -> tuple[float, list[ScheduleOutcome]]:
     """Sum over slots of the schedule MILP on that slot alone, without change limits,
-    warm-ups or pool cost (slots with the same demand are solved once). Each slot counts
-    the solver's proven bound (its optimum when solved to optimality), so the sum is a
-    bound even where a slot's solve stops early. Also returns each slot's solution (a
-    start for the schedule MILP)."""
-    total, seen, outs = 0.0, {}, []
-    for t in range(p.num_slots):
-        key = tuple(np.round(p.rates_rps[t], 9))
-        if key not in seen:
-            one = _slot_alone(p, t, tie_break=0.0)
-            out = solve_schedule(one, solver, time_limit_s)
-            if not out.solution.has_solution:
-                raise Infeasible([f"slot {t}: the per-slot relaxation has no plan "
-                                  f"({out.solution.status})"])
-            b = out.solution.bound
-            seen[key] = (min(out.total_cost_usd, b) if b is not None else out.total_cost_usd,
-                         out)
-        total += seen[key][0] * float(p.slot_hours[t])
-        outs.append(seen[key][1])
+    warm-ups or pool cost (slots with the same demand are solved once; the slots solve on
+    `parallel`). Each slot counts the solver's proven bound (its optimum when solved to
+    optimality), so the sum is a bound even where a slot's solve stops early. Also returns
+    each slot's solution (a start for the schedule MILP)."""
+    outs = solve_slots(p, solver, time_limit_s, parallel, tie_break=0.0)
+    total = 0.0
+    for t, out in enumerate(outs):
+        if not out.solution.has_solution:
+            raise Infeasible([f"slot {t}: the per-slot relaxation has no plan "
+                              f"({out.solution.status})"])
+        b = out.solution.bound
+        cost = min(out.total_cost_usd, b) if b is not None else out.total_cost_usd
+        total += cost * float(p.slot_hours[t])
     return total, outs
+
+
+def solve_slots(p: ScheduleProblem, solver: str, time_limit_s: float, parallel: Parallel,
+                **fields) -> list[ScheduleOutcome]:
+    """Every slot of `p` solved alone (`_slot_alone` with `fields`), on `parallel`; slots
+    with the same demand are solved once and share the outcome."""
+    keys = [tuple(np.round(p.rates_rps[t], 9)) for t in range(p.num_slots)]
+    first = {k: t for t, k in reversed(list(enumerate(keys)))}
+    distinct = sorted(first.values())
+    solved = parallel.calls([(solve_schedule, (_slot_alone(p, t, **fields), solver,
+                                               time_limit_s), {}) for t in distinct],
+                            label="slots")
+    by_key = {keys[t]: out for t, out in zip(distinct, solved)}
+    return [by_key[k] for k in keys]
 
 
 def _slot_alone(p: ScheduleProblem, t: int, **fields) -> ScheduleProblem:
     """Slot t as a one-slot problem without change limits, warm-ups or pool cost (what
-    the lower bound and the decomposition solve), solved to LOWER_BOUND_GAP."""
-    return replace(p, rates_rps=p.rates_rps[t:t + 1], slot_hours=np.ones(1),
-                   max_step_replicas=None, cyclic=False, warmup=False,
-                   pool_cost_usd_per_hour=0.0, mip_rel_gap=LOWER_BOUND_GAP, **fields)
+    the lower bound and the decomposition solve; `fields` override), solved to
+    LOWER_BOUND_GAP."""
+    return replace(p, **{"rates_rps": p.rates_rps[t:t + 1], "slot_hours": np.ones(1),
+                         "max_step_replicas": None, "cyclic": False, "warmup": False,
+                         "pool_cost_usd_per_hour": 0.0, "mip_rel_gap": LOWER_BOUND_GAP}
+                   | fields)
 
 
-def committed_guess(p: ScheduleProblem, solver: str, time_limit_s: float) -> dict[str, int]:
-    """Committed GPUs per type from the schedule's LP relaxation, rounded up."""
+def relaxed_guess(p: ScheduleProblem, solver: str, time_limit_s: float
+                  ) -> tuple[dict[str, int], list[list[Candidate]]]:
+    """From the schedule's LP relaxation: committed GPUs per type, rounded up, and candidate
+    sets for slots solved alone, narrowest first: those the relaxation uses, then those of
+    the one vendor and KV dtype whose P/D pools hold the most GPU-hours there (with every
+    colocated one), so that the slots agree on them. ({}, [every candidate]) when the
+    relaxation has no solution."""
     f = ScheduleFormulation(p)
     for v in f.lp.vars:
         v.integer = False
     sol = solve(f.lp, solver, time_limit_s)
     if not sol.has_solution:
-        return {}
-    return {g: math.ceil(sol.values[v] - 1e-6) for g, v in f.commit.items()}
+        return {}, [list(p.candidates)]
+    committed = {g: math.ceil(sol.values[v] - 1e-6) for g, v in f.commit.items()}
+    held: dict[tuple[str, ...], float] = {}
+    used: set[int] = set()
+    for (i, _, t), var in f.n.items():
+        c = p.candidates[i]
+        if sol.values[var] > 1e-6:
+            used.add(i)
+        if c.role != "colocated":
+            key = tuple(ONE_OF_KEYS[k](c) for k in sorted(ONE_OF_KEYS))
+            held[key] = held.get(key, 0.0) + sol.values[var] * c.num_gpus * p.slot_hours[t]
+    best = max(sorted(held), key=lambda k: held[k]) if held else None
+    agree = [c for c in p.candidates if c.role == "colocated"
+             or tuple(ONE_OF_KEYS[k](c) for k in sorted(ONE_OF_KEYS)) == best]
+    return committed, [[c for i, c in enumerate(p.candidates) if i in used], agree]
 
 
 def slot_plans(p: ScheduleProblem, solver: str, time_limit_s: float,
-               committed: dict[str, int]) -> list[ScheduleOutcome] | None:
+               committed: dict[str, int], parallel: Parallel = INLINE
+               ) -> list[ScheduleOutcome] | None:
     """Every slot solved alone with the committed GPUs fixed (a decomposition: slots are
-    independent once the baseline is fixed, but for change limits, warm-ups and pool
-    cost, which the full MILP then settles starting from these). None if a slot fails."""
-    seen: dict[tuple, ScheduleOutcome] = {}
-    outs = []
-    for t in range(p.num_slots):
-        key = tuple(np.round(p.rates_rps[t], 9))
-        if key not in seen:
-            one = _slot_alone(p, t, fixed_committed_gpus=committed)
-            seen[key] = solve_schedule(one, solver, time_limit_s)
-            if not seen[key].solution.has_solution:
-                return None
-        outs.append(seen[key])
-    return outs
+    independent once the baseline is fixed, but for change limits and warm-ups, which the
+    full MILP then settles starting from these). Each slot pays the pool cost for its
+    hour, as a one-rate plan does, so that slots keep to the same few pools. None if a
+    slot fails."""
+    outs = solve_slots(p, solver, time_limit_s, parallel, fixed_committed_gpus=committed,
+                       pool_cost_usd_per_hour=p.pool_cost_usd_per_hour)
+    return outs if all(o.solution.has_solution for o in outs) else None
 
 
 def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | None = None,
                   *, solver: str = "highs", time_limit_s: float = 60.0,
-                  progress: Callable[[str], None] | None = None) -> ScheduleResult:
-    """Plan the scenario's capacity over its horizon (see the module docstring)."""
+                  progress: Callable[[str], None] | None = None,
+                  parallel: Parallel = INLINE) -> ScheduleResult:
+    """Plan the scenario's capacity over its horizon (see the module docstring). The
+    independent solves (candidate nominations, static baselines, slots alone) run on
+    `parallel`; the result does not depend on it."""
     t0 = time.perf_counter()
     s = rs.scenario
     spec = spec or s.schedule or ScheduleSpec()
@@ -308,14 +360,32 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
     ctx = prepare(rs, catalog)
     tiers = gpu_tiers(catalog, s.catalog.prices, sorted(ctx.prices), spec)
     probe = schedule_problem(ctx, profile, tiers, spec, ctx.candidates)
-    cands = choose_candidates(ctx, profile, tiers, probe, spec.representative_slots, solver,
-                              time_limit_s)
+    peak_t = int(np.argmax(profile.total_rps))
+    mean_rates = np.average(profile.rates_rps, axis=0, weights=profile.lengths_s)
+    mean_classes = [replace(w, rate_rps=float(r)) for w, r in zip(ctx.classes, mean_rates)]
+    cands, (peak, mean) = choose_candidates(
+        ctx, profile, tiers, probe, spec.representative_slots, solver, time_limit_s, parallel,
+        static=[(_with_classes(ctx, profile.slot_classes(ctx.classes, peak_t)),
+                 "static: peak slot"), (_with_classes(ctx, mean_classes), "static: mean rate")])
     problem = schedule_problem(ctx, profile, tiers, spec, cands)
     say("lower bound")
-    lb, lb_slots = lower_bound_usd(problem, solver, time_limit_s)
+    lb, lb_slots = lower_bound_usd(problem, solver, time_limit_s, parallel)
     say("baseline guess")
-    guess = committed_guess(problem, solver, time_limit_s)
-    start = (slot_plans(problem, solver, time_limit_s, guess) if guess else None) or lb_slots
+    guess, subsets = relaxed_guess(problem, solver, time_limit_s)
+    stacks = []
+    # slots alone paying a pool for their hour (as a one-rate plan does) or for the whole
+    # horizon (as the schedule does for a pool used at all): the MILP starts from the
+    # cheaper stack
+    for charge in (1.0, float(profile.slot_hours.sum()))[
+            :2 if problem.pool_cost_usd_per_hour > 0 else 1]:
+        for cands_t in subsets:
+            got = slot_plans(replace(problem, candidates=cands_t, pool_cost_usd_per_hour=
+                                     charge * problem.pool_cost_usd_per_hour),
+                             solver, time_limit_s, guess, parallel)
+            if got is not None:
+                stacks.append(got)
+                break
+    start = stacks[0] if stacks else lb_slots
     env_rates = problem.rates_rps.max(axis=0)
     env = solve_schedule(replace(problem, rates_rps=env_rates[None, :], slot_hours=np.ones(1),
                                  max_step_replicas=None, cyclic=False, warmup=False,
@@ -323,19 +393,11 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
                          solver, time_limit_s)
     say("schedule")
     out = solve_schedule(problem, solver, time_limit_s, start_slots=start,
-                         envelope=(env, env_rates))
+                         envelope=(env, env_rates), more_starts=stacks[1:])
     if not out.solution.has_solution:
         raise Infeasible([f"the schedule MILP found no schedule ({out.solution.status}"
                           f"{': ' + out.solution.message if out.solution.message else ''}); "
                           "loosen the change limits (schedule.max_step_replicas)"])
-    say("baselines")
-    peak_t = int(np.argmax(profile.total_rps))
-    peak = solve_context(_with_classes(ctx, profile.slot_classes(ctx.classes, peak_t)),
-                         solver=solver, time_limit_s=time_limit_s, label="static: peak slot")
-    mean_rates = np.average(profile.rates_rps, axis=0, weights=profile.lengths_s)
-    mean_classes = [replace(w, rate_rps=float(r)) for w, r in zip(ctx.classes, mean_rates)]
-    mean = solve_context(_with_classes(ctx, mean_classes), solver=solver,
-                         time_limit_s=time_limit_s, label="static: mean rate")
     reactive = reactive_baseline(
         scaled_pools(ctx, peak, spec), profile.classes, profile.rates_rps, profile.lengths_s,
         profile.rates_rps[peak_t], cyclic=spec.cyclic)

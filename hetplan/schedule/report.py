@@ -15,7 +15,7 @@ def _md_table(headers: list[str], rows: list[list[object]]) -> str:
 
 
 def schedule_report(r: ScheduleResult) -> str:
-    s = r.summary()
+    s = r.summary(timings=False)
     usd = lambda x: "not computed" if x is None else f"${x:,.2f}"  # noqa: E731
     lb_pct = s["above_lower_bound_pct"]
     out = [f"# Capacity schedule: {escape_control(r.scenario)}", "",
@@ -40,7 +40,7 @@ def schedule_report(r: ScheduleResult) -> str:
                ["reactive autoscaler", usd(s["reactive_cost_usd"]), _reactive_note(s)]]),
            "", f"Pool cost (operational, not in the GPU cost): {usd(s['pool_cost_usd'])}. "
            f"Solver: {s['solver']['status']}, gap {fmt_num(s['solver']['gap'])}, "
-           f"{fmt_num(s['solver']['time_s'])} s over {s['solver']['candidates']} candidates.",
+           f"over {s['solver']['candidates']} candidates.",
            "", "## Committed mix", ""]
     mix = s["committed_mix"]
     out.append(_md_table(["GPU", "tier", "GPUs", "$/GPU-hour"],
