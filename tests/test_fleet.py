@@ -147,9 +147,19 @@ def test_cli_solve_places_members_on_shared_nodes_never_a_shared_gpu(tmp_path):
            "constraints": {"max_tp": 1, "weight_dtypes": ["fp8"], "kv_dtypes": ["fp8"]}}
     path = _write(tmp_path, raw)
     out = tmp_path / "out"
-    run = run_main("solve", path, "--out", out)
+    run = run_main("solve", path, "--out", out, "--validate")
     assert run.code == 0, run.err + run.tb
     s = json.loads((out / "fleet.json").read_text())
+    # --validate: each member's plan replayed alone on its own workload (sim.json beside
+    # its plan), its attainment in fleet.json and fleet.md
+    for row in s["simulated"]:
+        sim = json.loads((out / row["name"] / "sim.json").read_text())
+        assert sim["requests"] == row["requests"] > 0
+        assert sim["slo_attainment"] == pytest.approx(row["slo_attainment"], abs=1e-4)
+        assert sim["slo_met"] == row["slo_met"]
+    assert [row["name"] for row in s["simulated"]] == ["chat", "code"]
+    assert "simulated:" in run.out and "## Simulated, member by member" in \
+        (out / "fleet.md").read_text()
     assert [m["name"] for m in s["members"]] == ["chat", "code"]
     for m in s["members"]:
         plan = json.loads((out / m["name"] / "plan.json").read_text())
@@ -164,8 +174,8 @@ def test_cli_solve_places_members_on_shared_nodes_never_a_shared_gpu(tmp_path):
                 gpus[sh["node"], i] = m
     assert s["shared_nodes"], "the two small members were expected to share a node"
     assert all(ms == ["chat", "code"] for ms in s["shared_nodes"].values())
-    bad = run_main("solve", path, "--validate")
-    assert bad.code == 2 and bad.err.count("\n") == 1 and "--validate" in bad.err, bad.err
+    bad = run_main("solve", path, "--plots")
+    assert bad.code == 2 and bad.err.count("\n") == 1 and "--plots" in bad.err, bad.err
     check = run_main("scenario", "check", path)
     assert check.code == 0 and "fleet shared: OK (2 members)" in check.out
 

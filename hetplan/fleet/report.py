@@ -24,7 +24,8 @@ def _gpus(plan) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def fleet_summary(r: FleetResult) -> dict:
+def fleet_summary(r: FleetResult, simulated: list[dict] | None = None) -> dict:
+    """`simulated`: `fleet.validate.simulated_rows` of the members' plans, when simulated."""
     f = r.fleet.fleet
     members = []
     for m in r.fleet.members:
@@ -60,6 +61,8 @@ def fleet_summary(r: FleetResult) -> dict:
     if r.whole_cost_usd_per_hour and len(r.whole_cost_usd_per_hour) == len(r.plans):
         out["alone_on_whole_inventory_usd_per_hour"] = round(
             sum(r.whole_cost_usd_per_hour.values()), 4)
+    if simulated is not None:
+        out["simulated"] = simulated
     return out
 
 
@@ -85,6 +88,9 @@ def fleet_markdown(s: dict) -> str:
                   + "".join(f"\n- {n}: {', '.join(ms)}" for n, ms in shared.items())]
     if "alone_in_turn" in s:
         lines += ["", "## Fleet vs members planned alone", "", alone_table(s)]
+    if "simulated" in s:
+        from hetplan.fleet.validate import simulated_table
+        lines += ["", "## Simulated, member by member", "", simulated_table(s["simulated"])]
     if s["notes"]:
         lines += ["", "Notes:"] + [f"- {n}" for n in s["notes"]]
     return "\n".join(lines) + "\n"
@@ -119,19 +125,26 @@ def alone_table(s: dict) -> str:
 FLEET_FILES = ("fleet.json", "fleet.md")
 
 
-def write_fleet(out: Path, r: FleetResult, emit: str | None = None, options=None) -> dict:
-    """fleet.json, fleet.md and one folder per member (plan.json, report.md, and the emitted
-    `<target>/` when asked, with EmitOptions `options`), swapped into `out` as a whole.
-    Returns the summary."""
+def write_fleet(out: Path, r: FleetResult, emit: str | None = None, options=None,
+                sims: dict | None = None) -> dict:
+    """fleet.json, fleet.md and one folder per member (plan.json, report.md, sim.json when
+    simulated (`sims`: member -> SimReport), and the emitted `<target>/` when asked, with
+    EmitOptions `options`), swapped into `out` as a whole. Returns the summary."""
     from hetplan.io import output_folder, write_atomic
     from hetplan.report import plan_report
 
-    s = fleet_summary(r)
+    simulated = None
+    if sims is not None:
+        from hetplan.fleet.validate import simulated_rows
+        simulated = simulated_rows(sims)
+    s = fleet_summary(r, simulated)
     names = {m.name for m in r.fleet.members}
     with output_folder(out, owns=lambda p: p.name in set(FLEET_FILES) | names) as tmp:
         for name, plan in r.plans.items():
             write_atomic(tmp / name / "plan.json", plan.to_json())
             write_atomic(tmp / name / "report.md", plan_report(plan))
+            if sims is not None:
+                write_atomic(tmp / name / "sim.json", sims[name].to_json())
             if emit:
                 from hetplan.emit import emit as emit_files
                 from hetplan.emit import write_into
