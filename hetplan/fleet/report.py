@@ -45,7 +45,8 @@ def fleet_summary(r: FleetResult, simulated: list[dict] | None = None) -> dict:
            "budget_usd_per_hour": f.constraints.budget_usd_per_hour,
            "cost_usd_per_hour": round(sum(p.cost_usd_per_hour for p in r.plans.values()), 4),
            "sizing_cost_usd_per_hour": round(sum(r.sizing_cost_usd_per_hour.values()), 4),
-           "gpus": dict(sorted(total.items())), "members": members, "notes": r.notes}
+           "gpus": dict(sorted(total.items())), "members": members, "notes": r.notes,
+           "fleet_milp_members": list(r.joint)}
     if r.fleet.inventory is not None:
         out["shared_nodes"] = shared_nodes(r.plans)
     if r.alone:
@@ -82,6 +83,12 @@ def fleet_markdown(s: dict) -> str:
                      f"{len(m['pools'])} |")
     lines += ["", "GPUs per type: " + (", ".join(f"{g} {n}" for g, n in s["gpus"].items())
                                        or "none")]
+    joint = s["fleet_milp_members"]
+    alone = [m["name"] for m in s["members"] if m["name"] not in joint]
+    lines += ["", f"Fleet MILP over: {', '.join(joint) or 'no member'}" + (
+        f"; {', '.join(alone)}: each member's plan alone on the whole inventory (its own "
+        "optimum) fits beside the others', so it is its part of the fleet optimum"
+        if alone else "") + "."]
     if "shared_nodes" in s:
         shared = s["shared_nodes"]
         lines += ["", f"Nodes shared by members: {len(shared)}"
