@@ -82,9 +82,11 @@ def _member_problem(ctx: Context, cands, availability: dict[str, int]) -> Proble
 
 
 def plan_alone_in_turn(rf: ResolvedFleet, problems: dict[str, Problem], solver: str,
-                       time_limit_s: float) -> tuple[list[Alone], dict[str, Outcome]]:
+                       time_limit_s: float, whole: dict[str, Outcome] | None = None
+                       ) -> tuple[list[Alone], dict[str, Outcome]]:
     """Each member alone, by priority then file order, on the GPUs and budget the members
-    before it left."""
+    before it left. A member whose plan alone on the whole inventory (`whole`) fits in
+    what is left keeps it unsolved: it is optimal on the whole, so on any part holding it."""
     avail = dict(next(iter(problems.values())).availability)
     budget = rf.fleet.constraints.budget_usd_per_hour
     rows, outs = [], {}
@@ -97,7 +99,10 @@ def plan_alone_in_turn(rf: ResolvedFleet, problems: dict[str, Problem], solver: 
                                      p.availability.items()},
                     budget_usd_per_hour=left if own is None else
                     (own if left is None else min(own, left)))
-        out = solve_problem(p, solver, time_limit_s, warn=False)
+        out = (whole or {}).get(m.name)
+        if out is None or not out.solution.has_solution or _over(
+                {m.name: out}, p.availability, p.budget_usd_per_hour) != (set(), False):
+            out = solve_problem(p, solver, time_limit_s, warn=False)
         if not out.solution.has_solution:
             rows.append(Alone(m.name, None, explain_infeasible(p, solver, time_limit_s)))
             continue
@@ -259,7 +264,7 @@ def plan_fleet(rf: ResolvedFleet, catalog: Catalog, *, solver: str = "highs",
         alone, outs, whole = [], {}, {}
         if f.objective == "min_cost":
             whole = alone_on_whole(problems, solver, time_limit_s)
-            alone, outs = plan_alone_in_turn(rf, problems, solver, time_limit_s)
+            alone, outs = plan_alone_in_turn(rf, problems, solver, time_limit_s, whole)
         t0, c0 = time.perf_counter(), time.process_time()
         member_outs, joint = solve_joint(rf, problems, availability, whole, outs, solver,
                                          time_limit_s)
