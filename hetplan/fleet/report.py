@@ -130,13 +130,16 @@ def alone_table(s: dict) -> str:
 
 
 FLEET_FILES = ("fleet.json", "fleet.md")
+GATEWAY_DIR = "llm-d-gateway"      # --emit llm-d: the route by model name to every member
 
 
 def write_fleet(out: Path, r: FleetResult, emit: str | None = None, options=None,
                 sims: dict | None = None) -> dict:
     """fleet.json, fleet.md and one folder per member (plan.json, report.md, sim.json when
     simulated (`sims`: member -> SimReport), and the emitted `<target>/` when asked, with
-    EmitOptions `options`), swapped into `out` as a whole. Returns the summary."""
+    EmitOptions `options`), swapped into `out` as a whole; with llm-d also GATEWAY_DIR/,
+    the shared gateway's route to every member (`emit/llmd_gateway.py`). Returns the
+    summary."""
     from hetplan.io import output_folder, write_atomic
     from hetplan.report import plan_report
 
@@ -146,7 +149,16 @@ def write_fleet(out: Path, r: FleetResult, emit: str | None = None, options=None
         simulated = simulated_rows(sims)
     s = fleet_summary(r, simulated)
     names = {m.name for m in r.fleet.members}
-    with output_folder(out, owns=lambda p: p.name in set(FLEET_FILES) | names) as tmp:
+    gateway = None
+    if emit == "llm-d":
+        from hetplan.emit.llmd_gateway import fleet_gateway_files
+        from hetplan.errors import InputError
+        if GATEWAY_DIR in names:
+            raise InputError(f"a member named {GATEWAY_DIR} would share the folder of the "
+                             "fleet's llm-d gateway", field="members")
+        gateway = fleet_gateway_files(r.fleet.fleet.name, r.plans)
+    owned = set(FLEET_FILES) | names | {GATEWAY_DIR}
+    with output_folder(out, owns=lambda p: p.name in owned) as tmp:
         for name, plan in r.plans.items():
             write_atomic(tmp / name / "plan.json", plan.to_json())
             write_atomic(tmp / name / "report.md", plan_report(plan))
@@ -156,6 +168,9 @@ def write_fleet(out: Path, r: FleetResult, emit: str | None = None, options=None
                 from hetplan.emit import emit as emit_files
                 from hetplan.emit import write_into
                 write_into(tmp / name / emit, emit_files(plan, emit, options))
+        if gateway is not None:
+            from hetplan.emit import write_into
+            write_into(tmp / GATEWAY_DIR, gateway)
         write_atomic(tmp / "fleet.json", json.dumps(s, indent=2, sort_keys=True) + "\n")
         write_atomic(tmp / "fleet.md", fleet_markdown(s))
     return s
