@@ -39,7 +39,10 @@ def solve_fleet(path: Path, out: Path | None, solver: str, time_limit: float, em
         options = emit_options(None, None, "nixl")
     s = write_fleet(out, r, emit, options, sims) if out else \
         fleet_summary(r, None if sims is None else simulated_rows(sims))
-    typer.echo(f"fleet MILP solved in {r.solve_s:.2f} s ({r.solve_cpu_s:.2f} CPU s)", err=True)
+    typer.echo(f"fleet MILP over {len(r.joint)} of {len(r.plans)} members solved in "
+               f"{r.solve_s:.2f} s ({r.solve_cpu_s:.2f} CPU s)" if r.joint else
+               "no fleet MILP: every member's plan alone on the whole inventory fits beside "
+               "the others'", err=True)
     if as_json:
         echo_json(s)
     elif out:
