@@ -51,12 +51,14 @@ for scenario in "${scenarios[@]}"; do
   out="$tmp/deploy/$name"
   if grep -q '^members:' "$scenario"; then
     # a fleet (hetplan/fleet): one plan per member under $out/<member>/ plus fleet.json and
-    # fleet.md; each member's configs are emitted beside its plan (no --validate: the
-    # simulator runs one model at a time)
-    echo "[$i/$n] $name: fleet solve, emit ${targets[*]} per member" >&2
-    "${hetplan[@]}" solve "$scenario" --out "$out" >/dev/null
+    # fleet.md; --validate simulates each member's plan alone on its workload (sim.json, not
+    # tuned); --emit llm-d writes each member's llm-d/ and the shared llm-d-gateway/; the
+    # other targets are emitted beside each member's plan
+    echo "[$i/$n] $name: fleet solve --validate, emit ${targets[*]} per member" >&2
+    "${hetplan[@]}" solve "$scenario" --validate --emit llm-d --out "$out" >/dev/null
     for plan in "$out"/*/plan.json; do
       for target in "${targets[@]}"; do
+        [ "$target" = llm-d ] && continue
         "${hetplan[@]}" emit "$plan" --target "$target" --out "$(dirname "$plan")/$target" \
           >/dev/null
       done

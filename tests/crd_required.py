@@ -15,7 +15,9 @@ Sources read (2026-11-30):
   unique case-insensitively), at most 25; `backendFramework` one of sglang|vllm|trtllm;
   `replicas` >= 0; `podTemplate` a core v1 PodTemplateSpec.
 - HTTPRoute (gateway.networking.k8s.io/v1): parentRefs[] and rules[].backendRefs[] each need
-  `name` (Gateway API's ParentReference / BackendObjectReference; recalled, not re-read).
+  `name` (Gateway API's ParentReference / BackendObjectReference; recalled, not re-read); at
+  most 16 rules; a header match (HTTPHeaderMatch) needs `name` and a non-empty `value`, its
+  `type` Exact or RegularExpression (recalled, not re-read).
 - LeaderWorkerSet: only its leader/worker pod templates are checked (as PodTemplateSpecs);
   its CRD was not read.
 - ScaledObject (keda.sh/v1alpha1): kedacore/keda config/crd/bases/keda.sh_scaledobjects.yaml
@@ -95,9 +97,20 @@ def http_route_errors(doc: dict) -> list[str]:
     spec = _need(doc, "spec", "", errors) or {}
     for i, ref in enumerate(spec.get("parentRefs") or []):
         _need(ref, "name", f"spec.parentRefs[{i}]", errors)
-    for i, rule in enumerate(spec.get("rules") or []):
+    rules = spec.get("rules") or []
+    if len(rules) > 16:
+        errors.append(f"spec.rules holds {len(rules)} rules (at most 16)")
+    for i, rule in enumerate(rules):
         for j, ref in enumerate(rule.get("backendRefs") or []):
             _need(ref, "name", f"spec.rules[{i}].backendRefs[{j}]", errors)
+        for j, match in enumerate(rule.get("matches") or []):
+            for k, h in enumerate(match.get("headers") or []):
+                where = f"spec.rules[{i}].matches[{j}].headers[{k}]"
+                _need(h, "name", where, errors)
+                _need(h, "value", where, errors)
+                if h.get("type", "Exact") not in ("Exact", "RegularExpression"):
+                    errors.append(f"{where}.type {h.get('type')!r} is not Exact or "
+                                  "RegularExpression")
     return errors
 
 

@@ -161,3 +161,47 @@ def test_hostile_plan_names_do_not_run_in_install_sh(plan, tmp_path):
     assert (r.returncode, r.stderr) == (0, "") and not marker.exists()
     assert all(isinstance(v["modelArtifacts"]["labels"]["llm-d.ai/model"], str)
                for v in _values(files).values())
+
+
+def test_fleet_gateway_routes_each_member_by_model_name_to_its_own_pool(plan):
+    """The shared route (`solve FLEET --emit llm-d`) sends each member's served model name
+    to the InferencePool its own llm-d folder creates: the committed fleet's members (their
+    models on the fixture plan: the route reads a plan's model only), no solving."""
+    import json
+
+    from hetplan.emit.llmd_gateway import MAX_RULES, MODEL_HEADER, fleet_gateway_files
+    fleet = Path(__file__).parent.parent / "deploy" / "fleet-platform"
+    plans = {p.parent.name: plan.model_copy(update={"model": json.loads(p.read_text())["model"]})
+             for p in sorted(fleet.glob("*/plan.json"))}
+    assert len(plans) >= 2
+    files = fleet_gateway_files("fleet-platform", plans)
+    (route,) = yaml.safe_load_all(files["gateway.yaml"])
+    routed = {r["matches"][0]["headers"][0]["value"]: r["backendRefs"][0]["name"]
+              for r in route["spec"]["rules"]}
+    assert all(r["matches"][0]["headers"][0]["name"] == MODEL_HEADER
+               for r in route["spec"]["rules"])
+    own = {}             # served name -> pool, from each member's committed llm-d folder
+    for member in plans:
+        folder = fleet / member / "llm-d"
+        pool = next(d for d in yaml.safe_load_all((folder / "inferencepool.yaml").read_text())
+                    if d["kind"] == "InferencePool")
+        values = yaml.safe_load(next((folder / "values").glob("*.yaml")).read_text())
+        role = "decode" if values["decode"].get("create") else "prefill"
+        args = values[role]["containers"][0]["args"]
+        own[args[args.index("--served-model-name") + 1]] = pool["metadata"]["name"]
+    assert routed == own
+    from crd_required import custom_resource_errors
+    assert custom_resource_errors(route) == []
+    broken = yaml.safe_load(yaml.safe_dump(route))
+    del broken["spec"]["rules"][0]["matches"][0]["headers"][0]["value"]
+    assert any("value is required" in e for e in custom_resource_errors(broken))
+    install = files["install.sh"]
+    assert "body-based-routing" in install and "kubectl apply -f gateway.yaml" in install
+    # more members than one route holds: several routes; one model twice: refused
+    many = {f"m{i:02d}": plans[next(iter(plans))].model_copy(update={"model": f"model-{i}"})
+            for i in range(MAX_RULES + 1)}
+    routes = list(yaml.safe_load_all(fleet_gateway_files("big", many)["gateway.yaml"]))
+    assert [len(r["spec"]["rules"]) for r in routes] == [MAX_RULES, 1]
+    twin = next(iter(plans.values()))
+    with pytest.raises(InputError, match="both serve"):
+        fleet_gateway_files("twins", {"a": twin, "b": twin})

@@ -35,6 +35,7 @@ from hetplan.emit.vllm_check import check, venv_python
 from hetplan.emit.scaling import planner_bounds
 from hetplan.emit.schedule import k8s_scaling_files
 from hetplan.emit.serve import EmitOptions
+from hetplan.fleet.report import GATEWAY_DIR
 from hetplan.plan import load_plan
 from scaling_fixture import DECODE, golden_schedule
 
@@ -150,6 +151,14 @@ def _refusal_items() -> list:
             ("dynamo-planner", {**bounds, "max_gpu_budgets": 4}, None)]
 
 
+def _fleet_routes() -> list[tuple[str, dict]]:
+    """(file, object) of every committed fleet's shared llm-d route (`solve FLEET --emit
+    llm-d`: deploy/<fleet>/llm-d-gateway/gateway.yaml)."""
+    return [(str(p.relative_to(ROOT)), doc)
+            for p in sorted((ROOT / "deploy").glob(f"*/{GATEWAY_DIR}/gateway.yaml"))
+            for doc in yaml.safe_load_all(p.read_text())]
+
+
 def _key(item) -> str:
     return json.dumps(item, sort_keys=True)
 
@@ -168,6 +177,8 @@ def checked():
             items, errs = _scaling_items(name, plan)
             flat += [(f"{name}-scaling", it) for it in items]
             errors += errs
+    for where, doc in _fleet_routes():          # a fleet's shared llm-d route (CRD rules)
+        errors += [f"{where}: {e}" for e in custom_resource_errors(doc)]
     refusals = _refusal_items()
     unique = {_key(it): it for it in [it for _, it in flat] + refusals}
     results = dict(zip(unique, check(list(unique.values()))))
@@ -178,6 +189,9 @@ def checked():
 def test_every_object_and_command_passes_its_own_checker(checked):
     rows, errors, _ = checked
     assert not errors, errors[:5]
+    # the committed fleet's shared llm-d route was among the CRD-checked objects
+    assert any(w.startswith("deploy/fleet-platform/") and doc["kind"] == "HTTPRoute"
+               for w, doc in _fleet_routes())
     bad = [(n, it[0], it[1] if it[0] != "k8s" else it[1].get("kind"), r.error)
            for n, it, r in rows if not r.ok]
     assert not bad, bad[:5]

@@ -59,9 +59,18 @@ def _plan(tmp_path, raw, catalog, **kw):
     return plan_fleet(load_fleet(_write(tmp_path, raw), catalog), catalog, **kw)
 
 
-def test_fleet_never_costlier_than_members_alone_and_cheaper_under_contention(tmp_path,
-                                                                              catalog):
-    r = _plan(tmp_path, CONTENDED, catalog)
+# CONTENDED and a member whose plan alone (on L40S) fits beside the others'
+THREE = copy.deepcopy(CONTENDED)
+THREE["members"].append(_member("embed", "llama-3.1-8b", 20.0, 4096, 50.0))
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory, catalog):
+    return _plan(tmp_path_factory.mktemp("three"), THREE, catalog)
+
+
+def test_fleet_never_costlier_than_members_alone_and_cheaper_under_contention(three):
+    r = three
     s = fleet_summary(r)
     alone = s["alone_in_turn"]["sizing_cost_usd_per_hour"]
     assert alone is not None
@@ -74,10 +83,26 @@ def test_fleet_never_costlier_than_members_alone_and_cheaper_under_contention(tm
     assert h100 <= 4                                                 # shared availability
     # each member's plan serves its own demand, by its own model
     assert {n: p.model for n, p in r.plans.items()} == {"chat": "llama-3.1-8b",
-                                                         "code": "qwen3-32b"}
+                                                         "code": "qwen3-32b",
+                                                         "embed": "llama-3.1-8b"}
     for plan in r.plans.values():
         served = sum(rt.rate_rps for p in plan.pools if p.role != "decode" for rt in p.routes)
         assert served == pytest.approx(plan.demand_rps, rel=1e-6)
+
+
+def test_fleet_milp_covers_only_the_contending_members_and_matches_the_full_milp(
+        three, tmp_path, catalog, monkeypatch):
+    import hetplan.fleet.solve as fsolve
+    r = three
+    assert r.joint == ("chat", "code")
+    assert r.sizing_cost_usd_per_hour["embed"] == pytest.approx(
+        r.whole_cost_usd_per_hour["embed"], rel=1e-9)
+    # cross-check: every member in one MILP (as if the plans alone never fit) costs the same
+    monkeypatch.setattr(fsolve, "_over", lambda outs, availability, budget: (set(), True))
+    full = _plan(tmp_path, THREE, catalog)
+    assert full.joint == ("chat", "code", "embed")
+    assert sum(r.sizing_cost_usd_per_hour.values()) == pytest.approx(
+        sum(full.sizing_cost_usd_per_hour.values()), rel=1e-6)
 
 
 def test_member_that_cannot_fit_is_named_with_what_binds(tmp_path, catalog):
@@ -147,10 +172,21 @@ def test_cli_solve_places_members_on_shared_nodes_never_a_shared_gpu(tmp_path):
            "constraints": {"max_tp": 1, "weight_dtypes": ["fp8"], "kv_dtypes": ["fp8"]}}
     path = _write(tmp_path, raw)
     out = tmp_path / "out"
-    run = run_main("solve", path, "--out", out)
+    run = run_main("solve", path, "--out", out, "--validate")
     assert run.code == 0, run.err + run.tb
     s = json.loads((out / "fleet.json").read_text())
+    # --validate: each member's plan replayed alone on its own workload (sim.json beside
+    # its plan), its attainment in fleet.json and fleet.md
+    for row in s["simulated"]:
+        sim = json.loads((out / row["name"] / "sim.json").read_text())
+        assert sim["requests"] == row["requests"] > 0
+        assert sim["slo_attainment"] == pytest.approx(row["slo_attainment"], abs=1e-4)
+        assert sim["slo_met"] == row["slo_met"]
+    assert [row["name"] for row in s["simulated"]] == ["chat", "code"]
+    assert "simulated:" in run.out and "## Simulated, member by member" in \
+        (out / "fleet.md").read_text()
     assert [m["name"] for m in s["members"]] == ["chat", "code"]
+    assert s["fleet_milp_members"] == []     # the plans alone fit together: no fleet MILP
     for m in s["members"]:
         plan = json.loads((out / m["name"] / "plan.json").read_text())
         assert plan["scenario"] == m["name"]
@@ -164,8 +200,8 @@ def test_cli_solve_places_members_on_shared_nodes_never_a_shared_gpu(tmp_path):
                 gpus[sh["node"], i] = m
     assert s["shared_nodes"], "the two small members were expected to share a node"
     assert all(ms == ["chat", "code"] for ms in s["shared_nodes"].values())
-    bad = run_main("solve", path, "--validate")
-    assert bad.code == 2 and bad.err.count("\n") == 1 and "--validate" in bad.err, bad.err
+    bad = run_main("solve", path, "--plots")
+    assert bad.code == 2 and bad.err.count("\n") == 1 and "--plots" in bad.err, bad.err
     check = run_main("scenario", "check", path)
     assert check.code == 0 and "fleet shared: OK (2 members)" in check.out
 

@@ -11,9 +11,12 @@ from hetplan.errors import InputError
 
 
 def solve_fleet(path: Path, out: Path | None, solver: str, time_limit: float, emit: str | None,
-                as_json: bool, echo_json, progress, refused: dict[str, bool]) -> None:
+                as_json: bool, echo_json, progress, refused: dict[str, bool],
+                validate: bool = False) -> None:
     """`hetplan solve FLEET.yaml`: one plan per member under --out/<member>/ plus fleet.json
-    and fleet.md. `refused`: single-scenario options given (none apply to a fleet)."""
+    and fleet.md. `refused`: single-scenario options given (none apply to a fleet).
+    `validate`: simulate each member's plan on its own workload (`fleet.validate`; checked,
+    not tuned) and add the attainment per member."""
     for flag, given in refused.items():
         if given:
             raise InputError("is for single-model scenarios, not fleet files", field=flag)
@@ -26,17 +29,28 @@ def solve_fleet(path: Path, out: Path | None, solver: str, time_limit: float, em
     r = plan_fleet(load_fleet(path, cat), cat, solver=solver, time_limit_s=time_limit,
                    progress=progress)
     progress("")
+    sims = None
+    if validate:
+        from hetplan.fleet.validate import simulate_members, simulated_rows
+        sims = simulate_members(r.fleet, r.plans, cat)
     options = None
     if emit:
         from hetplan.cli.emit import emit_options
         options = emit_options(None, None, "nixl")
-    s = write_fleet(out, r, emit, options) if out else fleet_summary(r)
-    typer.echo(f"fleet MILP solved in {r.solve_s:.2f} s ({r.solve_cpu_s:.2f} CPU s)", err=True)
+    s = write_fleet(out, r, emit, options, sims) if out else \
+        fleet_summary(r, None if sims is None else simulated_rows(sims))
+    typer.echo(f"fleet MILP over {len(r.joint)} of {len(r.plans)} members solved in "
+               f"{r.solve_s:.2f} s ({r.solve_cpu_s:.2f} CPU s)" if r.joint else
+               "no fleet MILP: every member's plan alone on the whole inventory fits beside "
+               "the others'", err=True)
     if as_json:
         echo_json(s)
     elif out:
+        met = "" if sims is None else "; simulated: SLO " + (
+            "met by every member" if all(x["slo_met"] for x in s["simulated"]) else
+            "NOT met by " + ", ".join(x["name"] for x in s["simulated"] if not x["slo_met"]))
         typer.echo(f"fleet {s['fleet']}: ${s['cost_usd_per_hour']:.2f}/h over "
-                   f"{len(s['members'])} members; wrote {out / 'fleet.json'}, "
+                   f"{len(s['members'])} members{met}; wrote {out / 'fleet.json'}, "
                    f"{out / 'fleet.md'} and one folder per member")
     else:
         typer.echo(fleet_markdown(s))

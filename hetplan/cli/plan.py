@@ -76,7 +76,8 @@ def register(app: typer.Typer, echo_json) -> None:
                                       "scenario's workload and tune it: add replicas to the "
                                       "pools that miss, remove them where there is slack, "
                                       "re-solve with the learnt capacities; keep the cheapest "
-                                      "plan that passes."),
+                                      "plan that passes. Fleet files: each member's plan is "
+                                      "simulated on its own workload, not tuned."),
         max_rounds: int = typer.Option(VALIDATE_ROUNDS, min=1, max=100,
                                        help="Most simulated plans (--validate)."),
         failed: list[str] = typer.Option(None, "--failed", help="Inventory node(s) lost "
@@ -107,9 +108,9 @@ def register(app: typer.Typer, echo_json) -> None:
                 if not out:
                     raise InputError("--emit needs --out", field="--emit")
             return solve_fleet(scenario, out, solver, time_limit, emit, as_json, echo_json,
-                               _progress, {"--validate": validate, "--failed": bool(failed),
+                               _progress, {"--failed": bool(failed),
                                            "--previous": previous is not None,
-                                           "--plots": plots})
+                                           "--plots": plots}, validate=validate)
         # every argument is checked before solving, and nothing is written before the plan
         if plots and out is None:
             raise InputError("--plots needs --out DIR", field="--plots")

@@ -15,9 +15,9 @@ the member rows stay exact; the links between racks and fabrics that members do 
 the placement MILP's (`placement/formulation.py`), which places all members in one pass
 and so sees every member's KV flows on them.
 
-  member_floor[m]:        member m's cost objective >= its optimum alone on the whole
-                          inventory (valid: m's part of a fleet plan is a plan of m
-                          alone; it lifts the relaxation's bound to the members' optima)
+Rows of each member's cost >= its optimum alone on the whole inventory (valid, and they
+lift the root bound) were tried and dropped: on the 5-model bench (`scripts/bench_fleet.py`)
+HiGHS took 15.6-18.0 CPU s with them and 9.4-14.5 without, to the same optimum.
 
 Objective: min sum_m (member m's cost objective: GPU cost, tie-break, pool cost); or, under
 max_goodput, every member's goodput scale s_m is capped at 1 (its whole demand) and the
@@ -47,9 +47,6 @@ class FleetProblem:
     availability: dict[str, int]          # GPU -> GPUs the whole fleet may use
     budget_usd_per_hour: float | None = None
     objective: str = "min_cost"
-    # member -> a lower bound on its cost objective (min_cost: its optimum alone on the
-    # whole inventory, which any fleet plan's part for it is a plan of); added as a row
-    floors: dict[str, float] | None = None
 
 
 def _renamed(name: str, member: str) -> str:
@@ -70,7 +67,6 @@ class FleetFormulation:
             self._add_member(m, Formulation(p, flow_rows=fp.objective == "min_cost"))
         self.availability()
         self.budget()
-        self.floors()
 
     def _add_member(self, m: MemberProblem, f: Formulation) -> None:
         off = len(self.lp.vars)
@@ -111,18 +107,6 @@ class FleetFormulation:
         terms = {k: v for per in self._gpu_terms(lambda c: c.price_usd_per_hour).values()
                  for k, v in per.items()}
         self.lp.add_constraint("fleet_budget", terms, "<=", self.fp.budget_usd_per_hour)
-
-    def floors(self) -> None:
-        """member_floor[m]: member m's cost objective >= its optimum alone (a valid row:
-        m's part of any fleet plan is a plan of m alone). The relaxation then starts at
-        the sum of the members' own optima instead of far below it."""
-        if self.fp.objective != "min_cost" or not self.fp.floors:
-            return
-        for name, floor in sorted(self.fp.floors.items()):
-            f, off = self.parts[name]
-            self.lp.add_constraint(f"member_floor[{name}]",
-                                   {k + off: c for k, c in f.lp.objective.items()}, ">=",
-                                   floor)
 
     def member_solution(self, name: str, sol: Solution) -> Solution:
         """The fleet solution's values of one member's variables, indexed as that member's

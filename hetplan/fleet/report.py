@@ -24,7 +24,8 @@ def _gpus(plan) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def fleet_summary(r: FleetResult) -> dict:
+def fleet_summary(r: FleetResult, simulated: list[dict] | None = None) -> dict:
+    """`simulated`: `fleet.validate.simulated_rows` of the members' plans, when simulated."""
     f = r.fleet.fleet
     members = []
     for m in r.fleet.members:
@@ -44,7 +45,8 @@ def fleet_summary(r: FleetResult) -> dict:
            "budget_usd_per_hour": f.constraints.budget_usd_per_hour,
            "cost_usd_per_hour": round(sum(p.cost_usd_per_hour for p in r.plans.values()), 4),
            "sizing_cost_usd_per_hour": round(sum(r.sizing_cost_usd_per_hour.values()), 4),
-           "gpus": dict(sorted(total.items())), "members": members, "notes": r.notes}
+           "gpus": dict(sorted(total.items())), "members": members, "notes": r.notes,
+           "fleet_milp_members": list(r.joint)}
     if r.fleet.inventory is not None:
         out["shared_nodes"] = shared_nodes(r.plans)
     if r.alone:
@@ -60,6 +62,8 @@ def fleet_summary(r: FleetResult) -> dict:
     if r.whole_cost_usd_per_hour and len(r.whole_cost_usd_per_hour) == len(r.plans):
         out["alone_on_whole_inventory_usd_per_hour"] = round(
             sum(r.whole_cost_usd_per_hour.values()), 4)
+    if simulated is not None:
+        out["simulated"] = simulated
     return out
 
 
@@ -79,12 +83,21 @@ def fleet_markdown(s: dict) -> str:
                      f"{len(m['pools'])} |")
     lines += ["", "GPUs per type: " + (", ".join(f"{g} {n}" for g, n in s["gpus"].items())
                                        or "none")]
+    joint = s["fleet_milp_members"]
+    alone = [m["name"] for m in s["members"] if m["name"] not in joint]
+    lines += ["", f"Fleet MILP over: {', '.join(joint) or 'no member'}" + (
+        f"; {', '.join(alone)}: each member's plan alone on the whole inventory (its own "
+        "optimum) fits beside the others', so it is its part of the fleet optimum"
+        if alone else "") + "."]
     if "shared_nodes" in s:
         shared = s["shared_nodes"]
         lines += ["", f"Nodes shared by members: {len(shared)}"
                   + "".join(f"\n- {n}: {', '.join(ms)}" for n, ms in shared.items())]
     if "alone_in_turn" in s:
         lines += ["", "## Fleet vs members planned alone", "", alone_table(s)]
+    if "simulated" in s:
+        from hetplan.fleet.validate import simulated_table
+        lines += ["", "## Simulated, member by member", "", simulated_table(s["simulated"])]
     if s["notes"]:
         lines += ["", "Notes:"] + [f"- {n}" for n in s["notes"]]
     return "\n".join(lines) + "\n"
@@ -117,25 +130,47 @@ def alone_table(s: dict) -> str:
 
 
 FLEET_FILES = ("fleet.json", "fleet.md")
+GATEWAY_DIR = "llm-d-gateway"      # --emit llm-d: the route by model name to every member
 
 
-def write_fleet(out: Path, r: FleetResult, emit: str | None = None, options=None) -> dict:
-    """fleet.json, fleet.md and one folder per member (plan.json, report.md, and the emitted
-    `<target>/` when asked, with EmitOptions `options`), swapped into `out` as a whole.
-    Returns the summary."""
+def write_fleet(out: Path, r: FleetResult, emit: str | None = None, options=None,
+                sims: dict | None = None) -> dict:
+    """fleet.json, fleet.md and one folder per member (plan.json, report.md, sim.json when
+    simulated (`sims`: member -> SimReport), and the emitted `<target>/` when asked, with
+    EmitOptions `options`), swapped into `out` as a whole; with llm-d also GATEWAY_DIR/,
+    the shared gateway's route to every member (`emit/llmd_gateway.py`). Returns the
+    summary."""
     from hetplan.io import output_folder, write_atomic
     from hetplan.report import plan_report
 
-    s = fleet_summary(r)
+    simulated = None
+    if sims is not None:
+        from hetplan.fleet.validate import simulated_rows
+        simulated = simulated_rows(sims)
+    s = fleet_summary(r, simulated)
     names = {m.name for m in r.fleet.members}
-    with output_folder(out, owns=lambda p: p.name in set(FLEET_FILES) | names) as tmp:
+    gateway = None
+    if emit == "llm-d":
+        from hetplan.emit.llmd_gateway import fleet_gateway_files
+        from hetplan.errors import InputError
+        if GATEWAY_DIR in names:
+            raise InputError(f"a member named {GATEWAY_DIR} would share the folder of the "
+                             "fleet's llm-d gateway", field="members")
+        gateway = fleet_gateway_files(r.fleet.fleet.name, r.plans)
+    owned = set(FLEET_FILES) | names | {GATEWAY_DIR}
+    with output_folder(out, owns=lambda p: p.name in owned) as tmp:
         for name, plan in r.plans.items():
             write_atomic(tmp / name / "plan.json", plan.to_json())
             write_atomic(tmp / name / "report.md", plan_report(plan))
+            if sims is not None:
+                write_atomic(tmp / name / "sim.json", sims[name].to_json())
             if emit:
                 from hetplan.emit import emit as emit_files
                 from hetplan.emit import write_into
                 write_into(tmp / name / emit, emit_files(plan, emit, options))
+        if gateway is not None:
+            from hetplan.emit import write_into
+            write_into(tmp / GATEWAY_DIR, gateway)
         write_atomic(tmp / "fleet.json", json.dumps(s, indent=2, sort_keys=True) + "\n")
         write_atomic(tmp / "fleet.md", fleet_markdown(s))
     return s

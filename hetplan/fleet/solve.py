@@ -7,7 +7,9 @@ each on what the members before it left of the inventory and budget: the plan an
 gets planning one model at a time without double-booking. Its union is a feasible fleet
 solution, so it starts the fleet solve and bounds it: the fleet plan never costs more. The
 sizing costs compared are GPU + pool cost (what both programs minimize), before placement
-adds spares.
+adds spares. Each member is also planned alone on the whole inventory (a lower bound); the
+fleet MILP then covers only the members whose plans alone do not fit together
+(`solve_joint`), and none when they all fit.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ from hetplan.planner import (PLACEMENT_ROUNDS, SPARE_STEP, Context, build_plan, 
                              prepare, problem_for)
 
 
+BUDGET_TOL = 1e-9      # relative: GPU $/h sums equal to the budget within round-off
+
+
 @dataclass(frozen=True)
 class Alone:
     """A member planned alone in turn: its sizing cost, or why it did not fit."""
@@ -56,6 +61,9 @@ class FleetResult:
     # bound on its part of the fleet plan); min_cost only
     whole_cost_usd_per_hour: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # the members the fleet MILP covered (the others' plans alone on the whole inventory
+    # fit beside theirs: `solve_joint`), in file order
+    joint: tuple[str, ...] = ()
 
 
 def sizing_cost(out: Outcome, p: Problem) -> float:
@@ -74,9 +82,11 @@ def _member_problem(ctx: Context, cands, availability: dict[str, int]) -> Proble
 
 
 def plan_alone_in_turn(rf: ResolvedFleet, problems: dict[str, Problem], solver: str,
-                       time_limit_s: float) -> tuple[list[Alone], dict[str, Outcome]]:
+                       time_limit_s: float, whole: dict[str, Outcome] | None = None
+                       ) -> tuple[list[Alone], dict[str, Outcome]]:
     """Each member alone, by priority then file order, on the GPUs and budget the members
-    before it left."""
+    before it left. A member whose plan alone on the whole inventory (`whole`) fits in
+    what is left keeps it unsolved: it is optimal on the whole, so on any part holding it."""
     avail = dict(next(iter(problems.values())).availability)
     budget = rf.fleet.constraints.budget_usd_per_hour
     rows, outs = [], {}
@@ -89,7 +99,10 @@ def plan_alone_in_turn(rf: ResolvedFleet, problems: dict[str, Problem], solver: 
                                      p.availability.items()},
                     budget_usd_per_hour=left if own is None else
                     (own if left is None else min(own, left)))
-        out = solve_problem(p, solver, time_limit_s, warn=False)
+        out = (whole or {}).get(m.name)
+        if out is None or not out.solution.has_solution or _over(
+                {m.name: out}, p.availability, p.budget_usd_per_hour) != (set(), False):
+            out = solve_problem(p, solver, time_limit_s, warn=False)
         if not out.solution.has_solution:
             rows.append(Alone(m.name, None, explain_infeasible(p, solver, time_limit_s)))
             continue
@@ -121,15 +134,88 @@ def alone_on_whole(problems: dict[str, Problem], solver: str, time_limit_s: floa
             for name, p in problems.items()}
 
 
-def floors_of(whole: dict[str, Outcome]) -> dict[str, float]:
-    """Member -> a proven lower bound on its cost objective (the solver's dual bound of
-    its solve alone; members solved without one are left out)."""
-    out = {}
-    for name, o in whole.items():
-        sol = o.solution
-        if sol.has_solution and sol.bound is not None:
-            out[name] = min(sol.bound, sol.objective)
-    return out
+def _usage(outs: dict[str, Outcome]) -> tuple[dict[str, int], float]:
+    """GPUs per type and GPU $/h of the outcomes together (what the shared rows count)."""
+    gpus: dict[str, int] = {}
+    cost = 0.0
+    for out in outs.values():
+        for ch in out.chosen:
+            g = ch.candidate.shape.gpu
+            gpus[g] = gpus.get(g, 0) + ch.replicas * ch.candidate.num_gpus
+            cost += ch.replicas * ch.candidate.price_usd_per_hour
+    return gpus, cost
+
+
+def _over(outs: dict[str, Outcome], availability: dict[str, int], budget: float | None
+          ) -> tuple[set[str], bool]:
+    """The GPU types the outcomes together over-use, and whether they overrun the budget."""
+    gpus, cost = _usage(outs)
+    return ({g for g, n in gpus.items() if g in availability and n > availability[g]},
+            budget is not None and cost > budget * (1 + BUDGET_TOL))
+
+
+def solve_joint(rf: ResolvedFleet, problems: dict[str, Problem], availability: dict[str, int],
+                whole: dict[str, Outcome], outs: dict[str, Outcome], solver: str,
+                time_limit_s: float) -> tuple[dict[str, Outcome] | None, tuple[str, ...]]:
+    """Every member's outcome (None: no fleet plan) and the members the fleet MILP covered.
+
+    Under min_cost, with every member solved alone on the whole inventory (`whole`), the
+    MILP covers only the members it must. J starts empty; while the MILP's plan for J on
+    the whole inventory and budget, beside the other members' plans alone, over-uses a GPU
+    type (or the budget), the members outside J that use it (any GPU) join J. Exact: any
+    fleet plan's part for J is a plan of J's MILP (same rows, the whole inventory) and each
+    other member's part costs at least its optimum alone, so once they fit together their
+    union is a fleet optimum (within the solves' own gaps). When the alone plans fit, no
+    fleet MILP runs at all. Otherwise (max_goodput, a member with no plan alone) the MILP
+    covers every member."""
+    f = rf.fleet
+    names = [m.name for m in rf.members]
+    budget = f.constraints.budget_usd_per_hour
+    joint: list[str] = names
+    if f.objective == "min_cost" and all(whole[n].solution.has_solution for n in names):
+        joint = []
+    while True:
+        rest = {n: whole[n] for n in names if n not in joint}
+        if joint:
+            got = _solve_milp(rf, problems, availability, joint, outs, solver, time_limit_s)
+            if got is None:
+                return None, tuple(joint)
+        else:
+            got = {}
+        over, broke = _over(got | rest, availability, budget)
+        grow = [n for n, o in rest.items() if o.chosen and (broke or any(
+            ch.candidate.shape.gpu in over for ch in o.chosen))]
+        if not grow:
+            return {n: (got | rest)[n] for n in names}, tuple(joint)
+        joint = [n for n in names if n in joint or n in grow]
+
+
+def _solve_milp(rf: ResolvedFleet, problems: dict[str, Problem], availability: dict[str, int],
+                joint: list[str], outs: dict[str, Outcome], solver: str, time_limit_s: float
+                ) -> dict[str, Outcome] | None:
+    """The fleet MILP over the members `joint` (the whole availability and budget), started
+    from their plans in turn (`outs`) when every one has one."""
+    f = rf.fleet
+    fp = FleetProblem([MemberProblem(m.name, problems[m.name], m.spec.weight)
+                       for m in rf.members if m.name in joint], availability,
+                      f.constraints.budget_usd_per_hour, f.objective)
+    ff = FleetFormulation(fp)
+    set_start(ff, {n: o.values_by_name() for n, o in outs.items() if n in joint})
+    sol = solve(ff.lp, solver, time_limit_s)
+    warn_gap(sol, time_limit_s, sum(len(problems[n].candidates) for n in joint))
+    if not sol.has_solution:
+        return None
+    return {name: read_outcome(fm, ff.member_solution(name, sol))
+            for name, (fm, _) in ff.parts.items()}
+
+
+def _plan_label(fleet: str, name: str, joint: tuple[str, ...]) -> str:
+    if name not in joint:
+        return (f"fleet {fleet}: its plan alone on the whole inventory (its own optimum) "
+                "fits beside the other members'")
+    others = [m for m in joint if m != name]
+    return (f"fleet {fleet}: planned with {', '.join(others) or 'no other'} member(s) in one "
+            "MILP")
 
 
 def _explain(rf: ResolvedFleet, problems: dict[str, Problem], alone: list[Alone],
@@ -178,26 +264,15 @@ def plan_fleet(rf: ResolvedFleet, catalog: Catalog, *, solver: str = "highs",
         alone, outs, whole = [], {}, {}
         if f.objective == "min_cost":
             whole = alone_on_whole(problems, solver, time_limit_s)
-            alone, outs = plan_alone_in_turn(rf, problems, solver, time_limit_s)
-        fp = FleetProblem([MemberProblem(m.name, problems[m.name], m.spec.weight)
-                           for m in rf.members], availability,
-                          f.constraints.budget_usd_per_hour, f.objective, floors_of(whole))
+            alone, outs = plan_alone_in_turn(rf, problems, solver, time_limit_s, whole)
         t0, c0 = time.perf_counter(), time.process_time()
-        start = {n: o.values_by_name() for n, o in outs.items()} if len(outs) == len(ctxs) \
-            else None
-        ff = FleetFormulation(fp)
-        set_start(ff, start)
-        sol = solve(ff.lp, solver, time_limit_s)
+        member_outs, joint = solve_joint(rf, problems, availability, whole, outs, solver,
+                                         time_limit_s)
         solve_s, solve_cpu_s = time.perf_counter() - t0, time.process_time() - c0
-        warn_gap(sol, time_limit_s, sum(len(p.candidates) for p in problems.values()))
-        if not sol.has_solution:
+        if member_outs is None:
             raise Infeasible(rounds + _explain(rf, problems, alone, whole, solver,
                                                time_limit_s))
-        member_outs = {name: read_outcome(fm, ff.member_solution(name, sol))
-                       for name, (fm, _) in ff.parts.items()}
-        plans = {name: build_plan(ctxs[name], out, f"fleet {f.name}: planned with "
-                                  f"{', '.join(m for m in ctxs if m != name) or 'no other'} "
-                                  "member(s) in one MILP")
+        plans = {name: build_plan(ctxs[name], out, _plan_label(f.name, name, joint))
                  for name, out in member_outs.items()}
         costs = {name: sizing_cost(out, problems[name]) for name, out in member_outs.items()}
         whole_cost = {name: sizing_cost(o, problems[name]) for name, o in whole.items()
@@ -206,7 +281,7 @@ def plan_fleet(rf: ResolvedFleet, catalog: Catalog, *, solver: str = "highs",
         inv = rf.inventory
         if inv is None:
             return FleetResult(rf, plans, costs, shares, solve_s, solve_cpu_s, alone=alone,
-                               notes=rounds, whole_cost_usd_per_hour=whole_cost)
+                               notes=rounds, whole_cost_usd_per_hour=whole_cost, joint=joint)
         rel = f.constraints.reliability
         first = next(iter(ctxs.values()))
         try:
@@ -228,5 +303,5 @@ def plan_fleet(rf: ResolvedFleet, catalog: Catalog, *, solver: str = "highs",
             continue
         return FleetResult(rf, plans, costs, shares, solve_s, solve_cpu_s, alone=alone,
                            notes=[f"re-sized after {r}" for r in rounds],
-                           whole_cost_usd_per_hour=whole_cost)
+                           whole_cost_usd_per_hour=whole_cost, joint=joint)
     raise Infeasible(rounds)
