@@ -1,0 +1,179 @@
+"""Queueing sizing of a solved schedule: each slot's pools checked against the planner's
+percentile capacity U(n) and topped up with on-demand replicas where short.
+
+The schedule MILP sizes a pool linearly (load <= rho x replicas). Under queueing sizing
+(`constraints.sizing: queueing`, the planner's default) n replicas of a candidate carry U(n)
+replica-equivalents of load with the SLO percentile met (`hetplan.slo_capacity.pool_curves`,
+the curves `hetplan solve` prices; the sizing inputs are the planner's own,
+`planner.problem_for(ctx).sizing`). U(n) is convex in n: one replica with long service times
+carries far less than rho (prompts queue behind long prefills), a large pool more. So after
+the MILP, for every slot t and candidate c with replicas or routed load:
+
+  load[c,t] = sum_w x[c,w,t] / mu[c,w]                     (the MILP's routes, kept)
+  held[c,t] = U(N) x (N - (1 - s_c) N_spot) / N            (N: replicas over the tiers;
+                                                           spot derated by s_c as in the MILP)
+
+and where load > held, the fewest on-demand replicas a with U(N + a) x (N + a - (1 - s_c)
+N_spot) / (N + a) >= load are added (spot where the GPU has no on-demand price). Their cost
+(replica-hours at the tier's price, plus the warm-ups of the starts they add, re-counted
+over the pool's whole series) is reported apart as `queueing_top_up`.
+
+Assumptions: a post-solve repair, not an optimum under U: the MILP still routes and sizes
+with rho, so a slot may be cheaper served by another shape than by topping this one up; a
+top-up may step past the change limits (counted in `TopUp.step_breaks`). Slots the MILP
+sized above U(n) keep their replicas (no trim): the queueing formulas are least reliable for
+large, busy pools (README, Queueing). A candidate with neither an on-demand nor a spot price
+cannot be topped up; its shortfall is listed as unmet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from hetplan.planner import Context, pool_name, problem_for
+from hetplan.schedule.formulation import ScheduleOutcome, ScheduleProblem
+from hetplan.slo_capacity import PoolCurve, pool_curves
+
+TOP_UP_TIERS = ("on_demand", "spot")      # tiers a top-up rents, in order of preference
+LOAD_EPS = 1e-9                           # load within this of capacity counts as met
+
+
+@dataclass(frozen=True)
+class TopUpLine:
+    """Replicas added to one pool in one slot."""
+
+    slot: int
+    pool: str
+    tier: str                 # on_demand / spot; "" when no tier could be rented (unmet)
+    added: int
+    load: float               # replica-equivalents routed to the pool
+    held_before: float        # what its replicas carried under U(n) before the top-up
+    held_after: float
+
+
+@dataclass(frozen=True)
+class TopUp:
+    lines: tuple[TopUpLine, ...]
+    cost_usd: float           # replica-hours + warm-up change, the tiers' prices
+    step_breaks: int          # (pool, slot) steps past the change limits after the top-up
+
+    @property
+    def replicas_added(self) -> int:
+        return sum(x.added for x in self.lines)
+
+    @property
+    def unmet(self) -> list[TopUpLine]:
+        return [x for x in self.lines if not x.tier]
+
+    def to_dict(self) -> dict:
+        return {"replicas_added": self.replicas_added, "cost_usd": self.cost_usd,
+                "step_breaks": self.step_breaks, "unmet": len(self.unmet),
+                "lines": [x.__dict__ for x in self.lines]}
+
+
+def schedule_curves(ctx: Context, problem: ScheduleProblem) -> dict[str, PoolCurve]:
+    """Candidate key -> U(n) under the planner's queueing sizing inputs for this context
+    (every profile slot has demand in every class, so the classes the curves see are the
+    context's)."""
+    sizing = problem_for(ctx, problem.candidates).sizing
+    if sizing is None:
+        raise ValueError("schedule_curves needs constraints.sizing: queueing")
+    return pool_curves(problem.candidates, ctx.classes, sizing)
+
+
+def held(curve: PoolCurve, replicas: int, spot: int, spot_share: float) -> float:
+    """Load `replicas` (of which `spot` are spot, each worth `spot_share`) carry under U."""
+    if replicas <= 0:
+        return 0.0
+    return curve.at(replicas) * (replicas - (1.0 - spot_share) * spot) / replicas
+
+
+def _starts(series: list[int], prev) -> list[int]:
+    """Replicas started per slot (`prev(t)`: the slot before t, None when there is none)."""
+    return [max(0, n - (series[p] if (p := prev(t)) is not None else 0))
+            for t, n in enumerate(series)]
+
+
+def queueing_top_up(out: ScheduleOutcome, curves: dict[str, PoolCurve]
+                    ) -> tuple[ScheduleOutcome, TopUp]:
+    """`out` with every slot's pools sized up to U(n) at their routed load (module
+    docstring), and what was added."""
+    f = out.formulation
+    p = f.p
+    vals = out.solution.values
+    replicas = {key: list(r) for key, r in out.replicas.items()}
+    lines: list[TopUpLine] = []
+    for t in range(p.num_slots):
+        for i, c in enumerate(p.candidates):
+            curve = curves.get(c.key)
+            load = sum(vals[f.x[i, w, t]] / c.capacity(w) for w in p.class_names
+                       if (i, w, t) in f.x)
+            if curve is None or load <= LOAD_EPS:
+                continue
+            n = {k: replicas.get((c.key, k), [0] * p.num_slots)[t] for k in f.kinds(c)}
+            total, spot = sum(n.values()), n.get("spot", 0)
+            share = p.spot_capacity_share(c)
+            before = held(curve, total, spot, share)
+            if before >= load - LOAD_EPS * max(1.0, load):
+                continue
+            tier = next((k for k in TOP_UP_TIERS if k in f.kinds(c)), "")
+            if not tier:
+                lines.append(TopUpLine(t, pool_name(c), "", 0, load, before, before))
+                continue
+            add = 0
+            after = before
+            while after < load - LOAD_EPS * max(1.0, load):
+                add += 1
+                after = held(curve, total + add, spot + add * (tier == "spot"), share)
+            replicas.setdefault((c.key, tier), [0] * p.num_slots)[t] += add
+            lines.append(TopUpLine(t, pool_name(c), tier, add, load, before, after))
+    cost, slot_cost = _top_up_cost(out, replicas)
+    new = replace(out, replicas=dict(sorted(replicas.items())),
+                  cost_usd={**out.cost_usd, "queueing_top_up": cost}, slot_cost_usd=slot_cost)
+    return new, TopUp(tuple(lines), cost, _step_breaks(p, f, replicas))
+
+
+def _top_up_cost(out: ScheduleOutcome, replicas: dict[tuple[str, str], list[int]]
+                 ) -> tuple[float, list[float]]:
+    """The added replica-hours and the change in warm-ups, in total and per slot."""
+    f = out.formulation
+    p = f.p
+    slot = list(out.slot_cost_usd)
+    by_key = {c.key: c for c in p.candidates}
+    total = 0.0
+    for (key, tier), now in replicas.items():
+        was = out.replicas.get((key, tier), [0] * p.num_slots)
+        if now == was:
+            continue
+        c = by_key[key]
+        price = p.price(c, tier)
+        warm_h = p.warmup_h[key] if p.warmup else 0.0
+        started_now, started_was = _starts(now, f._prev), _starts(was, f._prev)
+        for t in range(p.num_slots):
+            usd = price * ((now[t] - was[t]) * float(p.slot_hours[t])
+                           + (started_now[t] - started_was[t]) * warm_h)
+            slot[t] += usd
+            total += usd
+    return total, slot
+
+
+def _step_breaks(p: ScheduleProblem, f, replicas: dict[tuple[str, str], list[int]]) -> int:
+    """(candidate, slot) pairs whose change from the slot before passes the limit."""
+    if p.max_step_replicas is None:
+        return 0
+    breaks = 0
+    for c in p.candidates:
+        tot = [sum(replicas.get((c.key, k), [0] * p.num_slots)[t] for k in f.kinds(c))
+               for t in range(p.num_slots)]
+        for t in range(p.num_slots):
+            prev = f._prev(t)
+            if prev is not None and abs(tot[t] - tot[prev]) > (
+                    p.max_step_replicas + p.max_step_share * tot[prev] + 1e-9):
+                breaks += 1
+    return breaks
+
+
+def with_top_up(out: ScheduleOutcome, curves: dict[str, PoolCurve] | None
+                ) -> tuple[ScheduleOutcome, TopUp | None]:
+    """`queueing_top_up` where the schedule is sized by queueing (`curves` given)."""
+    return (out, None) if curves is None else queueing_top_up(out, curves)
