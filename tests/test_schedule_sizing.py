@@ -94,3 +94,25 @@ def test_utilization_sizing_is_left_as_solved():
     out = solve_schedule(p, time_limit_s=30)
     same, top = with_top_up(out, None)
     assert same is out and top is None
+
+
+def test_idle_committed_gpus_serve_first_and_the_rest_fill_the_busiest_pool():
+    from dataclasses import replace
+    p = _problem([0.5, 2.5, 1.0])
+    out = solve_schedule(p, time_limit_s=30)
+    curves = pool_curves(p.candidates, [CLASS], SizingInputs(ttft_s=1.0, q=0.9))
+    _, rented = with_top_up(out, curves)
+    # the same schedule holding 3 committed G1 GPUs (2 idle in every slot, already paid)
+    roomy = replace(out, committed_gpus={"G1": 3})
+    new, top = with_top_up(roomy, curves)
+    c1 = p.candidates[0].key
+    committed = new.replicas[c1, "committed"]
+    assert committed == [3, 3, 3]                       # every idle GPU runs a replica
+    assert any(x.tier == "committed" for x in top.lines)    # short slots used them first
+    assert sum(x.added for x in top.idle_fill) == sum(committed) - sum(
+        x.added for x in top.lines if x.tier == "committed") - 3
+    assert top.cost_usd < rented.cost_usd                   # fewer rented replicas
+    # (the committed GPUs added above are not priced in `roomy`: compare the change only)
+    assert new.total_cost_usd - roomy.total_cost_usd == pytest.approx(top.cost_usd)
+    assert top.cost_usd == pytest.approx(
+        _cost(p, new.replicas, {}) - _cost(p, roomy.replicas, {}), rel=1e-9)

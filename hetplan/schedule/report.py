@@ -73,7 +73,9 @@ def _top_up_section(r: ScheduleResult) -> list[str]:
            f"{top.replicas_added} replicas added for {fmt_num(top.cost_usd)} USD (in the "
            f"schedule's cost above, as 'queueing_top_up')"
            + (f"; {top.step_breaks} pool steps now pass the change limits"
-              if top.step_breaks else "") + ".", ""]
+              if top.step_breaks else "")
+           + f". Committed GPUs left idle ran {sum(x.added for x in top.idle_fill)} more "
+           "replicas of their slot's busiest pools (paid every slot: no extra cost).", ""]
     if top.lines:
         out += [_md_table(["slot", "pool", "tier", "added", "load", "U before", "U after"],
                           [[x.slot, x.pool, x.tier or "none (unmet)", x.added,

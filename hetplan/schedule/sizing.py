@@ -13,10 +13,14 @@ the MILP, for every slot t and candidate c with replicas or routed load:
   held[c,t] = U(N) x (N - (1 - s_c) N_spot) / N            (N: replicas over the tiers;
                                                            spot derated by s_c as in the MILP)
 
-and where load > held, the fewest on-demand replicas a with U(N + a) x (N + a - (1 - s_c)
-N_spot) / (N + a) >= load are added (spot where the GPU has no on-demand price). Their cost
-(replica-hours at the tier's price, plus the warm-ups of the starts they add, re-counted
-over the pool's whole series) is reported apart as `queueing_top_up`.
+and where load > held, the fewest replicas a with U(N + a) x (N + a - (1 - s_c) N_spot) /
+(N + a) >= load are added: first on committed GPUs of its type that the slot leaves idle
+(paid every slot, so free), then on-demand (spot where the GPU has no on-demand price).
+Their cost (replica-hours at the tier's price, plus the warm-ups of the starts they add,
+re-counted over the pool's whole series) is reported apart as `queueing_top_up`. Committed
+GPUs still idle after that run extra replicas of the slot's pools on their GPU type, the
+most loaded under U first (`TopUp.idle_fill`): they cost nothing more and give the
+percentile headroom (a slot sized exactly to U(n) meets its percentile only on average).
 
 Assumptions: a post-solve repair, not an optimum under U: the MILP still routes and sizes
 with rho, so a slot may be cheaper served by another shape than by topping this one up; a
@@ -34,7 +38,7 @@ from hetplan.planner import Context, pool_name, problem_for
 from hetplan.schedule.formulation import ScheduleOutcome, ScheduleProblem
 from hetplan.slo_capacity import PoolCurve, pool_curves
 
-TOP_UP_TIERS = ("on_demand", "spot")      # tiers a top-up rents, in order of preference
+TOP_UP_TIERS = ("committed", "on_demand", "spot")   # a top-up's tiers, in order of preference
 LOAD_EPS = 1e-9                           # load within this of capacity counts as met
 
 
@@ -44,7 +48,7 @@ class TopUpLine:
 
     slot: int
     pool: str
-    tier: str                 # on_demand / spot; "" when no tier could be rented (unmet)
+    tier: str                 # committed / on_demand / spot; "" when none could (unmet)
     added: int
     load: float               # replica-equivalents routed to the pool
     held_before: float        # what its replicas carried under U(n) before the top-up
@@ -54,6 +58,7 @@ class TopUpLine:
 @dataclass(frozen=True)
 class TopUp:
     lines: tuple[TopUpLine, ...]
+    idle_fill: tuple[TopUpLine, ...]   # idle committed GPUs run as extra replicas (free)
     cost_usd: float           # replica-hours + warm-up change, the tiers' prices
     step_breaks: int          # (pool, slot) steps past the change limits after the top-up
 
@@ -68,7 +73,9 @@ class TopUp:
     def to_dict(self) -> dict:
         return {"replicas_added": self.replicas_added, "cost_usd": self.cost_usd,
                 "step_breaks": self.step_breaks, "unmet": len(self.unmet),
-                "lines": [x.__dict__ for x in self.lines]}
+                "idle_committed_replicas": sum(x.added for x in self.idle_fill),
+                "lines": [x.__dict__ for x in self.lines],
+                "idle_fill": [x.__dict__ for x in self.idle_fill]}
 
 
 def schedule_curves(ctx: Context, problem: ScheduleProblem) -> dict[str, PoolCurve]:
@@ -103,39 +110,76 @@ def queueing_top_up(out: ScheduleOutcome, curves: dict[str, PoolCurve]
     vals = out.solution.values
     replicas = {key: list(r) for key, r in out.replicas.items()}
     lines: list[TopUpLine] = []
+    fill: list[TopUpLine] = []
+    by_key = {c.key: c for c in p.candidates}
     for t in range(p.num_slots):
+        idle = dict(out.committed_gpus)
+        for (key, k), r in replicas.items():
+            if k == "committed":
+                c = by_key[key]
+                idle[c.shape.gpu] -= c.num_gpus * r[t]
+        pools = []                     # (candidate, load) of the slot's loaded pools
         for i, c in enumerate(p.candidates):
-            curve = curves.get(c.key)
             load = sum(vals[f.x[i, w, t]] / c.capacity(w) for w in p.class_names
                        if (i, w, t) in f.x)
-            if curve is None or load <= LOAD_EPS:
-                continue
-            n = {k: replicas.get((c.key, k), [0] * p.num_slots)[t] for k in f.kinds(c)}
-            total, spot = sum(n.values()), n.get("spot", 0)
-            share = p.spot_capacity_share(c)
-            before = held(curve, total, spot, share)
-            if before >= load - LOAD_EPS * max(1.0, load):
-                continue
-            tier = next((k for k in TOP_UP_TIERS if k in f.kinds(c)), "")
-            if not tier:
-                lines.append(TopUpLine(t, pool_name(c), "", 0, load, before, before))
-                continue
-            add = 0
+            if c.key in curves and load > LOAD_EPS:
+                pools.append((c, load))
+        for c, load in pools:
+            before = _held_now(p, f, curves[c.key], replicas, c, t)
             after = before
-            while after < load - LOAD_EPS * max(1.0, load):
-                add += 1
-                after = held(curve, total + add, spot + add * (tier == "spot"), share)
-            replicas.setdefault((c.key, tier), [0] * p.num_slots)[t] += add
-            lines.append(TopUpLine(t, pool_name(c), tier, add, load, before, after))
+            for tier in TOP_UP_TIERS:
+                if tier not in f.kinds(c):
+                    continue
+                add, start = 0, after
+                while after < load - LOAD_EPS * max(1.0, load) and (
+                        tier != "committed" or idle.get(c.shape.gpu, 0) >= c.num_gpus):
+                    replicas.setdefault((c.key, tier), [0] * p.num_slots)[t] += 1
+                    idle[c.shape.gpu] = idle.get(c.shape.gpu, 0) - c.num_gpus * (
+                        tier == "committed")
+                    add += 1
+                    after = _held_now(p, f, curves[c.key], replicas, c, t)
+                if add:
+                    lines.append(TopUpLine(t, pool_name(c), tier, add, load, start, after))
+            if after < load - LOAD_EPS * max(1.0, load):
+                lines.append(TopUpLine(t, pool_name(c), "", 0, load, before, after))
+        while True:                    # idle committed GPUs: the most loaded pool first
+            fits = [(load / max(_held_now(p, f, curves[c.key], replicas, c, t), 1e-12),
+                     c.key, c, load) for c, load in pools
+                    if "committed" in f.kinds(c) and idle.get(c.shape.gpu, 0) >= c.num_gpus]
+            if not fits:
+                break
+            _, _, c, load = max(fits)
+            before = _held_now(p, f, curves[c.key], replicas, c, t)
+            replicas.setdefault((c.key, "committed"), [0] * p.num_slots)[t] += 1
+            idle[c.shape.gpu] -= c.num_gpus
+            fill.append(TopUpLine(t, pool_name(c), "committed", 1, load, before,
+                                  _held_now(p, f, curves[c.key], replicas, c, t)))
     cost, slot_cost = _top_up_cost(out, replicas)
     new = replace(out, replicas=dict(sorted(replicas.items())),
                   cost_usd={**out.cost_usd, "queueing_top_up": cost}, slot_cost_usd=slot_cost)
-    return new, TopUp(tuple(lines), cost, _step_breaks(p, f, replicas))
+    return new, TopUp(tuple(lines), _merge(fill), cost, _step_breaks(p, f, replicas))
+
+
+def _held_now(p: ScheduleProblem, f, curve: PoolCurve, replicas, c, t: int) -> float:
+    """What c's replicas in slot t carry under U (spot derated)."""
+    n = {k: replicas.get((c.key, k), [0] * p.num_slots)[t] for k in f.kinds(c)}
+    return held(curve, sum(n.values()), n.get("spot", 0), p.spot_capacity_share(c))
+
+
+def _merge(fill: list[TopUpLine]) -> tuple[TopUpLine, ...]:
+    """One line per (slot, pool) of the idle fill: its first capacity, its last."""
+    out: dict[tuple[int, str], TopUpLine] = {}
+    for x in fill:
+        y = out.get((x.slot, x.pool))
+        out[x.slot, x.pool] = x if y is None else replace(y, added=y.added + 1,
+                                                           held_after=x.held_after)
+    return tuple(out.values())
 
 
 def _top_up_cost(out: ScheduleOutcome, replicas: dict[tuple[str, str], list[int]]
                  ) -> tuple[float, list[float]]:
-    """The added replica-hours and the change in warm-ups, in total and per slot."""
+    """The added rented replica-hours and the change in their warm-ups, in total and per
+    slot (committed replicas cost nothing more: their GPUs are paid every slot)."""
     f = out.formulation
     p = f.p
     slot = list(out.slot_cost_usd)
@@ -143,7 +187,7 @@ def _top_up_cost(out: ScheduleOutcome, replicas: dict[tuple[str, str], list[int]
     total = 0.0
     for (key, tier), now in replicas.items():
         was = out.replicas.get((key, tier), [0] * p.num_slots)
-        if now == was:
+        if now == was or tier == "committed":
             continue
         c = by_key[key]
         price = p.price(c, tier)
