@@ -330,8 +330,8 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
         raise Infeasible([f"the schedule MILP found no schedule ({out.solution.status}"
                           f"{': ' + out.solution.message if out.solution.message else ''}); "
                           "loosen the change limits (schedule.max_step_replicas)"])
-    curves = (schedule_curves(ctx, problem) if s.constraints.sizing == Sizing.QUEUEING
-              else None)
+    curves = (schedule_curves(ctx, problem, spec.sizing_percentile)
+              if s.constraints.sizing == Sizing.QUEUEING else None)
     out, top_up = with_top_up(out, curves)
     say("baselines")
     peak_t = int(np.argmax(profile.total_rps))

@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 
 from hetplan.planner import Context, pool_name, problem_for
 from hetplan.schedule.formulation import ScheduleOutcome, ScheduleProblem
-from hetplan.slo_capacity import PoolCurve, pool_curves
+from hetplan.slo_capacity import Q_MAX, PoolCurve, pool_curves
 
 TOP_UP_TIERS = ("committed", "on_demand", "spot")   # a top-up's tiers, in order of preference
 LOAD_EPS = 1e-9                           # load within this of capacity counts as met
@@ -78,13 +78,16 @@ class TopUp:
                 "idle_fill": [x.__dict__ for x in self.idle_fill]}
 
 
-def schedule_curves(ctx: Context, problem: ScheduleProblem) -> dict[str, PoolCurve]:
+def schedule_curves(ctx: Context, problem: ScheduleProblem,
+                    percentile: float | None = None) -> dict[str, PoolCurve]:
     """Candidate key -> U(n) under the planner's queueing sizing inputs for this context
     (every profile slot has demand in every class, so the classes the curves see are the
-    context's)."""
+    context's), at `percentile` instead of the SLO's when given (`ScheduleSpec`)."""
     sizing = problem_for(ctx, problem.candidates).sizing
     if sizing is None:
         raise ValueError("schedule_curves needs constraints.sizing: queueing")
+    if percentile is not None:
+        sizing = replace(sizing, q=min(percentile / 100.0, Q_MAX))
     return pool_curves(problem.candidates, ctx.classes, sizing)
 
 
