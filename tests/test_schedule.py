@@ -185,6 +185,9 @@ def test_cli_schedule_json_keys_and_files(tmp_path):
     assert (out["lower_bound_cost_usd"] - 1e-6 <= out["reactive_cost_usd"]
             <= out["static_peak_cost_usd"] + 1e-6)
     assert out["horizon_cost_usd"] < out["static_peak_cost_usd"]
+    # utilization sizing (the scenario's): sized by rho, nothing topped up
+    assert out["sizing"] == "utilization" and out["queueing_top_up"] is None
+    assert "queueing_top_up" not in out["cost_breakdown_usd"]
     saved = json.loads((tmp_path / "out" / "schedule.json").read_text())
     assert saved["summary"]["horizon_cost_usd"] == out["horizon_cost_usd"]
     assert len(saved["profile"]["total_rps"]) == 4

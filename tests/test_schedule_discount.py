@@ -32,7 +32,7 @@ def _problem() -> ScheduleProblem:
 
 def _result():
     """The problem solved, as the part of a ScheduleResult the sweep reads."""
-    return SimpleNamespace(outcome=solve_schedule(_problem()))
+    return SimpleNamespace(outcome=solve_schedule(_problem()), curves=None)   # utilization
 
 
 def test_reserved_price_follows_the_discount():

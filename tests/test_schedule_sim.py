@@ -196,7 +196,7 @@ def test_slot_pools_hold_each_slots_demand_and_the_plot_is_deterministic():
         slot_hours=profile.slot_hours, rho={c1.key: 0.8, c2.key: 0.9}, tiers=tiers,
         warmup_h={c1.key: 0.1, c2.key: 0.05}, spot_loss_h=0.1, max_step_replicas=2,
         max_step_share=0.0, max_spot_share=0.5)
-    r = SimpleNamespace(outcome=solve_schedule(p, time_limit_s=10), profile=profile,
+    r = SimpleNamespace(outcome=solve_schedule(p, time_limit_s=10), profile=profile, curves=None,
                         scenario="three slots")
     rows = slot_pools(r)
     for t, row in enumerate(rows):

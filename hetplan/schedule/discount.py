@@ -5,7 +5,8 @@ term at that discount (replacing the sheet's reserved or owned figure), and the 
 MILP of a solved schedule is re-solved over the same candidates, profile and terms. The
 candidates were nominated at the sheet's prices (`plan.choose_candidates`), so a discount
 far from the sheet's may favour shapes the sweep does not offer: each row is the best
-schedule over those candidates, not a fresh plan.
+schedule over those candidates, not a fresh plan. A schedule sized by queueing is topped
+up at each discount as `plan_schedule` tops it up (`sizing.with_top_up`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import replace
 
 from hetplan.schedule.formulation import solve_schedule
 from hetplan.schedule.plan import ScheduleResult
+from hetplan.schedule.sizing import with_top_up
 from hetplan.schedule.tiers import GpuTiers
 
 
@@ -41,6 +43,7 @@ def discount_sweep(result: ScheduleResult, discounts: Sequence[float], *,
         if not out.solution.has_solution:
             rows.append({"discount": d, "status": str(out.solution.status)})
             continue
+        out, _ = with_top_up(out, result.curves)
         gpu_h = {k: 0.0 for k in ("committed", "on_demand", "spot")}
         for (key, tier), counts in out.replicas.items():
             gpu_h[tier] += gpus_of[key] * sum(n * h for n, h in zip(counts, p.slot_hours))
@@ -67,7 +70,8 @@ def discount_png(rows: Sequence[dict], title: str = "committed vs burst") -> byt
     ok = [r for r in rows if "horizon_cost_usd" in r]
     x = [100 * r["discount"] for r in ok]
     committed = [r["committed_usd"] for r in ok]
-    burst = [r["on_demand_usd"] + r["spot_usd"] + r["warmup_usd"] for r in ok]
+    burst = [r["on_demand_usd"] + r["spot_usd"] + r["warmup_usd"]
+             + r.get("queueing_top_up_usd", 0.0) for r in ok]
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     width = 0.8 * (min(b - a for a, b in zip(x, x[1:])) if len(x) > 1 else 10.0)

@@ -42,6 +42,7 @@ from hetplan.milp.backends import solve
 from hetplan.schedule.formulation import (ScheduleFormulation, ScheduleOutcome, ScheduleProblem,
                                           solve_schedule)
 from hetplan.schedule.reactive import ReactiveResult, ScaledPool, reactive_baseline
+from hetplan.schedule.sizing import TopUp, schedule_curves, with_top_up
 from hetplan.schedule.spec import ScheduleSpec
 from hetplan.schedule.tiers import GpuTiers, gpu_tiers
 from hetplan.workload.profile import RateProfile, profile_from_shape, profile_from_trace
@@ -69,6 +70,9 @@ class ScheduleResult:
     lower_bound_cost_usd: float
     solve_s: float
     reactive: ReactiveResult | None = None     # the reactive autoscaler baseline
+    # queueing sizing: the candidates' U(n) and what the top-up added (`sizing.py`)
+    curves: dict | None = None
+    top_up: TopUp | None = None
 
     @property
     def hours(self) -> float:
@@ -109,6 +113,8 @@ class ScheduleResult:
             "reactive_within_capacity": (self.reactive.within_capacity if self.reactive
                                          else None),
             "committed_mix": self.committed_mix(),
+            "sizing": "queueing" if self.curves is not None else "utilization",
+            "queueing_top_up": self.top_up.to_dict() if self.top_up else None,
             "solver": {"status": str(sol.status), "gap": sol.gap,
                        "candidates": len(self.candidates)}
             | ({"time_s": sol.time_s, "total_s": self.solve_s} if timings else {})}
@@ -347,10 +353,6 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
     t0 = time.perf_counter()
     s = rs.scenario
     spec = spec or s.schedule or ScheduleSpec()
-    if s.constraints.sizing != Sizing.UTILIZATION:
-        raise InputError("hetplan schedule sizes pools by target utilization; set "
-                         "constraints.sizing: utilization", file=rs.source,
-                         field="constraints.sizing")
     if s.objective != "min_cost":
         raise InputError("hetplan schedule minimizes cost; set objective: min_cost",
                          file=rs.source, field="objective")
@@ -398,11 +400,14 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
         raise Infeasible([f"the schedule MILP found no schedule ({out.solution.status}"
                           f"{': ' + out.solution.message if out.solution.message else ''}); "
                           "loosen the change limits (schedule.max_step_replicas)"])
+    curves = (schedule_curves(ctx, problem, spec.sizing_percentile)
+              if s.constraints.sizing == Sizing.QUEUEING else None)
+    out, top_up = with_top_up(out, curves)
     reactive = reactive_baseline(
         scaled_pools(ctx, peak, spec), profile.classes, profile.rates_rps, profile.lengths_s,
         profile.rates_rps[peak_t], cyclic=spec.cyclic)
     return ScheduleResult(s.name, ctx.perf.model.name, spec, profile, tiers, cands, out, peak,
-                          mean, lb, time.perf_counter() - t0, reactive)
+                          mean, lb, time.perf_counter() - t0, reactive, curves, top_up)
 
 
 def scaled_pools(ctx: Context, plan: Plan, spec: ScheduleSpec) -> list[ScaledPool]:

@@ -27,6 +27,7 @@ def schedule_report(r: ScheduleResult) -> str:
            _md_table(["plan", "GPU cost", "note"], [
                ["schedule", usd(s["horizon_cost_usd"]),
                 "committed + on-demand + spot + warm-ups"
+                + (" + queueing top-up" if r.top_up is not None else "")
                 + (f"; {fmt_num(lb_pct)}% above the lower bound" if lb_pct is not None
                    else "")],
                ["static, sized for the peak", usd(s["static_peak_cost_usd"]),
@@ -51,11 +52,36 @@ def schedule_report(r: ScheduleResult) -> str:
     heads = ["slot", "start_h", "demand_rps"] + [f"{p['pool']} ({p['tier']})" for p in pools]
     rows = [[t, fmt_num(r.profile.starts_s[t] / 3600), fmt_num(r.profile.total_rps[t])]
             + [p["replicas"][t] for p in pools] for t in range(r.profile.num_slots)]
-    out += [_md_table(heads, rows), "", "## Assumptions", ""]
+    out += [_md_table(heads, rows), ""]
+    out += _top_up_section(r)
+    out += ["## Assumptions", ""]
     out += [f"- {a}" for a in s_assumptions(r)]
     if r.reactive is not None:
         out.append(f"- {r.reactive.options.describe()}")
     return "\n".join(out) + "\n"
+
+
+def _top_up_section(r: ScheduleResult) -> list[str]:
+    """The queueing top-up (`schedule/sizing.py`): replicas added where a slot's pool was
+    short of its percentile capacity U(n) at the load the MILP routed to it."""
+    top = r.top_up
+    if top is None:
+        return ["Pools sized by target utilization (constraints.sizing: utilization).", ""]
+    out = ["## Queueing top-up", "",
+           f"Each slot's pools checked against their percentile capacity U(n) (queueing "
+           f"sizing, as `hetplan solve`) at the load routed to them: "
+           f"{top.replicas_added} replicas added for {fmt_num(top.cost_usd)} USD (in the "
+           f"schedule's cost above, as 'queueing_top_up')"
+           + (f"; {top.step_breaks} pool steps now pass the change limits"
+              if top.step_breaks else "")
+           + f". Committed GPUs left idle ran {sum(x.added for x in top.idle_fill)} more "
+           "replicas of their slot's busiest pools (paid every slot: no extra cost).", ""]
+    if top.lines:
+        out += [_md_table(["slot", "pool", "tier", "added", "load", "U before", "U after"],
+                          [[x.slot, x.pool, x.tier or "none (unmet)", x.added,
+                            fmt_num(x.load), fmt_num(x.held_before), fmt_num(x.held_after)]
+                           for x in top.lines]), ""]
+    return out
 
 
 def _reactive_note(s: dict) -> str:

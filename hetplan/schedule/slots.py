@@ -3,8 +3,9 @@ the capacity it holds (what the plot draws and `hetplan simulate` replays), and 
 inputs written to schedule.json.
 
 A pool's capacity in req/s is taken at the class mix it serves in that slot: its replicas x
-target utilization x (for spot, the share left after expected preemption downtime) x its
-requests per replica-second at that mix (sum of routed rates / sum of rate / capacity);
+target utilization (queueing sizing: U(n) / n of its n replicas, `schedule/sizing.py`) x
+(for spot, the share left after expected preemption downtime) x its requests per
+replica-second at that mix (sum of routed rates / sum of rate / capacity);
 a pool serving nothing in a slot counts its capacity at the slot's class mix.
 """
 
@@ -54,11 +55,20 @@ def slot_pools(r: ScheduleResult) -> list[list[SlotPool]]:
                                 if c.capacity(w) > 0}
             load = sum(x / c.capacity(w) for w, x in served.items())
             per_replica = sum(served.values()) / load if load > 0 else 0.0
-            cap = {k: n * p.rho[c.key] * per_replica
+            cap = {k: n * _busy(r, c, sum(reps.values())) * per_replica
                    * (p.spot_capacity_share(c) if k == "spot" else 1.0) for k, n in reps.items()}
             row.append(SlotPool(pool_name(c), c.role, c.shape.gpu, reps, routes, cap))
         out.append(row)
     return out
+
+
+def _busy(r: ScheduleResult, c, replicas: int) -> float:
+    """Load per replica a pool of `replicas` of c is sized to carry: U(n) / n under
+    queueing sizing (`r.curves`), else its target utilization."""
+    curve = (r.curves or {}).get(c.key)
+    if curve is None or replicas == 0:
+        return r.outcome.formulation.p.rho[c.key]
+    return curve.at(replicas) / replicas
 
 
 def schedule_json(r: ScheduleResult) -> dict:

@@ -70,6 +70,9 @@ class ScheduleSpec(BaseModel):
     power_usd_per_kwh: float = Field(default=DEFAULT_POWER_USD_PER_KWH, ge=0.0, le=10.0)
     pue: float = Field(default=DEFAULT_PUE, ge=1.0, le=5.0)
     representative_slots: int = Field(default=DEFAULT_REPRESENTATIVE_SLOTS, ge=1, le=10_080)
+    # Queueing sizing: the TTFT percentile each slot's pools are checked and topped up at
+    # (`schedule/sizing.py`); None: the SLO's. A higher one buys headroom in every slot.
+    sizing_percentile: float | None = Field(default=None, gt=0.0, lt=100.0)
 
     @field_validator("planning_rate")
     @classmethod
