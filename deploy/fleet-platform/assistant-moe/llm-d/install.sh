@@ -5,8 +5,8 @@ set -euo pipefail
 
 helm repo add llm-d-modelservice https://llm-d-incubation.github.io/llm-d-modelservice/
 
-helm upgrade --install ms-qwen3-30b-a3b-colocated-b200-tp1-wfp8-kvfp8 \
+helm upgrade --install ms-qwen3-30b-a3b-colocated-h100-sxm-tp2-wfp8-7b62604a \
   llm-d-modelservice/llm-d-modelservice \
-  --version v0.4.12 -f values/colocated-b200-tp1-wfp8-kvfp8.yaml
+  --version v0.4.12 -f values/colocated-h100-sxm-tp2-wfp8-kvfp8-ep2.yaml
 
 kubectl apply -f inferencepool.yaml

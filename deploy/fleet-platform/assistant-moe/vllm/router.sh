@@ -8,6 +8,6 @@ vllm-router \
   --host 0.0.0.0 \
   --port 30000 \
   --policy power_of_two \
-  --worker-urls http://b200-01:8000 &
+  --worker-urls http://10.0.2.1:8000 &
 
 wait

@@ -18,8 +18,8 @@ vllm bench serve \
   --random-output-len 32 \
   --random-range-ratio '{"input":0.0,"output":0.0}' \
   --ignore-eos \
-  --num-prompts 240232 \
-  --request-rate 2001.93 \
+  --num-prompts 240750 \
+  --request-rate 2006.25 \
   --seed 0 \
   --save-result \
   --result-dir results \
