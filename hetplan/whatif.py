@@ -23,12 +23,14 @@ from hetplan.enums import ROLES, Role
 from hetplan.errors import InputError
 from hetplan.parallel import INLINE, Parallel
 from hetplan.plan import Plan
-from hetplan.planner import prepare
+from hetplan.planner import Context, prepare
 from hetplan.scenario import SLO, ResolvedScenario
 from hetplan.variants import PlanRow, plan_variant
 from hetplan.workload import WorkloadClass, single_class
 
 WHY_CHARS = 160           # why a variant has no plan, cut to this length in table rows
+SOLVER = "highs"          # the what-if solves' defaults
+TIME_LIMIT_S = 30.0
 
 
 def scale_price(catalog: Catalog, sheet: str, gpu: str, factor: float) -> Catalog:
@@ -68,8 +70,8 @@ def fixed_classes(input_tokens: int, output_tokens: int, *, rate_rps: float | No
 
 def try_plan(rs: ResolvedScenario, catalog: Catalog, classes: Sequence | None = None,
              slo: SLO | None = None, *, prefill_gpus: Sequence[str] | None = None,
-             decode_gpus: Sequence[str] | None = None, solver: str = "highs",
-             time_limit_s: float = 30.0, calibrations: dict | None = None
+             decode_gpus: Sequence[str] | None = None, solver: str = SOLVER,
+             time_limit_s: float = TIME_LIMIT_S, calibrations: dict | None = None
              ) -> tuple[Plan | None, str]:
     """Solve `rs`, or the variant of it with explicit classes and / or another SLO, and
     prefill / decode candidates limited to the given GPUs (giving either excludes colocated
@@ -83,12 +85,20 @@ def try_plan(rs: ResolvedScenario, catalog: Catalog, classes: Sequence | None = 
 
 def plan_row_of(rs: ResolvedScenario, catalog: Catalog, classes: Sequence | None = None,
                 slo: SLO | None = None, *, prefill_gpus: Sequence[str] | None = None,
-                decode_gpus: Sequence[str] | None = None, solver: str = "highs",
-                time_limit_s: float = 30.0, calibrations: dict | None = None) -> PlanRow:
+                decode_gpus: Sequence[str] | None = None, solver: str = SOLVER,
+                time_limit_s: float = TIME_LIMIT_S, calibrations: dict | None = None) -> PlanRow:
     """`try_plan` as a typed row (see `variants.PlanRow`)."""
     var = rs if classes is None else rs.with_classes(classes)
     var = var if slo is None else var.derive(slo=slo)
-    ctx = prepare(var, catalog, calibrations=calibrations)
+    return _restricted_row(prepare(var, catalog, calibrations=calibrations), prefill_gpus,
+                           decode_gpus, solver, time_limit_s)
+
+
+def _restricted_row(ctx: Context, prefill_gpus: Sequence[str] | None,
+                    decode_gpus: Sequence[str] | None, solver: str,
+                    time_limit_s: float) -> PlanRow:
+    """Solve a prepared context over the candidates on the given prefill / decode GPUs
+    (`try_plan`)."""
     cands = None
     if prefill_gpus is not None or decode_gpus is not None:
         allowed = {Role.PREFILL: set(prefill_gpus or ctx.prices),
@@ -163,10 +173,17 @@ def pairings(rs: ResolvedScenario, catalog: Catalog, classes: Sequence,
     """Solve each variant label -> (prefill GPUs, decode GPUs) (None, None = unrestricted:
     any roles and GPUs of the scenario) and add `cost_ratio_vs_baseline` = baseline $/h /
     variant $/h (>1: the variant is that many times cheaper for the same load)."""
-    solved = parallel.calls(
-        [(plan_row_of, (rs, catalog, classes), {"prefill_gpus": pg, "decode_gpus": dg,
-                                                "calibrations": calibrations})
-         for pg, dg in variants.values()])
+    if parallel.backend == "local" and parallel.workers == 1:
+        # in this process: prepare the scenario (perf model, candidates) once for every variant
+        var = rs if classes is None else rs.with_classes(classes)
+        ctx = prepare(var, catalog, calibrations=calibrations)
+        solved = [_restricted_row(ctx, pg, dg, SOLVER, TIME_LIMIT_S)
+                  for pg, dg in variants.values()]
+    else:
+        solved = parallel.calls(
+            [(plan_row_of, (rs, catalog, classes), {"prefill_gpus": pg, "decode_gpus": dg,
+                                                    "calibrations": calibrations})
+             for pg, dg in variants.values()])
     rows = [plan_row(r, variant=label) for label, r in zip(variants, solved)]
     ref = next((r["cost_usd_per_hour"] for r in rows if r["variant"] == baseline), None)
     for r in rows:

@@ -19,3 +19,39 @@ def write(tmp_path: Path):
         p.write_text(text, encoding="utf-8")
         return p
     return _write
+
+
+# How `pytest -n 2` (pyproject: --dist loadgroup --no-loadscope-reorder) spreads the suite.
+# The longest tests start first, longest first, so the two workers even out on the many short
+# tests after them instead of one worker finishing alone with a long one (CPU-s measured on
+# one core, before the simulator speedups, in the comments). A prefix matches the end of a node id.
+SLOW_FIRST = (
+    "test_deploy_configs.py::test_committed_deploy_configs_are_fresh[mooncake]",   # ~88
+    "test_emit_vllm.py::",                                   # ~60 (vLLM import + plans)
+    "test_notebooks.py::test_notebook_runs",                 # 40-65 each
+    "test_deploy_configs.py::",                              # 20-40 each (solve --validate)
+    "test_solve_e2e.py::",                                   # 66 in all, up to 19
+    "test_fuzz.py::",                                        # 31, up to 15
+)
+# Modules whose module-scoped fixtures cost seconds (solves, fits): each runs on one worker,
+# so the fixture is built once, not once per worker that gets some of its tests.
+ONE_WORKER = (
+    "test_published_perf.py", "test_placement_cli.py", "test_whatif.py", "test_plots.py",
+    "test_emit.py", "test_emit_schemas.py", "test_emit_safety.py", "test_simulate.py",
+    "test_slo_capacity.py", "test_prefix.py", "test_moe_ep.py", "test_modern_perf.py",
+    "test_hardening_more.py", "test_emit_llmd.py",
+)
+
+
+def _slow_rank(nodeid: str) -> int:
+    tail = nodeid.rsplit("/", 1)[-1]
+    return next((i for i, p in enumerate(SLOW_FIRST) if tail.startswith(p)), len(SLOW_FIRST))
+
+
+@pytest.hookimpl(tryfirst=True)   # before xdist reads the xdist_group marks
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+        if module in ONE_WORKER:
+            item.add_marker(pytest.mark.xdist_group(module))
+    items.sort(key=lambda item: _slow_rank(item.nodeid))     # stable: collection order within

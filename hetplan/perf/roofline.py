@@ -215,12 +215,34 @@ def _at_efficiency(t_compute: float, t_memory: float, eff: float, scale: float) 
     return max(t_compute, t_memory) / (eff * (scale if t_compute >= t_memory else 1.0))
 
 
-def _non_decreasing(time_at: Callable[[float], float], tokens: float, grid) -> float:
+def _non_decreasing(time_at: Callable[[float], float], tokens: float, grid,
+                    key: tuple | None = None) -> float:
     """time_at(tokens), never less than at a smaller table point m < tokens: a bigger matmul
     cannot be faster, though an efficiency interpolated between two table points can rise
     faster than m does (within a segment the time is convex in log m, so checking the
-    table's points suffices)."""
-    return max([time_at(tokens)] + [time_at(m) for m in grid.x if m < tokens])
+    table's points suffices). `key`: values that determine time_at besides the grid; given,
+    time_at at the table's points is computed once per (grid, key) (`_at_points`)."""
+    if key is None:
+        return max([time_at(tokens)] + [time_at(m) for m in grid.x if m < tokens])
+    at = _at_points(time_at, grid, key)
+    return max([time_at(tokens)] + [t for m, t in zip(grid.x, at) if m < tokens])
+
+
+_POINTS: dict[tuple, tuple[object, list[float]]] = {}
+_POINTS_MAX = 4096
+
+
+def _at_points(time_at: Callable[[float], float], grid, key: tuple) -> list[float]:
+    """time_at at every point of the grid's token axis, memoised by the grid's identity and
+    `key` (every step time of a shape asks for the same points). The grid is kept with its
+    values, so a new grid at a reused id() misses instead of reading another's points."""
+    k = (id(grid), *key)
+    hit = _POINTS.get(k)
+    if hit is None or hit[0] is not grid:
+        if len(_POINTS) >= _POINTS_MAX:
+            _POINTS.clear()
+        hit = _POINTS[k] = (grid, [time_at(m) for m in grid.x])
+    return hit[1]
 
 
 def _gemm_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, tokens: float,
@@ -252,7 +274,8 @@ def _gemm_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, tokens: 
 
     per_layer = [nk / tp for nk in block_gemm_weight_elements(model)]
     t_block = _non_decreasing(
-        lambda m: model.num_layers * sum(matmul_s(m, nk) for nk in per_layer), tokens, grid)
+        lambda m: model.num_layers * sum(matmul_s(m, nk) for nk in per_layer), tokens, grid,
+        ("gemm", compute_dtype, peak, bw, b, scale, model.num_layers, *per_layer))
     t_head = matmul_s(seqs, model.vocab_size * model.hidden_size / tp) if seqs > 0 else 0.0
     return t_block + t_head, t_compute >= t_weights, grid.source.label
 

@@ -30,7 +30,7 @@ from hetplan.simulate.engine import RunResult
 from hetplan.simulate.metrics import (RECONCILE_NOTE, SimReport, reconcile_header,
                                       reconcile_rows)
 from hetplan.simulate.sim import SimOptions
-from hetplan.simulate.steps import StepModel
+from hetplan.simulate.steps import step_model
 from hetplan.simulate.tuner import Trial, Tuner
 from hetplan.simulate.workload import scenario_trace
 from hetplan.tables import markdown_table
@@ -211,7 +211,7 @@ def _causes(trials: list[Trial], input_tokens: np.ndarray, pm: PerfModel, first_
         if t0.blamed.get(p.name, ("", 0))[0] != "ttft" or p.role == Role.DECODE:
             continue
         shape = ReplicaShape(p.gpu, p.tp, p.pp, p.weight_dtype, p.kv_dtype, p.ep, p.dp)
-        steps = StepModel(pm, shape)
+        steps = step_model(pm, shape)
         on = res.first_pool == i
         tokens = np.asarray(input_tokens[on], dtype=np.int64)
         lens, inv = np.unique(tokens, return_inverse=True)

@@ -35,7 +35,7 @@ from hetplan.prefix_cache import cache_capacity_blocks
 from hetplan.simulate.metrics import SimReport, summarize
 from hetplan.simulate.prefix import prefix_result
 from hetplan.simulate.router import assign_classes, class_routes, draw_pools
-from hetplan.simulate.steps import StepModel
+from hetplan.simulate.steps import step_model
 from hetplan.workload import Trace
 from hetplan.workload.prefix import block_chains
 
@@ -58,15 +58,13 @@ def pool_specs(plan: Plan, pm: PerfModel, opts: SimOptions,
     link = pm.links.link(link_name)
     kv = pm.links.kv
     classes = {c.name: c for c in plan.classes}
-    steps_by_shape: dict[ReplicaShape, StepModel] = {}
     specs = []
     for p in plan.pools:
         shape = ReplicaShape(p.gpu, p.tp, p.pp, p.weight_dtype, p.kv_dtype, p.ep, p.dp)
         why = pm.check(shape)
         if why:
             raise InputError(f"pool {p.name}: {why}", field="pools")
-        steps = steps_by_shape.get(shape) or steps_by_shape.setdefault(shape,
-                                                                      StepModel(pm, shape))
+        steps = step_model(pm, shape)
         batch = max((r.batch for r in p.routes), default=0) or lim.max_num_seqs
         spec = PoolSpec(name=p.name, role=p.role, replicas=p.replicas, steps=steps,
                         max_seqs=batch, kv_tokens=pm.memory(shape).kv_capacity_tokens,

@@ -27,6 +27,7 @@ sliding-window layers are charged at the mean context per sequence (approximate)
 from __future__ import annotations
 
 import math
+import weakref
 
 from hetplan.perf import PerfModel, ReplicaShape
 from hetplan.perf.roofline import step_time
@@ -131,6 +132,22 @@ class StepModel:
             att += self.prefill_keys(n, c)
             kv += self.kv_layer_tokens(n + c)
         return self.step_s(new, len(lengths), att, kv)
+
+
+_SHARED: weakref.WeakKeyDictionary[PerfModel, dict[ReplicaShape, StepModel]] = \
+    weakref.WeakKeyDictionary()
+
+
+def step_model(pm: PerfModel, shape: ReplicaShape) -> StepModel:
+    """The StepModel of `shape` under `pm`, one per (perf model, shape) for as long as the perf
+    model lives, so its memoised step times carry over from one simulation to the next (the
+    `--validate` tuner simulates the same shapes round after round). Assumes, as PerfModel's
+    own cache does, that a perf model is not changed after it is built."""
+    by_shape = _SHARED.setdefault(pm, {})
+    steps = by_shape.get(shape)
+    if steps is None:
+        steps = by_shape[shape] = StepModel(pm, shape)
+    return steps
 
 
 class ConstantSteps:
