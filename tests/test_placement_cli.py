@@ -105,17 +105,11 @@ def test_n_plus_one_holds_for_each_node_removed(solved):
     assert_n_plus_one(plan, headroom=0.5)        # the scenario's spot_headroom
 
 
-def test_n_plus_one_with_a_decode_rho(solved, tmp_path):
+def test_n_plus_one_with_a_decode_rho(util_scenario, solved_util, tmp_path):
     """Decode pools sized at their own rho are placed and N+1-checked at that rho."""
-    text = SCENARIO.read_text()
-    inv = (SCENARIO.parent / "inventories" / "lab.yaml").resolve()
-    # rho is the utilization model's knob: both plans here are sized by utilization
-    for old, new in (("  target_utilization: 0.8\n",
-                      "  target_utilization: 0.8\n  sizing: utilization\n"),
-                     ("inventory: inventories/lab.yaml", f"inventory: {inv}")):
-        assert old in text
-        text = text.replace(old, new)
-    (tmp_path / "base.yaml").write_text(text)
+    # rho is the utilization model's knob: both plans here are sized by utilization (the
+    # base plan is util_scenario's, solved once by the solved_util fixture)
+    text = util_scenario.read_text()
     text = text.replace("  sizing: utilization\n",
                         "  sizing: utilization\n  decode_target_utilization: 0.95\n")
     scenario = tmp_path / "decode-rho.yaml"
@@ -124,9 +118,7 @@ def test_n_plus_one_with_a_decode_rho(solved, tmp_path):
     assert r.returncode == 0, r.stderr
     plan = json.loads((tmp_path / "out" / "plan.json").read_text())
     assert plan["decode_target_utilization"] == 0.95
-    r = run("solve", str(tmp_path / "base.yaml"), "--out", str(tmp_path / "base"))
-    assert r.returncode == 0, r.stderr
-    base = json.loads((tmp_path / "base" / "plan.json").read_text())
+    base = json.loads((solved_util / "a" / "plan.json").read_text())
     assert plan["cost_usd_per_hour"] < base["cost_usd_per_hour"]      # decode runs hotter
     assert_n_plus_one(plan, headroom=0.5)
 
