@@ -17,6 +17,7 @@ from hetplan.catalog import Catalog
 from hetplan.enums import ROLES, Sizing, SolveStatus
 from hetplan.errors import Infeasible, InputError
 from hetplan.milp import Outcome, Problem, solve_problem
+from hetplan.milp.solve import sizing_cost
 from hetplan.milp.explain import explain_infeasible, precheck
 from hetplan.perf import PerfModel
 from hetplan.placement import Reliability, kv_bytes_table, place_plan
@@ -324,8 +325,7 @@ def _with_pool_cost(p: Problem, out: Outcome) -> float:
     if p.max_pools_per_role is not None and max(per_role.values(), default=0) > \
             p.max_pools_per_role:
         return math.inf
-    return sum(ch.replicas * ch.candidate.price_usd_per_hour + p.pool_cost_usd_per_hour
-               for ch in out.chosen)
+    return sizing_cost(out, p)
 
 
 def build_plan(ctx: Context, out: Outcome, label: str | None = None,

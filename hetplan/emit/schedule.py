@@ -18,15 +18,15 @@ from __future__ import annotations
 
 from hetplan.emit import EmitOptions, build_context, emit
 from hetplan.emit.k8s import dump_yaml, pool_manifests, router_manifests
-from hetplan.emit.scaling import (DEFAULT_TIMEZONE, PoolSchedule, ReplicaSchedule,
+from hetplan.emit.scaling import (DEFAULT_TIMEZONE, WEEK_S, PoolSchedule, ReplicaSchedule,
                                   check_cron_horizon,
                                   check_pools, hpa, planner_bounds, scaled_object, windows)
 from hetplan.emit.shell import one_line
 from hetplan.plan import ClassRoute, Plan, Pool
 from hetplan.planner import pool_name
+from hetplan.schedule.slots import ROUTE_EPS_RPS
 
 SCALING_TARGETS = ("k8s", "dynamo")
-FLOW_EPS_RPS = 1e-9
 
 
 def replica_schedule(result) -> ReplicaSchedule:
@@ -61,7 +61,7 @@ def schedule_plan(result, counts: dict[str, int], note: str) -> Plan:
             continue
         flows = {w: max(vals[f.x[i, w, t]] for t in range(f.T))
                  for w in classes if (i, w, 0) in f.x}
-        served = {w: r for w, r in flows.items() if r > FLOW_EPS_RPS} or flows
+        served = {w: r for w, r in flows.items() if r > ROUTE_EPS_RPS} or flows
         routes = [ClassRoute(workload_class=w, rate_rps=float(r),
                              predicted_ttft_ms=_num(c.per_class[w].ttft_ms),
                              predicted_tpot_ms=_num(c.per_class[w].tpot_ms),
@@ -129,7 +129,7 @@ def schedule_files(result, target: str, opts: EmitOptions = EmitOptions(),
     base_counts = baseline_counts(s)
     readme = [f"# Configs for the capacity schedule `{name}`", "",
               f"{s.num_slots} slots of {s.slot_s:g} s; slot 0 starts at 00:00 {timezone}"
-              + (" on a Monday" if s.horizon_s == 7 * 86_400 else "") + ".", ""]
+              + (" on a Monday" if s.horizon_s == WEEK_S else "") + ".", ""]
     if base_counts:
         base = schedule_plan(result, base_counts, f"committed baseline of schedule {name}: "
                              "each pool at its least committed replicas over the horizon")

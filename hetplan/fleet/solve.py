@@ -27,8 +27,8 @@ from hetplan.fleet.spec import ResolvedFleet
 from hetplan.milp.backends import solve
 from hetplan.milp.explain import explain_infeasible, precheck
 from hetplan.milp.formulation import Problem
-from hetplan.milp.prune import PRUNE_ABOVE, prune_dominated
-from hetplan.milp.solve import Outcome, read_outcome, solve_problem, warn_gap
+from hetplan.milp.solve import (Outcome, pruned, read_outcome, sizing_cost, solve_problem,
+                                warn_gap)
 from hetplan.placement import Reliability
 from hetplan.placement.place import PlacementInfeasible
 from hetplan.plan import Plan
@@ -66,19 +66,8 @@ class FleetResult:
     joint: tuple[str, ...] = ()
 
 
-def sizing_cost(out: Outcome, p: Problem) -> float:
-    """GPU + pool cost of an outcome (the objective less its tie-break)."""
-    return sum(ch.replicas * ch.candidate.price_usd_per_hour + p.pool_cost_usd_per_hour
-               for ch in out.chosen)
-
-
 def _member_problem(ctx: Context, cands, availability: dict[str, int]) -> Problem:
-    p = replace(problem_for(ctx, cands), availability=dict(availability))
-    if len(p.candidates) > PRUNE_ABOVE:       # dominance holds under the shared rows too
-        p = replace(p, candidates=prune_dominated(
-            p.candidates, [w.name for w in p.classes], p.relaxed_capacity,
-            latency_too=p.sizing is not None))
-    return p
+    return pruned(replace(problem_for(ctx, cands), availability=dict(availability)))
 
 
 def plan_alone_in_turn(rf: ResolvedFleet, problems: dict[str, Problem], solver: str,

@@ -60,6 +60,22 @@ class Outcome:
             if self.solution.has_solution else []
 
 
+def pruned(p: Problem, prune: bool | None = None) -> Problem:
+    """`p` without its dominated candidates (`prune.py`: the optimum is unchanged; it holds
+    under extra shared rows too) when `prune`, or (None) when it has more than PRUNE_ABOVE."""
+    if not (prune if prune is not None else len(p.candidates) > PRUNE_ABOVE):
+        return p
+    return replace(p, candidates=prune_dominated(p.candidates, [w.name for w in p.classes],
+                                                 p.relaxed_capacity,
+                                                 latency_too=p.sizing is not None))
+
+
+def sizing_cost(out: Outcome, p: Problem) -> float:
+    """GPU + pool cost of an outcome of `p` (its objective less any tie-break)."""
+    return sum(ch.replicas * ch.candidate.price_usd_per_hour + p.pool_cost_usd_per_hour
+               for ch in out.chosen)
+
+
 def solve_problem(p: Problem, solver: str = "highs", time_limit_s: float = 60.0,
                   prune: bool | None = None, warn: bool = True,
                   start: Outcome | None = None, staged: bool | None = None) -> Outcome:
@@ -71,10 +87,7 @@ def solve_problem(p: Problem, solver: str = "highs", time_limit_s: float = 60.0,
     min-cost programs with queueing curves over more than STAGE_ABOVE candidates; staged
     solves ignore `start`); the outcome's
     formulation then covers the candidates the last stage kept."""
-    if prune if prune is not None else len(p.candidates) > PRUNE_ABOVE:
-        p = replace(p, candidates=prune_dominated(p.candidates, [w.name for w in p.classes],
-                                                  p.relaxed_capacity,
-                                                  latency_too=p.sizing is not None))
+    p = pruned(p, prune)
     f = Formulation(p)
     searched = len(p.candidates)      # the warning's count (a staged f holds fewer)
     if staged is not False and staged_applies(f, auto=staged is None):
