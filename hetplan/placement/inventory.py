@@ -6,6 +6,8 @@ One YAML file (paths inside it are relative to it):
     nodes:                       # and/or `nodes_csv: nodes.csv` with the same columns
       - {id: h100-1, gpu: H100-SXM, gpus: 8, rack: r1, fabric: ib-a, nic_gbps: 3200,
          provider: lambda, spot: false, address: 10.0.0.1}
+      - {id: a100-1, gpu: A100-SXM-80GB, gpus: 8, rack: r2, fabric: ib-a, nic_gbps: 800,
+         owned: true}          # bought, not rented: `hetplan schedule` pays it every slot
     fabrics:                     # optional: KV capacity inside a fabric (spine), Gb/s
       ib-a: {capacity_gbps: 25600}
     links:                       # between fabrics, Gb/s per direction
@@ -13,6 +15,8 @@ One YAML file (paths inside it are relative to it):
 
 Units: `nic_gbps` is the node's total scale-out NIC bandwidth in Gb/s (all its NICs, one
 direction); `capacity_gbps` likewise. A node's GPUs form one NVLink/xGMI (or PCIe) domain.
+`owned` marks hardware bought rather than rented (it cannot also be `spot`): a schedule
+holds its GPUs as a committed baseline in every slot (`hetplan.schedule.tiers`).
 Racks live in one fabric. Racks of a fabric are assumed non-blocking between each other up to
 the fabric's `capacity_gbps` (unbounded if absent: then only node NICs limit KV traffic).
 """
@@ -23,7 +27,8 @@ import csv
 from collections.abc import Iterable
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
+                      field_validator)
 
 from hetplan.bounds import (MAX_NODES, MAX_YAML_BYTES, Address, BandwidthGbps, GpusPerNode,
                             MaybeText, SafeName, Text)
@@ -31,7 +36,9 @@ from hetplan.catalog import Catalog, unknown_name_message
 from hetplan.errors import InputError, from_validation_error
 from hetplan.io import load_yaml, read_text
 
-CSV_COLUMNS = ("id", "gpu", "gpus", "rack", "fabric", "nic_gbps", "provider", "spot", "address")
+CSV_COLUMNS = ("id", "gpu", "gpus", "rack", "fabric", "nic_gbps", "provider", "spot", "address",
+               "owned")
+CSV_TRUE = ("1", "true", "yes")          # a CSV boolean cell that reads as true
 
 
 class Node(BaseModel):
@@ -48,6 +55,15 @@ class Node(BaseModel):
     provider: MaybeText = ""
     spot: bool = False
     address: Address | None = None          # host name / IP for emitted configs (default: id)
+    owned: bool = False                     # bought, not rented (never spot)
+
+    @field_validator("owned")
+    @classmethod
+    def _not_spot(cls, v: bool, info: ValidationInfo) -> bool:
+        if v and info.data.get("spot"):
+            raise ValueError("a node cannot be both spot and owned (owned hardware is not "
+                             "preempted)")
+        return v
 
     @property
     def host(self) -> str:
@@ -89,6 +105,14 @@ class Inventory(BaseModel):
         out: dict[str, int] = {}
         for n in self.nodes:
             out[n.gpu] = out.get(n.gpu, 0) + n.gpus
+        return dict(sorted(out.items()))
+
+    def owned_gpus_by_type(self) -> dict[str, int]:
+        """GPU -> GPUs on owned nodes (types without any are left out)."""
+        out: dict[str, int] = {}
+        for n in self.nodes:
+            if n.owned:
+                out[n.gpu] = out.get(n.gpu, 0) + n.gpus
         return dict(sorted(out.items()))
 
     def max_gpus_per_node(self) -> dict[str, int]:
@@ -142,7 +166,7 @@ def _read_nodes_csv(path: Path) -> list[Node]:
         raise InputError(f"cannot parse CSV ({e})", file=path) from None
     if rows and not {"id", "gpu", "gpus", "rack", "fabric", "nic_gbps"} <= set(rows[0]):
         raise InputError(f"header must name {', '.join(CSV_COLUMNS[:6])} (optional: "
-                         f"provider, spot, address)", file=path, field="header")
+                         f"{', '.join(CSV_COLUMNS[6:])})", file=path, field="header")
     nodes = []
     for i, row in enumerate(rows, start=2):
         if None in row:                 # csv.DictReader files surplus values under None
@@ -151,7 +175,9 @@ def _read_nodes_csv(path: Path) -> list[Node]:
                              field=f"line {i}")
         vals = {k: v.strip() for k, v in row.items() if k and v is not None and v.strip() != ""}
         if "spot" in vals:
-            vals["spot"] = vals["spot"].lower() in ("1", "true", "yes", "spot")
+            vals["spot"] = vals["spot"].lower() in CSV_TRUE + ("spot",)
+        if "owned" in vals:
+            vals["owned"] = vals["owned"].lower() in CSV_TRUE + ("owned",)
         try:
             nodes.append(Node(**vals))
         except ValidationError as e:
