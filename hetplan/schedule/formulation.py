@@ -4,14 +4,15 @@ spot replicas that meet every slot's demand at the SLO, at least horizon cost.
 Sets: candidates c (the planner's, with its per-replica capacities mu[c,w] and target
 utilization rho_c), tiers k in {on_demand, spot, committed} where the GPU has a price,
 slots t with lengths h_t (hours), classes w. Variables: n[c,k,t] integer replicas;
-x[c,w,t] >= 0 requests/s; K[g] integer committed GPUs; u[c,k,t] >= 0 replicas started.
+x[c,w,t] >= 0 requests/s; K[g] integer committed GPUs; u[c,k,t] >= 0 replicas started;
+O[g] the GPUs on the inventory's owned nodes (fixed: they exist in every slot).
 
   demand_prefill[w,t] / demand_decode[w,t]:  sum x[c,w,t] = rate[t,w]
   capacity[c,t]:     sum_w x[c,w,t] / mu[c,w] <= rho_c (n[c,od,t] + n[c,com,t]
                      + (1 - d_c) n[c,spot,t])   (d_c: capacity a spot replica loses to
                      preemptions: rate x (warm-up + reacquire time))
-  committed[g,t]:    sum_{c on g} gpus_c n[c,com,t] <= K[g]
-  availability[g,t]: sum_{c on g} gpus_c sum_k n[c,k,t] <= available_g;  K[g] too
+  committed[g,t]:    sum_{c on g} gpus_c n[c,com,t] <= K[g] + O[g]
+  availability[g,t]: sum_{c on g} gpus_c sum_k n[c,k,t] <= available_g;  K[g] + O[g] too
   spot_share[t]:     spot GPUs <= share x all GPUs of the slot
   kv_bandwidth_out/in[t]: as the planning MILP, per slot
   vendor_compat / kv_format: one vendor and one KV dtype for P/D over the horizon
@@ -19,10 +20,11 @@ x[c,w,t] >= 0 requests/s; K[g] integer committed GPUs; u[c,k,t] >= 0 replicas st
                      slot 0 is the last slot; otherwise every replica of slot 0 starts)
   step_up/step_down[c,t]: |N[c,t] - N[c,t-1]| <= step + share x N[c,t-1]  (N = sum_k n)
 
-Objective: sum_g H K[g] p_com[g] + sum_t h_t sum_c (p_od n[c,od,t] + p_spot' n[c,spot,t])
+Objective: sum_g H (K[g] p_com[g] + O[g] p_own[g]) + sum_t h_t sum_c (p_od n[c,od,t] + p_spot' n[c,spot,t])
 + sum warm-up_c (p_od u[c,od,t] + p_spot u[c,spot,t]) + a tiny per-replica tie-break;
 p_spot' = p_spot (1 + preemptions/h x warm-up h): each preemption pays a new warm-up.
-Committed replicas pay no warm-up (their GPUs are paid whether they serve or not).
+Committed replicas pay no warm-up (their GPUs are paid whether they serve or not). A GPU
+with owned GPUs has the committed tier even without a committed price (then K[g] = 0).
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ class ScheduleProblem:
         t = self.tiers[c.shape.gpu]
         per_gpu = {"committed": t.committed_usd_per_hour, "on_demand": t.on_demand_usd_per_hour,
                    "spot": t.spot_usd_per_hour}[kind]
+        if kind == "committed" and per_gpu is None and t.owned_gpus:
+            per_gpu = t.owned_usd_per_hour
         if per_gpu is None:
             return None
         if kind == "spot":
@@ -99,6 +103,7 @@ class ScheduleFormulation:
         self.x: dict[tuple[int, str, int], int] = {}
         self.u: dict[tuple[int, str, int], int] = {}
         self.commit: dict[str, int] = {}
+        self.owned: dict[str, int] = {}         # GPU -> its fixed owned-GPUs variable
         self.pool_open: dict[int, int] = {}
         self.index = {c.key: i for i, c in enumerate(p.candidates)}
         self.ub = [self._upper_bound(c) for c in p.candidates]
@@ -141,7 +146,12 @@ class ScheduleFormulation:
             fixed = (p.fixed_committed_gpus or {}).get(g)
             self.commit[g] = self.lp.add_var(
                 f"committed_gpus[{g}]", 0 if fixed is None else fixed,
-                p.availability.get(g, float("inf")) if fixed is None else fixed, integer=True)
+                max(0, p.availability.get(g, float("inf")) - p.tiers[g].owned_gpus)
+                if fixed is None else fixed, integer=True)
+        for g, t in sorted(p.tiers.items()):    # paid even where no candidate runs on g
+            if t.owned_gpus:
+                self.owned[g] = self.lp.add_var(f"owned_gpus[{g}]", t.owned_gpus,
+                                                t.owned_gpus)
         for t in range(self.T):
             for i, c in enumerate(p.candidates):
                 for k in self.kinds(c):
@@ -184,11 +194,11 @@ class ScheduleFormulation:
 
     def committed(self) -> None:
         for t in range(self.T):
-            for g, kvar in self.commit.items():
+            for g in sorted(set(self.commit) | set(self.owned)):
                 terms = {self.n[i, "committed", t]: float(c.num_gpus)
                          for i, c in enumerate(self.p.candidates)
                          if c.shape.gpu == g and (i, "committed", t) in self.n}
-                terms[kvar] = -1.0
+                terms |= {v[g]: -1.0 for v in (self.commit, self.owned) if g in v}
                 self.lp.add_constraint(f"committed[{g},{t}]", terms, "<=", 0.0)
 
     def availability(self) -> None:
@@ -296,6 +306,8 @@ class ScheduleFormulation:
                                  for y in self.pool_open.values()}
         for g, v in self.commit.items():
             obj[v] = hours * p.tiers[g].committed_usd_per_hour
+        for g, v in self.owned.items():
+            obj[v] = hours * p.tiers[g].owned_usd_per_hour
         for (i, k, t), v in self.n.items():
             c = p.candidates[i]
             price = 0.0 if k == "committed" else p.price(c, k)
@@ -308,13 +320,15 @@ class ScheduleFormulation:
 
 @dataclass(frozen=True)
 class ScheduleOutcome:
-    """The solved schedule: replicas per (candidate key, tier) per slot, committed GPUs,
-    and its cost split by component (from the values, without the tie-break)."""
+    """The solved schedule: replicas per (candidate key, tier) per slot, committed GPUs
+    (bought and owned: what committed replicas may run on), and its cost split by component
+    (from the values, without the tie-break; `owned` only where GPUs are owned)."""
 
     solution: Solution
     replicas: dict[tuple[str, str], list[int]]     # (candidate key, tier) -> per slot
-    committed_gpus: dict[str, int]                 # GPU -> count
+    committed_gpus: dict[str, int]                 # GPU -> count, owned ones included
     cost_usd: dict[str, float]                     # committed / on_demand / spot / warmup
+    #                                                (/ owned)
     pool_cost_usd: float                           # operational: pools used x $/h x hours
     slot_cost_usd: list[float]                     # per slot, committed spread by hours
     formulation: ScheduleFormulation
@@ -379,12 +393,15 @@ def repair_steps(f: ScheduleFormulation, start: dict[int, float], rounds: int = 
 
 def implied_start(f: ScheduleFormulation, start: dict[int, float]) -> dict[int, float]:
     """`start` (replicas and routes) completed with what they imply: committed GPUs (the
-    most any slot uses), replicas started, pools open and the one-of picks."""
+    most any slot uses beyond the owned ones), replicas started, pools open and the one-of
+    picks."""
+    for g, var in f.owned.items():
+        start[var] = f.lp.vars[var].lb
     for g, var in f.commit.items():        # (at least its fixed value, when fixed)
         start[var] = max(f.lp.vars[var].lb, max(
             sum(c.num_gpus * start[f.n[i, "committed", t]]
                 for i, c in enumerate(f.p.candidates) if (i, "committed", t) in f.n)
-            for t in range(f.T)))
+            for t in range(f.T)) - f.p.tiers[g].owned_gpus)
     for (i, k, t), var in f.u.items():
         prev = f._prev(t)
         before = start[f.n[i, k, prev]] if prev is not None else 0.0
@@ -464,8 +481,14 @@ def solve_schedule(p: ScheduleProblem, solver: str = "highs", time_limit_s: floa
     committed = {g: int(round(v[var])) for g, var in f.commit.items() if round(v[var]) > 0}
     hours = float(p.slot_hours.sum())
     com = sum(n * hours * p.tiers[g].committed_usd_per_hour for g, n in committed.items())
-    slot = [com * h / hours for h in p.slot_hours]
     cost = {"committed": com, "on_demand": 0.0, "spot": 0.0, "warmup": 0.0}
+    if f.owned:
+        cost["owned"] = sum(hours * p.tiers[g].owned_gpus * p.tiers[g].owned_usd_per_hour
+                            for g in f.owned)
+        committed = {g: committed.get(g, 0) + p.tiers[g].owned_gpus
+                     for g in sorted(set(committed) | set(f.owned))}
+        com += cost["owned"]
+    slot = [com * h / hours for h in p.slot_hours]
     for (i, k, t), var in f.n.items():
         if k != "committed":
             c = p.candidates[i]

@@ -11,6 +11,14 @@ solved slot by slot with no change limits and no warm-ups (each slot may buy its
 commitment): a relaxation of the schedule over the same candidates, so no schedule on them
 costs less.
 
+Owned nodes of the scenario's inventory (`Node.owned`) are a committed baseline held in
+every slot at their owned price (`tiers.py`), used or not. The baselines pay them too: a
+static fleet runs on them first (of each GPU type, its GPUs up to the owned count are the
+owned ones, at their price; owned GPUs it leaves idle are still paid); the reactive
+autoscaler rents on-demand as it does without them and pays the owned GPUs besides (its
+replicas vary by the minute, so which ones the owned GPUs would carry is not tracked); the
+lower bound holds them in each slot as the schedule does.
+
 The schedule MILP starts from a decomposition: committed GPUs and the P/D vendor and KV
 dtype from its LP relaxation, then every slot solved alone with those fixed (in
 parallel), stacked and raised where pools change faster than the limits allow.
@@ -81,14 +89,67 @@ class ScheduleResult:
     @property
     def static_peak_committed_cost_usd(self) -> float:
         """The static peak fleet bought at each GPU's committed price where it has one."""
-        return self.hours * sum(
-            p.gpus * (self.tiers[p.gpu].committed_usd_per_hour
-                      or p.cost_usd_per_hour / p.gpus) for p in self.static_peak.pools)
+        price = lambda p: (self.tiers[p.gpu].committed_usd_per_hour  # noqa: E731
+                           or p.cost_usd_per_hour / p.gpus)
+        return self.hours * (sum(p.gpus * price(p) for p in self.static_peak.pools)
+                             + self._owned_credit(self.static_peak, price))
+
+    def static_cost_usd(self, plan: Plan) -> float:
+        """A static plan's horizon cost at its prices, running on the owned GPUs first."""
+        return (plan.cost_usd_per_hour + self._owned_credit(
+            plan, lambda p: p.cost_usd_per_hour / p.gpus)) * self.hours
+
+    def _owned_credit(self, plan: Plan, price: Callable) -> float:
+        """$/h a static fleet changes by with the owned GPUs: of each owned type, its GPUs
+        up to the owned count at the owned price instead of `price(pool)` per GPU, and
+        the owned GPUs it leaves idle paid (0.0 without owned GPUs)."""
+        out = 0.0
+        for g, t in sorted(self.tiers.items()):
+            if not t.owned_gpus:
+                continue
+            pools = [p for p in plan.pools if p.gpu == g and p.gpus > 0]
+            gpus = sum(p.gpus for p in pools)
+            mean = sum(p.gpus * price(p) for p in pools) / gpus if gpus else 0.0
+            out += t.owned_gpus * t.owned_usd_per_hour - min(gpus, t.owned_gpus) * mean
+        return out
+
+    @property
+    def owned_cost_usd(self) -> float:
+        """The inventory's owned GPUs over the horizon (paid every slot)."""
+        return self.hours * sum(t.owned_gpus * t.owned_usd_per_hour
+                                for t in self.tiers.values() if t.owned_gpus)
 
     def committed_mix(self) -> list[dict]:
-        return [{"gpu": g, "tier": self.tiers[g].committed_tier, "gpus": n,
-                 "usd_per_gpu_hour": self.tiers[g].committed_usd_per_hour}
-                for g, n in sorted(self.outcome.committed_gpus.items())]
+        """Committed GPUs per type: the inventory's owned ones, then those bought."""
+        out = []
+        for g, n in sorted(self.outcome.committed_gpus.items()):
+            t = self.tiers[g]
+            if t.owned_gpus:
+                out.append({"gpu": g, "tier": "owned (inventory)", "gpus": t.owned_gpus,
+                            "usd_per_gpu_hour": t.owned_usd_per_hour,
+                            "capex": "sunk" if t.owned_capex_sunk else "amortized"})
+            if n > t.owned_gpus:
+                out.append({"gpu": g, "tier": t.committed_tier, "gpus": n - t.owned_gpus,
+                            "usd_per_gpu_hour": t.committed_usd_per_hour})
+        return out
+
+    def owned_notes(self) -> list[str]:
+        """The owned GPUs' figures and how the baselines count them (none without)."""
+        held = [(g, t) for g, t in sorted(self.tiers.items()) if t.owned_gpus]
+        if not held:
+            return []
+        unused = [g for g, _ in held if not any(c.shape.gpu == g for c in self.candidates)]
+        return ["owned nodes (inventory): " + "; ".join(
+            f"{g}: {t.owned_gpus} GPUs at ${t.owned_usd_per_hour:.4g}/GPU-hour ("
+            + ("power only: the sheet has no owned capex for it, taken as sunk"
+               if t.owned_capex_sunk else "capex amortized + power") + ")" for g, t in held)
+            + "; paid in every slot, used or not",
+            "baselines with owned GPUs: a static fleet runs on them first (its GPUs of an "
+            "owned type up to the owned count at the owned price; idle owned GPUs paid); "
+            "the reactive autoscaler rents on-demand and pays the owned GPUs besides; the "
+            "lower bound holds them in every slot"] + (
+            [f"owned GPUs with no candidate in the schedule (paid, idle): {', '.join(unused)}"]
+            if unused else [])
 
     def summary(self, timings: bool = True) -> dict:
         """What `hetplan schedule --json` prints; without `timings` (the solver's and the
@@ -103,16 +164,20 @@ class ScheduleResult:
             "slot_s": self.profile.slot_s, "horizon_hours": self.hours,
             "horizon_cost_usd": cost, "cost_breakdown_usd": self.outcome.cost_usd,
             "pool_cost_usd": self.outcome.pool_cost_usd,
-            "static_peak_cost_usd": self.static_peak.cost_usd_per_hour * self.hours,
+            "static_peak_cost_usd": self.static_cost_usd(self.static_peak),
             "static_peak_committed_cost_usd": self.static_peak_committed_cost_usd,
-            "static_mean_cost_usd": self.static_mean.cost_usd_per_hour * self.hours,
+            "static_mean_cost_usd": self.static_cost_usd(self.static_mean),
             "static_mean_slots_above_its_rate": peak_slots,
             "lower_bound_cost_usd": lb,
             "above_lower_bound_pct": 100.0 * (cost - lb) / lb if lb > 0 else None,
-            "reactive_cost_usd": self.reactive.cost_usd if self.reactive else None,
+            "reactive_cost_usd": (self.reactive.cost_usd + self.owned_cost_usd
+                                  if self.reactive else None),
             "reactive_within_capacity": (self.reactive.within_capacity if self.reactive
                                          else None),
             "committed_mix": self.committed_mix(),
+            **({"owned_gpus": {g: t.owned_gpus for g, t in sorted(self.tiers.items())
+                               if t.owned_gpus}, "owned_cost_usd": self.owned_cost_usd}
+               if any(t.owned_gpus for t in self.tiers.values()) else {}),
             "sizing": "queueing" if self.curves is not None else "utilization",
             "queueing_top_up": self.top_up.to_dict() if self.top_up else None,
             "solver": {"status": str(sol.status), "gap": sol.gap,
@@ -133,7 +198,7 @@ class ScheduleResult:
                 "static_peak_mix": self.static_peak.mix(),
                 "static_mean_mix": self.static_mean.mix(),
                 "reactive": self.reactive.summary() if self.reactive else None,
-                "assumptions": self.spec.assumptions()}
+                "assumptions": self.spec.assumptions() + self.owned_notes()}
 
 
 def rate_profile(rs: ResolvedScenario, spec: ScheduleSpec) -> RateProfile:
@@ -158,8 +223,9 @@ def representative_slots(profile: RateProfile, k: int) -> list[int]:
 
 
 def effective_price(t: GpuTiers, spot_share: float) -> float | None:
-    """Cheapest $/GPU-hour per unit of capacity over the tiers (spot derated)."""
-    opts = [t.on_demand_usd_per_hour, t.committed_usd_per_hour]
+    """Cheapest $/GPU-hour per unit of capacity over the tiers (spot derated; a GPU with
+    owned nodes at its owned price, so that nominations run on it)."""
+    opts = [t.on_demand_usd_per_hour, t.committed_usd_per_hour, t.owned_usd_per_hour]
     if t.spot_usd_per_hour is not None and spot_share > 0:
         opts.append(t.spot_usd_per_hour / spot_share)
     opts = [o for o in opts if o is not None]
@@ -360,7 +426,8 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
     say = progress or (lambda m: None)
     say("candidates")
     ctx = prepare(rs, catalog)
-    tiers = gpu_tiers(catalog, s.catalog.prices, sorted(ctx.prices), spec)
+    tiers = gpu_tiers(catalog, s.catalog.prices, sorted(ctx.prices), spec,
+                      owned=ctx.inventory.owned_gpus_by_type() if ctx.inventory else None)
     probe = schedule_problem(ctx, profile, tiers, spec, ctx.candidates)
     peak_t = int(np.argmax(profile.total_rps))
     mean_rates = np.average(profile.rates_rps, axis=0, weights=profile.lengths_s)

@@ -18,6 +18,8 @@ def schedule_report(r: ScheduleResult) -> str:
     s = r.summary(timings=False)
     usd = lambda x: "not computed" if x is None else f"${x:,.2f}"  # noqa: E731
     lb_pct = s["above_lower_bound_pct"]
+    owned = " + owned" if "owned_gpus" in s else ""
+    first = "; owned GPUs first" if owned else ""
     out = [f"# Capacity schedule: {escape_control(r.scenario)}", "",
            f"Model {escape_control(r.model)}; {s['slots']} slots of {fmt_num(s['slot_s'])} s "
            f"({fmt_num(s['horizon_hours'])} h); demand {r.profile.planning_rate} per slot "
@@ -26,16 +28,17 @@ def schedule_report(r: ScheduleResult) -> str:
            "## Cost over the horizon", "",
            _md_table(["plan", "GPU cost", "note"], [
                ["schedule", usd(s["horizon_cost_usd"]),
-                "committed + on-demand + spot + warm-ups"
+                f"committed{owned} + on-demand + spot + warm-ups"
                 + (" + queueing top-up" if r.top_up is not None else "")
                 + (f"; {fmt_num(lb_pct)}% above the lower bound" if lb_pct is not None
                    else "")],
                ["static, sized for the peak", usd(s["static_peak_cost_usd"]),
-                f"on-demand ({r.static_peak.mix()})"],
+                f"on-demand ({r.static_peak.mix()}){first}"],
                ["static peak fleet, committed", usd(s["static_peak_committed_cost_usd"]),
-                "the same GPUs at their committed price where they have one"],
+                f"the same GPUs at their committed price where they have one{first}"],
                ["static, sized for the mean", usd(s["static_mean_cost_usd"]),
-                f"sized below the demand of {s['static_mean_slots_above_its_rate']} slots"],
+                f"sized below the demand of {s['static_mean_slots_above_its_rate']} slots"
+                f"{first}"],
                ["per-slot plans (lower bound)", usd(s["lower_bound_cost_usd"]),
                 "each slot alone, no change limits, warm-ups or pool cost"],
                ["reactive autoscaler", usd(s["reactive_cost_usd"]), _reactive_note(s)]]),
@@ -47,6 +50,11 @@ def schedule_report(r: ScheduleResult) -> str:
     out.append(_md_table(["GPU", "tier", "GPUs", "$/GPU-hour"],
                          [[m["gpu"], m["tier"], m["gpus"], fmt_num(m["usd_per_gpu_hour"])]
                           for m in mix]) if mix else "None: every slot rents its capacity.")
+    if "owned_gpus" in s:
+        out += ["", f"Owned (the inventory's owned nodes, held every slot): "
+                + ", ".join(f"{n} {g}" for g, n in s["owned_gpus"].items())
+                + f" GPUs, {usd(s['owned_cost_usd'])} over the horizon (in the schedule's "
+                "cost above, as 'owned')."]
     pools = r.to_dict()["pools"]
     out += ["", "## Replicas per pool and slot", ""]
     heads = ["slot", "start_h", "demand_rps"] + [f"{p['pool']} ({p['tier']})" for p in pools]
@@ -87,7 +95,8 @@ def _top_up_section(r: ScheduleResult) -> list[str]:
 def _reactive_note(s: dict) -> str:
     if s["reactive_within_capacity"] is None:
         return "not computed"
-    return ("the static peak plan's pools scaled on load, on-demand, with a delay; "
+    return ("the static peak plan's pools scaled on load, on-demand, with a delay"
+            + (" (+ the owned GPUs, idle)" if "owned_gpus" in s else "") + "; "
             f"{100 * s['reactive_within_capacity']:.1f}% of requests arrive while it has "
             "the capacity they need (`hetplan simulate` measures latency)")
 
@@ -97,4 +106,4 @@ def s_assumptions(r: ScheduleResult) -> list[str]:
              f"({'published' if t.spot_rate_published else 'assumed'})"
              for g, t in sorted(r.tiers.items()) if t.spot_usd_per_hour is not None]
     return r.spec.assumptions() + ([("spot interruptions " + "; ".join(tiers))]
-                                   if tiers else [])
+                                   if tiers else []) + r.owned_notes()
