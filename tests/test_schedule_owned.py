@@ -1,0 +1,148 @@
+"""Owned inventory nodes in a schedule: parsing and the spot/owned error, their tier price
+(sheet capex amortized + power, or power alone), the schedule MILP holding them in every
+slot against a brute force, and a tiny scenario end to end."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from hetplan.candidates import Candidate, ClassCapacity
+from hetplan.catalog import load_catalog
+from hetplan.errors import InputError
+from hetplan.perf import ReplicaShape
+from hetplan.placement import load_inventory
+from hetplan.schedule.formulation import ScheduleProblem, solve_schedule
+from hetplan.schedule.plan import lower_bound_usd
+from hetplan.schedule.spec import ScheduleSpec
+from hetplan.schedule.tiers import GpuTiers, gpu_tiers
+
+NODE = "{id: %s, gpu: H100-SXM, gpus: 8, rack: r, fabric: f, nic_gbps: 400%s}"
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+def test_owned_nodes_load_from_yaml_and_csv(tmp_path, catalog):
+    (tmp_path / "nodes.csv").write_text("id,gpu,gpus,rack,fabric,nic_gbps,owned\n"
+                                        "c1,L40S,4,r2,f,100,yes\nc2,L40S,2,r2,f,100,\n")
+    (tmp_path / "old.csv").write_text("id,gpu,gpus,rack,fabric,nic_gbps,spot\n"
+                                      "o1,L40S,4,r3,f,100,true\n")
+    (tmp_path / "inv.yaml").write_text(
+        "nodes_csv: nodes.csv\nnodes:\n  - " + NODE % ("a", ", owned: true") + "\n  - "
+        + NODE % ("b", "") + "\n")
+    inv = load_inventory(tmp_path / "inv.yaml", catalog)
+    assert [n.owned for n in inv.nodes] == [True, False, True, False]
+    assert inv.owned_gpus_by_type() == {"H100-SXM": 8, "L40S": 4}
+    assert inv.gpus_by_type() == {"H100-SXM": 16, "L40S": 6}
+    # a CSV without the column still loads: no node owned
+    (tmp_path / "old.yaml").write_text("nodes_csv: old.csv\n")
+    old = load_inventory(tmp_path / "old.yaml", catalog)
+    assert old.nodes[0].spot and not old.nodes[0].owned and old.owned_gpus_by_type() == {}
+
+
+@pytest.mark.parametrize("form,field", [("yaml", "inv.yaml: nodes.0.owned"),
+                                        ("csv", "nodes.csv: line 2.owned")])
+def test_a_node_both_spot_and_owned_is_a_one_line_error(tmp_path, catalog, form, field):
+    (tmp_path / "nodes.csv").write_text("id,gpu,gpus,rack,fabric,nic_gbps,spot,owned\n"
+                                        "a,H100-SXM,8,r,f,400,true,true\n")
+    (tmp_path / "inv.yaml").write_text(
+        "nodes_csv: nodes.csv\n" if form == "csv"
+        else "nodes:\n  - " + NODE % ("a", ", spot: true, owned: true") + "\n")
+    with pytest.raises(InputError) as e:
+        load_inventory(tmp_path / "inv.yaml", catalog)
+    msg = str(e.value)
+    assert field in msg and "both spot and owned" in msg and len(msg.splitlines()) == 1
+
+
+def test_owned_gpus_price_sheet_capex_amortized_or_power_alone(catalog):
+    spec = ScheduleSpec(amortization_years=4, power_usd_per_kwh=0.2, pue=1.5)
+    sheet = "2026-11-market"
+    capex = {h.gpu: h.capex_usd_per_gpu for h in catalog.price_sheet(sheet).owned}
+    assert "H100-SXM" in capex and "L40S" not in capex         # the two cases below
+    t = gpu_tiers(catalog, sheet, ["H100-SXM"], spec, owned={"H100-SXM": 8, "L40S": 4})
+    h100, l40s = t["H100-SXM"], t["L40S"]                       # L40S: owned, not asked
+    power = lambda g: catalog.gpu(g).tdp_w / 1000 * 1.5 * 0.2   # noqa: E731
+    assert (h100.owned_gpus, h100.owned_capex_sunk) == (8, False)
+    assert h100.owned_usd_per_hour == pytest.approx(capex["H100-SXM"] / (4 * 8760)
+                                                    + power("H100-SXM"))
+    assert (l40s.owned_gpus, l40s.owned_capex_sunk) == (4, True)
+    assert l40s.owned_usd_per_hour == pytest.approx(power("L40S"))
+    assert l40s.to_dict()["owned_capex"] == "sunk"
+    # without owned nodes the tiers are as before: nothing owned, no owned keys
+    plain = gpu_tiers(catalog, sheet, ["H100-SXM"], spec)["H100-SXM"]
+    assert plain.owned_gpus == 0 and "owned_gpus" not in plain.to_dict()
+
+
+# ---- the schedule MILP against brute force ----------------------------------------------
+def _cand(gpu: str, cap: float) -> Candidate:
+    return Candidate(ReplicaShape(gpu), "colocated", "nvidia", 1.0, {"w": ClassCapacity(cap)})
+
+
+def _problem(rates, com1: float | None, owned: int, avail: int | None = None):
+    tiers = {"G1": GpuTiers("G1", 2.0, None, 0.0, False, com1, "reserved" if com1 else None,
+                            owned, 0.3, com1 is None),
+             "G2": GpuTiers("G2", 1.5, None, 0.0, False, None, None),
+             "G3": GpuTiers("G3", None, None, 0.0, False, None, None, 8, 0.05, True)}
+    c1, c2 = _cand("G1", 1.25), _cand("G2", 1.0)
+    return ScheduleProblem(
+        candidates=[c1, c2], class_names=("w",), rates_rps=np.array(rates)[:, None],
+        slot_hours=np.array([1.0, 2.0, 1.0]), rho={c1.key: 0.8, c2.key: 0.9}, tiers=tiers,
+        warmup_h={c1.key: 0.1, c2.key: 0.05}, availability={"G1": avail} if avail else {},
+        warmup=False, max_step_replicas=None, cyclic=False, tie_break=0.0)
+
+
+def _brute(p: ScheduleProblem, per_slot: bool = False, most: int = 6) -> float:
+    """Slots are independent once the bought committed GPUs K of G1 are fixed (no change
+    limits, no warm-ups): enumerate K and, per slot, every (committed, on-demand) count of
+    G1 and on-demand count of G2; the owned GPUs (G1's and the idle G3's) paid every hour.
+    `per_slot`: each slot picks its own K (the lower bound's relaxation)."""
+    c1, c2 = p.candidates
+    t1 = p.tiers["G1"]
+    held = sum(t.owned_gpus * t.owned_usd_per_hour for t in p.tiers.values() if t.owned_gpus)
+    avail = p.availability.get("G1", 10 ** 6)
+
+    def slot(t: int, k: int) -> float:          # $/h of slot t with K = k
+        return held + k * (t1.committed_usd_per_hour or 0.0) + min(
+            (o1 * 2.0 + o2 * 1.5 for a1, o1, o2 in itertools.product(range(most), repeat=3)
+             if a1 <= k + t1.owned_gpus and a1 + o1 <= avail
+             and 0.8 * 1.25 * (a1 + o1) + 0.9 * 1.0 * o2 >= p.rates_rps[t, 0] - 1e-9),
+            default=np.inf)
+
+    ks = range(most if t1.committed_usd_per_hour is not None else 1)
+    if per_slot:
+        return sum(h * min(slot(t, k) for k in ks) for t, h in enumerate(p.slot_hours))
+    return min(sum(h * slot(t, k) for t, h in enumerate(p.slot_hours)) for k in ks)
+
+
+@pytest.mark.parametrize("rates,com1,owned,avail", [
+    ([1.0, 3.5, 2.0], 1.2, 2, None),      # owned G1 + bought (reserved) G1 + on-demand
+    ([0.5, 4.0, 2.5], None, 2, None),     # owned G1 only: power alone, nothing to buy
+    ([0.2, 0.3, 0.2], 1.2, 3, None),      # more owned than any slot needs: still paid
+    ([1.0, 5.0, 2.0], 1.2, 2, 3),         # the inventory caps G1 at 3 GPUs in all
+])
+def test_owned_gpus_are_held_and_paid_in_every_slot(rates, com1, owned, avail):
+    p = _problem(rates, com1, owned, avail)
+    out = solve_schedule(p, time_limit_s=30)
+    assert out.solution.status == "optimal"
+    assert out.total_cost_usd == pytest.approx(_brute(p), rel=1e-6, abs=1e-6)
+    # the lower bound (each slot alone, its own commitment) holds the owned GPUs too
+    lb, _ = lower_bound_usd(p, "highs", 30)
+    assert lb == pytest.approx(_brute(p, per_slot=True), rel=1e-6, abs=1e-6)
+    # the committed GPUs of G1 are the owned ones and those bought; G3 (no candidate) too
+    assert out.committed_gpus["G1"] >= owned and out.committed_gpus["G3"] == 8
+    own_h = owned * 0.3 + 8 * 0.05
+    assert out.cost_usd["owned"] == pytest.approx(own_h * p.slot_hours.sum())
+    for t, h in enumerate(p.slot_hours):                 # every slot pays the owned GPUs
+        assert out.slot_cost_usd[t] >= own_h * h - 1e-9
+        used = sum(r[t] for (key, k), r in out.replicas.items()
+                   if k == "committed" and key == p.candidates[0].key)
+        assert used <= out.committed_gpus["G1"]
+    assert sum(out.slot_cost_usd) == pytest.approx(out.total_cost_usd)
+    if avail:
+        assert all(sum(r[t] for (key, _), r in out.replicas.items()
+                       if key == p.candidates[0].key) <= avail for t in range(3))
