@@ -69,13 +69,14 @@ def discount_png(rows: Sequence[dict], title: str = "committed vs burst") -> byt
     from hetplan.plots import png_bytes
     ok = [r for r in rows if "horizon_cost_usd" in r]
     x = [100 * r["discount"] for r in ok]
-    committed = [r["committed_usd"] for r in ok]
+    committed = [r["committed_usd"] + r.get("owned_usd", 0.0) for r in ok]
     burst = [r["on_demand_usd"] + r["spot_usd"] + r["warmup_usd"]
              + r.get("queueing_top_up_usd", 0.0) for r in ok]
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     width = 0.8 * (min(b - a for a, b in zip(x, x[1:])) if len(x) > 1 else 10.0)
-    ax.bar(x, committed, width, label="committed", color="tab:blue")
+    ax.bar(x, committed, width, label="committed (and owned)" if any(
+        "owned_usd" in r for r in ok) else "committed", color="tab:blue")
     ax.bar(x, burst, width, bottom=committed, label="on-demand + spot + warm-ups",
            color="tab:orange", hatch="//")
     ax.set_xlabel("reserved discount off on-demand (%)")
