@@ -20,7 +20,8 @@ O[g] the GPUs on the inventory's owned nodes (fixed: they exist in every slot).
                      slot 0 is the last slot; otherwise every replica of slot 0 starts)
   step_up/step_down[c,t]: |N[c,t] - N[c,t-1]| <= step + share x N[c,t-1]  (N = sum_k n)
 
-Objective: sum_g H (K[g] p_com[g] + O[g] p_own[g]) + sum_t h_t sum_c (p_od n[c,od,t] + p_spot' n[c,spot,t])
+Objective: sum_g H (K[g] p_com[g] + O[g] p_own[g])
++ sum_t h_t sum_c (p_od n[c,od,t] + p_spot' n[c,spot,t])
 + sum warm-up_c (p_od u[c,od,t] + p_spot u[c,spot,t]) + a tiny per-replica tie-break;
 p_spot' = p_spot (1 + preemptions/h x warm-up h): each preemption pays a new warm-up.
 Committed replicas pay no warm-up (their GPUs are paid whether they serve or not). A GPU

@@ -11,13 +11,8 @@ solved slot by slot with no change limits and no warm-ups (each slot may buy its
 commitment): a relaxation of the schedule over the same candidates, so no schedule on them
 costs less.
 
-Owned nodes of the scenario's inventory (`Node.owned`) are a committed baseline held in
-every slot at their owned price (`tiers.py`), used or not. The baselines pay them too: a
-static fleet runs on them first (of each GPU type, its GPUs up to the owned count are the
-owned ones, at their price; owned GPUs it leaves idle are still paid); the reactive
-autoscaler rents on-demand as it does without them and pays the owned GPUs besides (its
-replicas vary by the minute, so which ones the owned GPUs would carry is not tracked); the
-lower bound holds them in each slot as the schedule does.
+Owned nodes of the scenario's inventory are held in every slot; every baseline pays them
+too (`owned.py`).
 
 The schedule MILP starts from a decomposition: committed GPUs and the P/D vendor and KV
 dtype from its LP relaxation, then every slot solved alone with those fixed (in
@@ -49,6 +44,7 @@ from hetplan.scenario import ResolvedScenario
 from hetplan.milp.backends import solve
 from hetplan.schedule.formulation import (ScheduleFormulation, ScheduleOutcome, ScheduleProblem,
                                           solve_schedule)
+from hetplan.schedule.owned import held_usd_per_hour, owned_notes, static_credit_usd_per_hour
 from hetplan.schedule.reactive import ReactiveResult, ScaledPool, reactive_baseline
 from hetplan.schedule.sizing import TopUp, schedule_curves, with_top_up
 from hetplan.schedule.spec import ScheduleSpec
@@ -92,32 +88,17 @@ class ScheduleResult:
         price = lambda p: (self.tiers[p.gpu].committed_usd_per_hour  # noqa: E731
                            or p.cost_usd_per_hour / p.gpus)
         return self.hours * (sum(p.gpus * price(p) for p in self.static_peak.pools)
-                             + self._owned_credit(self.static_peak, price))
+                             + static_credit_usd_per_hour(self.tiers, self.static_peak, price))
 
     def static_cost_usd(self, plan: Plan) -> float:
         """A static plan's horizon cost at its prices, running on the owned GPUs first."""
-        return (plan.cost_usd_per_hour + self._owned_credit(
-            plan, lambda p: p.cost_usd_per_hour / p.gpus)) * self.hours
-
-    def _owned_credit(self, plan: Plan, price: Callable) -> float:
-        """$/h a static fleet changes by with the owned GPUs: of each owned type, its GPUs
-        up to the owned count at the owned price instead of `price(pool)` per GPU, and
-        the owned GPUs it leaves idle paid (0.0 without owned GPUs)."""
-        out = 0.0
-        for g, t in sorted(self.tiers.items()):
-            if not t.owned_gpus:
-                continue
-            pools = [p for p in plan.pools if p.gpu == g and p.gpus > 0]
-            gpus = sum(p.gpus for p in pools)
-            mean = sum(p.gpus * price(p) for p in pools) / gpus if gpus else 0.0
-            out += t.owned_gpus * t.owned_usd_per_hour - min(gpus, t.owned_gpus) * mean
-        return out
+        return (plan.cost_usd_per_hour + static_credit_usd_per_hour(
+            self.tiers, plan, lambda p: p.cost_usd_per_hour / p.gpus)) * self.hours
 
     @property
     def owned_cost_usd(self) -> float:
         """The inventory's owned GPUs over the horizon (paid every slot)."""
-        return self.hours * sum(t.owned_gpus * t.owned_usd_per_hour
-                                for t in self.tiers.values() if t.owned_gpus)
+        return self.hours * held_usd_per_hour(self.tiers)
 
     def committed_mix(self) -> list[dict]:
         """Committed GPUs per type: the inventory's owned ones, then those bought."""
@@ -132,24 +113,6 @@ class ScheduleResult:
                 out.append({"gpu": g, "tier": t.committed_tier, "gpus": n - t.owned_gpus,
                             "usd_per_gpu_hour": t.committed_usd_per_hour})
         return out
-
-    def owned_notes(self) -> list[str]:
-        """The owned GPUs' figures and how the baselines count them (none without)."""
-        held = [(g, t) for g, t in sorted(self.tiers.items()) if t.owned_gpus]
-        if not held:
-            return []
-        unused = [g for g, _ in held if not any(c.shape.gpu == g for c in self.candidates)]
-        return ["owned nodes (inventory): " + "; ".join(
-            f"{g}: {t.owned_gpus} GPUs at ${t.owned_usd_per_hour:.4g}/GPU-hour ("
-            + ("power only: the sheet has no owned capex for it, taken as sunk"
-               if t.owned_capex_sunk else "capex amortized + power") + ")" for g, t in held)
-            + "; paid in every slot, used or not",
-            "baselines with owned GPUs: a static fleet runs on them first (its GPUs of an "
-            "owned type up to the owned count at the owned price; idle owned GPUs paid); "
-            "the reactive autoscaler rents on-demand and pays the owned GPUs besides; the "
-            "lower bound holds them in every slot"] + (
-            [f"owned GPUs with no candidate in the schedule (paid, idle): {', '.join(unused)}"]
-            if unused else [])
 
     def summary(self, timings: bool = True) -> dict:
         """What `hetplan schedule --json` prints; without `timings` (the solver's and the
@@ -198,7 +161,8 @@ class ScheduleResult:
                 "static_peak_mix": self.static_peak.mix(),
                 "static_mean_mix": self.static_mean.mix(),
                 "reactive": self.reactive.summary() if self.reactive else None,
-                "assumptions": self.spec.assumptions() + self.owned_notes()}
+                "assumptions": self.spec.assumptions()
+                + owned_notes(self.tiers, self.candidates)}
 
 
 def rate_profile(rs: ResolvedScenario, spec: ScheduleSpec) -> RateProfile:

@@ -4,6 +4,7 @@ committed mix, replicas per pool and slot, the assumptions it rests on)."""
 from __future__ import annotations
 
 from hetplan.bounds import escape_control
+from hetplan.schedule.owned import owned_notes
 from hetplan.schedule.plan import ScheduleResult
 from hetplan.tables import fmt_num
 
@@ -106,4 +107,4 @@ def s_assumptions(r: ScheduleResult) -> list[str]:
              f"({'published' if t.spot_rate_published else 'assumed'})"
              for g, t in sorted(r.tiers.items()) if t.spot_usd_per_hour is not None]
     return r.spec.assumptions() + ([("spot interruptions " + "; ".join(tiers))]
-                                   if tiers else []) + r.owned_notes()
+                                   if tiers else []) + owned_notes(r.tiers, r.candidates)
