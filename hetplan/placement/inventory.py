@@ -6,7 +6,7 @@ One YAML file (paths inside it are relative to it):
     nodes:                       # and/or `nodes_csv: nodes.csv` with the same columns
       - {id: h100-1, gpu: H100-SXM, gpus: 8, rack: r1, fabric: ib-a, nic_gbps: 3200,
          provider: lambda, spot: false, address: 10.0.0.1}
-      - {id: a100-1, gpu: A100-SXM-80GB, gpus: 8, rack: r2, fabric: ib-a, nic_gbps: 800,
+      - {id: a100-1, gpu: A100-80G-SXM, gpus: 8, rack: r2, fabric: ib-a, nic_gbps: 800,
          owned: true}          # bought, not rented: `hetplan schedule` pays it every slot
     fabrics:                     # optional: KV capacity inside a fabric (spine), Gb/s
       ib-a: {capacity_gbps: 25600}
@@ -16,7 +16,8 @@ One YAML file (paths inside it are relative to it):
 Units: `nic_gbps` is the node's total scale-out NIC bandwidth in Gb/s (all its NICs, one
 direction); `capacity_gbps` likewise. A node's GPUs form one NVLink/xGMI (or PCIe) domain.
 `owned` marks hardware bought rather than rented (it cannot also be `spot`): a schedule
-holds its GPUs as a committed baseline in every slot (`hetplan.schedule.tiers`).
+holds its GPUs as a committed baseline in every slot (`hetplan.schedule.tiers`); sizing
+for one rate (`hetplan solve`) and placement treat it as any other node.
 Racks live in one fabric. Racks of a fabric are assumed non-blocking between each other up to
 the fabric's `capacity_gbps` (unbounded if absent: then only node NICs limit KV traffic).
 """

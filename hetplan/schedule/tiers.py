@@ -9,7 +9,7 @@ Owned nodes of the scenario's inventory (`Node.owned`) are GPUs already held: th
 every slot and are paid whether they serve or not, a committed baseline apart from what the
 schedule buys (`owned_gpus`, at `owned_usd_per_hour`). Their price is the sheet's owned
 entry for the GPU (the cheapest capex where several) amortized plus power; where the sheet
-has none, power alone (capex sunk: `owned_capex_sunk`). They hold whatever `spec.tiers`
+has none, power alone (capex sunk: `owned_capex_sunk`). They are held whatever `spec.tiers`
 lists: tiers say what may be bought, and these are held already.
 """
 
