@@ -311,7 +311,7 @@ def test_repaired_stack_of_slots_is_a_feasible_start():
     cost the MILP never exceeds."""
     from hetplan.schedule.formulation import (ScheduleFormulation, repair_steps, stacked_start,
                                               start_cost)
-    from hetplan.schedule.plan import solve_slots
+    from hetplan.schedule.decompose import solve_slots
     from hetplan.parallel import INLINE
     tiers = {"G1": GpuTiers("G1", 2.0, None, 0.0, False, None, None),
              "G2": GpuTiers("G2", 1.5, None, 0.0, False, None, None)}
