@@ -53,6 +53,7 @@ def main() -> None:
     rs = rs.derive(catalog=rs.scenario.catalog.model_copy(update={"gpus": None}))
     spec = rs.scenario.schedule.model_copy(update={
         "horizon_s": float(WEEK_S), "profile": week_shape(rs.scenario.schedule.profile.base_rps)})
+    load_start = os.getloadavg()[0]
     marks = [("start", time.perf_counter(), time.process_time())]
     res = plan_schedule(rs, cat, spec, time_limit_s=args.time_limit,
                         progress=lambda m: marks.append((m, time.perf_counter(),
@@ -68,6 +69,7 @@ def main() -> None:
            "wall_s": round(marks[-1][1] - marks[0][1], 1),
            "cpu_s": round(marks[-1][2] - marks[0][2], 1),
            "load_avg_1min": round(os.getloadavg()[0], 1),
+           "load_avg_1min_at_start": round(load_start, 1),
            "candidates_used": s["solver"]["candidates"],
            "phase_s": phases, "phase_cpu_s": cpu, "milp_status": s["solver"]["status"],
            "milp_gap": s["solver"]["gap"], "milp_s": round(s["solver"]["time_s"], 2),

@@ -191,19 +191,21 @@ def choose_candidates(ctx: Context, profile: RateProfile, tiers: dict[str, GpuTi
         if eff is not None:
             priced.append(replace(c, price_usd_per_hour=eff * c.num_gpus))
     slots = representative_slots(profile, k) if priced else []
+    # the static plans (the longest solves: each sizes, settles and may re-solve) go first,
+    # so that the short nominations fill the other workers meanwhile
     done = parallel.calls(
-        [(_nominate, (_with_classes(ctx, profile.slot_classes(ctx.classes, t)), priced, solver,
-                      min(time_limit_s, CHOOSE_TIME_LIMIT_S)), {}) for t in slots]
-        + [(solve_context, (sctx,), {"solver": solver, "time_limit_s": time_limit_s,
-                                     "label": label}) for sctx, label in static],
+        [(solve_context, (sctx,), {"solver": solver, "time_limit_s": time_limit_s,
+                                   "label": label}) for sctx, label in static]
+        + [(_nominate, (_with_classes(ctx, profile.slot_classes(ctx.classes, t)), priced,
+                        solver, min(time_limit_s, CHOOSE_TIME_LIMIT_S)), {}) for t in slots],
         label="candidates")
+    plans, done = done[:len(static)], done[len(static):]
     keys: set[str] = set()
     for t, (picked, status) in zip(slots, done):
         if picked is None:
             raise Infeasible([f"slot {t}: no plan meets its demand "
                               f"({profile.total_rps[t]:.3g} req/s): {status}"])
         keys |= picked
-    plans = done[len(slots):]
     names = {pool.name for plan in plans for pool in plan.pools}
     keys |= {c.key for c in base if pool_name(c) in names}
     chosen = sorted((c for c in base if c.key in keys), key=lambda c: c.key)
