@@ -1,4 +1,4 @@
-"""The schedule's slots solved alone (`schedule/decompose.py`) in one batch give what the
+"""The schedule's slots solved alone (`schedule/decompose.py`) in batches give what the
 stage-by-stage solves give, repeated slots solved once give what each solved alone gives,
 and a budget caps the schedule MILP's limit. Tiny problems: the file runs in a few seconds."""
 
@@ -49,7 +49,7 @@ def test_repeated_slots_are_solved_once_and_match_each_slot_alone():
     assert _digest(shared) == _digest(alone)
 
 
-def test_one_batch_gives_the_stage_by_stage_bound_envelope_and_stacks():
+def test_batched_slots_give_the_stage_by_stage_bound_envelope_and_stacks():
     p = _problem([1.0, 2.5, 0.5], pool_cost=0.5)
     dec = decompose(p, "highs", 30, INLINE)
     lb, bound_slots = lower_bound_usd(p, "highs", 30)

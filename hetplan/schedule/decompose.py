@@ -12,10 +12,10 @@ decomposition the schedule MILP starts from.
   does); `formulation.stacked_start` stacks them and raises them where pools change faster
   than the limits allow.
 
-Slots with the same demand (to 1e-9 req/s) are solved once and share the outcome. Once the
-relaxation (one LP) is solved, the bound's slots, the envelope and the decompositions are
-independent one-slot solves, run as one batch on `parallel` (one pool of workers kept busy
-to the end, not one per stage); the outcomes do not depend on the worker count.
+Slots with the same demand (to 1e-9 req/s) are solved once and share the outcome. The
+relaxation (one LP), the bound's slots and the envelope run as one batch on `parallel`, then
+both decompositions' slots as another (each a pool of workers kept busy to its end, not one
+per stage); the outcomes do not depend on the worker count.
 """
 
 from __future__ import annotations
@@ -48,12 +48,10 @@ def slot_alone(p: ScheduleProblem, t: int, **fields) -> ScheduleProblem:
                    | fields)
 
 
-def solve_slot_batches(batches: Sequence[tuple[ScheduleProblem, dict]], solver: str,
-                       time_limit_s: float, parallel: Parallel = INLINE
-                       ) -> list[list[ScheduleOutcome]]:
-    """For each (problem, fields) of `batches`, every slot of the problem solved alone
-    (`slot_alone` with `fields`), all of them in one map on `parallel`; slots of a problem
-    with the same demand are solved once and share the outcome."""
+def _slot_jobs(batches: Sequence[tuple[ScheduleProblem, dict]], solver: str,
+               time_limit_s: float) -> tuple[list, list]:
+    """The distinct one-slot solves of `batches` as `Parallel.calls` jobs, and how to
+    hand their outcomes back (`_assemble`)."""
     jobs, plans = [], []
     for p, fields in batches:
         keys = [tuple(np.round(p.rates_rps[t], 9)) for t in range(p.num_slots)]
@@ -62,12 +60,25 @@ def solve_slot_batches(batches: Sequence[tuple[ScheduleProblem, dict]], solver: 
         plans.append((keys, distinct, len(jobs)))
         jobs += [(solve_schedule, (slot_alone(p, t, **fields), solver, time_limit_s), {})
                  for t in distinct]
-    solved = parallel.calls(jobs, label="slots")
+    return jobs, plans
+
+
+def _assemble(plans: list, solved: list) -> list[list[ScheduleOutcome]]:
     out = []
     for keys, distinct, at in plans:
         by_key = {keys[t]: o for t, o in zip(distinct, solved[at:at + len(distinct)])}
         out.append([by_key[k] for k in keys])
     return out
+
+
+def solve_slot_batches(batches: Sequence[tuple[ScheduleProblem, dict]], solver: str,
+                       time_limit_s: float, parallel: Parallel = INLINE
+                       ) -> list[list[ScheduleOutcome]]:
+    """For each (problem, fields) of `batches`, every slot of the problem solved alone
+    (`slot_alone` with `fields`), all of them in one map on `parallel`; slots of a problem
+    with the same demand are solved once and share the outcome."""
+    jobs, plans = _slot_jobs(batches, solver, time_limit_s)
+    return _assemble(plans, parallel.calls(jobs, label="slots"))
 
 
 def solve_slots(p: ScheduleProblem, solver: str, time_limit_s: float, parallel: Parallel,
@@ -162,13 +173,16 @@ def decompose(p: ScheduleProblem, solver: str, time_limit_s: float,
     """The lower bound, the envelope and the decomposition stacks (module docstring): one
     stack per pool charge (the slot's hour; the horizon, where pools cost anything), each
     over the relaxation's narrowest candidate set whose slots all solve."""
-    guess, subsets = relaxed_guess(p)
-    charges = (1.0, float(p.slot_hours.sum()))[:2 if p.pool_cost_usd_per_hour > 0 else 1]
     env_rates = p.rates_rps.max(axis=0)
-    first = [_stack_batch(p, subsets[0], c, guess) for c in charges]
-    bound, env, *stacks = solve_slot_batches(
-        [(p, LOWER_BOUND_FIELDS), (replace(p, rates_rps=env_rates[None, :]), {})] + first,
-        solver, time_limit_s, parallel)
+    # the relaxation (one LP, the longest job) goes first, beside the bound's slots
+    jobs, plans = _slot_jobs([(p, LOWER_BOUND_FIELDS),
+                              (replace(p, rates_rps=env_rates[None, :]), {})],
+                             solver, time_limit_s)
+    done = parallel.calls([(relaxed_guess, (p,), {})] + jobs, label="slots")
+    (guess, subsets), (bound, env) = done[0], _assemble(plans, done[1:])
+    charges = (1.0, float(p.slot_hours.sum()))[:2 if p.pool_cost_usd_per_hour > 0 else 1]
+    stacks = solve_slot_batches([_stack_batch(p, subsets[0], c, guess) for c in charges],
+                                solver, time_limit_s, parallel)
     kept = []
     for charge, got in zip(charges, stacks):
         for cands in subsets[1:]:       # a wider set only where the narrowest fails
