@@ -1,5 +1,6 @@
-"""The schedule MILP (`formulation.solve_schedule` solves it): a committed baseline paid in every slot plus per-slot on-demand and
-spot replicas that meet every slot's demand at the SLO, at least horizon cost.
+"""The schedule MILP (`formulation.solve_schedule` solves it): a committed baseline paid in
+every slot plus per-slot on-demand and spot replicas that meet every slot's demand at the
+SLO, at least horizon cost.
 
 Sets: candidates c (the planner's, with its per-replica capacities mu[c,w] and target
 utilization rho_c), tiers k in {on_demand, spot, committed} where the GPU has a price,
