@@ -14,7 +14,8 @@ costs less.
 The schedule MILP starts from a decomposition: committed GPUs and the P/D vendor and KV
 dtype from its LP relaxation, then every slot solved alone with those fixed (in
 parallel), stacked and raised where pools change faster than the limits allow
-(`decompose.py`, which also solves the bound's slots, in the same batch).
+(`decompose.py`, which solves the bound's slots and the relaxation as one batch, then
+the stacks' slots as another).
 """
 
 from __future__ import annotations
