@@ -216,9 +216,10 @@ def test_cli_schedule_json_keys_and_files(tmp_path):
     assert len(sim["schedule"]["slots"]) == 4 and sim["schedule"]["requests"] > 0
     assert [s["requests"] for s in sim["schedule"]["slots"]] == [
         s["requests"] for s in sim["static_peak"]["slots"]]       # the same traffic
-    # the same files, byte for byte, from the slots solved one after another in-process
+    # the same files, byte for byte, from the slots solved one after another in-process,
+    # under a whole-run budget that leaves the MILP its time
     again = run_main("schedule", str(sc), "--out", str(tmp_path / "one"), "--workers", "1",
-                     budget_s=60)
+                     "--budget", "600", budget_s=60)
     assert again.code == 0, again.err + again.tb
     for name in ("schedule.json", "schedule.md"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "out" / name).read_bytes()
