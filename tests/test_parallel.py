@@ -12,8 +12,8 @@ import pytest
 
 from hetplan.errors import Infeasible, InputError
 from hetplan.parallel import INLINE, Parallel, check_workers
+from hetplan.schedule.decompose import lower_bound_usd
 from hetplan.schedule.formulation import ScheduleProblem
-from hetplan.schedule.plan import lower_bound_usd
 from hetplan.schedule.tiers import GpuTiers
 
 HAS_RAY = importlib.util.find_spec("ray") is not None

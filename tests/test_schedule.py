@@ -216,9 +216,10 @@ def test_cli_schedule_json_keys_and_files(tmp_path):
     assert len(sim["schedule"]["slots"]) == 4 and sim["schedule"]["requests"] > 0
     assert [s["requests"] for s in sim["schedule"]["slots"]] == [
         s["requests"] for s in sim["static_peak"]["slots"]]       # the same traffic
-    # the same files, byte for byte, from the slots solved one after another in-process
+    # the same files, byte for byte, from the slots solved one after another in-process,
+    # under a whole-run budget that leaves the MILP its time
     again = run_main("schedule", str(sc), "--out", str(tmp_path / "one"), "--workers", "1",
-                     budget_s=60)
+                     "--budget", "600", budget_s=60)
     assert again.code == 0, again.err + again.tb
     for name in ("schedule.json", "schedule.md"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "out" / name).read_bytes()
@@ -311,7 +312,7 @@ def test_repaired_stack_of_slots_is_a_feasible_start():
     cost the MILP never exceeds."""
     from hetplan.schedule.formulation import (ScheduleFormulation, repair_steps, stacked_start,
                                               start_cost)
-    from hetplan.schedule.plan import solve_slots
+    from hetplan.schedule.decompose import solve_slots
     from hetplan.parallel import INLINE
     tiers = {"G1": GpuTiers("G1", 2.0, None, 0.0, False, None, None),
              "G2": GpuTiers("G2", 1.5, None, 0.0, False, None, None)}

@@ -56,11 +56,15 @@ def check_out_file(out: Path | None) -> Path | None:
     return out
 
 
-def _time_limit(v: float) -> float:
+def check_seconds(v: float, field: str) -> float:
+    """A time limit or budget option: > 0 and at most MAX_TIME_LIMIT_S."""
     if not (math.isfinite(v) and 0 < v <= MAX_TIME_LIMIT_S):
-        raise InputError(f"must be > 0 and <= {MAX_TIME_LIMIT_S:g} s, not {v:g}",
-                         field="--time-limit")
+        raise InputError(f"must be > 0 and <= {MAX_TIME_LIMIT_S:g} s, not {v:g}", field=field)
     return v
+
+
+def _time_limit(v: float) -> float:
+    return check_seconds(v, "--time-limit")
 
 
 def _solver(v: str) -> str:

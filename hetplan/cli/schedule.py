@@ -8,10 +8,15 @@ from pathlib import Path
 
 import typer
 
-from hetplan.cli.options import Backend, Solver, TimeLimit, Workers, as_json, out_dir, parallel_of
+from hetplan.cli.options import (Backend, Solver, TimeLimit, Workers, as_json, check_seconds,
+                                 out_dir, parallel_of)
 
 SCHEDULE_FILES = ("schedule.json", "schedule.md", "schedule.png")
 EMIT_DIR = "emit"
+
+
+def _budget(v: float | None) -> float | None:
+    return v if v is None else check_seconds(v, "--budget")
 
 
 def check_emit(target: str, out: Path | None, timezone: str | None) -> str:
@@ -47,6 +52,10 @@ def register(app: typer.Typer, echo_json) -> None:
         timezone: str = typer.Option(None, help="IANA time zone in which slot 0 starts "
                                      "at 00:00 (--emit's cron triggers; default Etc/UTC)."),
         workers: Workers = None, backend: Backend = "local",
+        budget: float = typer.Option(None, "--budget", callback=_budget, help="Wall-clock "
+                                     "seconds for the whole solve: the schedule MILP stops "
+                                     "in time for it (reporting its status and gap) if "
+                                     "--time-limit does not stop it first."),
     ) -> None:
         """Plan capacity over the scenario's horizon: committed + on-demand + spot per slot."""
         from hetplan.catalog import load_catalog
@@ -62,7 +71,8 @@ def register(app: typer.Typer, echo_json) -> None:
         cat = load_catalog()
         rs = load_scenario(scenario, cat)
         result = plan_schedule(rs, cat, solver=solver, time_limit_s=time_limit,
-                               progress=_progress, parallel=parallel_of(workers, backend))
+                               progress=_progress, parallel=parallel_of(workers, backend),
+                               budget_s=budget)
         _progress("")
         emitted, refused = None, None
         if emit_target is not None:

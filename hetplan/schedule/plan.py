@@ -16,14 +16,15 @@ too (`owned.py`).
 
 The schedule MILP starts from a decomposition: committed GPUs and the P/D vendor and KV
 dtype from its LP relaxation, then every slot solved alone with those fixed (in
-parallel), stacked and raised where pools change faster than the limits allow.
+parallel), stacked and raised where pools change faster than the limits allow
+(`decompose.py`, which solves the bound's slots and the relaxation as one batch, then
+the stacks' slots as another).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -34,16 +35,16 @@ from hetplan.candidates import Candidate
 from hetplan.catalog import Catalog
 from hetplan.enums import Sizing
 from hetplan.errors import Infeasible, InputError
-from hetplan.milp.formulation import ONE_OF_KEYS, target_rho
+from hetplan.milp.formulation import target_rho
 from hetplan.milp.prune import dominates
 from hetplan.parallel import INLINE, Parallel
 from hetplan.plan import Plan
 from hetplan.planner import (Context, pool_name, prepare, problem_for, solve_context,
                              solve_simplified)
 from hetplan.scenario import ResolvedScenario
-from hetplan.milp.backends import solve
-from hetplan.schedule.formulation import (ScheduleFormulation, ScheduleOutcome, ScheduleProblem,
-                                          solve_schedule)
+from hetplan.schedule.decompose import decompose
+from hetplan.schedule.decompose import lower_bound_usd as lower_bound_usd   # (re-exported)
+from hetplan.schedule.formulation import ScheduleOutcome, ScheduleProblem, solve_schedule
 from hetplan.schedule.owned import held_usd_per_hour, owned_notes, static_credit_usd_per_hour
 from hetplan.schedule.reactive import ReactiveResult, ScaledPool, reactive_baseline
 from hetplan.schedule.sizing import TopUp, schedule_curves, with_top_up
@@ -57,7 +58,10 @@ SCHEDULE_MIP_GAP = 0.005
 # A representative slot's plan only nominates candidates (the schedule MILP decides), so
 # its solve may stop early with a good plan rather than prove the optimum.
 CHOOSE_TIME_LIMIT_S = 15.0
-LOWER_BOUND_GAP = 1e-3      # per-slot relaxations: their proven bound is what counts
+# With a budget, the schedule MILP's deadline is this much before its end: what follows the
+# HiGHS run (reading its values back, the feasibility check, the queueing top-up) on a week
+# of hourly slots, with margin
+BUDGET_RESERVE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -218,19 +222,21 @@ def choose_candidates(ctx: Context, profile: RateProfile, tiers: dict[str, GpuTi
         if eff is not None:
             priced.append(replace(c, price_usd_per_hour=eff * c.num_gpus))
     slots = representative_slots(profile, k) if priced else []
+    # the static plans (the longest solves: each sizes, settles and may re-solve) go first,
+    # so that the short nominations fill the other workers meanwhile
     done = parallel.calls(
-        [(_nominate, (_with_classes(ctx, profile.slot_classes(ctx.classes, t)), priced, solver,
-                      min(time_limit_s, CHOOSE_TIME_LIMIT_S)), {}) for t in slots]
-        + [(solve_context, (sctx,), {"solver": solver, "time_limit_s": time_limit_s,
-                                     "label": label}) for sctx, label in static],
+        [(solve_context, (sctx,), {"solver": solver, "time_limit_s": time_limit_s,
+                                   "label": label}) for sctx, label in static]
+        + [(_nominate, (_with_classes(ctx, profile.slot_classes(ctx.classes, t)), priced,
+                        solver, min(time_limit_s, CHOOSE_TIME_LIMIT_S)), {}) for t in slots],
         label="candidates")
+    plans, done = done[:len(static)], done[len(static):]
     keys: set[str] = set()
     for t, (picked, status) in zip(slots, done):
         if picked is None:
             raise Infeasible([f"slot {t}: no plan meets its demand "
                               f"({profile.total_rps[t]:.3g} req/s): {status}"])
         keys |= picked
-    plans = done[len(slots):]
     names = {pool.name for plan in plans for pool in plan.pools}
     keys |= {c.key for c in base if pool_name(c) in names}
     chosen = sorted((c for c in base if c.key in keys), key=lambda c: c.key)
@@ -288,98 +294,17 @@ def schedule_problem(ctx: Context, profile: RateProfile, tiers: dict[str, GpuTie
         mip_rel_gap=SCHEDULE_MIP_GAP)
 
 
-def lower_bound_usd(p: ScheduleProblem, solver: str, time_limit_s: float,
-                    parallel: Parallel = INLINE) -> tuple[float, list[ScheduleOutcome]]:
-    """Sum over slots of the schedule MILP on that slot alone, without change limits,
-    warm-ups or pool cost (slots with the same demand are solved once; the slots solve on
-    `parallel`). Each slot counts the solver's proven bound (its optimum when solved to
-    optimality), so the sum is a bound even where a slot's solve stops early. Also returns
-    each slot's solution (a start for the schedule MILP)."""
-    outs = solve_slots(p, solver, time_limit_s, parallel, tie_break=0.0)
-    total = 0.0
-    for t, out in enumerate(outs):
-        if not out.solution.has_solution:
-            raise Infeasible([f"slot {t}: the per-slot relaxation has no plan "
-                              f"({out.solution.status})"])
-        b = out.solution.bound
-        cost = min(out.total_cost_usd, b) if b is not None else out.total_cost_usd
-        total += cost * float(p.slot_hours[t])
-    return total, outs
-
-
-def solve_slots(p: ScheduleProblem, solver: str, time_limit_s: float, parallel: Parallel,
-                **fields) -> list[ScheduleOutcome]:
-    """Every slot of `p` solved alone (`_slot_alone` with `fields`), on `parallel`; slots
-    with the same demand are solved once and share the outcome."""
-    keys = [tuple(np.round(p.rates_rps[t], 9)) for t in range(p.num_slots)]
-    first = {k: t for t, k in reversed(list(enumerate(keys)))}
-    distinct = sorted(first.values())
-    solved = parallel.calls([(solve_schedule, (_slot_alone(p, t, **fields), solver,
-                                               time_limit_s), {}) for t in distinct],
-                            label="slots")
-    by_key = {keys[t]: out for t, out in zip(distinct, solved)}
-    return [by_key[k] for k in keys]
-
-
-def _slot_alone(p: ScheduleProblem, t: int, **fields) -> ScheduleProblem:
-    """Slot t as a one-slot problem without change limits, warm-ups or pool cost (what
-    the lower bound and the decomposition solve; `fields` override), solved to
-    LOWER_BOUND_GAP."""
-    return replace(p, **{"rates_rps": p.rates_rps[t:t + 1], "slot_hours": np.ones(1),
-                         "max_step_replicas": None, "cyclic": False, "warmup": False,
-                         "pool_cost_usd_per_hour": 0.0, "mip_rel_gap": LOWER_BOUND_GAP}
-                   | fields)
-
-
-def relaxed_guess(p: ScheduleProblem, solver: str, time_limit_s: float
-                  ) -> tuple[dict[str, int], list[list[Candidate]]]:
-    """From the schedule's LP relaxation: committed GPUs per type, rounded up, and candidate
-    sets for slots solved alone, narrowest first: those the relaxation uses, then those of
-    the one vendor and KV dtype whose P/D pools hold the most GPU-hours there (with every
-    colocated one), so that the slots agree on them. ({}, [every candidate]) when the
-    relaxation has no solution."""
-    f = ScheduleFormulation(p)
-    for v in f.lp.vars:
-        v.integer = False
-    sol = solve(f.lp, solver, time_limit_s)
-    if not sol.has_solution:
-        return {}, [list(p.candidates)]
-    committed = {g: math.ceil(sol.values[v] - 1e-6) for g, v in f.commit.items()}
-    held: dict[tuple[str, ...], float] = {}
-    used: set[int] = set()
-    for (i, _, t), var in f.n.items():
-        c = p.candidates[i]
-        if sol.values[var] > 1e-6:
-            used.add(i)
-        if c.role != "colocated":
-            key = tuple(ONE_OF_KEYS[k](c) for k in sorted(ONE_OF_KEYS))
-            held[key] = held.get(key, 0.0) + sol.values[var] * c.num_gpus * p.slot_hours[t]
-    best = max(sorted(held), key=lambda k: held[k]) if held else None
-    agree = [c for c in p.candidates if c.role == "colocated"
-             or tuple(ONE_OF_KEYS[k](c) for k in sorted(ONE_OF_KEYS)) == best]
-    return committed, [[c for i, c in enumerate(p.candidates) if i in used], agree]
-
-
-def slot_plans(p: ScheduleProblem, solver: str, time_limit_s: float,
-               committed: dict[str, int], parallel: Parallel = INLINE
-               ) -> list[ScheduleOutcome] | None:
-    """Every slot solved alone with the committed GPUs fixed (a decomposition: slots are
-    independent once the baseline is fixed, but for change limits and warm-ups, which the
-    full MILP then settles starting from these). Each slot pays the pool cost for its
-    hour, as a one-rate plan does, so that slots keep to the same few pools. None if a
-    slot fails."""
-    outs = solve_slots(p, solver, time_limit_s, parallel, fixed_committed_gpus=committed,
-                       pool_cost_usd_per_hour=p.pool_cost_usd_per_hour)
-    return outs if all(o.solution.has_solution for o in outs) else None
-
-
 def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | None = None,
                   *, solver: str = "highs", time_limit_s: float = 60.0,
                   progress: Callable[[str], None] | None = None,
-                  parallel: Parallel = INLINE) -> ScheduleResult:
+                  parallel: Parallel = INLINE, budget_s: float | None = None
+                  ) -> ScheduleResult:
     """Plan the scenario's capacity over its horizon (see the module docstring). The
     independent solves (candidate nominations, static baselines, slots alone) run on
-    `parallel`; the result does not depend on it."""
+    `parallel`; the result does not depend on it. With `budget_s`, the schedule MILP stops
+    by then (less BUDGET_RESERVE_S for what follows it) if `time_limit_s` does not stop it
+    first, at a status and gap the result reports; the earlier solves keep their limits,
+    so the whole run passes the budget only when they take it all."""
     t0 = time.perf_counter()
     s = rs.scenario
     spec = spec or s.schedule or ScheduleSpec()
@@ -401,44 +326,31 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
         static=[(_with_classes(ctx, profile.slot_classes(ctx.classes, peak_t)),
                  "static: peak slot"), (_with_classes(ctx, mean_classes), "static: mean rate")])
     problem = schedule_problem(ctx, profile, tiers, spec, cands)
-    say("lower bound")
-    lb, lb_slots = lower_bound_usd(problem, solver, time_limit_s, parallel)
-    say("baseline guess")
-    guess, subsets = relaxed_guess(problem, solver, time_limit_s)
-    stacks = []
-    # slots alone paying a pool for their hour (as a one-rate plan does) or for the whole
-    # horizon (as the schedule does for a pool used at all): the MILP starts from the
-    # cheaper stack
-    for charge in (1.0, float(profile.slot_hours.sum()))[
-            :2 if problem.pool_cost_usd_per_hour > 0 else 1]:
-        for cands_t in subsets:
-            got = slot_plans(replace(problem, candidates=cands_t, pool_cost_usd_per_hour=
-                                     charge * problem.pool_cost_usd_per_hour),
-                             solver, time_limit_s, guess, parallel)
-            if got is not None:
-                stacks.append(got)
-                break
-    start = stacks[0] if stacks else lb_slots
-    env_rates = problem.rates_rps.max(axis=0)
-    env = solve_schedule(replace(problem, rates_rps=env_rates[None, :], slot_hours=np.ones(1),
-                                 max_step_replicas=None, cyclic=False, warmup=False,
-                                 pool_cost_usd_per_hour=0.0, mip_rel_gap=LOWER_BOUND_GAP),
-                         solver, time_limit_s)
+    say("decomposition")
+    dec = decompose(problem, solver, time_limit_s, parallel)
+    # what does not depend on the schedule comes before it, so that the MILP can have the
+    # rest of a budget
+    say("curves and reactive")
+    curves = (schedule_curves(ctx, problem, spec.sizing_percentile)
+              if s.constraints.sizing == Sizing.QUEUEING else None)
+    reactive = reactive_baseline(
+        scaled_pools(ctx, peak, spec), profile.classes, profile.rates_rps, profile.lengths_s,
+        profile.rates_rps[peak_t], cyclic=spec.cyclic)
     say("schedule")
-    out = solve_schedule(problem, solver, time_limit_s, start_slots=start,
-                         envelope=(env, env_rates), more_starts=stacks[1:])
+    out = solve_schedule(problem, solver, time_limit_s,
+                         start_slots=dec.stacks[0] if dec.stacks else dec.bound_slots,
+                         envelope=(dec.envelope, dec.envelope_rates),
+                         more_starts=dec.stacks[1:],
+                         deadline=None if budget_s is None else t0 + budget_s - BUDGET_RESERVE_S)
     if not out.solution.has_solution:
         raise Infeasible([f"the schedule MILP found no schedule ({out.solution.status}"
                           f"{': ' + out.solution.message if out.solution.message else ''}); "
                           "loosen the change limits (schedule.max_step_replicas)"])
-    curves = (schedule_curves(ctx, problem, spec.sizing_percentile)
-              if s.constraints.sizing == Sizing.QUEUEING else None)
+    say("top-up")
     out, top_up = with_top_up(out, curves)
-    reactive = reactive_baseline(
-        scaled_pools(ctx, peak, spec), profile.classes, profile.rates_rps, profile.lengths_s,
-        profile.rates_rps[peak_t], cyclic=spec.cyclic)
     return ScheduleResult(s.name, ctx.perf.model.name, spec, profile, tiers, cands, out, peak,
-                          mean, lb, time.perf_counter() - t0, reactive, curves, top_up)
+                          mean, dec.lower_bound_usd, time.perf_counter() - t0, reactive,
+                          curves, top_up)
 
 
 def scaled_pools(ctx: Context, plan: Plan, spec: ScheduleSpec) -> list[ScaledPool]:
