@@ -42,7 +42,7 @@ from hetplan.milp.backends import solve
 from hetplan.schedule.formulation import (ScheduleFormulation, ScheduleOutcome, ScheduleProblem,
                                           solve_schedule)
 from hetplan.schedule.reactive import ReactiveResult, ScaledPool, reactive_baseline
-from hetplan.schedule.sizing import TopUp, schedule_curves, with_top_up
+from hetplan.schedule.sizing import TopUp, schedule_curves, spot_down_curves, with_top_up
 from hetplan.schedule.spec import ScheduleSpec
 from hetplan.schedule.tiers import GpuTiers, gpu_tiers
 from hetplan.workload.profile import RateProfile, profile_from_shape, profile_from_trace
@@ -73,6 +73,7 @@ class ScheduleResult:
     # queueing sizing: the candidates' U(n) and what the top-up added (`sizing.py`)
     curves: dict | None = None
     top_up: TopUp | None = None
+    down_curves: dict | None = None            # U(n) at the SLO's percentile (spot down)
 
     @property
     def hours(self) -> float:
@@ -402,12 +403,14 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
                           "loosen the change limits (schedule.max_step_replicas)"])
     curves = (schedule_curves(ctx, problem, spec.sizing_percentile)
               if s.constraints.sizing == Sizing.QUEUEING else None)
-    out, top_up = with_top_up(out, curves)
+    down = None if curves is None else spot_down_curves(ctx, problem, curves,
+                                                         spec.sizing_percentile)
+    out, top_up = with_top_up(out, curves, down)
     reactive = reactive_baseline(
         scaled_pools(ctx, peak, spec), profile.classes, profile.rates_rps, profile.lengths_s,
         profile.rates_rps[peak_t], cyclic=spec.cyclic)
     return ScheduleResult(s.name, ctx.perf.model.name, spec, profile, tiers, cands, out, peak,
-                          mean, lb, time.perf_counter() - t0, reactive, curves, top_up)
+                          mean, lb, time.perf_counter() - t0, reactive, curves, top_up, down)
 
 
 def scaled_pools(ctx: Context, plan: Plan, spec: ScheduleSpec) -> list[ScaledPool]:
