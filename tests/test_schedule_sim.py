@@ -4,6 +4,7 @@ attainment). Tiny fixtures; no scenario is solved here."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -180,6 +181,7 @@ def test_horizon_replay_preempts_spot_deterministically_and_reports_each_slot(re
     summary = res.summary()
     assert len(summary["slots"]) == 3 and summary["preempted_replicas"] == window.size
     assert summary["slots_with_replicas_down"] == 1
+    json.dumps(summary)                          # plain numbers (schedule_study prints it)
 
 
 # ---- slot by slot: what the plot draws ----------------------------------------------------

@@ -189,7 +189,7 @@ class HorizonResult:
                 "requests": sum(s.requests for s in self.slots),
                 "preempted_replicas": sum(s.preempted for s in self.slots),
                 "requeued_requests": sum(s.requeued for s in self.slots),
-                "slots_with_replicas_down": sum(s.down_replica_s > 0 for s in self.slots),
+                "slots_with_replicas_down": sum(int(s.down_replica_s > 0) for s in self.slots),
                 "sample_s_per_slot": self.sample_s, "seed": self.seed,
                 "slots": [s.to_dict() for s in self.slots]}
 
@@ -254,7 +254,7 @@ def replay_horizon(label: str, template: Plan, slot_routes: Sequence[dict[str, d
                         plan.kv_link or "")
         out.append(SlotResult(t, tr.trace.num_requests, rep.slo_attainment,
                               rep.slo_attainment_ttft, rep.slo_attainment_tpot, rep.slo_met,
-                              n_up, gone, requeued, round(down, 6)))
+                              n_up, gone, requeued, round(float(down), 6)))
     return HorizonResult(label, out, sample_s, seed)
 
 
