@@ -23,8 +23,9 @@ still meets the SLO. The derating alone is the expected loss, and a pool sized t
 carries ~1/N more than its N - 1 replicas can: on diurnal a 5-replica H100 prefill pool
 sized that way met TTFT for 61-98% of the requests of a window with one of its spot
 replicas down (seeds 0-4, 60 s windows), and the day's attainment fell below the static
-peak plan's. Where load > held, the fewest replicas a with held(N + a) >= load are added: first on committed GPUs of its type that the slot leaves idle
-(paid every slot, so free), then on-demand (spot where the GPU has no on-demand price).
+peak plan's. Where load > held, the fewest replicas a with held(N + a) >= load are added:
+first on committed GPUs of its type that the slot leaves idle (paid every slot, so free),
+then on-demand (spot where the GPU has no on-demand price).
 Their cost (replica-hours at the tier's price, plus the warm-ups of the starts they add,
 re-counted over the pool's whole series) is reported apart as `queueing_top_up`. Committed
 GPUs still idle after that run extra replicas of the slot's pools on their GPU type, the
