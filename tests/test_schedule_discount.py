@@ -32,7 +32,8 @@ def _problem() -> ScheduleProblem:
 
 def _result():
     """The problem solved, as the part of a ScheduleResult the sweep reads."""
-    return SimpleNamespace(outcome=solve_schedule(_problem()), curves=None)   # utilization
+    return SimpleNamespace(outcome=solve_schedule(_problem()), curves=None,   # utilization
+                           down_curves=None)
 
 
 def test_reserved_price_follows_the_discount():

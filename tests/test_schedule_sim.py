@@ -4,6 +4,7 @@ attainment). Tiny fixtures; no scenario is solved here."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -170,9 +171,17 @@ def test_horizon_replay_preempts_spot_deterministically_and_reports_each_slot(re
     window = in_slot[(in_slot >= 3600 + 1790) & (in_slot < 3600 + 1810)]
     assert res.slots[1].preempted == window.size > 0          # ~2 expected in 20 s
     assert res.slots[0].preempted == res.slots[2].preempted == 0
+    # the spot replica's downtime inside slot 1's window, in replica-seconds (a preemption
+    # just before the window counts for the part of its downtime that reaches into it)
+    a, b = 3600.0 + 1790.0, 3600.0 + 1810.0
+    lost = sum(max(0.0, min(tp + 3.0, b) - max(tp, a)) for tp in in_slot)
+    assert res.slots[1].down_replica_s == pytest.approx(lost, abs=1e-6) and lost > 0
+    assert res.slots[0].down_replica_s == res.slots[2].down_replica_s == 0.0
     assert all(0.0 <= s.attainment <= 1.0 for s in res.slots)
     summary = res.summary()
     assert len(summary["slots"]) == 3 and summary["preempted_replicas"] == window.size
+    assert summary["slots_with_replicas_down"] == 1
+    json.dumps(summary)                          # plain numbers (schedule_study prints it)
 
 
 # ---- slot by slot: what the plot draws ----------------------------------------------------

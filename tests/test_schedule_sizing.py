@@ -116,3 +116,41 @@ def test_idle_committed_gpus_serve_first_and_the_rest_fill_the_busiest_pool():
     assert new.total_cost_usd - roomy.total_cost_usd == pytest.approx(top.cost_usd)
     assert top.cost_usd == pytest.approx(
         _cost(p, new.replicas, {}) - _cost(p, roomy.replicas, {}), rel=1e-9)
+
+
+def test_a_pool_with_spot_replicas_meets_the_slo_with_one_of_them_down():
+    """The cause of diurnal's missed slots (seed 1, slots 12 and 19): sized to U(N) with spot
+    derated by its expected loss only, a pool had no room to lose a spot replica for its
+    warm-up + reacquire, and the window that fell in that downtime missed TTFT. With the
+    SLO-percentile curves given as `down`, every pool holding spot replicas carries its
+    load on N - 1 replicas too, with the fewest replicas that do."""
+    p = _problem([0.5, 2.5, 1.0])
+    out = solve_schedule(p, time_limit_s=30)
+    curves = pool_curves(p.candidates, [CLASS], SizingInputs(ttft_s=1.0, q=0.9))
+    plain, _ = with_top_up(out, curves)
+    new, top = with_top_up(out, curves, curves)
+    f, vals = out.formulation, out.solution.values
+    spot_pools = 0
+    for t in range(3):
+        for i, c in enumerate(p.candidates):
+            load = vals[f.x[i, "w", t]] / c.capacity("w") if (i, "w", t) in f.x else 0.0
+            if load <= 1e-9:
+                continue
+            n = {k: new.replicas.get((c.key, k), [0] * 3)[t] for k in f.kinds(c)}
+            m = {k: plain.replicas.get((c.key, k), [0] * 3)[t] for k in f.kinds(c)}
+            share, u = p.spot_capacity_share(c), curves[c.key]
+            total = sum(n.values())
+            assert held(u, total, n.get("spot", 0), share) >= load - 1e-9
+            if not n.get("spot"):
+                assert n == m                   # no spot: sized as before
+                continue
+            spot_pools += 1
+            assert u.at(total - 1) >= load - 1e-9         # one spot replica down: still met
+            fewer = held(u, total - 1, n["spot"], share, u)
+            assert fewer < load                            # and no replica more than that
+            # the premise: the expected-loss derating alone held it on fewer replicas
+            assert held(u, sum(m.values()), m["spot"], share) >= load - 1e-9
+            assert u.at(sum(m.values()) - 1) < load and total > sum(m.values())
+    assert spot_pools >= 1 and not top.unmet
+    assert new.total_cost_usd == pytest.approx(
+        _cost(p, new.replicas, new.committed_gpus), rel=1e-9)

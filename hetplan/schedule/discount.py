@@ -43,7 +43,7 @@ def discount_sweep(result: ScheduleResult, discounts: Sequence[float], *,
         if not out.solution.has_solution:
             rows.append({"discount": d, "status": str(out.solution.status)})
             continue
-        out, _ = with_top_up(out, result.curves)
+        out, _ = with_top_up(out, result.curves, result.down_curves)
         gpu_h = {k: 0.0 for k in ("committed", "on_demand", "spot")}
         for (key, tier), counts in out.replicas.items():
             gpu_h[tier] += gpus_of[key] * sum(n * h for n, h in zip(counts, p.slot_hours))

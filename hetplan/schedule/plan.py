@@ -47,7 +47,7 @@ from hetplan.schedule.decompose import lower_bound_usd as lower_bound_usd   # (r
 from hetplan.schedule.formulation import ScheduleOutcome, ScheduleProblem, solve_schedule
 from hetplan.schedule.owned import held_usd_per_hour, owned_notes, static_credit_usd_per_hour
 from hetplan.schedule.reactive import ReactiveResult, ScaledPool, reactive_baseline
-from hetplan.schedule.sizing import TopUp, schedule_curves, with_top_up
+from hetplan.schedule.sizing import TopUp, schedule_curves, spot_down_curves, with_top_up
 from hetplan.schedule.spec import ScheduleSpec
 from hetplan.schedule.tiers import GpuTiers, gpu_tiers
 from hetplan.workload.profile import RateProfile, profile_from_shape, profile_from_trace
@@ -81,6 +81,7 @@ class ScheduleResult:
     # queueing sizing: the candidates' U(n) and what the top-up added (`sizing.py`)
     curves: dict | None = None
     top_up: TopUp | None = None
+    down_curves: dict | None = None            # U(n) at the SLO's percentile (spot down)
 
     @property
     def hours(self) -> float:
@@ -333,6 +334,8 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
     say("curves and reactive")
     curves = (schedule_curves(ctx, problem, spec.sizing_percentile)
               if s.constraints.sizing == Sizing.QUEUEING else None)
+    down = None if curves is None else spot_down_curves(ctx, problem, curves,
+                                                         spec.sizing_percentile)
     reactive = reactive_baseline(
         scaled_pools(ctx, peak, spec), profile.classes, profile.rates_rps, profile.lengths_s,
         profile.rates_rps[peak_t], cyclic=spec.cyclic)
@@ -347,10 +350,10 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
                           f"{': ' + out.solution.message if out.solution.message else ''}); "
                           "loosen the change limits (schedule.max_step_replicas)"])
     say("top-up")
-    out, top_up = with_top_up(out, curves)
+    out, top_up = with_top_up(out, curves, down)
     return ScheduleResult(s.name, ctx.perf.model.name, spec, profile, tiers, cands, out, peak,
                           mean, dec.lower_bound_usd, time.perf_counter() - t0, reactive,
-                          curves, top_up)
+                          curves, top_up, down)
 
 
 def scaled_pools(ctx: Context, plan: Plan, spec: ScheduleSpec) -> list[ScaledPool]:

@@ -158,6 +158,9 @@ class SlotResult:
     replicas: int                    # replicas up in the window (a replacement counts anew)
     preempted: int                   # replicas that left in the window (reactive: scale-downs)
     requeued: int                    # requests those replicas handed back
+    # replica-seconds of the slot's planned replicas not up in the window (spot downtime,
+    # including a preemption before the window whose replica is still down); 0 unplanned
+    down_replica_s: float = 0.0
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -186,6 +189,7 @@ class HorizonResult:
                 "requests": sum(s.requests for s in self.slots),
                 "preempted_replicas": sum(s.preempted for s in self.slots),
                 "requeued_requests": sum(s.requeued for s in self.slots),
+                "slots_with_replicas_down": sum(int(s.down_replica_s > 0) for s in self.slots),
                 "sample_s_per_slot": self.sample_s, "seed": self.seed,
                 "slots": [s.to_dict() for s in self.slots]}
 
@@ -207,11 +211,12 @@ def _slot_plan(template: Plan, routes: dict[str, dict[str, float]]) -> Plan:
 def replay_horizon(label: str, template: Plan, slot_routes: Sequence[dict[str, dict[str, float]]],
                    intervals: dict[str, list[tuple[float, float]]],
                    traffic: Sequence[SlotTraffic], pm: PerfModel, seed: int = 0,
-                   sample_s: float = DEFAULT_SAMPLE_S, steps: dict | None = None
-                   ) -> HorizonResult:
+                   sample_s: float = DEFAULT_SAMPLE_S, steps: dict | None = None,
+                   planned: Sequence[dict[str, int]] | None = None) -> HorizonResult:
     """Simulate each slot's window on its pools; replicas up over `intervals` (horizon
     clock, clipped to the window). `steps`: step models by replica shape, kept across
-    slots and fleets (each memoizes its step times)."""
+    slots and fleets (each memoizes its step times). `planned`: per slot, the replicas
+    each pool is meant to hold, to report those down in the window."""
     steps = {} if steps is None else steps
     out = []
     for t, tr in enumerate(traffic):
@@ -233,20 +238,23 @@ def replay_horizon(label: str, template: Plan, slot_routes: Sequence[dict[str, d
             key = (p.gpu, p.tp, p.pp, p.weight_dtype, p.kv_dtype, p.ep, p.dp, repr(plan.engine))
             spec.steps = steps.setdefault(key, spec.steps)
         a, b = tr.start_s, tr.start_s + tr.length_s
-        up, n_up, gone = [], 0, 0
+        up, n_up, gone, down = [], 0, 0, 0.0
         for p in plan.pools:
             mine = [(max(lo, a) - a, hi - a if hi < b else math.inf)
                     for lo, hi in intervals.get(p.name, []) if lo < b and hi > a]
             up.append(sorted(mine))
             n_up += len(mine)
             gone += sum(1 for _, hi in mine if math.isfinite(hi))
+            if planned is not None:
+                held_s = sum(min(hi, tr.length_s) - lo for lo, hi in mine)
+                down += max(0.0, planned[t].get(p.name, 0) * tr.length_s - held_s)
         res, requeued = run_dynamic(tr.trace.arrival_s, tr.trace.input_tokens,
                                     tr.trace.output_tokens, first, dec, specs, up)
         rep = summarize(plan, tr.trace, res, cls, [c.name for c in classes], seed,
                         plan.kv_link or "")
         out.append(SlotResult(t, tr.trace.num_requests, rep.slo_attainment,
                               rep.slo_attainment_ttft, rep.slo_attainment_tpot, rep.slo_met,
-                              n_up, gone, requeued))
+                              n_up, gone, requeued, round(float(down), 6)))
     return HorizonResult(label, out, sample_s, seed)
 
 
@@ -256,8 +264,9 @@ def replay_schedule(replay: dict, traffic: Sequence[SlotTraffic], pm: PerfModel,
     """The schedule of `replay` (schedule.json's `replay` block) on `traffic`."""
     template = Plan.model_validate(replay["plan"])
     routes = [{n: v["routes_rps"] for n, v in row.items()} for row in replay["slots"]]
+    planned = [{n: v["replicas"] for n, v in row.items()} for row in replay["slots"]]
     return replay_horizon("schedule", template, routes, schedule_intervals(replay, seed),
-                          traffic, pm, seed, sample_s, steps)
+                          traffic, pm, seed, sample_s, steps, planned)
 
 
 def replay_static(plan: Plan, starts_s: Sequence[float], lengths_s: Sequence[float],
@@ -321,10 +330,10 @@ def horizon_text(results: dict[str, HorizonResult]) -> str:
         for k in labels:
             x = results[k].slots[t]
             row += [f"{100 * x.attainment:.1f}%"]
-        row += [s.replicas, s.preempted, s.requeued]
+        row += [s.replicas, s.preempted, s.requeued, f"{s.down_replica_s:.0f}"]
         rows.append(row)
     head = (["slot", "requests"] + [f"{results[k].label} attainment" for k in labels]
-            + [f"{first.label} replicas", "preempted", "requeued"])
+            + [f"{first.label} replicas", "preempted", "requeued", "down replica-s"])
     lines = [text_table(head, rows), ""]
     for k in labels:
         r = results[k]

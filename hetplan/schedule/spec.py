@@ -12,6 +12,8 @@ Assumptions (stated, not measured; override them per scenario):
   replica is lost for its warm-up plus DEFAULT_SPOT_REACQUIRE_S to get a new GPU; spot
   capacity is derated by that expected loss, and at most DEFAULT_MAX_SPOT_SHARE of a
   slot's GPUs are spot, so a correlated reclaim of all of them leaves the rest serving.
+  Under queueing sizing a pool holding spot replicas is also topped up until it meets the
+  SLO with one of them down (`schedule/sizing.py`).
 - Owned hardware: capex amortized over DEFAULT_AMORTIZATION_YEARS, powered at
   DEFAULT_POWER_USD_PER_KWH x the GPU's TDP x DEFAULT_PUE (cooling and host overhead).
 - Change limits: between consecutive slots a pool may grow or shrink by at most
