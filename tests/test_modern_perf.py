@@ -217,3 +217,17 @@ def test_eager_prompt_rows_run_their_prompt_steps_without_graphs():
     assert run.decode_breakdown(row.shape, row.batch, row.context_tokens).cuda_graph
     plain = next(m for m in rows if not m.prompt_steps_eager)
     assert run_engine_mode(pm, plain) is pm
+
+
+def test_prompt_steps_eager_is_a_0_or_1_flag(tmp_path):
+    from hetplan.errors import InputError
+    with MODERN_TABLE.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    bad = dict(next(r for r in rows if r["prompt_steps_eager"] == "1"), prompt_steps_eager="yes")
+    out = tmp_path / "bad.csv"
+    with out.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerow(bad)
+    with pytest.raises(InputError, match="expected 0, 1 or empty"):
+        load_measurements(out)
