@@ -87,8 +87,22 @@ MODERN_ENGINE_OVERHEADS = dict(step_overhead_ms=1.25, kernel_overhead_us=0.5)
 """Per-step and per-kernel overheads of a 2025+ engine for GPUs with no end-to-end rows of
 their own: the medians of the fits to tests/data/modern_perf.csv on A100-80G-SXM, B200,
 H100-SXM and H200 (`hetplan calibrate fit-overhead`, 2026-11-30)."""
+EAGER_LAYER_DISPATCH_US = 800.0
+"""CPU time per layer of a step that runs without a CUDA graph (vLLM above its capture size,
+`--enforce-eager`, or FULL_DECODE_ONLY prompt steps): the Python and launch work of one
+layer's kernels. aiconfigurator's vLLM backend charges 0.8 ms per layer to every prefill, "not
+captured in silicon benchmarks ... calibrated at ~0.8ms/layer against the full silicon corpus
+across hardware platforms and model families" (github.com/ai-dynamo/aiconfigurator @ 095f58a,
+aic-core/src/aiconfigurator_core/sdk/backends/vllm_backend.py, `_prefill_dispatch_overhead_ms`).
+There it is added to TTFT; hetplan overlaps it with the GPU's work, since kernels launch
+asynchronously (`roofline.step_time`: an eager step costs the larger of the two), so it shows
+only where the GPU's share of a layer is shorter. The modern rows that ran their prompt steps
+eager back out 0.57-0.97 ms per layer where the GPU's work is shorter (H100 and H200 TP8,
+B200 TP2 and TP8; tests/data/modern_perf.md, "Third pass"). The former 10 us placeholder is
+less than one kernel launch from Python."""
 DEFAULT = dict(compute_efficiency=0.70, attention_efficiency=0.50, memory_efficiency=0.80,
-               collective_efficiency=0.75, layer_overhead_us=10.0, **MODERN_ENGINE_OVERHEADS)
+               collective_efficiency=0.75, layer_overhead_us=EAGER_LAYER_DISPATCH_US,
+               **MODERN_ENGINE_OVERHEADS)
 
 
 def default_calibration(gpu: str) -> Calibration:

@@ -46,6 +46,7 @@ class Measurement:
     source: str = ""
     num_prompts: int = 0        # closed-loop TTFT rows: requests in the run
     wait_steps: float = 0.0     # closed-loop TTFT rows: decode steps a new request waits
+    prompt_steps_eager: bool = False   # the run's steps holding a prompt had no CUDA graph
 
     @property
     def shape(self) -> ReplicaShape:
@@ -76,7 +77,8 @@ def load_measurements(path: str | Path) -> list[Measurement]:
                             measured_ms=float(r["measured_ms"]), metric=r.get("metric", ""),
                             source=r.get("source", ""),
                             num_prompts=int(float(r.get("num_prompts") or 0)),
-                            wait_steps=float(r.get("wait_steps") or 0))
+                            wait_steps=float(r.get("wait_steps") or 0),
+                            prompt_steps_eager=_flag(r.get("prompt_steps_eager")))
         except (ValueError, TypeError, KeyError) as e:
             raise InputError(f"line {line}: {e}", file=path) from None
         if m.measured_ms <= 0 or m.batch <= 0 or m.tp <= 0:
@@ -88,6 +90,14 @@ def load_measurements(path: str | Path) -> list[Measurement]:
                              "num_prompts > batch > 1 and wait_steps >= 0", file=path)
         out.append(m)
     return out
+
+
+def _flag(value: str | None) -> bool:
+    """An optional 0/1 column (empty: 0)."""
+    v = (value or "").strip()
+    if v not in ("", "0", "1"):
+        raise ValueError(f"expected 0, 1 or empty, not {v!r}")
+    return v == "1"
 
 
 def resolve_model(ref: str, base: Path | None = None) -> ModelSpec:
@@ -117,8 +127,22 @@ def closed_loop_ttft_ms(pm: PerfModel, m: Measurement) -> float:
     return (c * first + (m.num_prompts - c) * later) / m.num_prompts * 1e3
 
 
+def run_engine_mode(pm: PerfModel, m: Measurement) -> PerfModel:
+    """The perf model under the engine mode the row ran with. `prompt_steps_eager` rows
+    (vLLM 0.10 with max_num_seqs = 4, whose graphs stop at 2 x 4 tokens, or with
+    cudagraph_mode FULL_DECODE_ONLY; SGLang before its prefill graphs) replayed graphs for
+    their decode steps only: every step of more than `batch` tokens, i.e. every step that
+    holds a prompt, is priced eager (`roofline.step_time`: the CPU's per-layer launch where
+    it exceeds the GPU's work)."""
+    if not m.prompt_steps_eager:
+        return pm
+    return pm.with_limits(pm.limits.model_copy(update={"enforce_eager": False,
+                                                       "cuda_graph_max_tokens": m.batch}))
+
+
 def predict_ms(pm: PerfModel, m: Measurement) -> float:
     """The perf model's figure for a measurement, in ms (uncached: calibrations may vary)."""
+    pm = run_engine_mode(pm, m)
     if m.metric == CLOSED_LOOP_TTFT:
         return closed_loop_ttft_ms(pm, m)
     if m.phase == "prefill":
@@ -238,5 +262,6 @@ def error_summary(rows: list[Measurement], errors: dict[str, float]) -> list[dic
 
 
 __all__ = ["Measurement", "load_measurements", "predict_ms", "closed_loop_ttft_ms",
+           "run_engine_mode",
            "CLOSED_LOOP_TTFT", "Predictor", "fit_step_overhead",
            "cross_validated_errors", "error_summary"]
