@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from hetplan.enums import SolveStatus
@@ -57,7 +58,12 @@ FIX_TOL = 1e-6         # relative slack on LB + d >= UB (LP tolerances)
 PLAN_SHARE = 0.15      # most of the time limit each plan search may take
 # the last MILP is small and starts from a good plan: HiGHS's presolve (probing) and its
 # restarts cost more there than they save (measured on scripts/bench_solve.py's 20 x 32)
-FINAL_HIGHS_OPTIONS = {"presolve": "off", "mip_allow_restart": False}
+PART_WORKERS = 2       # parts finished at once (threads: HiGHS releases the GIL)
+FINAL_HIGHS_OPTIONS = {"presolve": "off", "mip_allow_restart": False,
+                       "mip_heuristic_effort": 0.0, "mip_heuristic_run_rins": False,
+                       "mip_heuristic_run_rens": False,
+                       "mip_heuristic_run_root_reduced_cost": False,
+                       "mip_heuristic_run_feasibility_jump": False}
 
 
 def staged_applies(f: Formulation, auto: bool = False) -> bool:
@@ -104,55 +110,81 @@ def solve_staged(f: Formulation, solver: str, time_limit_s: float
     relaxed.sort(key=lambda r: (r[0], r[1]))
     best: _Best | None = None
     bounds: list[float] = []          # proven lower bounds of the parts not beaten by UB
+    jobs: list[tuple] = []            # parts left to finish against the first plan's UB
     for lb, _, cur, relax in relaxed:
         if best is not None and lb >= _cut(best):
             continue
         if _left(t0, time_limit_s) <= 1.0 and best is not None:
             bounds.append(lb)
             continue
-        if relax is None:             # no optimum of the relaxation: the part whole
-            whole = Formulation(cur.p, curves)
-            sol = solve(whole.lp, solver, _left(t0, time_limit_s))
-            best = _better(best, whole, sol)
-            bounds.append(_part_bound(sol, lb))
-            continue
-        _, values, reduced = relax
         start: dict[str, float] = {}
-        if best is None:              # a first plan, from the candidates the relaxation uses
+        if best is None and relax is not None:   # a first plan, from the relaxation's support
             limit = max(1.0, min(_left(t0, time_limit_s), PLAN_SHARE * time_limit_s))
             used = [c for i, c in enumerate(cur.p.candidates)
-                    if values[cur.n[i]] > SUPPORT_EPS]
+                    if relax[1][cur.n[i]] > SUPPORT_EPS]
             plan_f = Formulation(replace(p, candidates=used), curves)
+            plan_f.lp.highs_options = dict(FINAL_HIGHS_OPTIONS)
             plan = solve(plan_f.lp, solver, limit)
             best = _better(best, plan_f, plan)
             start = _values(plan_f, plan)
-        keep = _kept(cur, lb, reduced, best, start)
-        caps: dict[str, int] = {}
-        if keep:                      # again with the flow rows: a tighter bound
-            cur = Formulation(replace(p, candidates=keep), curves, True)
-            tight = lp_relaxation(cur.lp)
-            if tight is not None:
-                lb, values, reduced = tight
-                if best is not None and lb >= _cut(best):
-                    continue
-                keep = _kept(cur, lb, reduced, best, start)
-                caps = _replica_caps(cur, values, reduced, lb,
-                                     math.inf if best is None else _cut(best), start)
-        if not keep:
-            continue
-        last = Formulation(replace(p, candidates=keep), curves, ub_caps=caps)
-        if start:
-            last.start_from(start)
-        last.lp.highs_options = dict(FINAL_HIGHS_OPTIONS)
-        cutoff = math.inf if best is None else _cut(best)
-        if best is not None and not start:     # HiGHS prunes by the best plan's cost
-            last.lp.highs_options["objective_bound"] = cutoff
-        sol = solve(last.lp, solver, _left(t0, time_limit_s))
-        best = _better(best, last, sol)
-        bounds.append(min(_part_bound(sol, lb), cutoff))
+        job = (cur, lb, relax, best, start, solver, t0, time_limit_s)
+        if best is None:              # no plan yet: this part is finished before the next
+            best = _merge(best, bounds, _finish(*job))
+        else:
+            jobs.append(job)
+    with ThreadPoolExecutor(max_workers=max(1, min(PART_WORKERS, len(jobs)))) as pool:
+        for result in pool.map(lambda job: _finish(*job), jobs):
+            best = _merge(best, bounds, result)     # in part order: deterministic
     if best is None:                  # no part has a plan: the full program says why
         return f, solve(f.lp, solver, _left(t0, time_limit_s))
     return best.f, _overall(best, bounds)
+
+
+def _finish(cur: Formulation, lb: float, relax, best: _Best | None, start: dict[str, float],
+            solver: str, t0: float, time_limit_s: float
+            ) -> tuple[Formulation, Solution, float] | None:
+    """One part's stages 4-6 against `best` (module docstring): the last MILP's
+    formulation, its solution and the bound it proved for the part; None when the part
+    cannot beat `best` (its relaxation's bound reaches the cut-off, or nothing is left)."""
+    p, curves = cur.p, cur.curves
+    if relax is None:                 # no optimum of the relaxation: the part whole
+        whole = Formulation(p, curves)
+        sol = solve(whole.lp, solver, _left(t0, time_limit_s))
+        return whole, sol, _part_bound(sol, lb)
+    _, values, reduced = relax
+    keep = _kept(cur, lb, reduced, best, start)
+    caps: dict[str, int] = {}
+    if keep:                          # again with the flow rows: a tighter bound
+        cur = Formulation(replace(p, candidates=keep), curves, True)
+        tight = lp_relaxation(cur.lp)
+        if tight is not None:
+            lb, values, reduced = tight
+            if best is not None and lb >= _cut(best):
+                return None
+            keep = _kept(cur, lb, reduced, best, start)
+            caps = _replica_caps(cur, values, reduced, lb,
+                                 math.inf if best is None else _cut(best), start)
+    if not keep:
+        return None
+    last = Formulation(replace(p, candidates=keep), curves, ub_caps=caps)
+    if start:
+        last.start_from(start)
+    last.lp.highs_options = dict(FINAL_HIGHS_OPTIONS)
+    cutoff = math.inf if best is None else _cut(best)
+    if best is not None and not start:         # HiGHS prunes by the best plan's cost
+        last.lp.highs_options["objective_bound"] = cutoff
+    sol = solve(last.lp, solver, _left(t0, time_limit_s))
+    return last, sol, min(_part_bound(sol, lb), cutoff)
+
+
+def _merge(best: _Best | None, bounds: list[float],
+           result: tuple[Formulation, Solution, float] | None) -> _Best | None:
+    """`best` after a finished part (`_finish`), whose proven bound joins `bounds`."""
+    if result is None:
+        return best
+    last, sol, bound = result
+    bounds.append(bound)
+    return _better(best, last, sol)
 
 
 def _cut(best: _Best) -> float:
