@@ -21,7 +21,15 @@ optimum 143.9). So:
    m and steps 1..m, so LB + m d_n + sum_{k <= m} d_k < UB bounds m (this shortens the
    step chains, and with them the relaxation's big-M, of the candidates kept);
 6. the MILP over what is left, started from the part's plan or cut off at UB (HiGHS's
-   objective_bound), solved to optimality.
+   objective_bound), solved to optimality without HiGHS's RINS and RENS sub-MIPs (it
+   has a plan or a cut-off already; on the bench they took a third of the time; HiGHS's
+   other heuristics stay on: without them too, the bench's amd part takes half the time,
+   but mooncake's last MILP ends at another plan of the same cost, routed differently).
+
+Once the first plan is found, steps 4-6 of every part left run against its UB in
+PART_WORKERS threads (HiGHS releases the GIL while it solves); each part's work depends
+on that UB only and the results are merged in part order, so the plan is the same
+whatever the threads' timing.
 
 Exactness: a plan cheaper than UB in a part uses no left-out candidate and respects the
 caps, so each part's last MILP (or its LB) proves no plan of the part beats UB, and the
@@ -31,10 +39,12 @@ dual bound, never above a cut-off the search pruned at) and UB, so the gap is ho
 FIX_TOL keeps candidates within LP tolerances of the cut-off. A part whose relaxation has
 no optimum is solved whole.
 
-Measured (bench 20 x 64, queueing, HiGHS, CPU s): 18 in all, of which pool curves 1.7,
-relaxations 2, the first plan 2, the amd part's last MILP (~450 binaries, LB 139.6 vs
-143.87: HiGHS's own cuts and ~70 nodes prove it) 9-11, the intel part's 2-3, building
-the programs the rest; the nvidia part ends at its first relaxation.
+Measured (bench 20 x 64, queueing, HiGHS, CPU s, at load 5-7): 14-16 in all (the code
+before RINS / RENS off and threads: 22.7-22.9 in the same conditions), of which pool
+curves 1.7 (two threads), relaxations 2.5 (the amd part's with flow rows 1.3), the first
+plan 1-2, the amd part's last MILP (~450 binaries, LB 139.6 vs 143.87: HiGHS's root cuts
+reach 142.3, then ~70 nodes) 6, the intel part's 2-3 beside it in a thread, building the
+programs the rest; the nvidia part ends at its first relaxation.
 """
 
 from __future__ import annotations
@@ -56,14 +66,12 @@ SUPPORT_EPS = 1e-6     # replicas in the relaxation that count a candidate as us
 AT_ZERO = 1e-9         # a relaxation column at or below this sits at its lower bound 0
 FIX_TOL = 1e-6         # relative slack on LB + d >= UB (LP tolerances)
 PLAN_SHARE = 0.15      # most of the time limit each plan search may take
-# the last MILP is small and starts from a good plan: HiGHS's presolve (probing) and its
-# restarts cost more there than they save (measured on scripts/bench_solve.py's 20 x 32)
 PART_WORKERS = 2       # parts finished at once (threads: HiGHS releases the GIL)
+# the last MILP is small and starts from a good plan: HiGHS's presolve (probing), its
+# restarts and its RINS / RENS sub-MIPs cost more there than they save (measured on
+# scripts/bench_solve.py's 20 x 32 and 20 x 64)
 FINAL_HIGHS_OPTIONS = {"presolve": "off", "mip_allow_restart": False,
-                       "mip_heuristic_effort": 0.0, "mip_heuristic_run_rins": False,
-                       "mip_heuristic_run_rens": False,
-                       "mip_heuristic_run_root_reduced_cost": False,
-                       "mip_heuristic_run_feasibility_jump": False}
+                       "mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False}
 
 
 def staged_applies(f: Formulation, auto: bool = False) -> bool:
@@ -123,7 +131,6 @@ def solve_staged(f: Formulation, solver: str, time_limit_s: float
             used = [c for i, c in enumerate(cur.p.candidates)
                     if relax[1][cur.n[i]] > SUPPORT_EPS]
             plan_f = Formulation(replace(p, candidates=used), curves)
-            plan_f.lp.highs_options = dict(FINAL_HIGHS_OPTIONS)
             plan = solve(plan_f.lp, solver, limit)
             best = _better(best, plan_f, plan)
             start = _values(plan_f, plan)
