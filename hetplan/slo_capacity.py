@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -325,8 +326,22 @@ def _rows(c: Candidate, w: ClassLike, s: SizingInputs) -> list[tuple]:
 
 
 def _tables(rows: set[tuple], s: SizingInputs, n_max: int) -> dict[tuple, np.ndarray]:
-    """Every distinct row's U(0..n_max), computed in two vectorized passes."""
+    """Every distinct row's U(0..n_max), computed in two vectorized passes (the decode
+    pass in a thread while the prefill pass runs: numpy and scipy release the GIL)."""
     out: dict[tuple, np.ndarray] = {}
+    dec = sorted(r for r in rows if r[0] == "d")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        tab = pool.submit(_decode_table, np.array([r[1] for r in dec]),
+                          np.array([r[2] for r in dec]), n_max, s.slot_wait) if dec else None
+        _prefill_rows(rows, s, n_max, out)
+        if tab is not None:
+            out.update(zip(dec, tab.result()))
+    return out
+
+
+def _prefill_rows(rows: set[tuple], s: SizingInputs, n_max: int,
+                  out: dict[tuple, np.ndarray]) -> None:
+    """`_tables`'s prefill pass, into `out`."""
     pre = sorted(r for r in rows if r[0] == "p")
     live = [r for r in pre if r[1] >= 0]
     for r in pre:
@@ -336,12 +351,6 @@ def _tables(rows: set[tuple], s: SizingInputs, n_max: int) -> dict[tuple, np.nda
         for r, u in zip(live, _prefill_table(np.array([r[1] for r in live]), n_max,
                                              s.prefill_q, np.array([r[2] for r in live]))):
             out[r] = u
-    dec = sorted(r for r in rows if r[0] == "d")
-    if dec:
-        tab = _decode_table(np.array([r[1] for r in dec]), np.array([r[2] for r in dec]),
-                            n_max, s.slot_wait)
-        out.update(zip(dec, tab))
-    return out
 
 
 def _fit(per: np.ndarray) -> PoolCurve:

@@ -4,13 +4,15 @@ an honest gap when the time limit stops it."""
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from hetplan.milp import solve_problem
+from hetplan.milp import backends, solve_problem, staged
 from hetplan.milp.backends import lp_relaxation
 from hetplan.milp.formulation import Formulation
 from hetplan.milp.staged import _opening_cost, _replica_caps, parts
@@ -32,13 +34,6 @@ def test_staged_finds_the_full_programs_optimum(gpus, classes, seed):
             served = sum(ch.rates.get(w.name, 0.0) for ch in staged.chosen
                          if ch.candidate.role in (phase, "colocated"))
             assert served == pytest.approx(w.rate_rps, rel=1e-5)
-
-
-def test_staged_leaves_candidates_out():
-    """The fixing does work on the bench instance (else the test above proves little)."""
-    p = instance(5, 8, sizing="queueing")
-    out = solve_problem(p, "highs", 120, staged=True)
-    assert len(out.formulation.p.candidates) < len(p.candidates) / 2
 
 
 @pytest.mark.parametrize("flow_rows", [False, True])
@@ -92,3 +87,51 @@ def test_time_limited_staged_run_returns_a_plan_with_its_gap():
         assert sol.gap is not None and sol.gap > 0
         assert sol.gap == pytest.approx((sol.objective - sol.bound) / sol.objective, rel=1e-3)
         assert "time limit" in sol.message
+
+
+def test_parts_in_threads_give_the_plan_of_one_at_a_time(monkeypatch):
+    """Parts finished at once (threads) against the first plan's cost give the plan and
+    bound that finishing them one after another does: each part's work depends on that
+    cost only, and the results are merged in part order."""
+    p = instance(5, 8, sizing="queueing")
+    finished = []
+    finish = staged._finish
+    monkeypatch.setattr(staged, "_finish", lambda *job: finished.append(1) or finish(*job))
+    both = solve_problem(p, "highs", 120, staged=True)
+    assert len(finished) > 1                    # more than one part went to the threads
+    # the fixing does work on the bench instance (else the optimum test proves little)
+    assert len(both.formulation.p.candidates) < len(p.candidates) / 2
+    monkeypatch.setattr(staged, "PART_WORKERS", 1)
+    one = solve_problem(p, "highs", 120, staged=True)
+    assert both.solution.status == one.solution.status == "optimal"
+    assert both.solution.objective == one.solution.objective
+    assert both.solution.bound == one.solution.bound
+    assert [(ch.candidate.key, ch.replicas, ch.rates) for ch in both.chosen] == \
+        [(ch.candidate.key, ch.replicas, ch.rates) for ch in one.chosen]
+
+
+def test_overlapping_quiet_solves_restore_stdout():
+    """Solves overlapping in threads silence fd 1 while any runs and restore it after the
+    last: here the first in ends first (a thread restoring the copy it saved on entry
+    would leave the second's /dev/null behind)."""
+    before = os.fstat(1)
+    null = os.stat(os.devnull)
+    inside = [threading.Event(), threading.Event()]
+    leave = [threading.Event(), threading.Event()]
+
+    def hold(k):
+        with backends._quiet_stdout():
+            inside[k].set()
+            leave[k].wait()
+
+    threads = [threading.Thread(target=hold, args=(k,)) for k in range(2)]
+    for k, t in enumerate(threads):
+        t.start()
+        inside[k].wait()
+    during = os.fstat(1)
+    for k, t in enumerate(threads):
+        leave[k].set()
+        t.join()
+    after = os.fstat(1)
+    assert (during.st_rdev, during.st_ino) == (null.st_rdev, null.st_ino)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)

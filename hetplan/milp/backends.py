@@ -14,6 +14,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 
 from hetplan.enums import Solver, SolveStatus
@@ -131,24 +132,35 @@ def _highs_with_start(pulp, xs, start: dict[int, float] | None):
     return HiGHSWithStart
 
 
+_QUIET_LOCK = threading.Lock()
+_quiet = {"depth": 0, "saved": -1}     # solves silencing fd 1 now, and the fd it had
+
+
 @contextlib.contextmanager
 def _quiet_stdout():
     """Silence file descriptor 1 while a solver runs (it was asked for msg=False).
 
     highspy >= 1.16 prints a banner from C when a model is created, before `msg=False`
-    can silence it; on stdout it would corrupt `--json` output.
+    can silence it; on stdout it would corrupt `--json` output. Solves may overlap in
+    threads (`staged.py`): the first to start silences fd 1, the last to end restores it.
     """
-    sys.stdout.flush()
-    saved = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    with _QUIET_LOCK:
+        if _quiet["depth"] == 0:
+            sys.stdout.flush()
+            _quiet["saved"] = os.dup(1)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.close(devnull)
+        _quiet["depth"] += 1
     try:
-        os.dup2(devnull, 1)
         yield
     finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
+        with _QUIET_LOCK:
+            _quiet["depth"] -= 1
+            if _quiet["depth"] == 0:
+                sys.stdout.flush()
+                os.dup2(_quiet["saved"], 1)
+                os.close(_quiet["saved"])
 
 
 def _classify(status: str, has_values: bool, values, lp, solver, gap, bound, elapsed,

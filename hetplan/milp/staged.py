@@ -21,7 +21,15 @@ optimum 143.9). So:
    m and steps 1..m, so LB + m d_n + sum_{k <= m} d_k < UB bounds m (this shortens the
    step chains, and with them the relaxation's big-M, of the candidates kept);
 6. the MILP over what is left, started from the part's plan or cut off at UB (HiGHS's
-   objective_bound), solved to optimality.
+   objective_bound), solved to optimality without HiGHS's RINS and RENS sub-MIPs (it
+   has a plan or a cut-off already; on the bench they took a third of the time; HiGHS's
+   other heuristics stay on: without them too, the bench's amd part takes half the time,
+   but mooncake's last MILP ends at another plan of the same cost, routed differently).
+
+Once the first plan is found, steps 4-6 of every part left run against its UB in
+PART_WORKERS threads (HiGHS releases the GIL while it solves); each part's work depends
+on that UB only and the results are merged in part order, so the plan is the same
+whatever the threads' timing.
 
 Exactness: a plan cheaper than UB in a part uses no left-out candidate and respects the
 caps, so each part's last MILP (or its LB) proves no plan of the part beats UB, and the
@@ -31,16 +39,19 @@ dual bound, never above a cut-off the search pruned at) and UB, so the gap is ho
 FIX_TOL keeps candidates within LP tolerances of the cut-off. A part whose relaxation has
 no optimum is solved whole.
 
-Measured (bench 20 x 64, queueing, HiGHS, CPU s): 18 in all, of which pool curves 1.7,
-relaxations 2, the first plan 2, the amd part's last MILP (~450 binaries, LB 139.6 vs
-143.87: HiGHS's own cuts and ~70 nodes prove it) 9-11, the intel part's 2-3, building
-the programs the rest; the nvidia part ends at its first relaxation.
+Measured (bench 20 x 64, queueing, HiGHS, CPU s, at load 5-7): 14-16 in all (the code
+before RINS / RENS off and threads: 22.7-22.9 in the same conditions), of which pool
+curves 1.7 (two threads), relaxations 2.5 (the amd part's with flow rows 1.3), the first
+plan 1-2, the amd part's last MILP (~450 binaries, LB 139.6 vs 143.87: HiGHS's root cuts
+reach 142.3, then ~70 nodes) 6, the intel part's 2-3 beside it in a thread, building the
+programs the rest; the nvidia part ends at its first relaxation.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from hetplan.enums import SolveStatus
@@ -55,9 +66,12 @@ SUPPORT_EPS = 1e-6     # replicas in the relaxation that count a candidate as us
 AT_ZERO = 1e-9         # a relaxation column at or below this sits at its lower bound 0
 FIX_TOL = 1e-6         # relative slack on LB + d >= UB (LP tolerances)
 PLAN_SHARE = 0.15      # most of the time limit each plan search may take
-# the last MILP is small and starts from a good plan: HiGHS's presolve (probing) and its
-# restarts cost more there than they save (measured on scripts/bench_solve.py's 20 x 32)
-FINAL_HIGHS_OPTIONS = {"presolve": "off", "mip_allow_restart": False}
+PART_WORKERS = 2       # parts finished at once (threads: HiGHS releases the GIL)
+# the last MILP is small and starts from a good plan: HiGHS's presolve (probing), its
+# restarts and its RINS / RENS sub-MIPs cost more there than they save (measured on
+# scripts/bench_solve.py's 20 x 32 and 20 x 64)
+FINAL_HIGHS_OPTIONS = {"presolve": "off", "mip_allow_restart": False,
+                       "mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False}
 
 
 def staged_applies(f: Formulation, auto: bool = False) -> bool:
@@ -104,55 +118,80 @@ def solve_staged(f: Formulation, solver: str, time_limit_s: float
     relaxed.sort(key=lambda r: (r[0], r[1]))
     best: _Best | None = None
     bounds: list[float] = []          # proven lower bounds of the parts not beaten by UB
+    jobs: list[tuple] = []            # parts left to finish against the first plan's UB
     for lb, _, cur, relax in relaxed:
         if best is not None and lb >= _cut(best):
             continue
         if _left(t0, time_limit_s) <= 1.0 and best is not None:
             bounds.append(lb)
             continue
-        if relax is None:             # no optimum of the relaxation: the part whole
-            whole = Formulation(cur.p, curves)
-            sol = solve(whole.lp, solver, _left(t0, time_limit_s))
-            best = _better(best, whole, sol)
-            bounds.append(_part_bound(sol, lb))
-            continue
-        _, values, reduced = relax
         start: dict[str, float] = {}
-        if best is None:              # a first plan, from the candidates the relaxation uses
+        if best is None and relax is not None:   # a first plan, from the relaxation's support
             limit = max(1.0, min(_left(t0, time_limit_s), PLAN_SHARE * time_limit_s))
             used = [c for i, c in enumerate(cur.p.candidates)
-                    if values[cur.n[i]] > SUPPORT_EPS]
+                    if relax[1][cur.n[i]] > SUPPORT_EPS]
             plan_f = Formulation(replace(p, candidates=used), curves)
             plan = solve(plan_f.lp, solver, limit)
             best = _better(best, plan_f, plan)
             start = _values(plan_f, plan)
-        keep = _kept(cur, lb, reduced, best, start)
-        caps: dict[str, int] = {}
-        if keep:                      # again with the flow rows: a tighter bound
-            cur = Formulation(replace(p, candidates=keep), curves, True)
-            tight = lp_relaxation(cur.lp)
-            if tight is not None:
-                lb, values, reduced = tight
-                if best is not None and lb >= _cut(best):
-                    continue
-                keep = _kept(cur, lb, reduced, best, start)
-                caps = _replica_caps(cur, values, reduced, lb,
-                                     math.inf if best is None else _cut(best), start)
-        if not keep:
-            continue
-        last = Formulation(replace(p, candidates=keep), curves, ub_caps=caps)
-        if start:
-            last.start_from(start)
-        last.lp.highs_options = dict(FINAL_HIGHS_OPTIONS)
-        cutoff = math.inf if best is None else _cut(best)
-        if best is not None and not start:     # HiGHS prunes by the best plan's cost
-            last.lp.highs_options["objective_bound"] = cutoff
-        sol = solve(last.lp, solver, _left(t0, time_limit_s))
-        best = _better(best, last, sol)
-        bounds.append(min(_part_bound(sol, lb), cutoff))
+        job = (cur, lb, relax, best, start, solver, t0, time_limit_s)
+        if best is None:              # no plan yet: this part is finished before the next
+            best = _merge(best, bounds, _finish(*job))
+        else:
+            jobs.append(job)
+    with ThreadPoolExecutor(max_workers=max(1, min(PART_WORKERS, len(jobs)))) as pool:
+        for result in pool.map(lambda job: _finish(*job), jobs):
+            best = _merge(best, bounds, result)     # in part order: deterministic
     if best is None:                  # no part has a plan: the full program says why
         return f, solve(f.lp, solver, _left(t0, time_limit_s))
     return best.f, _overall(best, bounds)
+
+
+def _finish(cur: Formulation, lb: float, relax, best: _Best | None, start: dict[str, float],
+            solver: str, t0: float, time_limit_s: float
+            ) -> tuple[Formulation, Solution, float] | None:
+    """One part's stages 4-6 against `best` (module docstring): the last MILP's
+    formulation, its solution and the bound it proved for the part; None when the part
+    cannot beat `best` (its relaxation's bound reaches the cut-off, or nothing is left)."""
+    p, curves = cur.p, cur.curves
+    if relax is None:                 # no optimum of the relaxation: the part whole
+        whole = Formulation(p, curves)
+        sol = solve(whole.lp, solver, _left(t0, time_limit_s))
+        return whole, sol, _part_bound(sol, lb)
+    _, values, reduced = relax
+    keep = _kept(cur, lb, reduced, best, start)
+    caps: dict[str, int] = {}
+    if keep:                          # again with the flow rows: a tighter bound
+        cur = Formulation(replace(p, candidates=keep), curves, True)
+        tight = lp_relaxation(cur.lp)
+        if tight is not None:
+            lb, values, reduced = tight
+            if best is not None and lb >= _cut(best):
+                return None
+            keep = _kept(cur, lb, reduced, best, start)
+            caps = _replica_caps(cur, values, reduced, lb,
+                                 math.inf if best is None else _cut(best), start)
+    if not keep:
+        return None
+    last = Formulation(replace(p, candidates=keep), curves, ub_caps=caps)
+    if start:
+        last.start_from(start)
+    last.lp.highs_options = dict(FINAL_HIGHS_OPTIONS)
+    cutoff = math.inf if best is None else _cut(best)
+    if best is not None and not start:         # HiGHS prunes by the best plan's cost
+        last.lp.highs_options["objective_bound"] = cutoff
+    sol = solve(last.lp, solver, _left(t0, time_limit_s))
+    return last, sol, min(_part_bound(sol, lb), cutoff)
+
+
+def _merge(best: _Best | None, bounds: list[float],
+           result: tuple[Formulation, Solution, float] | None) -> _Best | None:
+    """`best` after a finished part (`_finish`), whose proven bound joins `bounds`."""
+    if result is None:
+        return best
+    last, sol, bound = result
+    bounds.append(bound)
+    return _better(best, last, sol)
 
 
 def _cut(best: _Best) -> float:
