@@ -10,7 +10,6 @@ vllm-router \
   --vllm-pd-disaggregation \
   --prefill http://prefill-h100-sxm-0:8000 \
   --prefill http://prefill-h100-sxm-0:8001 \
-  --prefill http://prefill-h100-sxm-0:8002 \
   --prefill http://prefill-h100-sxm-1:8000 \
   --prefill http://prefill-h100-sxm-1:8001 \
   --prefill http://prefill-h100-sxm-2:8000 \

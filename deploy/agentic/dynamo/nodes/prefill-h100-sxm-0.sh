@@ -13,7 +13,7 @@ env CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 33280 \
+  --max-model-len 34816 \
   --max-num-seqs 1 \
   --max-num-batched-tokens 33024 \
   --gpu-memory-utilization 0.9 \
@@ -29,7 +29,7 @@ env CUDA_VISIBLE_DEVICES=4,5,6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 33280 \
+  --max-model-len 34816 \
   --max-num-seqs 1 \
   --max-num-batched-tokens 33024 \
   --gpu-memory-utilization 0.9 \

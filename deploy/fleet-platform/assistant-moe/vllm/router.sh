@@ -3,11 +3,16 @@
 # Policies balance load inside a phase; the plan's class split is not enforced.
 set -euo pipefail
 
-# router for the colocated instances
+# router for the prefill/decode instances
 vllm-router \
   --host 0.0.0.0 \
   --port 30000 \
-  --policy power_of_two \
-  --worker-urls http://10.0.2.1:8000 &
+  --vllm-pd-disaggregation \
+  --prefill http://10.0.1.1:8000 \
+  --prefill http://10.0.1.1:8001 \
+  --decode http://10.0.2.3:8000 \
+  --prefill-policy power_of_two \
+  --decode-policy power_of_two \
+  --kv-connector nixl &
 
 wait

@@ -14,11 +14,11 @@ vllm-router \
   --prefill http://10.0.1.1:8003 \
   --prefill http://10.0.1.1:8004 \
   --prefill http://10.0.1.1:8005 \
-  --prefill http://10.0.1.1:8006 \
-  --prefill http://10.0.1.1:8007 \
   --prefill http://10.0.1.2:8000 \
   --prefill http://10.0.1.2:8001 \
   --prefill http://10.0.1.2:8002 \
+  --prefill http://10.0.1.2:8003 \
+  --prefill http://10.0.1.2:8004 \
   --decode http://10.0.2.3:8000 \
   --prefill-policy power_of_two \
   --decode-policy power_of_two \

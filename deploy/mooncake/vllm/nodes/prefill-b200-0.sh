@@ -17,7 +17,7 @@ env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-b200-0 VLLM_NIXL_
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 16640 \
+  --max-model-len 12288 \
   --max-num-seqs 1 \
   --max-num-batched-tokens 12032 \
   --gpu-memory-utilization 0.9 \

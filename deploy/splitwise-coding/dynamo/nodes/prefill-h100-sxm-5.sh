@@ -5,7 +5,7 @@ set -euo pipefail
 
 mkdir -p logs
 
-# prefill-H100-SXM-tp4-wfp8-kvfp8-r9: prefill, H100-SXM tp=4
+# prefill-H100-SXM-tp4-wfp8-kvfp8-r10: prefill, H100-SXM tp=4
 env CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-5 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
@@ -14,14 +14,14 @@ env CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-5 
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 9472 \
-  --max-num-seqs 38 \
+  --max-num-seqs 61 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-H100-SXM-tp4-wfp8-kvfp8-r9.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-H100-SXM-tp4-wfp8-kvfp8-r10.log 2>&1 &
 
-# prefill-H100-SXM-tp4-wfp8-kvfp8-r10: prefill, H100-SXM tp=4
+# prefill-H100-SXM-tp4-wfp8-kvfp8-r11: prefill, H100-SXM tp=4
 env CUDA_VISIBLE_DEVICES=4,5,6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-5 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
@@ -30,11 +30,11 @@ env CUDA_VISIBLE_DEVICES=4,5,6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-5 
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 9472 \
-  --max-num-seqs 38 \
+  --max-num-seqs 61 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-H100-SXM-tp4-wfp8-kvfp8-r10.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-H100-SXM-tp4-wfp8-kvfp8-r11.log 2>&1 &
 
 wait

@@ -8,7 +8,7 @@ set -euo pipefail
 
 mkdir -p logs
 
-# prefill-H100-SXM-tp4-wfp8-kvfp8-r5: prefill, H100-SXM tp=4 pp=1, GPUs 0,1,2,3, port 8000
+# prefill-H100-SXM-tp4-wfp8-kvfp8-r6: prefill, H100-SXM tp=4 pp=1, GPUs 0,1,2,3, port 8000
 env CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-3 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --host 0.0.0.0 \
@@ -18,13 +18,13 @@ env CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-3 
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 9472 \
-  --max-num-seqs 38 \
+  --max-num-seqs 61 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-H100-SXM-tp4-wfp8-kvfp8-r5.node0.log 2>&1 &
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-H100-SXM-tp4-wfp8-kvfp8-r6.node0.log 2>&1 &
 
-# prefill-H100-SXM-tp4-wfp8-kvfp8-r6: prefill, H100-SXM tp=4 pp=1, GPUs 4,5,6,7, port 8001
+# prefill-H100-SXM-tp4-wfp8-kvfp8-r7: prefill, H100-SXM tp=4 pp=1, GPUs 4,5,6,7, port 8001
 env CUDA_VISIBLE_DEVICES=4,5,6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-3 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --host 0.0.0.0 \
@@ -34,10 +34,10 @@ env CUDA_VISIBLE_DEVICES=4,5,6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-3 
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 9472 \
-  --max-num-seqs 38 \
+  --max-num-seqs 61 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-H100-SXM-tp4-wfp8-kvfp8-r6.node0.log 2>&1 &
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-H100-SXM-tp4-wfp8-kvfp8-r7.node0.log 2>&1 &
 
 wait

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hetplan: vLLM instances on node h100-01: 6x H100-SXM used of 8 on the node, address 10.0.2.1.
+# hetplan: vLLM instances on node h100-01: 8x H100-SXM used of 8 on the node, address 10.0.2.1.
 # Plan: scenario chat-70b, model llama-3.1-70b.
 # Hosts from the plan's placement (inventory inventories/lab.yaml).
 # Run on that node; logs go to ./logs/.
@@ -7,8 +7,8 @@ set -euo pipefail
 
 mkdir -p logs
 
-# colocated-H100-SXM-tp2-wfp8-kvfp8-r4: colocated, H100-SXM tp=2 pp=1, GPUs 2,3, port 8000
-env CUDA_VISIBLE_DEVICES=2,3 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+# colocated-H100-SXM-tp2-wfp8-kvfp8-r4: colocated, H100-SXM tp=2 pp=1, GPUs 0,1, port 8000
+env CUDA_VISIBLE_DEVICES=0,1 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --host 0.0.0.0 \
   --port 8000 \
@@ -22,8 +22,8 @@ env CUDA_VISIBLE_DEVICES=2,3 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r4.node0.log 2>&1 &
 
-# colocated-H100-SXM-tp2-wfp8-kvfp8-r5: colocated, H100-SXM tp=2 pp=1, GPUs 4,5, port 8001
-env CUDA_VISIBLE_DEVICES=4,5 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+# colocated-H100-SXM-tp2-wfp8-kvfp8-r5: colocated, H100-SXM tp=2 pp=1, GPUs 2,3, port 8001
+env CUDA_VISIBLE_DEVICES=2,3 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --host 0.0.0.0 \
   --port 8001 \
@@ -37,8 +37,8 @@ env CUDA_VISIBLE_DEVICES=4,5 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r5.node0.log 2>&1 &
 
-# colocated-H100-SXM-tp2-wfp8-kvfp8-r6: colocated, H100-SXM tp=2 pp=1, GPUs 6,7, port 8002
-env CUDA_VISIBLE_DEVICES=6,7 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+# colocated-H100-SXM-tp2-wfp8-kvfp8-r6: colocated, H100-SXM tp=2 pp=1, GPUs 4,5, port 8002
+env CUDA_VISIBLE_DEVICES=4,5 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --host 0.0.0.0 \
   --port 8002 \
@@ -51,5 +51,20 @@ env CUDA_VISIBLE_DEVICES=6,7 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r6.node0.log 2>&1 &
+
+# colocated-H100-SXM-tp2-wfp8-kvfp8-r7: colocated, H100-SXM tp=2 pp=1, GPUs 6,7, port 8003
+env CUDA_VISIBLE_DEVICES=6,7 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --host 0.0.0.0 \
+  --port 8003 \
+  --tensor-parallel-size 2 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 1024 \
+  --max-num-seqs 235 \
+  --max-num-batched-tokens 512 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r7.node0.log 2>&1 &
 
 wait

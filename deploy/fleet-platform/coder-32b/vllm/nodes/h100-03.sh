@@ -7,8 +7,8 @@ set -euo pipefail
 
 mkdir -p logs
 
-# decode-H100-SXM-tp2-wfp8-kvfp8-r0: decode, H100-SXM tp=2 pp=1, GPUs 2,3, port 8000
-env CUDA_VISIBLE_DEVICES=2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.3 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 vllm serve Qwen/Qwen3-32B \
+# decode-H100-SXM-tp2-wfp8-kvfp8-r0: decode, H100-SXM tp=2 pp=1, GPUs 0,1, port 8000
+env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.3 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 vllm serve Qwen/Qwen3-32B \
   --served-model-name qwen3-32b \
   --host 0.0.0.0 \
   --port 8000 \

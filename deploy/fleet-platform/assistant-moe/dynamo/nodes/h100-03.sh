@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# hetplan: Dynamo vLLM workers on node h100-03.
+# Needs Dynamo's discovery (etcd) reachable; see README.md.
+set -euo pipefail
+
+mkdir -p logs
+
+# decode-H100-SXM-tp1-wfp8-kvfp8-r0: decode, H100-SXM tp=1
+env CUDA_VISIBLE_DEVICES=2 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.3 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 python3 -m dynamo.vllm \
+  --model Qwen/Qwen3-30B-A3B \
+  --served-model-name qwen3-30b-a3b \
+  --tensor-parallel-size 1 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 1536 \
+  --max-num-seqs 512 \
+  --max-num-batched-tokens 512 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
+  --disaggregation-mode decode > logs/decode-H100-SXM-tp1-wfp8-kvfp8-r0.log 2>&1 &
+
+wait
