@@ -221,6 +221,28 @@ def test_cli_check_reports_drift(tmp_path):
         assert needle in r.output
 
 
+def test_cli_several_targets_write_one_folder_each(plan, tmp_path):
+    """`--target vllm,k8s --target llm-d` writes each target's files under --out/<target>/,
+    the same files one --target at a time writes; --check covers every target; an unknown
+    target among them is refused before anything is written."""
+    runner = CliRunner()
+    out = tmp_path / "all"
+    r = runner.invoke(app, ["emit", str(PLAN), "--target", "vllm,k8s", "--target", "llm-d",
+                            "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["k8s", "llm-d", "vllm"]
+    for target in ("vllm", "k8s", "llm-d"):
+        assert diff_files(out / target, emit(plan, target)) == "", target
+    (out / "k8s" / "router.yaml").write_text("edited\n")
+    r = runner.invoke(app, ["emit", str(PLAN), "--target", "vllm,k8s,llm-d", "--out", str(out),
+                            "--check"])
+    assert r.exit_code == 1 and "router.yaml" in r.output
+    assert f"{out / 'vllm'}: {len(emit(plan, 'vllm'))} files up to date" in r.output
+    bad = tmp_path / "bad"
+    r = runner.invoke(app, ["emit", str(PLAN), "--target", "vllm,slurm", "--out", str(bad)])
+    assert r.exit_code != 0 and not bad.exists()
+
+
 def test_cli_bad_target_is_an_input_error(tmp_path):
     import subprocess
     import sys
