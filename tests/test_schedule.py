@@ -18,6 +18,7 @@ from hetplan.schedule.spec import ScheduleSpec
 from hetplan.schedule.tiers import GpuTiers, owned_usd_per_hour
 from hetplan.workload import make_trace, single_class
 from hetplan.workload.profile import RateShape, profile_from_shape, profile_from_trace
+from schedule_fixture import TINY_SCHEDULE_BODY
 
 
 # ---- profiles ---------------------------------------------------------------------------
@@ -150,18 +151,7 @@ def test_schedule_milp_matches_brute_force(rates, step):
 
 
 # ---- CLI ------------------------------------------------------------------------------
-SCENARIO = """
-name: tiny-diurnal
-model: llama-3.1-8b
-workload:
-  synthetic:
-    arrival: {rate_rps: 4}
-    input_tokens: {dist: fixed, value: 500}
-    output_tokens: {dist: fixed, value: 100}
-    duration_s: 120
-  classes: {n_input: 1, n_output: 1}
-slo: {ttft_ms: 1000, tpot_ms: 50}
-catalog: {gpus: [L40S, H100-SXM], prices: 2026-11-market}
+SCENARIO = "\nname: tiny-diurnal\n" + TINY_SCHEDULE_BODY + """\
 constraints: {max_tp: 1, weight_dtypes: [fp8], kv_dtypes: [fp8], sizing: utilization}
 schedule:
   slot_s: 21600

@@ -18,6 +18,7 @@ from hetplan.schedule.formulation import ScheduleProblem, solve_schedule
 from hetplan.schedule.plan import lower_bound_usd
 from hetplan.schedule.spec import ScheduleSpec
 from hetplan.schedule.tiers import GpuTiers, gpu_tiers
+from schedule_fixture import TINY_SCHEDULE_BODY
 
 NODE = "{id: %s, gpu: H100-SXM, gpus: 8, rack: r, fabric: f, nic_gbps: 400%s}"
 
@@ -149,18 +150,7 @@ def test_owned_gpus_are_held_and_paid_in_every_slot(rates, com1, owned, avail):
 
 
 # ---- a tiny scenario end to end ---------------------------------------------------------
-SCENARIO = """
-name: tiny-owned
-model: llama-3.1-8b
-workload:
-  synthetic:
-    arrival: {rate_rps: 4}
-    input_tokens: {dist: fixed, value: 500}
-    output_tokens: {dist: fixed, value: 100}
-    duration_s: 120
-  classes: {n_input: 1, n_output: 1}
-slo: {ttft_ms: 1000, tpot_ms: 50}
-catalog: {gpus: [L40S, H100-SXM], prices: 2026-11-market}
+SCENARIO = "\nname: tiny-owned\n" + TINY_SCHEDULE_BODY + """\
 constraints: {max_tp: 1, weight_dtypes: [fp8], kv_dtypes: [fp8], roles: [colocated],
               sizing: utilization, pool_cost_usd_per_hour: 0}
 inventory: inv.yaml

@@ -53,6 +53,21 @@ def _cost(p: ScheduleProblem, replicas, committed) -> float:
     return total
 
 
+def _loaded_pools(p: ScheduleProblem, out):
+    """(slot, candidate, load in replicas) for every pool the solved schedule routes to."""
+    f, vals = out.formulation, out.solution.values
+    for t in range(p.num_slots):
+        for i, c in enumerate(p.candidates):
+            load = vals[f.x[i, "w", t]] / c.capacity("w") if (i, "w", t) in f.x else 0.0
+            if load > 1e-9:
+                yield t, c, load
+
+
+def _tiers_at(outcome, f, c: Candidate, t: int) -> dict[str, int]:
+    """Replicas of candidate `c` per tier in slot t of `outcome`."""
+    return {k: outcome.replicas.get((c.key, k), [0] * f.T)[t] for k in f.kinds(c)}
+
+
 def test_short_slot_is_topped_up_with_the_fewest_replicas_and_priced():
     p = _problem([0.5, 2.5, 1.0])
     out = solve_schedule(p, time_limit_s=30)
@@ -61,25 +76,19 @@ def test_short_slot_is_topped_up_with_the_fewest_replicas_and_priced():
                          SizingInputs(ttft_s=1.0, q=0.9))
     assert curves[p.candidates[0].key].at(1) < 0.5 * 0.8     # the premise: U(1) << rho
     new, top = with_top_up(out, curves)
-    f, vals = out.formulation, out.solution.values
     short_before = 0
-    for t in range(3):
-        for i, c in enumerate(p.candidates):
-            load = vals[f.x[i, "w", t]] / c.capacity("w") if (i, "w", t) in f.x else 0.0
-            if load <= 1e-9:
-                continue
-            n = {k: new.replicas.get((c.key, k), [0] * 3)[t] for k in f.kinds(c)}
-            was = {k: out.replicas.get((c.key, k), [0] * 3)[t] for k in f.kinds(c)}
-            share = p.spot_capacity_share(c)
-            now = held(curves[c.key], sum(n.values()), n.get("spot", 0), share)
-            assert now >= load - 1e-9                                    # sized up to U(n)
-            before = held(curves[c.key], sum(was.values()), was.get("spot", 0), share)
-            assert (before < load - 1e-9) == (sum(n.values()) > sum(was.values()))
-            if before < load - 1e-9:                                     # and no further
-                short_before += 1
-                less = held(curves[c.key], sum(n.values()) - 1, n.get("spot", 0), share)
-                assert less < load
-                assert n["on_demand"] > was["on_demand"] and n.get("spot") == was.get("spot")
+    for t, c, load in _loaded_pools(p, out):
+        n, was = _tiers_at(new, out.formulation, c, t), _tiers_at(out, out.formulation, c, t)
+        share = p.spot_capacity_share(c)
+        now = held(curves[c.key], sum(n.values()), n.get("spot", 0), share)
+        assert now >= load - 1e-9                                    # sized up to U(n)
+        before = held(curves[c.key], sum(was.values()), was.get("spot", 0), share)
+        assert (before < load - 1e-9) == (sum(n.values()) > sum(was.values()))
+        if before < load - 1e-9:                                     # and no further
+            short_before += 1
+            less = held(curves[c.key], sum(n.values()) - 1, n.get("spot", 0), share)
+            assert less < load
+            assert n["on_demand"] > was["on_demand"] and n.get("spot") == was.get("spot")
     assert short_before >= 1 and top.replicas_added >= short_before
     assert {x.tier for x in top.lines} == {"on_demand"} and not top.unmet
     assert new.total_cost_usd == pytest.approx(
@@ -129,28 +138,22 @@ def test_a_pool_with_spot_replicas_meets_the_slo_with_one_of_them_down():
     curves = pool_curves(p.candidates, [CLASS], SizingInputs(ttft_s=1.0, q=0.9))
     plain, _ = with_top_up(out, curves)
     new, top = with_top_up(out, curves, curves)
-    f, vals = out.formulation, out.solution.values
     spot_pools = 0
-    for t in range(3):
-        for i, c in enumerate(p.candidates):
-            load = vals[f.x[i, "w", t]] / c.capacity("w") if (i, "w", t) in f.x else 0.0
-            if load <= 1e-9:
-                continue
-            n = {k: new.replicas.get((c.key, k), [0] * 3)[t] for k in f.kinds(c)}
-            m = {k: plain.replicas.get((c.key, k), [0] * 3)[t] for k in f.kinds(c)}
-            share, u = p.spot_capacity_share(c), curves[c.key]
-            total = sum(n.values())
-            assert held(u, total, n.get("spot", 0), share) >= load - 1e-9
-            if not n.get("spot"):
-                assert n == m                   # no spot: sized as before
-                continue
-            spot_pools += 1
-            assert u.at(total - 1) >= load - 1e-9         # one spot replica down: still met
-            fewer = held(u, total - 1, n["spot"], share, u)
-            assert fewer < load                            # and no replica more than that
-            # the premise: the expected-loss derating alone held it on fewer replicas
-            assert held(u, sum(m.values()), m["spot"], share) >= load - 1e-9
-            assert u.at(sum(m.values()) - 1) < load and total > sum(m.values())
+    for t, c, load in _loaded_pools(p, out):
+        n, m = _tiers_at(new, out.formulation, c, t), _tiers_at(plain, out.formulation, c, t)
+        share, u = p.spot_capacity_share(c), curves[c.key]
+        total = sum(n.values())
+        assert held(u, total, n.get("spot", 0), share) >= load - 1e-9
+        if not n.get("spot"):
+            assert n == m                   # no spot: sized as before
+            continue
+        spot_pools += 1
+        assert u.at(total - 1) >= load - 1e-9         # one spot replica down: still met
+        fewer = held(u, total - 1, n["spot"], share, u)
+        assert fewer < load                            # and no replica more than that
+        # the premise: the expected-loss derating alone held it on fewer replicas
+        assert held(u, sum(m.values()), m["spot"], share) >= load - 1e-9
+        assert u.at(sum(m.values()) - 1) < load and total > sum(m.values())
     assert spot_pools >= 1 and not top.unmet
     assert new.total_cost_usd == pytest.approx(
         _cost(p, new.replicas, new.committed_gpus), rel=1e-9)
