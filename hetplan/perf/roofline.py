@@ -84,6 +84,8 @@ class StepBreakdown:
     gemm_compute_bound: bool
     cuda_graph: bool = True
     sources: tuple[tuple[str, str], ...] = ()
+    gpu_s: float = 0.0          # the GPU's work (what hides an eager step's launches)
+    launch_s: float = 0.0       # an eager step's CPU launch time (0 under a CUDA graph)
 
     @property
     def total_s(self) -> float:
@@ -382,7 +384,7 @@ def step_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, *, new_to
     kernel_s = model.num_layers * kernels_per_layer(model, tp) * cal.kernel_overhead_us * 1e-6
     gpu_s = gemm_s + attention_s + elementwise_s + comm_s + kernel_s
     graph = new_tokens <= hw.graph_max_tokens
-    launch_s = 0.0 if graph else model.num_layers * cal.layer_overhead_us * 1e-6
+    launch_s = 0.0 if graph else eager_launch_s(model, cal)
     overhead_s = cal.step_overhead_ms * 1e-3 + kernel_s + max(0.0, launch_s - gpu_s)
     sources = (("gemm", gemm_src), ("attention", ROOFLINE), ("elementwise", ROOFLINE),
                ("allreduce", ar_src),
@@ -390,4 +392,10 @@ def step_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, *, new_to
                    " (CUDA graph)" if graph else " + eager launch layer_overhead_us")))
     return StepBreakdown(gemm_s=gemm_s, attention_s=attention_s, elementwise_s=elementwise_s,
                          comm_s=comm_s, overhead_s=overhead_s, gemm_compute_bound=bound,
-                         cuda_graph=graph, sources=sources)
+                         cuda_graph=graph, sources=sources, gpu_s=gpu_s, launch_s=launch_s)
+
+
+def eager_launch_s(model: ModelSpec, cal: Calibration) -> float:
+    """CPU time to launch one step's kernels without a CUDA graph: `layer_overhead_us` per
+    layer. The step takes the larger of it and the GPU's work (`step_time`)."""
+    return model.num_layers * cal.layer_overhead_us * 1e-6

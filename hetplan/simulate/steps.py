@@ -15,10 +15,11 @@ compute/memory kink) and smooth for MoE (expected experts touched). Measured aga
 PerfModel on random prefill and mixed steps of every bundled model: dense models agree to
 rounding, MoE models within 0.2% (tests/test_simulate.py requires 1%).
 
-Eager steps (larger than the engine's CUDA-graph capture size) charge the CPU launch time
-that exceeds the GPU's work; F does so at zero attention, so the simulator may charge a
-little more launch time than PerfModel to an eager step whose attention is long (only eager
-steps shorter than their launches are affected; with CUDA graphs on, those are rare).
+Eager steps (more new tokens than the engine's CUDA-graph capture size) take the larger of
+their CPU launch time L and the GPU's work, as PerfModel does: F is memoised without that
+excess, beside the GPU's work G(new_tokens, seqs) at zero attention, and a step adds
+max(0, L - G - attention) (L from `roofline.eager_launch_s`, the graph limit from the
+hardware). G is interpolated like F.
 
 Decode steps take the replica's total context. Full-attention layers make that exact;
 sliding-window layers are charged at the mean context per sequence (approximate).
@@ -30,7 +31,7 @@ import math
 import weakref
 
 from hetplan.perf import PerfModel, ReplicaShape
-from hetplan.perf.roofline import step_time
+from hetplan.perf.roofline import eager_launch_s, step_time
 
 EXACT_TOKENS = 128
 GRID_RATIO = 1.02
@@ -52,6 +53,8 @@ class StepModel:
                              compute_scale=cal.prefill_compute_scale if prefill else 1.0)
 
         self._raw = raw
+        self.graph_max_tokens = hw.graph_max_tokens
+        self.launch_s = eager_launch_s(m, cal)
         big = 1e12
         self.s_per_key = raw(1.0, 1.0, big, 0.0).attention_s / big
         self.s_per_key_prefill = raw(1.0, 1.0, big, 0.0, True).attention_s / big
@@ -62,7 +65,7 @@ class StepModel:
         self.full_layers = m.num_layers - self.win_layers
         self.window = m.sliding_window
         self.bytes_per_layer_token = m.kv_bytes_per_sequence(1, shape.kv_dtype) / m.num_layers
-        self._f: dict[tuple, float] = {}
+        self._f: dict[tuple, tuple[float, float]] = {}
         self._att: dict[tuple[int, int], float] = {}
 
     # ---- per-sequence footprints -------------------------------------------------------
@@ -81,15 +84,22 @@ class StepModel:
         return v
 
     # ---- step times --------------------------------------------------------------------
-    def _f_exact(self, new: int, seqs: int) -> float:
+    def _point(self, new: float, seqs: int, prefill: bool) -> tuple[float, float]:
+        """(F, G) at one point: the step without attention and without the eager excess,
+        and the GPU's work."""
+        b = self._raw(new, float(seqs), 0.0, 0.0, prefill)
+        return b.total_s - max(0.0, b.launch_s - b.gpu_s), b.gpu_s
+
+    def _f_exact(self, new: int, seqs: int) -> tuple[float, float]:
         key = (new, seqs)
         v = self._f.get(key)
         if v is None:
-            v = self._f[key] = self._raw(float(new), float(seqs), 0.0, 0.0, new > seqs).total_s
+            v = self._f[key] = self._point(float(new), seqs, new > seqs)
         return v
 
-    def base_s(self, new: int, seqs: int) -> float:
-        """F(new_tokens, seqs): the step without attention."""
+    def base_s(self, new: int, seqs: int) -> tuple[float, float]:
+        """(F, G)(new_tokens, seqs): the step without attention and without an eager
+        step's launch excess, and the GPU's work."""
         if new <= EXACT_TOKENS or new == seqs:
             return self._f_exact(new, seqs)
         j = int(math.log(new / EXACT_TOKENS) / _LOG_RATIO)
@@ -99,11 +109,12 @@ class StepModel:
         f = self._f
         a = f.get(key_lo)
         if a is None:
-            a = f[key_lo] = self._raw(lo, float(seqs), 0.0, 0.0, True).total_s
+            a = f[key_lo] = self._point(lo, seqs, True)
         b = f.get(key_hi)
         if b is None:
-            b = f[key_hi] = self._raw(hi, float(seqs), 0.0, 0.0, True).total_s
-        return a + (b - a) * (new - lo) / (hi - lo)
+            b = f[key_hi] = self._point(hi, seqs, True)
+        w = (new - lo) / (hi - lo)
+        return a[0] + (b[0] - a[0]) * w, a[1] + (b[1] - a[1]) * w
 
     def step_s(self, new: int, seqs: int, attended_keys: float, kv_layer_tokens: float) -> float:
         """A step of `new` tokens from `seqs` sequences; attention over `attended_keys` keys
@@ -111,7 +122,11 @@ class StepModel:
         is derated by the calibration's prefill_compute_scale, as in PerfModel."""
         att = (self.s_per_key_prefill if new > seqs else self.s_per_key) * attended_keys
         kv = self.s_per_kv_byte * kv_layer_tokens * self.bytes_per_layer_token
-        return self.base_s(new, seqs) + (att if att > kv else kv)
+        extra = att if att > kv else kv
+        base, gpu = self.base_s(new, seqs)
+        if new > self.graph_max_tokens:
+            return base + extra + max(0.0, self.launch_s - gpu - extra)
+        return base + extra
 
     def decode_s(self, batch: int, total_context: float) -> float:
         """A decode step of `batch` sequences holding `total_context` tokens between them."""
