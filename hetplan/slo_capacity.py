@@ -175,11 +175,13 @@ def _erlang_c(n: np.ndarray, rho: np.ndarray) -> np.ndarray:
     elements with n >= k only (each element sees exactly its own n steps)."""
     a = n * rho
     b = np.ones_like(a)
-    top = len(n)
-    for k in range(1, int(n[0]) + 1 if len(n) else 1):
-        top = int(np.searchsorted(-n, -k, side="right"))     # elements with n >= k
-        ab = a[:top] * b[:top]
-        b[:top] = ab / (k + ab)
+    ab, den = np.empty_like(a), np.empty_like(a)    # reused: no temporaries per step
+    tops = np.searchsorted(-n, -np.arange(1, int(n[0]) + 1 if len(n) else 1),
+                           side="right")            # step k: the elements with n >= k
+    for k, top in enumerate(tops.tolist(), start=1):
+        np.multiply(a[:top], b[:top], out=ab[:top])
+        np.add(ab[:top], k, out=den[:top])
+        np.divide(ab[:top], den[:top], out=b[:top])
     return b / (1.0 - rho * (1.0 - b))
 
 

@@ -387,3 +387,16 @@ def test_poisson_plan_has_no_burst_note(default_plans):
 
     _, _, queueing, _ = default_plans
     assert not [n for n in queueing.notes if n.startswith(NOTE_PREFIX)]
+
+
+def test_vector_erlang_c_matches_scalar_formula():
+    """slo_capacity's elementwise Erlang C (prefix-sliced recursion, in-place buffers)
+    equals queueing.erlang_c on a grid of server counts and loads, n sorted high to low."""
+    from hetplan.slo_capacity import _erlang_c
+    grid = [(n, rho) for n in (200, 64, 17, 5, 2, 1) for rho in (0.0, 0.3, 0.7, 0.95, 0.999)]
+    n = np.array([g[0] for g in grid], dtype=float)
+    rho = np.array([g[1] for g in grid])
+    got = _erlang_c(n, rho)
+    for (c, r), x in zip(grid, got):
+        assert x == pytest.approx(Q.erlang_c(c, r), rel=1e-12, abs=1e-15)
+    assert _erlang_c(np.array([]), np.array([])).shape == (0,)
