@@ -15,7 +15,7 @@ from hetplan.errors import InputError
 from hetplan.perf import ReplicaShape
 from hetplan.placement import load_inventory
 from hetplan.schedule.formulation import ScheduleProblem, solve_schedule
-from hetplan.schedule.plan import lower_bound_usd
+from hetplan.schedule.decompose import lower_bound_usd
 from hetplan.schedule.spec import ScheduleSpec
 from hetplan.schedule.tiers import GpuTiers, gpu_tiers
 from schedule_fixture import TINY_SCHEDULE_BODY

@@ -21,7 +21,7 @@ from hetplan.simulate.steps import ConstantSteps
 
 # ---- the reactive autoscaler ------------------------------------------------------------
 def test_reactive_scaler_lags_a_ramp_and_costs_between_bound_and_static_peak():
-    from hetplan.schedule.plan import lower_bound_usd
+    from hetplan.schedule.decompose import lower_bound_usd
     from hetplan.schedule.tiers import GpuTiers
     rates = np.array([[1.0], [2.0], [3.0], [4.0]])     # a ramp, 10-minute slots
     lengths = np.full(4, 600.0)

@@ -102,19 +102,18 @@ class Inventory(BaseModel):
         gone = set(failed)
         return self.model_copy(update={"nodes": [n for n in self.nodes if n.id not in gone]})
 
-    def gpus_by_type(self) -> dict[str, int]:
+    def gpus_by_type(self, owned_only: bool = False) -> dict[str, int]:
+        """GPU -> GPUs on the nodes (on owned nodes only with `owned_only`; types without
+        any are left out)."""
         out: dict[str, int] = {}
         for n in self.nodes:
-            out[n.gpu] = out.get(n.gpu, 0) + n.gpus
+            if n.owned or not owned_only:
+                out[n.gpu] = out.get(n.gpu, 0) + n.gpus
         return dict(sorted(out.items()))
 
     def owned_gpus_by_type(self) -> dict[str, int]:
         """GPU -> GPUs on owned nodes (types without any are left out)."""
-        out: dict[str, int] = {}
-        for n in self.nodes:
-            if n.owned:
-                out[n.gpu] = out.get(n.gpu, 0) + n.gpus
-        return dict(sorted(out.items()))
+        return self.gpus_by_type(owned_only=True)
 
     def max_gpus_per_node(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -43,7 +43,6 @@ from hetplan.planner import (Context, pool_name, prepare, problem_for, solve_con
                              solve_simplified)
 from hetplan.scenario import ResolvedScenario
 from hetplan.schedule.decompose import decompose
-from hetplan.schedule.decompose import lower_bound_usd as lower_bound_usd   # (re-exported)
 from hetplan.schedule.formulation import ScheduleOutcome, ScheduleProblem, solve_schedule
 from hetplan.schedule.owned import held_usd_per_hour, owned_notes, static_credit_usd_per_hour
 from hetplan.schedule.reactive import ReactiveResult, ScaledPool, reactive_baseline

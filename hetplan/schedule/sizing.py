@@ -140,7 +140,8 @@ def queueing_top_up(out: ScheduleOutcome, curves: dict[str, PoolCurve],
     by_key = {c.key: c for c in p.candidates}
 
     def now_held(c, t: int) -> float:
-        return _held_now(p, f, curves[c.key], replicas, c, t, _get(down, c.key))
+        return _held_now(p, f, curves[c.key], replicas, c, t,
+                         None if down is None else down[c.key])
 
     for t in range(p.num_slots):
         idle = dict(out.committed_gpus)
@@ -195,10 +196,6 @@ def _held_now(p: ScheduleProblem, f, curve: PoolCurve, replicas, c, t: int,
     """What c's replicas in slot t carry under U (spot derated, and with one down)."""
     n = {k: replicas.get((c.key, k), [0] * p.num_slots)[t] for k in f.kinds(c)}
     return held(curve, sum(n.values()), n.get("spot", 0), p.spot_capacity_share(c), down)
-
-
-def _get(curves: dict[str, PoolCurve] | None, key: str) -> PoolCurve | None:
-    return None if curves is None else curves[key]
 
 
 def _merge(fill: list[TopUpLine]) -> tuple[TopUpLine, ...]:
