@@ -383,7 +383,7 @@ def step_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, *, new_to
 
     kernel_s = model.num_layers * kernels_per_layer(model, tp) * cal.kernel_overhead_us * 1e-6
     gpu_s = gemm_s + attention_s + elementwise_s + comm_s + kernel_s
-    graph = new_tokens <= hw.graph_max_tokens
+    graph = uses_cuda_graph(hw, new_tokens)
     launch_s = 0.0 if graph else eager_launch_s(model, cal)
     overhead_s = cal.step_overhead_ms * 1e-3 + kernel_s + max(0.0, launch_s - gpu_s)
     sources = (("gemm", gemm_src), ("attention", ROOFLINE), ("elementwise", ROOFLINE),
@@ -393,6 +393,11 @@ def step_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, *, new_to
     return StepBreakdown(gemm_s=gemm_s, attention_s=attention_s, elementwise_s=elementwise_s,
                          comm_s=comm_s, overhead_s=overhead_s, gemm_compute_bound=bound,
                          cuda_graph=graph, sources=sources, gpu_s=gpu_s, launch_s=launch_s)
+
+
+def uses_cuda_graph(hw: StepHardware, new_tokens: float) -> bool:
+    """Whether a step of `new_tokens` replays a CUDA graph (at most the capture size)."""
+    return new_tokens <= hw.graph_max_tokens
 
 
 def eager_launch_s(model: ModelSpec, cal: Calibration) -> float:

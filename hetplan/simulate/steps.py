@@ -31,7 +31,7 @@ import math
 import weakref
 
 from hetplan.perf import PerfModel, ReplicaShape
-from hetplan.perf.roofline import eager_launch_s, step_time
+from hetplan.perf.roofline import eager_launch_s, step_time, uses_cuda_graph
 
 EXACT_TOKENS = 128
 GRID_RATIO = 1.02
@@ -53,7 +53,7 @@ class StepModel:
                              compute_scale=cal.prefill_compute_scale if prefill else 1.0)
 
         self._raw = raw
-        self.graph_max_tokens = hw.graph_max_tokens
+        self.hw = hw
         self.launch_s = eager_launch_s(m, cal)
         big = 1e12
         self.s_per_key = raw(1.0, 1.0, big, 0.0).attention_s / big
@@ -124,7 +124,7 @@ class StepModel:
         kv = self.s_per_kv_byte * kv_layer_tokens * self.bytes_per_layer_token
         extra = att if att > kv else kv
         base, gpu = self.base_s(new, seqs)
-        if new > self.graph_max_tokens:
+        if not uses_cuda_graph(self.hw, new):
             return base + extra + max(0.0, self.launch_s - gpu - extra)
         return base + extra
 
