@@ -1,0 +1,60 @@
+"""hetplan's perf model against whole steps and kernels timed on an H200 with PyTorch
+(catalogs/calibration/microbench/H200.llama-3.1-8b.engine_bench.json, written by
+scripts/gpu_engine_bench.py on 2026-11-30; see the README there). Nothing was fitted to it."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from hetplan.catalog import load_catalog
+from hetplan.errors import InputError
+from hetplan.model import load_model
+from hetplan.perf import load_calibrations
+from hetplan.perf.engine_bench import (gemm_efficiencies, load_engine_bench,
+                                       predicted_step_ms, step_rows)
+from hetplan.perf.estimator import PerfModel
+from hetplan.perf.optables import load_optables
+from scripts.engine_bench_report import DEFAULT
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_engine_bench(DEFAULT)
+
+
+def test_compiled_decode_steps_match_the_planner(data):
+    """Decode steps of Llama-3.1-8B with fused (torch.compile) layers replayed as CUDA graphs,
+    vLLM V1's decode mode, batch 1-256 at 1k context: the planner's step (less the
+    scheduler/sampler overhead a bare stack does not run) within 10% median, 15% each."""
+    pm = PerfModel(load_model("llama-3.1-8b"), load_catalog(),
+                   calibrations=dict(load_calibrations()))
+    rows = [r for r in step_rows(data) if r.kind == "compiled" and r.phase == "decode"]
+    err = [abs(predicted_step_ms(pm, "H200", r) - r.measured_ms) / r.measured_ms * 100
+           for r in rows]
+    assert len(rows) == 4
+    assert statistics.median(err) <= 10.0 and max(err) <= 15.0, err
+
+
+def test_h200_gemm_table_agrees_with_cublas_at_prefill_sizes(data):
+    """The op table the planner reads (aiconfigurator's vLLM GEMMs) against cuBLAS through
+    torch on the same die, bf16, 1024-8192 tokens: median ratio within 0.85-1.2 (measured
+    2026-11-30: the table is ~12% faster, the torch runs' clocks not pinned)."""
+    gpu = load_catalog().gpu("H200")
+    table = load_optables()["H200"]
+    ratios = [table.gemm_efficiency_at("bf16", g["m"], g["weight_elements"]).value
+              / g["efficiency"]
+              for g in gemm_efficiencies(data, gpu) if g["dtype"] == "bf16" and g["m"] >= 1024]
+    assert len(ratios) == 16
+    assert 0.85 <= statistics.median(ratios) <= 1.2, ratios
+
+
+def test_bad_engine_bench_files_are_refused(tmp_path):
+    bad = tmp_path / "x.json"
+    bad.write_text("{not json")
+    with pytest.raises(InputError, match="not JSON"):
+        load_engine_bench(bad)
+    bad.write_text("[1, 2]")
+    with pytest.raises(InputError, match="env"):
+        load_engine_bench(bad)
