@@ -384,6 +384,20 @@ def stack_steps(cfg: dict, fp8: bool, decode: list[tuple[int, int]],
     return rows
 
 
+def tp_rank_config(cfg: dict, tp: int) -> dict:
+    """One tensor-parallel rank's share of the model: heads, KV heads (at least one), FFN and
+    vocabulary split by `tp` (as vLLM's column/row-parallel layers do), hidden size whole.
+    No all-reduce runs: the steps time one rank's compute only."""
+    if tp == 1:
+        return cfg
+    nh = cfg["num_attention_heads"]
+    return dict(cfg, num_attention_heads=nh // tp,
+                num_key_value_heads=max(1, cfg["num_key_value_heads"] // tp),
+                intermediate_size=cfg["intermediate_size"] // tp,
+                vocab_size=cfg["vocab_size"] // tp,
+                head_dim=cfg.get("head_dim") or cfg["hidden_size"] // nh)
+
+
 def smoke_cpu(cfg: dict) -> None:
     """Shape check of the stack on the CPU with a shrunken config (no timing)."""
     global DEV
@@ -459,13 +473,15 @@ def stack_kernels(cfg: dict, batches: list[int], L: int = 1024) -> list[dict]:
     return rows
 
 
-def stack_compiled(cfg: dict, decode: list[tuple[int, int]], prefill: list[int]) -> list[dict]:
+def stack_compiled(cfg: dict, decode: list[tuple[int, int]], prefill: list[int],
+                   fp8: bool = False) -> list[dict]:
     """The same stack with each decoder layer compiled by torch.compile (Inductor fuses the
     norms, RoPE and SwiGLU into Triton kernels, as vLLM's compilation does), the whole step
     then captured in a CUDA graph: the closest this script gets to vLLM's V1 decode mode."""
-    st = Stack(cfg, fp8=False)
+    st = Stack(cfg, fp8=fp8)
     rows = []
     half = st.hd // 2
+    torch._dynamo.reset()                 # a fresh cache per stack (weights differ)
     compiled = torch.compile(st._layer, dynamic=False)
 
     def forward(ids, kv, pos, causal):
@@ -496,8 +512,9 @@ def stack_compiled(cfg: dict, decode: list[tuple[int, int]], prefill: list[int])
             g = graph_of(step)
             graph = timed_replays(g, 1, outer=10)
             del g
-            rows.append({"phase": kind, "batch": B, "tokens": T, "context": L,
-                         "graph_ms": graph, "compile_s": round(compile_s, 1)})
+            rows.append({"phase": kind, "weights": "fp8" if fp8 else "bf16", "batch": B,
+                         "tokens": T, "context": L, "graph_ms": graph,
+                         "compile_s": round(compile_s, 1)})
             log(f"  compiled {kind} B={B} T={T} L={L}: graph {graph:.3f} ms "
                 f"(compile {compile_s:.0f} s)")
         except Exception as e:
@@ -514,16 +531,23 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--quick", action="store_true", help="a few shapes only (smoke test)")
     ap.add_argument("--skip", default="", help="comma list of sections to skip")
+    ap.add_argument("--tp", type=int, default=1, help="time one rank of this TP size")
+    ap.add_argument("--only", default="", help="comma list: run only these sections")
+    ap.add_argument("--layers", type=int, default=0, help="use this many decoder layers")
     ap.add_argument("--smoke-cpu", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     with open(args.config) as f:
-        cfg = json.load(f)
+        cfg = tp_rank_config(json.load(f), args.tp)
+    if args.layers:
+        cfg["num_hidden_layers"] = args.layers
     if args.smoke_cpu:
         smoke_cpu(cfg)
         return 0
     skip = set(filter(None, args.skip.split(",")))
     q = args.quick
-    data: dict = {"config": os.path.basename(args.config), "env": env_info(), "errors": {}}
+    data: dict = {"config": os.path.basename(args.config), "tp": args.tp,
+                  "layers": cfg["num_hidden_layers"], "env": env_info(), "errors": {}}
+    only = set(filter(None, args.only.split(",")))
     log(f"env: {data['env']}")
     tokens = [1, 8, 64] if q else [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096,
                                    8192]
@@ -548,9 +572,15 @@ def main(argv=None) -> int:
         ("stack_compiled", lambda: stack_compiled(
             cfg, [(1, 1024)] if q else [(1, 1024), (32, 1024), (128, 1024), (256, 1024)],
             [] if q else [2048])),
+        # per-rank prefill and decode of a TP-sliced model (run with --tp N --only ...)
+        ("rank_compiled_bf16", lambda: stack_compiled(
+            cfg, [(4, 2048), (16, 2048), (64, 2048)], [1024, 2048, 4096, 8192])),
+        ("rank_compiled_fp8", lambda: stack_compiled(
+            cfg, [(4, 2048), (16, 2048), (64, 2048)], [1024, 2048, 4096, 8192], fp8=True)),
     ]
     for name, fn in sections:
-        if name in skip:
+        if name in skip or (only and name not in only) or (
+                not only and name.startswith("rank_")):
             continue
         log(f"== {name}")
         t0 = time.perf_counter()

@@ -69,27 +69,34 @@ def step_rows(data: dict) -> list[StepRow]:
             out.append(StepRow("eager", measured_ms=r["eager_ms"], **common))
             if r.get("graph_ms"):
                 out.append(StepRow("graph", measured_ms=r["graph_ms"], **common))
-    for r in data.get("stack_compiled", []):
-        if "error" not in r:
-            out.append(StepRow("compiled", r["phase"], "bf16", r["batch"], r["tokens"],
-                               r["context"], r["graph_ms"]))
+    for section in ("stack_compiled", "rank_compiled_bf16", "rank_compiled_fp8"):
+        for r in data.get(section, []):
+            if "error" not in r:
+                out.append(StepRow("compiled", r["phase"], r.get("weights", "bf16"),
+                                   r["batch"], r["tokens"], r["context"], r["graph_ms"]))
     return out
 
 
-def predicted_step_ms(pm: PerfModel, gpu: str, row: StepRow) -> float:
-    """The planner's time for the row's step on one GPU (TP 1) under the row's engine mode,
-    less the calibration's step_overhead_ms (no scheduler or sampler in a bare stack)."""
+def bench_model(data: dict) -> str:
+    """The bundled model key the file's layer stack was built from ("llama-3.1-8b.json")."""
+    return str(data.get("config", "")).removesuffix(".json")
+
+
+def predicted_step_ms(pm: PerfModel, gpu: str, row: StepRow, tp: int = 1) -> float:
+    """The planner's time for the row's step on one GPU of a TP `tp` replica under the row's
+    engine mode, less the calibration's step_overhead_ms (no scheduler or sampler in a bare
+    stack) and less the all-reduces (one rank timed alone runs none)."""
     eager = row.kind == "eager"
     limits = pm.limits.model_copy(update={"enforce_eager": eager,
                                           "cuda_graph_max_tokens": None if eager else
                                           row.batch * row.tokens})
     pm = pm.with_limits(limits)
-    shape = ReplicaShape(gpu, 1, 1, row.weights, "bf16")
+    shape = ReplicaShape(gpu, tp, 1, row.weights, "bf16")
     if row.phase == "decode":
         step = pm.decode_breakdown(shape, row.batch, row.context)
     else:
         step = pm.prefill_breakdown(shape, [row.tokens] * row.batch)
-    return (step.total_s - pm.calibration(gpu).step_overhead_ms * 1e-3) * 1e3
+    return (step.total_s - step.comm_s - pm.calibration(gpu).step_overhead_ms * 1e-3) * 1e3
 
 
 def gemm_efficiencies(data: dict, gpu: GPU) -> list[dict]:
