@@ -15,8 +15,8 @@ from hetplan.catalog import load_catalog
 from hetplan.io import catalogs_dir
 from hetplan.model import load_model
 from hetplan.perf import load_calibrations
-from hetplan.perf.engine_bench import (STEP_KINDS, bench_model,
-                                       decode_attention_efficiencies,
+from hetplan.perf.engine_bench import (FP8_RECIPES, STEP_KINDS, bench_model,
+                                       decode_attention_efficiencies, fp8_recipe_layer_ms,
                                        gemm_efficiencies, load_engine_bench,
                                        predicted_step_ms, step_rows)
 from hetplan.perf.estimator import PerfModel
@@ -51,6 +51,10 @@ def main(argv=None) -> int:
         gemm_section(data, gpu, tables)
     if data.get("decode_attention"):
         attention_section(data, gpu, tables)
+    if data.get("fp8_recipes"):
+        recipe_section(data, gpu, tables)
+    if not step_rows(data):
+        return 0
     print("\n## Whole steps: measured vs planner (less step_overhead_ms and all-reduce)")
     print("| kind | phase | weights | batch | tokens | context | measured ms | planner ms | "
           "error |")
@@ -77,6 +81,14 @@ def gemm_section(data: dict, gpu, tables) -> None:
             else None
         print(f"| {g['dtype']} | {g['m']} | {g['name']} | {g['measured_ms']:.4f} | "
               f"{g['efficiency']:.3f} | {t.value:.3f} |" if t else "| - |")
+
+def recipe_section(data: dict, gpu, tables) -> None:
+    print("\n## One layer's FP8 GEMMs (ms) by activation recipe, and the op table's price")
+    print("| m | " + " | ".join(FP8_RECIPES) + " | table |")
+    print("|---|" + "---|" * (len(FP8_RECIPES) + 1))
+    for m, col in sorted(fp8_recipe_layer_ms(data, gpu, tables).items()):
+        print(f"| {m} | " + " | ".join(f"{col[c]:.3f}" for c in FP8_RECIPES + ("table",)) + " |")
+
 
 def attention_section(data: dict, gpu, tables) -> None:
     print("\n## Decode attention (bf16 KV): measured (torch SDPA) vs op table")

@@ -194,6 +194,65 @@ def gemms(cfg: dict, tokens: list[int], fp8: bool) -> list[dict]:
     return rows
 
 
+def fp8_recipes(cfg: dict, tokens: list[int]) -> list[dict]:
+    """FP8 GEMMs under three activation-scaling recipes, same weights (per-output-channel
+    scales where rowwise): "tensor" (one static scale each, TensorRT-LLM's and ModelOpt
+    checkpoints' recipe), "rowwise" (per-token x per-channel scales in the GEMM's epilogue),
+    and "rowwise_dynamic" (rowwise plus the activation's quantization from bf16 each call:
+    per-token amax, divide, cast; vLLM's dynamic per-token FP8)."""
+    rows = []
+    one = torch.ones((), device=DEV, dtype=torch.float32)
+
+    def quant(x):
+        s_tok = x.abs().amax(-1, keepdim=True).float().clamp(min=1e-6) / 448.0
+        return (x / s_tok).to(torch.float8_e4m3fn), s_tok
+    try:                                   # one fused kernel, as vLLM's quant op is
+        fused_quant = torch.compile(quant, dynamic=True)
+        fused_quant(torch.randn(16, 256, device=DEV, dtype=torch.bfloat16))
+        quant_kind = "torch.compile"
+    except Exception as e:                 # noqa: BLE001 - any compile failure: stay eager
+        log(f"  quant compile failed ({str(e)[:120]}); eager quant")
+        fused_quant, quant_kind = quant, "eager"
+    for m in tokens:
+        for name, n, k in gemm_shapes(cfg):
+            nc = copies_for(n * k)
+            ws = [torch.randn(n, k, device=DEV).to(torch.float8_e4m3fn).t() for _ in range(nc)]
+            sb = torch.rand(1, n, device=DEV, dtype=torch.float32) + 0.5
+            m_run = max(16, math.ceil(m / 16) * 16)
+            xb = torch.randn(m_run, k, device=DEV, dtype=torch.bfloat16)
+            a = xb.to(torch.float8_e4m3fn)
+            sa = torch.rand(m_run, 1, device=DEV, dtype=torch.float32) + 0.5
+
+            def tensor(i):
+                return torch._scaled_mm(a, ws[i], scale_a=one, scale_b=one,
+                                        out_dtype=torch.bfloat16)
+
+            def rowwise(i):
+                return torch._scaled_mm(a, ws[i], scale_a=sa, scale_b=sb,
+                                        out_dtype=torch.bfloat16)
+
+            def rowwise_dynamic(i):
+                q, s_tok = fused_quant(xb)
+                return torch._scaled_mm(q, ws[i], scale_a=s_tok, scale_b=sb,
+                                        out_dtype=torch.bfloat16)
+            for recipe, op in (("tensor", tensor), ("rowwise", rowwise),
+                               ("rowwise_dynamic", rowwise_dynamic)):
+                try:
+                    ms, how = op_ms(op, nc)
+                except RuntimeError as e:
+                    rows.append({"recipe": recipe, "name": name, "m": m, "error": str(e)[:200]})
+                    continue
+                rows.append({"gemm_dtype": "fp8", "recipe": recipe, "name": name, "m": m,
+                             "m_run": m_run, "n": n, "k": k, "latency": ms,
+                             "weight_copies": nc, "timing": how, "quant": quant_kind})
+            del ws
+        log(f"  fp8 recipes m={m}: " + ", ".join(
+            f"{r['name']}/{r['recipe']} {r.get('latency', float('nan')):.4f}"
+            for r in rows[-12:] if r["name"] in ("gate_up",)))
+    torch.cuda.empty_cache()
+    return rows
+
+
 def _sdpa_flash():
     try:
         from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -556,6 +615,7 @@ def main(argv=None) -> int:
         ("copy", lambda: copy_bandwidth()),
         ("gemm_bf16", lambda: gemms(cfg, tokens, fp8=False)),
         ("gemm_fp8", lambda: gemms(cfg, tokens, fp8=True)),
+        ("fp8_recipes", lambda: fp8_recipes(cfg, [16, 64, 256, 1024, 2048, 4096, 8192])),
         ("decode_attention", lambda: decode_attention(
             cfg, [1, 4] if q else [1, 4, 16, 64, 256],
             [1024] if q else [1024, 4096, 16384, 32768])),
@@ -580,7 +640,7 @@ def main(argv=None) -> int:
     ]
     for name, fn in sections:
         if name in skip or (only and name not in only) or (
-                not only and name.startswith("rank_")):
+                not only and (name.startswith("rank_") or name == "fp8_recipes")):
             continue
         log(f"== {name}")
         t0 = time.perf_counter()

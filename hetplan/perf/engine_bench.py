@@ -126,3 +126,28 @@ def decode_attention_efficiencies(data: dict, gpu: GPU) -> list[dict]:
                     "efficiency": min(1.0, r["kv_bytes"] / gpu.mem_bw_bytes_per_s
                                       / (r["latency"] * 1e-3))})
     return out
+
+
+FP8_RECIPES = ("tensor", "rowwise", "rowwise_dynamic")
+
+
+def fp8_recipe_layer_ms(data: dict, gpu: GPU, tables) -> dict[int, dict[str, float]]:
+    """Per token count m, one layer's four FP8 GEMMs (ms, summed) under each activation
+    recipe timed by `gpu_engine_bench.py fp8_recipes`, and under the planner's op table
+    ("table": roofline / the table's efficiency at each GEMM's (m, n*k), as roofline.py
+    prices it). Shapes with a failed recipe are left out of every column."""
+    out: dict[int, dict[str, float]] = {}
+    rows = [r for r in data.get("fp8_recipes", []) if "latency" in r]
+    failed = {(r["m"], r["name"]) for r in data.get("fp8_recipes", []) if "error" in r}
+    for r in rows:
+        if (r["m"], r["name"]) in failed:
+            continue
+        col = out.setdefault(r["m"], dict.fromkeys(FP8_RECIPES + ("table",), 0.0))
+        col[r["recipe"]] += r["latency"]
+        if r["recipe"] == "tensor" and tables is not None:
+            m, n, k = r["m_run"], r["n"], r["k"]
+            flops_s = 2 * m * n * k / (gpu.tflops("fp8") * 1e12)
+            bytes_s = (n * k + m * k + 2.0 * m * n) / gpu.mem_bw_bytes_per_s
+            eff = tables.gemm_efficiency_at("fp8", m, n * k).value
+            col["table"] += max(flops_s, bytes_s) / eff * 1e3
+    return out
