@@ -62,18 +62,28 @@ def test_bad_engine_bench_files_are_refused(tmp_path):
 
 def test_llama70b_rank_bf16_steps_on_h200():
     """One TP2 / TP4 rank of Llama-3.1-70B (its heads, FFN and vocabulary share; no
-    all-reduce), fused layers as CUDA graphs, bf16: decode at batch 4-64 and prefill at
-    1k-8k tokens, the planner's H200 step less step overhead and all-reduce within 12%
-    median, 20% each (measured 2026-11-30: median 8.8% / 10.2%, worst -17.4% at batch 4)."""
+    all-reduce), fused layers as CUDA graphs, bf16, priced by the planner as H200 less step
+    overhead and all-reduce.
+    Decode at batch 4-64: within 10% median, 20% each (measured 2026-11-30: median 7%, worst
+    -17.5% at TP4 batch 4, per-kernel fixed cost again).
+    Prefill at 1k-8k tokens: the bench runs attention through torch's FlashAttention-2 with
+    K/V expanded to every query head, slower than vLLM's FlashAttention-3 on Hopper, so it
+    bounds the engine from above: the planner between 20% faster and 5% slower (measured
+    -4% to -15%)."""
     from hetplan.perf.engine_bench import bench_model
     from scripts.engine_bench_report import step_table
+    decode, prefill = [], []
     for tp in (2, 4):
         data = load_engine_bench(DEFAULT.with_name(
             f"H200.llama-3.1-70b-tp{tp}-rank.engine_bench.json"))
         assert data["tp"] == tp and bench_model(data) == "llama-3.1-70b"
-        err = [abs(r["error_pct"]) for r in step_table(data, "H200") if r["weights"] == "bf16"]
-        assert len(err) == 7
-        assert statistics.median(err) <= 12.0 and max(err) <= 20.0, (tp, err)
+        for r in step_table(data, "H200"):
+            if r["weights"] == "bf16":
+                (decode if r["phase"] == "decode" else prefill).append(r["error_pct"])
+    assert len(decode) == 6 and len(prefill) == 8
+    err = [abs(e) for e in decode]
+    assert statistics.median(err) <= 10.0 and max(err) <= 20.0, decode
+    assert all(-20.0 <= e <= 5.0 for e in prefill), prefill
 
 
 @pytest.mark.parametrize("name", ["H200.llama-3.1-8b.fp8_recipes.json",
