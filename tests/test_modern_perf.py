@@ -20,7 +20,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from validate_perf_model import (MODERN_ERA, MODERN_TABLE, evaluate_by_shape,  # noqa: E402
                                  meets_modern_target)
 
-from hetplan.perf.measured import load_measurements  # noqa: E402
+from hetplan.catalog import load_catalog  # noqa: E402
+from hetplan.perf import load_calibrations  # noqa: E402
+from hetplan.perf.measured import (CLOSED_LOOP_TTFT, Predictor, load_measurements,  # noqa: E402
+                                   predict_ms, prefill_parts_ms)
 
 ENGINES = {"vllm", "sglang", "tensorrt-llm"}
 # metric -> (phase, whether the decode batch is 1): the metric kinds of modern_perf.md
@@ -59,6 +62,21 @@ def test_model_predicts_every_row():
     assert len(res["rows"]) == len(load_measurements(MODERN_TABLE))
     assert all(math.isfinite(r["predicted_ms"]) and r["predicted_ms"] > 0 for r in res["rows"])
     assert sum(s["n"] for s in res["summary"]) == len(res["rows"])
+
+
+def test_prefill_parts_add_up_to_the_prediction():
+    """validate_perf_model --breakdown: each prefill row's parts (GEMM, attention, ..., the
+    closed-loop wait) are >= 0 and sum to the row's prediction."""
+    pred = Predictor(load_catalog(), dict(load_calibrations()), base=MODERN_TABLE.parent)
+    rows = [m for m in load_measurements(MODERN_TABLE) if m.phase == "prefill"]
+    assert len(rows) >= 10
+    for m in rows:
+        pred(m)
+        pm = pred._pms[m.model]
+        parts = prefill_parts_ms(pm, m)
+        assert min(parts.values()) >= 0.0, m.id
+        assert sum(parts.values()) == pytest.approx(predict_ms(pm, m), rel=1e-9), m.id
+        assert (parts["wait"] > 0) == (m.metric == CLOSED_LOOP_TTFT), m.id
 
 
 def test_metric_kinds_match_phase_batch_and_context(raw_rows):
