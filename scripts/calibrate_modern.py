@@ -48,8 +48,9 @@ OVERRIDES = {
     },
     "H100-SXM": {
         "prefill_compute_scale": (0.75,
-                                  "kept from the 2023-24 fit: it derates 16-bit matmuls and "
-                                  "attention only (roofline.prefill_gemm_scale), and the modern "
+                                  "kept from the 2023-24 fit: it derates 16-bit matmuls only "
+                                  "(roofline.prefill_gemm_scale; attention no longer, "
+                                  "2026-11-30), and the modern "
                                   "table's only H100 prefill rows are 2 TensorRT-LLM FP8 TTFTs "
                                   "(NIM 1.8), whose matmuls it no longer touches; 1.0 predicts "
                                   "the H100 bf16 transformers prefills (tests/data/measured_h100"

@@ -18,7 +18,11 @@ the modern table, median <= 10% and max <= 25% per GPU and phase (and per TP), i
 where a group has >= 2 rows; tests/test_modern_perf.py asserts it where it is met.
 
     python scripts/validate_perf_model.py [--table CSV] [--modern-table CSV] [--folds 5]
-                                          [--json] [--rows]
+                                          [--json] [--rows] [--breakdown]
+
+--breakdown prints every 2025+ prefill row's prediction split into its parts (GEMM, attention,
+element-wise, all-reduce, eager launch beyond the GPU's work, step/kernel overheads, and the
+decode steps a closed-loop arrival waits; `measured.prefill_parts_ms`), beside the measurement.
 """
 
 from __future__ import annotations
@@ -36,8 +40,9 @@ sys.path.insert(0, str(ROOT))
 
 from hetplan.catalog import load_catalog  # noqa: E402
 from hetplan.perf import load_calibrations  # noqa: E402
-from hetplan.perf.measured import (Predictor, abs_pct_errors, cross_validated_errors,  # noqa: E402
-                                   error_summary, load_measurements)
+from hetplan.perf.measured import (PART_NAMES, Predictor, abs_pct_errors,  # noqa: E402
+                                   cross_validated_errors, error_summary, load_measurements,
+                                   prefill_parts_ms)
 from hetplan.tables import text_table  # noqa: E402
 
 TARGET_GPUS = ("H100-SXM", "A100-80G-SXM", "A100-40G-SXM")
@@ -105,6 +110,34 @@ def evaluate_by_shape(tables: dict[str, Path]) -> dict:
     return {"rows": rows, "summary": summary}
 
 
+def prefill_breakdown_rows(table: Path) -> list[dict]:
+    """Each prefill row of `table`: measured and predicted ms and the prediction's parts."""
+    pred = Predictor(load_catalog(), dict(load_calibrations()), base=table.parent)
+    out = []
+    for m in load_measurements(table):
+        if m.phase != "prefill":
+            continue
+        pred(m)                                  # builds the row's PerfModel
+        parts = prefill_parts_ms(pred._pms[m.model], m)
+        out.append({"id": m.id, "gpu": m.gpu, "tp": m.tp, "batch": m.batch,
+                    "input_tokens": m.input_tokens, "eager": m.prompt_steps_eager,
+                    "measured_ms": m.measured_ms, "predicted_ms": sum(parts.values()),
+                    "parts_ms": parts})
+    return out
+
+
+def print_prefill_breakdown(rows: list[dict]) -> None:
+    print("2025+ prefill rows, prediction by part (ms; closed-loop rows: averaged over the "
+          "run's first wave and later arrivals):")
+    print(text_table(["id", "gpu", "tp", "b", "in", "eager", "measured", "predicted", "err_%",
+                      *PART_NAMES],
+                     [[r["id"], r["gpu"], r["tp"], r["batch"], r["input_tokens"],
+                       int(r["eager"]), f"{r['measured_ms']:.1f}", f"{r['predicted_ms']:.1f}",
+                       f"{(r['predicted_ms'] / r['measured_ms'] - 1) * 100:+.1f}",
+                       *(f"{r['parts_ms'][k]:.1f}" for k in PART_NAMES)] for r in rows]))
+    print()
+
+
 def _modern_mark(era: str, n: int, median: float, worst: float) -> str:
     if era != MODERN_ERA or n < 2:
         return ""
@@ -143,7 +176,12 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--rows", action="store_true", help="also print every row")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="only print the 2025+ prefill rows' predictions by part")
     args = ap.parse_args()
+    if args.breakdown:
+        print_prefill_breakdown(prefill_breakdown_rows(args.modern_table))
+        return
     res = evaluate(args.table, args.folds)
     by_shape = evaluate_by_shape({HISTORICAL_ERA: args.table, MODERN_ERA: args.modern_table})
     if args.json:

@@ -20,7 +20,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from validate_perf_model import (MODERN_ERA, MODERN_TABLE, evaluate_by_shape,  # noqa: E402
                                  meets_modern_target)
 
-from hetplan.perf.measured import load_measurements  # noqa: E402
+from hetplan.catalog import load_catalog  # noqa: E402
+from hetplan.perf import load_calibrations  # noqa: E402
+from hetplan.perf.measured import (CLOSED_LOOP_TTFT, Predictor, load_measurements,  # noqa: E402
+                                   predict_ms, prefill_parts_ms)
 
 ENGINES = {"vllm", "sglang", "tensorrt-llm"}
 # metric -> (phase, whether the decode batch is 1): the metric kinds of modern_perf.md
@@ -61,6 +64,21 @@ def test_model_predicts_every_row():
     assert sum(s["n"] for s in res["summary"]) == len(res["rows"])
 
 
+def test_prefill_parts_add_up_to_the_prediction():
+    """validate_perf_model --breakdown: each prefill row's parts (GEMM, attention, ..., the
+    closed-loop wait) are >= 0 and sum to the row's prediction."""
+    pred = Predictor(load_catalog(), dict(load_calibrations()), base=MODERN_TABLE.parent)
+    rows = [m for m in load_measurements(MODERN_TABLE) if m.phase == "prefill"]
+    assert len(rows) >= 10
+    for m in rows:
+        pred(m)
+        pm = pred._pms[m.model]
+        parts = prefill_parts_ms(pm, m)
+        assert min(parts.values()) >= 0.0, m.id
+        assert sum(parts.values()) == pytest.approx(predict_ms(pm, m), rel=1e-9), m.id
+        assert (parts["wait"] > 0) == (m.metric == CLOSED_LOOP_TTFT), m.id
+
+
 def test_metric_kinds_match_phase_batch_and_context(raw_rows):
     """Each metric is a documented kind; single-request metrics sit at batch 1, closed-loop
     TPOT above it; a decode row's context is input + output/2 (modern_perf.md, Columns)."""
@@ -86,16 +104,18 @@ MET_BY_TP = [("B200", "decode", 1), ("B200", "decode", 2), ("B200", "decode", 4)
              ("H200", "decode", 8), ("A100-40G-SXM", "decode", 1), ("A100-80G-SXM", "decode", 1),
              ("A100-80G-SXM", "prefill", 1)]
 # Where the target is not met (2026-11-30), and why (tests/data/modern_perf.md, "Prefill",
-# "Third pass"):
+# "Third pass", "Fourth pass"):
 NOT_MET = {
-    ("H100-SXM", "prefill"): "TRT-LLM FP8 TTFTs (NIM 1.8) +10% and +25%, faster than the vLLM "
-                             "kernel tables hetplan prices; vLLM closed-loop TTFT TP2/TP4/TP8 "
-                             "+27%/+20%/+25%, though the same runs on H200 (same compute) are "
-                             "within 13%: these H100 runs measured faster than H200's",
-    ("B200", "prefill"): "DeepSeek-R1 SGLang TTFTs -50% and -69%: the 922-token run holds ~90 ms "
-                         "that the same recipe, version and day on B300 does not (70.9 ms); vLLM "
-                         "closed-loop TTFT TP4 -41% (measured slower than TP2, and slower at "
-                         "conc 4 than at conc 8 in the same sweep)",
+    ("H100-SXM", "prefill"): "TRT-LLM FP8 TTFT (NIM 1.8) at 5000 tokens +19%, faster than the "
+                             "vLLM kernel tables hetplan prices; vLLM closed-loop TTFT "
+                             "TP2/TP4/TP8 +25%/+20%/+24% while H200's (same compute) are "
+                             "within 13%: the two GPUs' FP8 GEMM tables disagree by 4-7%, and "
+                             "the H100 runs back out 0.57 ms/layer of eager launch, not 0.8",
+    ("B200", "prefill"): "DeepSeek-R1 SGLang TTFTs -51% and -69%: ~110 ms per request beyond "
+                         "the step on B200 in every run of this engine (B300, same recipe: "
+                         "70.9 ms), and its 7373-token GPU work under-priced (B300: 288 ms); "
+                         "vLLM closed-loop TTFT TP4 -42% (measured slower than TP2, and slower "
+                         "at conc 4 than at conc 8 in the same sweep)",
     ("A100-40G-SXM", "prefill"): "SGLang TTFT at 280 tokens -21% (with A100-80G-SXM's "
                                  "kernels, calibration.SAME_SILICON, and an eager prompt step): "
                                  "~7 ms per request outside the prefill step",

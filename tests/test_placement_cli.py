@@ -212,17 +212,20 @@ def test_n_plus_one_on_single_nodes_is_infeasible_and_explained(tmp_path):
 
 def test_failure_beyond_the_survivors_re_sizes_and_counts_moves(solved_util, util_scenario,
                                                                tmp_path):
-    # Three of five L40S nodes lost: the surviving prefill replicas plus the lost ones no
-    # longer fit, so the plan is re-sized on the healthy nodes; moves are counted against
-    # the previous placement (replicas not found at the same nodes and GPUs).
+    # Four of five L40S nodes lost: the surviving prefill replicas plus the lost ones no
+    # longer fit on the one left (the plan holds one L40S TP2 prefill replica per node, so
+    # three lost nodes would still fit on two), so the plan is re-sized on the healthy
+    # nodes; moves are counted against the previous placement (replicas not found at the
+    # same nodes and GPUs).
+    lost = ["l40s-01", "l40s-02", "l40s-03", "l40s-04"]
     prev = json.loads((solved_util / "a" / "plan.json").read_text())
-    r = run("solve", str(util_scenario), "--failed", "l40s-01,l40s-02,l40s-03", "--previous",
+    r = run("solve", str(util_scenario), "--failed", ",".join(lost), "--previous",
             str(solved_util / "a" / "plan.json"), "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr
     new = json.loads((tmp_path / "plan.json").read_text())
     pl = new["placement"]
-    assert pl["failed_nodes"] == ["l40s-01", "l40s-02", "l40s-03"]
-    assert not {s["node"] for s in pl["shards"]} & {"l40s-01", "l40s-02", "l40s-03"}
+    assert pl["failed_nodes"] == lost
+    assert not {s["node"] for s in pl["shards"]} & set(lost)
     assert "re-sized on the healthy nodes" in pl["notes"][0]
 
     def where(plan):

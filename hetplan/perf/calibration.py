@@ -48,9 +48,10 @@ class Calibration(BaseModel):
         uses where one exists; an op left out uses roofline x the efficiencies above, where
         end-to-end rows showed the table describes the engine worse (say why in the notes).
     prefill_compute_scale: share of the isolated kernels' compute efficiency that a whole
-        prefill pass keeps (unfused element-wise work, kernel tails, KV writes); 1 = none
-        lost. Fitted with the overheads to end-to-end prefill measurements, never to
-        kernels; decode steps are memory-bound and do not use it.
+        prefill pass keeps for its 16-bit matmuls (unfused work around them, kernel tails);
+        1 = none lost; quantized matmuls and attention do not take it
+        (`roofline.prefill_gemm_scale`). Fitted with the overheads to end-to-end prefill
+        measurements, never to kernels; decode steps are memory-bound and do not use it.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

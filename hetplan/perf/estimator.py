@@ -194,6 +194,13 @@ class PerfModel:
                      prefill_chunk_tokens: int, prefill_context_tokens: int = 0) -> float:
         """A chunked-prefill (colocated) step: `decode_batch` decode tokens plus one prefill
         chunk of `prefill_chunk_tokens` that follows `prefill_context_tokens` of its prompt."""
+        return self.mixed_step_breakdown(shape, decode_batch, context_tokens,
+                                         prefill_chunk_tokens, prefill_context_tokens).total_s
+
+    def mixed_step_breakdown(self, shape: ReplicaShape, decode_batch: int,
+                             context_tokens: float, prefill_chunk_tokens: int,
+                             prefill_context_tokens: int = 0) -> StepBreakdown:
+        """`mixed_step_s` by component."""
         m = self.model
         ctx = max(1.0, float(context_tokens))
         attended = decode_batch * m.attended_keys_per_token(ctx) + m.prefill_attended_keys(
@@ -203,7 +210,7 @@ class PerfModel:
                                       shape.kv_dtype)
         seqs = decode_batch + (1 if prefill_chunk_tokens else 0)
         return self._step(shape, float(decode_batch + prefill_chunk_tokens), float(seqs),
-                          attended, kv_read, prefill=prefill_chunk_tokens > 0).total_s
+                          attended, kv_read, prefill=prefill_chunk_tokens > 0)
 
     # ---- KV transfer -----------------------------------------------------------------
     def kv_transfer_s(self, prompt_tokens: int, kv_dtype: str, link: Link | str,

@@ -150,6 +150,38 @@ def predict_ms(pm: PerfModel, m: Measurement) -> float:
     return pm.decode_breakdown(m.shape, m.batch, m.context_tokens).total_s * 1e3
 
 
+PART_NAMES = ("gemm", "attention", "elementwise", "allreduce", "launch", "overhead", "wait")
+
+
+def _step_parts_ms(b) -> dict[str, float]:
+    """One step's time by part (ms): `launch` is an eager step's CPU launch beyond the GPU's
+    work, `overhead` the step and per-kernel overheads (`roofline.step_time`)."""
+    excess = max(0.0, b.launch_s - b.gpu_s)
+    return {"gemm": b.gemm_s * 1e3, "attention": b.attention_s * 1e3,
+            "elementwise": b.elementwise_s * 1e3, "allreduce": b.comm_s * 1e3,
+            "launch": excess * 1e3, "overhead": (b.overhead_s - excess) * 1e3, "wait": 0.0}
+
+
+def prefill_parts_ms(pm: PerfModel, m: Measurement) -> dict[str, float]:
+    """A prefill row's prediction (`predict_ms`) split into PART_NAMES, in ms; the parts sum
+    to the prediction. A closed-loop TTFT row averages its first wave's step and the later
+    arrivals' mixed step as `closed_loop_ttft_ms` does; `wait` is the decode steps a later
+    arrival waits."""
+    if m.phase != "prefill":
+        raise ValueError(f"{m.id} is not a prefill row")
+    pm = run_engine_mode(pm, m)
+    first = _step_parts_ms(pm.prefill_breakdown(m.shape, [m.input_tokens] * m.batch))
+    if m.metric != CLOSED_LOOP_TTFT:
+        return first
+    mixed = _step_parts_ms(pm.mixed_step_breakdown(m.shape, m.batch - 1, m.context_tokens,
+                                                   m.input_tokens))
+    wait = m.wait_steps * pm.decode_breakdown(m.shape, m.batch, m.context_tokens).total_s * 1e3
+    c, n = m.batch, m.num_prompts
+    parts = {k: (c * first[k] + (n - c) * mixed[k]) / n for k in PART_NAMES}
+    parts["wait"] = (n - c) * wait / n
+    return parts
+
+
 class Predictor:
     """PerfModels per model reference, sharing one calibration dict that callers may edit."""
 
@@ -262,6 +294,6 @@ def error_summary(rows: list[Measurement], errors: dict[str, float]) -> list[dic
 
 
 __all__ = ["Measurement", "load_measurements", "predict_ms", "closed_loop_ttft_ms",
-           "run_engine_mode",
+           "run_engine_mode", "prefill_parts_ms", "PART_NAMES",
            "CLOSED_LOOP_TTFT", "Predictor", "fit_step_overhead",
            "cross_validated_errors", "error_summary"]

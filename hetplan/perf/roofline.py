@@ -9,9 +9,10 @@ efficiencies e_*:
     t_comm = 2 all-reduces per layer of new_tokens x hidden activations (measured table, or
              the engine's algorithm for that size and link: `collectives.py`)
            + pipeline-stage sends when pp > 1
-    t_elem = activation bytes of element-wise ops (norms, residual adds, RoPE, SiLU*mul)
-             / (B e_m): about ACT_PASSES_HIDDEN reads+writes of a hidden vector and
-             ACT_PASSES_FFN of an FFN-width vector per token per layer (approximate)
+    t_elem = activation bytes of element-wise ops (norms fused with the residual adds, RoPE,
+             SiLU*mul) / (B e_m): ACT_PASSES_HIDDEN reads+writes of a hidden vector,
+             ACT_PASSES_QK of the rank's q/k heads and ACT_PASSES_FFN of its FFN-width
+             vector per token per layer (counted from vLLM's fused layer, approximate)
     t_gpu  = t_gemm + t_attn + t_elem + t_comm + kernels x kernel_overhead
     t_step = t_gpu + step_overhead                                  (CUDA-graph step)
     t_step = max(t_gpu, layers x layer_launch) + step_overhead      (eager step)
@@ -65,10 +66,13 @@ if TYPE_CHECKING:
     from hetplan.perf.optables import OpTables
 
 ACT_BYTES = 2.0   # activations exchanged in 16-bit
-# Element-wise passes per token per layer (reads + writes): 2 RMSNorms (2 each), 2 residual
-# adds (3 each), RoPE on q/k (~2) over hidden-width vectors; SiLU and the gate product over
-# FFN-width vectors (3). Hidden-width work is replicated on every TP rank; FFN-width is split.
-ACT_PASSES_HIDDEN = 12
+# Element-wise passes per token per layer (reads + writes of a 16-bit vector). Hidden width,
+# replicated on every TP rank: the 2 RMSNorms, each fused with the residual add before it
+# (vLLM's fused_add_rms_norm, or its torch.compile equivalent: reads x and the residual,
+# writes both: 4). The rank's q and k heads: RoPE in place (read + write: 2), split by TP.
+# FFN width, split by TP: SiLU and the gate product (reads 2, writes 1: 3).
+ACT_PASSES_HIDDEN = 8
+ACT_PASSES_QK = 2
 ACT_PASSES_FFN = 3
 
 
@@ -146,6 +150,15 @@ def kv_shard_factor(model: ModelSpec, tp: int) -> int:
 ROOFLINE = "roofline x calibration"
 
 
+def rope_elements_per_token(model: ModelSpec) -> float:
+    """Elements of one token's q and k that RoPE rotates in a layer (whole replica): every
+    query and KV head (GQA), or MLA's rotary part of each query head and its one shared
+    rotary key."""
+    if model.mla is not None:
+        return float((model.num_attention_heads + 1) * model.mla.qk_rope_head_dim)
+    return float((model.num_attention_heads + model.num_kv_heads) * model.head_dim)
+
+
 KERNELS_ATTENTION_BLOCK = 6   # fused add+norm, QKV GEMM, RoPE+KV write, attention, O GEMM, norm
 KERNELS_MLA_EXTRA = 3         # low-rank q/kv up-projections and the latent norm
 KERNELS_DENSE_MLP = 3         # gate+up GEMM, SiLU*mul, down GEMM
@@ -190,7 +203,13 @@ def prefill_gemm_scale(compute_dtype: str, compute_scale: float) -> float:
     largest such unfused pass, which a whole model's engine can fuse into the norm or
     activation kernel before it. Charging the derate on top priced the FP8 prefills of both
     validation tables on H100 36-53% slow at 500-5000 tokens (2026-11-30; after: +10% to +25%,
-    see tests/data/modern_perf.md, "Prefill")."""
+    see tests/data/modern_perf.md, "Prefill").
+
+    Attention takes none either: its efficiency is the engine's own attention kernel timed
+    whole (aiconfigurator's context-attention tables), with no unfused pass around it left
+    out. Derating it priced H100's long-prompt attention 33% slower than H200's on the same
+    GH100 compute, while InferenceX measured the two within 3% at 7373-token prompts
+    (tests/data/modern_perf.md, "Fourth pass")."""
     return compute_scale if bytes_per_element(compute_dtype) >= 2.0 else 1.0
 
 
@@ -334,9 +353,9 @@ def step_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, *, new_to
     seqs: sequences that produce a token this step (LM-head rows).
     attended_keys: sum over new tokens and layers of keys attended (ModelSpec.attended_keys_per_token).
     kv_bytes_read: KV-cache bytes read by attention (whole replica, before the TP split).
-    compute_scale: multiplies the attention efficiency and that of 16-bit matmuls (a whole
-        pass keeps less of peak than isolated kernels; Calibration.prefill_compute_scale;
-        quantized matmuls: `prefill_gemm_scale`).
+    compute_scale: multiplies the efficiency of 16-bit matmuls (a whole pass keeps less of
+        peak than isolated kernels; Calibration.prefill_compute_scale; quantized matmuls and
+        attention: `prefill_gemm_scale`).
     """
     gpu, cal = hw.gpu, hw.cal
     tp, pp = shape.tp, shape.pp
@@ -344,7 +363,6 @@ def step_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, *, new_to
     compute_dtype = shape.weight_dtype if gpu.supports(shape.weight_dtype) else "bf16"
     peak_attn = gpu.tflops("bf16" if gpu.supports("bf16") else "fp16") * 1e12
     bw = gpu.mem_bw_bytes_per_s
-    scale = compute_scale
     gemm_scale = prefill_gemm_scale(compute_dtype, compute_scale)
 
     if shape.ep:                        # whole experts per GPU (moe.py)
@@ -362,13 +380,14 @@ def step_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, *, new_to
 
     attn_flops = model.attention_flops_per_key() * attended_keys / ranks / tp
     kv_per_gpu = kv_bytes_read / ranks / kv_shard_factor(model, tp)
-    attention_s = max(attn_flops / (peak_attn * cal.attention_efficiency * scale),
+    attention_s = max(attn_flops / (peak_attn * cal.attention_efficiency),
                       kv_per_gpu / (bw * cal.memory_efficiency))
 
     ffn = model.moe.expert_intermediate_size * model.moe.experts_per_token if model.moe \
         else model.intermediate_size
     elem_bytes = new_tokens / ranks * model.num_layers * ACT_BYTES * (
-        ACT_PASSES_HIDDEN * model.hidden_size + ACT_PASSES_FFN * ffn / tp)
+        ACT_PASSES_HIDDEN * model.hidden_size
+        + (ACT_PASSES_QK * rope_elements_per_token(model) + ACT_PASSES_FFN * ffn) / tp)
     elementwise_s = elem_bytes / (bw * cal.memory_efficiency)
 
     act = new_tokens / ranks * model.hidden_size * ACT_BYTES
