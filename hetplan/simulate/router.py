@@ -111,9 +111,11 @@ DISPATCH_RULES = ("power_of_two", "least_requests", "least_tokens", "central_que
 - `least_requests`: the replica holding the fewest requests (join-shortest-queue by count;
   the simulator's rule before issue 17; lowest index on a tie).
 - `least_tokens`: the replica with the fewest outstanding prompt tokens (queued or in the
-  running batch), the load measure of token-aware routers (Dynamo's KV router counts the
-  prefill blocks still to compute and active decode blocks; llm-d's scorers read queue
-  depth and KV usage). Prefill pools only; colocated pools use `least_requests` under it.
+  running batch), the prefill term of token-aware routers: Dynamo's KV router (`--router-mode
+  kv`; its default is round_robin) costs a worker by the prefill blocks it would compute
+  plus its active decode blocks (docs.nvidia.com/dynamo, "Router Design"); llm-d's endpoint
+  picker scores endpoints by queue depth, KV usage and prefix hits (llm-d.ai, "Request
+  Scheduler"). Prefill pools only; colocated pools use `least_requests` under it.
 - `central_queue`: late binding, one FIFO queue per pool that an idle replica pulls its
   next batch from: the c-server queue `hetplan.queueing` / `hetplan.slo_capacity` size
   with. No router hetplan emits does this; a what-if for measuring the dispatch gap.
