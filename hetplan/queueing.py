@@ -21,11 +21,14 @@ Prefill (a multi-server queue; one server = one replica, service = one request's
   wait percentile is small and its relative error large, but so is its share of the budget)
   at rho < 0.5, and rough for very bursty traffic (ca2 >> 4) whose bursts are longer than
   the budget: there no utilization target is honest, and the trace must be replayed.
-- The c-server model has one central FIFO queue. hetplan's simulator (like vLLM-router)
-  sends each request to the least-loaded replica on arrival and never moves it, which is
-  worse: measured at the capacity found here, the simulated percentile is on budget for
-  n = 1 and n = 8 at p99, +16-17% of the wait slack for n = 4 at p90, and +90% for n = 16 at
-  rho 0.89 (tests/test_queueing.py). Large pools at high rho need a dispatch correction.
+- The c-server model has one central FIFO queue: fed that way (`central_queue` dispatch),
+  hetplan's simulator lands within -6..+10% of the wait slack of the budget for n = 1-16
+  (tests/test_queueing.py). The router hetplan emits binds each request to a replica on
+  arrival (vllm-router's power-of-two choices by in-flight requests,
+  `hetplan.simulate.router.DISPATCH`, which the simulator replays), which is worse at the
+  capacity found here: +30% of the slack for n = 4 at p90, +96% for n = 8 at p99, +259% for
+  n = 16 at rho 0.89 (one prompt per step). Large pools at high rho need a dispatch
+  correction.
 - Shape of capacity(n) = `max_rate_for_percentile` over n: capacity per server grows with n
   (pooling economies) and so does the marginal capacity, towards 1 / service_s: capacity is
   CONVEX in n (about n mu - k sqrt(n), square-root staffing), not concave as issue 16 says;

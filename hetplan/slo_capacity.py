@@ -21,9 +21,10 @@ queueing (`hetplan.queueing`, one source for the formulas):
   the class's p90 prompt at batch k plus the KV hand-off), so the wait's quantile must fit
   the slack TTFT - ttft_ms. Regime: the work-drain view is exact for k = 1 (long prompts,
   where pooling matters most) and optimistic by up to one batch time for large k, which the
-  candidate's batch choice (its latency <= half the TTFT target) leaves room for; the
-  simulator's dispatch on arrival costs 1-3 points of attainment at n = 2-6
-  (tests/test_slo_capacity.py).
+  candidate's batch choice (its latency <= half the TTFT target) leaves room for. The
+  model is a central queue; the emitted router's dispatch on arrival (power-of-two choices,
+  `hetplan.simulate.router.DISPATCH`) costs 3 points of attainment at n = 2 and 13 at n = 6
+  with one prompt per step (tests/test_slo_capacity.py), 0.1-1.9 on the shipped plans.
 - decode (and a colocated replica's decode side): a delay system with n x B batch slots
   (B: the candidate's SLO batch, its KV and TPOT limit). A sequence that finds them full
   waits for one to free (vLLM's max_num_seqs / KV admission), and that wait is part of its
@@ -43,7 +44,7 @@ queueing (`hetplan.queueing`, one source for the formulas):
 - A candidate serving several classes shares one queue: each class needs its percentile,
   so U(n) = min over the classes it may serve with demand (the least slack binds).
 - No pool is sized above RHO_CEILING busy: there the formulas' tails are least reliable and
-  the simulator's dispatch on arrival (no central queue) falls behind the c-server model
+  the router's dispatch on arrival (no central queue) falls behind the c-server model
   (README, Queueing).
 
 Shape: each class's U(n) is convex in n (README, Queueing), so a pool's marginal replica

@@ -262,8 +262,10 @@ def _long_prompts(rng, n: int) -> np.ndarray:
 def test_prefill_service_spread_measured_from_requests_meets_the_simulated_percentile(n):
     """Heavy-tailed prompts whose prefill time is superlinear (attention): the prompt-length
     SCV fitted from mean and p90 (and the service time at the mean prompt) overload the pool
-    in the simulator; the prefill-work shape measured from the requests attains ~q
-    (measured 0.891 at n = 2, 0.872 at n = 6: dispatch on arrival, see test_queueing)."""
+    in the simulator; the prefill-work shape measured from the requests attains q with the
+    simulator's pool fed by one central queue, the sizing's model (measured 0.918 at n = 2,
+    0.944 at n = 6; dispatch on arrival falls short: power-of-two choices, what hetplan
+    emits, 0.890 and 0.813; see test_queueing)."""
     a, x0, q, requests = 4e-5, 30000.0, 0.9, 60_000
     work = lambda x: a * np.asarray(x, float) * (1 + np.asarray(x, float) / x0)  # noqa: E731
     rng = np.random.default_rng(1)
@@ -279,10 +281,11 @@ def test_prefill_service_spread_measured_from_requests_meets_the_simulated_perce
         u = prefill_curve(n, mu, lat, ttft, cs2, 1.0, q, inflation)
         arr = np.cumsum(rng.exponential(1 / (u[n] * mu), requests))
         res = run(arr, x, ones, np.zeros(requests, int), np.full(requests, -1),
-                  [PoolSpec("p", "prefill", n, _AttentionPrefill(a, x0), max_seqs=1)])
+                  [PoolSpec("p", "prefill", n, _AttentionPrefill(a, x0), max_seqs=1,
+                            dispatch="central_queue")])
         return float(np.mean((res.first_token_s - arr)[requests // 10:] <= ttft))
 
-    assert attained(sh.prefill_scv, sh.prefill_inflation) >= q - 0.04
+    assert attained(sh.prefill_scv, sh.prefill_inflation) >= q
     assert attained(lognormal_scv(x.mean(), np.percentile(x, 90)), 1.0) < q - 0.3
 
 

@@ -32,6 +32,7 @@ from hetplan.emit.instances import Instance
 from hetplan.errors import InputError
 from hetplan.model import ModelSpec
 from hetplan.plan import Plan, Pool
+from hetplan.simulate.router import DISPATCH
 
 ROUND_TOKENS = 256
 # Tokens a chat template adds around a prompt (Llama 3: ~30 for the default system header
@@ -57,7 +58,7 @@ class EmitOptions:
     served_model_name: str | None = None   # name clients ask for (default: the plan's model)
     kv_connector: str = "nixl"
     router_port: int = 30000
-    router_policy: str = "power_of_two"
+    router_policy: str = DISPATCH          # vllm-router's; the simulator replays the same rule
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Replay requests on pools whose replicas come and go: the per-plan simulator's replicas
-(`hetplan.simulate`: engine steps from the perf model, least-loaded dispatch, KV hand-offs)
-with each replica up over a given interval of the run.
+(`hetplan.simulate`: engine steps from the perf model, the router's dispatch rule
+`router.DISPATCH` among the replicas up, KV hand-offs) with each replica up over a given
+interval of the run (the `central_queue` what-if is not replayed here).
 
 - A replica joins its pool at its `up_s` (a warm-up ends, or the run starts) and takes
   requests from then; requests that found no replica up in their pool wait in the pool's
@@ -17,11 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import random
+
 import numpy as np
 
 from hetplan.simulate.colocated import ColocatedReplica
 from hetplan.simulate.engine import PoolSpec, RunResult, Sim
 from hetplan.simulate.replicas import DecodeReplica, PrefillReplica, run_heap
+from hetplan.simulate.router import check_dispatch, pick_replica
 
 _PARKED = 1 << 60     # a backlog's load: the least-loaded pick takes it only when alone
 
@@ -76,13 +80,16 @@ _GONE = {PrefillReplica: _GonePrefill, DecodeReplica: _GoneDecode,
 
 
 class _DynPool:
-    __slots__ = ("spec", "replicas", "links", "is_prefill", "backlog")
+    __slots__ = ("spec", "replicas", "links", "is_prefill", "backlog", "rnd")
 
-    def __init__(self, spec: PoolSpec):
-        self.spec, self.links = spec, spec.links
+    def __init__(self, spec: PoolSpec, rnd: random.Random):
+        self.spec, self.links, self.rnd = spec, spec.links, rnd
         self.is_prefill = spec.role == "prefill"
         self.backlog = _Backlog()
         self.replicas: list = [self.backlog]
+        if check_dispatch(spec.dispatch) == "central_queue":
+            raise ValueError("the central_queue dispatch is not replayed with replicas that "
+                             "come and go")
 
     def make(self, sim: Sim):
         s = self.spec
@@ -99,14 +106,21 @@ def _least(pool: _DynPool):
     return min(pool.replicas, key=lambda r: r.load)
 
 
+def _pick(pool: _DynPool):
+    """The replica up that the router's rule picks (the backlog when none is up)."""
+    up = pool.replicas[1:]
+    return pick_replica(up, pool.spec.dispatch, pool.rnd) if up else pool.backlog
+
+
 def _hand(pool: _DynPool, now: float, rid: int, decoded: bool) -> None:
-    """Give request rid to the pool's least-loaded replica (or its backlog)."""
-    r = _least(pool)
+    """Give request rid to the pool's least-loaded replica (a decode pool's) or the one
+    the router picks (a first-stage pool's), or to its backlog."""
     if decoded and pool.spec.role == "decode":
+        r = _least(pool)
         r.load += 1
         r.deliver(now, rid)
     else:
-        r.enqueue(now, rid)
+        _pick(pool).enqueue(now, rid)
 
 
 class _Up:
@@ -162,7 +176,8 @@ class _Down:
 
 def run_dynamic(arrival_s: np.ndarray, input_tokens: np.ndarray, output_tokens: np.ndarray,
                 first_pool: np.ndarray, decode_pool: np.ndarray, pools: list[PoolSpec],
-                up: Sequence[Sequence[tuple[float, float]]]) -> tuple[RunResult, int]:
+                up: Sequence[Sequence[tuple[float, float]]], seed: int = 0
+                ) -> tuple[RunResult, int]:
     """Like `hetplan.simulate.engine.run`, with pool i's replicas up over the intervals
     `up[i]` ((up_s, down_s) each; one replica per interval). Returns the result and the
     number of requests re-queued by replicas that left."""
@@ -170,7 +185,8 @@ def run_dynamic(arrival_s: np.ndarray, input_tokens: np.ndarray, output_tokens: 
     steps0 = pools[0].steps
     kvl = np.array([steps0.kv_layer_tokens(int(n)) for n in lens], dtype=float)[inv]
     sim = Sim(input_tokens, output_tokens, kvl, decode_pool)
-    dyn = [_DynPool(p) for p in pools]
+    rnd = random.Random(seed)
+    dyn = [_DynPool(p, rnd) for p in pools]
     sim.pools = dyn
     requeued = [0]
     made: list[list] = [[] for _ in pools]
@@ -188,7 +204,7 @@ def run_dynamic(arrival_s: np.ndarray, input_tokens: np.ndarray, output_tokens: 
     first = [dyn[int(i)] for i in first_pool]
 
     def route(now: float, rid: int) -> None:
-        _least(first[rid]).enqueue(now, rid)
+        _pick(first[rid]).enqueue(now, rid)
 
     run_heap(sim, np.asarray(arrival_s, dtype=float).tolist(), route)
     return RunResult(

@@ -249,7 +249,8 @@ def replay_horizon(label: str, template: Plan, slot_routes: Sequence[dict[str, d
                 held_s = sum(min(hi, tr.length_s) - lo for lo, hi in mine)
                 down += max(0.0, planned[t].get(p.name, 0) * tr.length_s - held_s)
         res, requeued = run_dynamic(tr.trace.arrival_s, tr.trace.input_tokens,
-                                    tr.trace.output_tokens, first, dec, specs, up)
+                                    tr.trace.output_tokens, first, dec, specs, up,
+                                    seed=seed * 1_000_003 + t)
         rep = summarize(plan, tr.trace, res, cls, [c.name for c in classes], seed,
                         plan.kv_link or "")
         out.append(SlotResult(t, tr.trace.num_requests, rep.slo_attainment,

@@ -8,6 +8,8 @@ in `hetplan.simulate.sim` builds those from a Plan and the perf model.
 from __future__ import annotations
 
 import heapq
+import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,6 +19,7 @@ from hetplan.engine_limits import DEFAULT_ENGINE_LIMITS as _LIM
 from hetplan.simulate.colocated import ColocatedReplica
 from hetplan.simulate.prefix import CachingPrefillReplica, cache_aware_pick
 from hetplan.simulate.replicas import DecodeReplica, PrefillReplica, run_heap
+from hetplan.simulate.router import DISPATCH, check_dispatch, pick_replica
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class PoolSpec:
     prefix_blocks: int = 0           # prefill: prefix-cache blocks per replica (0: no cache)
     prefix_block_tokens: int = 0
     cache_aware: bool = False        # prefill: route to the replica holding the prefix
+    dispatch: str = DISPATCH         # first stage: the router's rule (`router.DISPATCH_RULES`)
 
 
 class _Pool:
@@ -86,6 +90,10 @@ class _Pool:
                              for _ in range(spec.replicas)]
         else:
             raise ValueError(f"unknown pool role {spec.role!r}")
+        if check_dispatch(spec.dispatch) == "central_queue" and self.is_prefill:
+            shared: deque[int] = deque()     # late binding: one queue the replicas pull from
+            for r in self.replicas:
+                r.queue = shared
 
 
 class Sim:
@@ -141,10 +149,12 @@ class RunResult:
 
 def run(arrival_s: np.ndarray, input_tokens: np.ndarray, output_tokens: np.ndarray,
         first_pool: np.ndarray, decode_pool: np.ndarray, pools: list[PoolSpec],
-        progress: Callable[[float], None] | None = None, chains=None) -> RunResult:
+        progress: Callable[[float], None] | None = None, chains=None,
+        seed: int = 0) -> RunResult:
     """Replay requests through the pools. A request whose first pool is a prefill pool and
     whose decode pool is -1 ends when its prompt is prefilled (prefill-only). `chains`: per
-    request, its prompt's block ids (needed by pools with a prefix cache)."""
+    request, its prompt's block ids (needed by pools with a prefix cache). `seed`: the
+    dispatch rule's draws (`power_of_two`)."""
     if len(pools) == 0:
         raise ValueError("no pools")
     lens, inv = np.unique(np.asarray(input_tokens, dtype=np.int64), return_inverse=True)
@@ -157,13 +167,14 @@ def run(arrival_s: np.ndarray, input_tokens: np.ndarray, output_tokens: np.ndarr
         sim.chains = [c.tolist() for c in chains]
     sim.pools = [_Pool(p, sim) for p in pools]
     first = [sim.pools[int(i)] for i in first_pool]
+    rnd = random.Random(seed)
 
     def route(now: float, rid: int) -> None:
         pool = first[rid]
         if pool.spec.cache_aware and pool.spec.prefix_blocks > 0:
             cache_aware_pick(pool.replicas, rid).enqueue(now, rid)
         else:
-            min(pool.replicas, key=_load).enqueue(now, rid)
+            pick_replica(pool.replicas, pool.spec.dispatch, rnd).enqueue(now, rid)
 
     run_heap(sim, np.asarray(arrival_s, dtype=float).tolist(), route, progress)
     return RunResult(
@@ -180,7 +191,3 @@ def run(arrival_s: np.ndarray, input_tokens: np.ndarray, output_tokens: np.ndarr
         cached_tokens=np.array(sim.cached, dtype=np.int64),
         kv_ready_s=np.array(sim.t_kv), first_pool=np.asarray(first_pool, dtype=np.int64),
         decode_pool=np.asarray(decode_pool, dtype=np.int64))
-
-
-def _load(r) -> int:
-    return r.load

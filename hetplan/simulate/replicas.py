@@ -25,7 +25,7 @@ class PrefillReplica:
     sender's NICs (one per GPU), which serialise transfers in order."""
 
     __slots__ = ("sim", "pool", "steps", "max_tokens", "max_seqs", "queue", "batch", "busy",
-                 "t0", "busy_s", "load", "link_free", "nic_bytes_per_s", "steps_run")
+                 "t0", "busy_s", "load", "tokens", "link_free", "nic_bytes_per_s", "steps_run")
 
     def __init__(self, sim, pool, steps, max_tokens: int, max_seqs: int, nic_bytes_per_s: float):
         self.sim, self.pool, self.steps = sim, pool, steps
@@ -34,12 +34,13 @@ class PrefillReplica:
         self.batch: list[int] = []
         self.busy = False
         self.t0 = self.busy_s = self.link_free = 0.0
-        self.load = self.steps_run = 0
+        self.load = self.tokens = self.steps_run = 0
         self.nic_bytes_per_s = nic_bytes_per_s
 
     def enqueue(self, now: float, rid: int) -> None:
         self.queue.append(rid)
         self.load += 1
+        self.tokens += self.sim.inp[rid]
         if not self.busy:
             self.start(now)
 
@@ -64,8 +65,9 @@ class PrefillReplica:
         self.steps_run += 1
         batch = self.batch
         self.load -= len(batch)
-        dpool, pools = sim.dpool, sim.pools
+        dpool, pools, inp = sim.dpool, sim.pools, sim.inp
         for rid in batch:
+            self.tokens -= inp[rid]
             d = dpool[rid]
             if d < 0:       # prefill-only request: done when its prompt is
                 sim.t_first[rid] = sim.t_done[rid] = now

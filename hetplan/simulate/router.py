@@ -5,12 +5,13 @@ bin (a trace other than the one planned for) go to the nearest bin in log-token 
 plans written before bins were recorded fall back to the nearest class mean. Within a class,
 a request goes to a colocated or prefill pool with probability proportional to the plan's
 rate for that pool, and a disaggregated request to a decode pool the same way (independent
-draws, seeded). Inside a pool the least-loaded replica takes it (the replicas pick that at
-dispatch time; see `replicas.py`).
+draws, seeded). Inside a pool, the replica is picked at arrival by the dispatch rule
+`DISPATCH` (`pick_replica`; decode replicas still take the least-loaded at KV hand-off).
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,3 +93,69 @@ def draw_pools(cls: np.ndarray, routes: list[ClassRoutes],
             q = np.asarray(r.decode_rates) / sum(r.decode_rates)
             dec[idx] = np.asarray(r.decode)[rng.choice(len(r.decode), size=idx.size, p=q)]
     return first, dec
+
+
+# ---------------------------------------------------------------- dispatch inside a pool ---
+
+DISPATCH_RULES = ("power_of_two", "least_requests", "least_tokens", "central_queue")
+"""How a first-stage (prefill or colocated) pool's router picks the replica for a request:
+
+- `power_of_two`: what hetplan emits (`vllm-router --prefill-policy/--policy power_of_two`:
+  `hetplan.emit.serve.EmitOptions.router_policy` defaults to `DISPATCH`). vllm-router 0.1.17's
+  policy (src/policies/power_of_two.rs) draws two distinct healthy workers at random and
+  sends the request to the one with the lower load (the first drawn on a tie); the load is
+  the router's count of the worker's in-flight requests (plus a polled /get_load value,
+  which vLLM does not serve). In P/D mode the prefill request (max_tokens=1) is in flight
+  until its prefill ends, so a prefill replica's load is the prompts it queues or runs.
+  Binding is at arrival: the router keeps no queue.
+- `least_requests`: the replica holding the fewest requests (join-shortest-queue by count;
+  the simulator's rule before issue 17; lowest index on a tie).
+- `least_tokens`: the replica with the fewest outstanding prompt tokens (queued or in the
+  running batch), the prefill term of token-aware routers: Dynamo's KV router (`--router-mode
+  kv`; its default is round_robin) costs a worker by the prefill blocks it would compute
+  plus its active decode blocks (docs.nvidia.com/dynamo, "Router Design"); llm-d's endpoint
+  picker scores endpoints by queue depth, KV usage and prefix hits (llm-d.ai, "Request
+  Scheduler"). Prefill pools only; colocated pools use `least_requests` under it.
+- `central_queue`: late binding, one FIFO queue per pool that an idle replica pulls its
+  next batch from: the c-server queue `hetplan.queueing` / `hetplan.slo_capacity` size
+  with. No router hetplan emits does this; a what-if for measuring the dispatch gap.
+  Prefill pools only (colocated pools use `least_requests` under it).
+"""
+
+DISPATCH = "power_of_two"   # the one setting: what the emitted router does
+
+
+def check_dispatch(rule: str) -> str:
+    if rule not in DISPATCH_RULES:
+        raise ValueError(f"dispatch rule {rule!r}: expected one of {', '.join(DISPATCH_RULES)}")
+    return rule
+
+
+def pick_replica(replicas: list, rule: str, rnd: random.Random):
+    """The replica `rule` sends the next request to (`central_queue`: an idle replica if
+    any, else the first: the request then waits in the pool's shared queue). `replicas`
+    expose `load` (requests held) and, for `least_tokens`, `tokens`."""
+    n = len(replicas)
+    if n == 1:
+        return replicas[0]
+    if rule == "power_of_two":
+        i = rnd.randrange(n)
+        j = rnd.randrange(n - 1)
+        a, b = replicas[i], replicas[j + (j >= i)]
+        return a if a.load <= b.load else b
+    if rule == "least_tokens" and hasattr(replicas[0], "tokens"):
+        return min(replicas, key=_tokens)
+    if rule == "central_queue" and hasattr(replicas[0], "tokens"):
+        for r in replicas:
+            if not r.busy:
+                return r
+        return replicas[0]
+    return min(replicas, key=_load)
+
+
+def _load(r) -> int:
+    return r.load
+
+
+def _tokens(r) -> int:
+    return r.tokens

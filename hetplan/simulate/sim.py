@@ -16,7 +16,10 @@ Serving settings the simulator assumes (what the emitted configs should set):
 - prefix caching: where the plan counts on it (`plan.prefix_cache`) and the trace has prompt
   blocks, prefill replicas keep an LRU block cache and prefill misses only, routed
   cache-aware when the plan assumed it (`hetplan.simulate.prefix`); otherwise every prompt
-  is prefilled in full (vLLM run with --no-enable-prefix-caching).
+  is prefilled in full (vLLM run with --no-enable-prefix-caching);
+- inside a pool, a request goes to the replica the emitted router picks at arrival:
+  `router.DISPATCH` (vllm-router's `power_of_two`; `SimOptions.dispatch` replays another
+  rule of `router.DISPATCH_RULES`).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from hetplan.simulate.engine import LinkModel, PoolSpec, RunResult, run
 from hetplan.prefix_cache import cache_capacity_blocks
 from hetplan.simulate.metrics import SimReport, summarize
 from hetplan.simulate.prefix import prefix_result
-from hetplan.simulate.router import assign_classes, class_routes, draw_pools
+from hetplan.simulate.router import DISPATCH, assign_classes, class_routes, draw_pools
 from hetplan.simulate.steps import step_model
 from hetplan.workload import Trace
 from hetplan.workload.prefix import block_chains
@@ -47,6 +50,7 @@ class SimOptions:
     max_num_seqs: int | None = None        # decode/colocated; None: the plan's batch
     prefill_max_seqs: int | None = None    # None: the plan's prefill batch
     prefill_max_tokens: int | None = None  # None: the plan's max_num_batched_tokens
+    dispatch: str = DISPATCH               # the router's rule inside a pool
 
 
 def pool_specs(plan: Plan, pm: PerfModel, opts: SimOptions,
@@ -68,7 +72,8 @@ def pool_specs(plan: Plan, pm: PerfModel, opts: SimOptions,
         batch = max((r.batch for r in p.routes), default=0) or lim.max_num_seqs
         spec = PoolSpec(name=p.name, role=p.role, replicas=p.replicas, steps=steps,
                         max_seqs=batch, kv_tokens=pm.memory(shape).kv_capacity_tokens,
-                        prefill_max_tokens=opts.prefill_max_tokens or lim.max_num_batched_tokens)
+                        prefill_max_tokens=opts.prefill_max_tokens or lim.max_num_batched_tokens,
+                        dispatch=opts.dispatch)
         if p.role == "prefill":
             spec.max_seqs = opts.prefill_max_seqs or batch
             if plan.prefix_cache is not None and block_tokens > 0:
@@ -115,7 +120,7 @@ def simulate_plan(plan: Plan, trace: Trace, pm: PerfModel, opts: SimOptions = Si
     chains = block_chains(trace) if plan.prefix_cache is not None else None
     specs = pool_specs(plan, pm, opts, chains.block_tokens if chains else 0)
     res = run(trace.arrival_s, trace.input_tokens, trace.output_tokens, first, dec, specs,
-              progress, chains=chains.chains if chains else None)
+              progress, chains=chains.chains if chains else None, seed=opts.seed)
     res.workload_class = cls
     names = [c.name for c in classes]
     report = summarize(plan, trace, res, cls, names, opts.seed,
