@@ -69,8 +69,8 @@ def repair_steps(f: ScheduleFormulation, start: dict[int, float], rounds: int = 
 
 def implied_start(f: ScheduleFormulation, start: dict[int, float]) -> dict[int, float]:
     """`start` (replicas and routes) completed with what they imply: committed GPUs (the
-    most any slot uses beyond the owned ones), replicas started, pools open and the one-of
-    picks."""
+    most any slot uses beyond the owned ones), replicas started, the queueing rows' steps,
+    pools open and the one-of picks."""
     for g, var in f.owned.items():
         start[var] = f.lp.vars[var].lb
     for g, var in f.commit.items():        # (at least its fixed value, when fixed)
@@ -82,6 +82,14 @@ def implied_start(f: ScheduleFormulation, start: dict[int, float]) -> dict[int, 
         prev = f._prev(t)
         before = start[f.n[i, k, prev]] if prev is not None else 0.0
         start[var] = max(0.0, start[f.n[i, k, t]] - before)
+    for (i, t), (total, z, tail, y) in f.steps.items():     # queueing rows' steps
+        n = sum(start[v] for v in f.total(i, t))
+        start[total] = n
+        start |= {v: float(n >= k) for k, v in enumerate(z, start=1)}
+        if tail is not None:
+            start[tail] = max(0.0, n - len(z))
+        if y is not None:
+            start[y] = float(start[f.n[i, "spot", t]] > 0)
     for i, var in f.pool_open.items():
         start[var] = float(any(start[v] > 0 for (j, _, _), v in f.n.items() if j == i))
     for v in range(len(f.lp.vars)):          # one-of picks: those any slot uses
