@@ -111,13 +111,14 @@ def lower_bound_usd(p: ScheduleProblem, solver: str, time_limit_s: float,
 
 
 def relaxed_guess(p: ScheduleProblem) -> tuple[dict[str, int], list[list[Candidate]]]:
-    """From the schedule's LP relaxation (HiGHS, whatever the MILP's solver: it only
-    guesses): committed GPUs per type, rounded up, and candidate sets for slots solved
+    """From the schedule's LP relaxation (HiGHS, whatever the MILP's solver, sized by rho
+    even under queueing sizing: it only guesses): committed GPUs per type, rounded up, and candidate sets for slots solved
     alone, narrowest first: those the relaxation uses, then those of the one vendor and KV
     dtype whose P/D pools hold the most GPU-hours there (with every colocated one), so
     that the slots agree on them. ({}, [every candidate]) when the relaxation has no
     optimum."""
-    f = ScheduleFormulation(p)
+    # on the rho row: U(n)'s step columns make the week's LP ~4x slower for a guess
+    f = ScheduleFormulation(replace(p, curves=None, down_curves=None))
     relaxed = lp_relaxation(f.lp)
     if relaxed is None:
         return {}, [list(p.candidates)]
