@@ -13,9 +13,12 @@ import yaml
 from hetplan.candidates import Candidate, ClassCapacity
 from hetplan.errors import InputError
 from hetplan.perf import ReplicaShape
-from hetplan.schedule.formulation import ScheduleProblem, solve_schedule
+from hetplan.schedule.curve_rows import planned_held
+from hetplan.schedule.formulation import KINDS, ScheduleProblem, solve_schedule
+from hetplan.schedule.sizing import held, with_top_up
 from hetplan.schedule.spec import ScheduleSpec
 from hetplan.schedule.tiers import GpuTiers, owned_usd_per_hour
+from hetplan.slo_capacity import PoolCurve
 from hetplan.workload import make_trace, single_class
 from hetplan.workload.profile import RateShape, profile_from_shape, profile_from_trace
 from schedule_fixture import TINY_SCHEDULE_BODY
@@ -95,14 +98,24 @@ def _cand(gpu: str, cap: float) -> Candidate:
 def _brute(p: ScheduleProblem, most: int = 4) -> float:
     """Cheapest cyclic 3-slot schedule by enumerating every state (committed and on-demand
     replicas of c1, on-demand and spot replicas of c2, 0..most-1 each) in every slot and
-    every committed count: an exhaustive min-plus product over the cycle, in numpy."""
+    every committed count: an exhaustive min-plus product over the cycle, in numpy. Under
+    queueing sizing (`p.curves`) a state carries mu x `planned_held` per pool (U(n), spot
+    derated, with one spot replica down), else rho x mu per replica."""
     c1, c2 = p.candidates
     hours = p.slot_hours
     od1, com1 = p.price(c1, "on_demand"), p.tiers["G1"].committed_usd_per_hour
     od2, sp2 = p.price(c2, "on_demand"), p.price(c2, "spot")
     st = np.array(list(itertools.product(range(most), repeat=4)), dtype=float)   # a1 o1 o2 s2
-    cap = (p.rho[c1.key] * c1.capacity("w") * (st[:, 0] + st[:, 1])
-           + p.rho[c2.key] * c2.capacity("w") * (st[:, 2] + p.spot_capacity_share(c2) * st[:, 3]))
+    if p.curves:
+        def pool(c, n, spot):
+            return c.capacity("w") * np.array([planned_held(
+                p.curves[c.key], int(a), int(b), p.spot_capacity_share(c),
+                p.down_curves[c.key]) for a, b in zip(n, spot)])
+        cap = (pool(c1, st[:, 0] + st[:, 1], 0 * st[:, 0])
+               + pool(c2, st[:, 2] + st[:, 3], st[:, 3]))
+    else:
+        cap = (p.rho[c1.key] * c1.capacity("w") * (st[:, 0] + st[:, 1]) + p.rho[c2.key]
+               * c2.capacity("w") * (st[:, 2] + p.spot_capacity_share(c2) * st[:, 3]))
     spot_ok = st[:, 3] <= p.max_spot_share * st.sum(axis=1) + 1e-9
     n1, n2 = st[:, 0] + st[:, 1], st[:, 2] + st[:, 3]
 
@@ -128,26 +141,47 @@ def _brute(p: ScheduleProblem, most: int = 4) -> float:
     return best
 
 
-@pytest.mark.parametrize("rates,step", [([1.0, 2.5, 2.0], 1), ([0.5, 2.5, 2.5], 0),
-                                        ([2.0, 2.0, 0.4], 2)])
-def test_schedule_milp_matches_brute_force(rates, step):
+# U(n) of the two candidates (convex: pooling) and, for the spot one, U at the SLO's
+# percentile with one replica down: the brute force and the MILP size pools on these
+CURVES = {"G1": PoolCurve((0.0, 0.5, 1.3, 2.2), 0.95), "G2": PoolCurve((0.0, 0.6, 1.4), 0.9)}
+DOWN = {"G1": CURVES["G1"], "G2": PoolCurve((0.0, 0.7, 1.6, 2.6), 1.0)}
+
+
+@pytest.mark.parametrize("rates,step,spot_usd,queueing", [
+    ([1.0, 2.5, 2.0], 1, 0.6, False), ([0.5, 2.5, 2.5], 0, 0.6, False),
+    ([2.0, 2.0, 0.4], 2, 0.6, False), ([1.0, 2.5, 2.0], 1, 0.1, True),
+    ([0.5, 2.5, 2.5], 0, 0.6, True), ([2.0, 2.0, 0.4], 2, 0.6, True)])
+def test_schedule_milp_matches_brute_force(rates, step, spot_usd, queueing):
     tiers = {"G1": GpuTiers("G1", 2.0, None, 0.0, False, 1.2, "reserved"),
-             "G2": GpuTiers("G2", 1.5, 0.6, 0.2, False, None, None)}
+             "G2": GpuTiers("G2", 1.5, spot_usd, 0.2, False, None, None)}
     c1, c2 = _cand("G1", 1.25), _cand("G2", 1.0)
     p = ScheduleProblem(
         candidates=[c1, c2], class_names=("w",), rates_rps=np.array(rates)[:, None],
         slot_hours=np.array([1.0, 2.0, 1.0]), rho={c1.key: 0.8, c2.key: 0.9}, tiers=tiers,
         warmup_h={c1.key: 0.1, c2.key: 0.05}, spot_loss_h=0.1, max_step_replicas=step,
-        max_step_share=0.0, max_spot_share=0.5, cyclic=True, tie_break=0.0)
+        max_step_share=0.0, max_spot_share=0.5, cyclic=True, tie_break=0.0,
+        curves={c.key: CURVES[c.shape.gpu] for c in (c1, c2)} if queueing else None,
+        down_curves={c.key: DOWN[c.shape.gpu] for c in (c1, c2)} if queueing else None)
     out = solve_schedule(p, time_limit_s=30)
     assert out.solution.status == "optimal"
     assert out.total_cost_usd == pytest.approx(_brute(p), rel=1e-6, abs=1e-6)
     # every slot's demand is served by what the schedule holds
     for t, r in enumerate(rates):
-        cap = sum(p.rho[c.key] * c.capacity("w") * out.replicas.get((c.key, k), [0] * 3)[t]
-                  * (p.spot_capacity_share(c) if k == "spot" else 1.0)
-                  for c in (c1, c2) for k in ("committed", "on_demand", "spot"))
+        n = {(c, k): out.replicas.get((c.key, k), [0] * 3)[t]
+             for c in (c1, c2) for k in ("committed", "on_demand", "spot")}
+        if queueing:
+            cap = sum(c.capacity("w") * held(
+                CURVES[c.shape.gpu], sum(n[c, k] for k in KINDS), n[c, "spot"],
+                p.spot_capacity_share(c), DOWN[c.shape.gpu]) for c in (c1, c2))
+        else:
+            cap = sum(p.rho[c.key] * c.capacity("w") * n[c, k]
+                      * (p.spot_capacity_share(c) if k == "spot" else 1.0) for c, k in n)
         assert cap >= r - 1e-6
+    if queueing:     # the MILP's routes fit U(n) in every slot: the top-up adds nothing
+        _, top = with_top_up(out, p.curves, p.down_curves)
+        assert top.replicas_added == 0 and top.cost_usd == 0.0 and not top.unmet
+    if spot_usd < 0.2:   # cheap spot: held, so the rule with a spot replica down binds
+        assert any(out.replicas.get((c2.key, "spot"), [0]))
 
 
 # ---- CLI ------------------------------------------------------------------------------

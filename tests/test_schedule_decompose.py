@@ -95,3 +95,30 @@ def test_cli_budget_is_checked_before_any_solve(tmp_path):
     res = run_main("schedule", str(sc), "--budget", "0")
     assert res.code == 2, res.err + res.tb
     assert "--budget" in res.err and len(res.err.strip().splitlines()) == 1
+
+
+def test_rho_sized_stack_is_raised_to_a_start_feasible_under_the_curves():
+    """Under queueing sizing the decomposition's slots are solved on the rho row (starts
+    only); `stacked_start` raises them until every pool carries its routed load under U(n)
+    (`repair_capacity`), so the stack is a feasible start of the curve-sized MILP, which
+    never ends above it."""
+    from test_schedule import CURVES, DOWN
+
+    from hetplan.schedule.formulation import ScheduleFormulation, stacked_start, start_cost
+    from hetplan.schedule.starts import implied_start, repair_steps
+    rho = _problem([0.5, 2.5, 1.0, 2.0])
+    p = replace(rho, curves={c.key: CURVES[c.shape.gpu] for c in rho.candidates},
+                down_curves={c.key: DOWN[c.shape.gpu] for c in rho.candidates})
+    slots = solve_slots(rho, "highs", 30, INLINE)
+    f = ScheduleFormulation(p)
+    raw = {var: float(slots[t].replicas.get((p.candidates[i].key, k), [0])[0])
+           for (i, k, t), var in f.n.items()}
+    raw |= {var: slots[t].solution.values[slots[t].formulation.x[i, w, 0]]
+            for (i, w, t), var in f.x.items()}
+    steps_only = dict(raw)
+    repair_steps(f, steps_only)
+    assert start_cost(f, implied_start(f, steps_only)) is None    # premise: short under U
+    start = stacked_start(f, slots)
+    cost = start_cost(f, start)
+    assert cost is not None and all(start[v] >= raw[v] for v in f.n.values())
+    assert solve_schedule(p, start_slots=slots).solution.objective <= cost + 1e-6

@@ -203,3 +203,28 @@ def test_schedule_of_a_scenario_with_owned_nodes(tmp_path, catalog):
     md = schedule_report(r)
     assert "| L40S | owned (inventory) | 4 |" in md and "taken as sunk" in md
     assert "owned GPUs first" in md and any("owned nodes" in a for a in r.to_dict()["assumptions"])
+
+
+def test_shipped_owned_nodes_scenario_holds_them_and_rents_the_peak(catalog):
+    """workloads/schedule/owned-nodes.yaml (README, owned nodes): its 8 owned L40S GPUs
+    serve in every slot, paid every hour; H100s are rented only where the owned ones fall
+    short under U(n), none in the quietest slot; the MILP's sizing leaves the top-up nothing,
+    and the schedule costs less than the static peak plan, which idles the owned GPUs."""
+    from hetplan.io import workloads_dir
+    from hetplan.scenario import load_scenario
+    from hetplan.schedule.plan import plan_schedule
+    rs = load_scenario(workloads_dir() / "schedule" / "owned-nodes.yaml", catalog)
+    r = plan_schedule(rs, catalog, time_limit_s=30)
+    s = r.summary(timings=False)
+    assert s["owned_gpus"] == {"L40S": 8} and s["sizing"] == "queueing"
+    cands = {c.key: c for c in r.candidates}
+    gpus = lambda gpu, tier, t: sum(  # noqa: E731
+        cands[key].num_gpus * n[t] for (key, k), n in r.outcome.replicas.items()
+        if cands[key].shape.gpu == gpu and k == tier)
+    slots = range(r.profile.num_slots)
+    assert all(gpus("L40S", "committed", t) == 8 for t in slots)     # owned: all serve
+    rented = [gpus("H100-SXM", "on_demand", t) + gpus("H100-SXM", "spot", t) for t in slots]
+    assert rented[int(np.argmax(r.profile.total_rps))] > 0
+    assert rented[int(np.argmin(r.profile.total_rps))] == 0
+    assert s["queueing_top_up"]["replicas_added"] == 0
+    assert s["lower_bound_cost_usd"] <= s["horizon_cost_usd"] < s["static_peak_cost_usd"]

@@ -157,3 +157,30 @@ def test_a_pool_with_spot_replicas_meets_the_slo_with_one_of_them_down():
     assert spot_pools >= 1 and not top.unmet
     assert new.total_cost_usd == pytest.approx(
         _cost(p, new.replicas, new.committed_gpus), rel=1e-9)
+
+
+def test_milp_sized_on_the_curves_leaves_the_top_up_nothing():
+    """The same slots with U(n) in the MILP (`ScheduleProblem.curves`, spot-down rule at
+    another percentile's curve): every pool carries its routed load under `held`, so the
+    top-up, kept as a check, adds no replica; and the MILP's capacity (`planned_held`)
+    is never above `held` for any replica and spot count."""
+    from dataclasses import replace
+
+    from hetplan.schedule.curve_rows import planned_held
+    curves = pool_curves(_problem([0.5]).candidates, [CLASS],
+                         SizingInputs(ttft_s=1.0, q=0.99))
+    down = pool_curves(_problem([0.5]).candidates, [CLASS], SizingInputs(ttft_s=1.0, q=0.9))
+    for key, u in curves.items():
+        for n in range(1, 40):
+            for spot in range(n + 1):
+                assert planned_held(u, n, spot, 0.97, down[key]) <= \
+                    held(u, n, spot, 0.97, down[key]) + 1e-12
+    p = replace(_problem([0.5, 2.5, 1.0]), curves=curves, down_curves=down)
+    out = solve_schedule(p, time_limit_s=30)
+    assert out.solution.status == "optimal"
+    _, top = with_top_up(out, curves, down)
+    assert top.replicas_added == 0 and top.cost_usd == 0.0 and not top.unmet
+    # the premise: sized on rho, the same slots were short under U (the top-up's case)
+    _, rho_top = with_top_up(solve_schedule(_problem([0.5, 2.5, 1.0]), time_limit_s=30),
+                             curves, down)
+    assert rho_top.replicas_added > 0

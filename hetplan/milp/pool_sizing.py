@@ -39,9 +39,12 @@ def replicas_bound(curve: PoolCurve | None, load: float, fallback: float) -> flo
 def add_curve_capacity(lp: LinearProgram, key: str, n_var: int, load: dict[int, float],
                        curve: PoolCurve, share: float, ub: int,
                        spare_var: int | None = None,
-                       rates: dict[int, float] | None = None) -> None:
-    """The rows of the module docstring for one candidate (`load`: x var -> 1 / mu;
-    `rates`: x var -> its class's rate, the most it can carry, for the `flow` rows)."""
+                       rates: dict[int, float] | None = None
+                       ) -> tuple[list[int], int | None]:
+    """The rows of the module docstring for one candidate (`load`: x var -> 1 / mu, and
+    any other terms of the capacity row's left-hand side; `rates`: x var -> its class's
+    rate, the most it can carry, for the `flow` rows). Returns the step binaries z and the
+    tail variable (None without one), for callers that add rows on them."""
     terms = dict(load)
     if spare_var is not None:
         terms[spare_var] = share * curve.max_increment()
@@ -49,7 +52,7 @@ def add_curve_capacity(lp: LinearProgram, key: str, n_var: int, load: dict[int, 
     if k_max == 0:
         terms[n_var] = -share * curve.tail_slope
         lp.add_constraint(f"capacity[{key}]", terms, "<=", 0.0)
-        return
+        return [], None
     z = [lp.add_var(f"step[{key},{k}]", 0, 1, integer=True) for k in range(1, k_max + 1)]
     size = {n_var: 1.0, **{v: -1.0 for v in z}}
     inc = curve.increments()
@@ -57,6 +60,7 @@ def add_curve_capacity(lp: LinearProgram, key: str, n_var: int, load: dict[int, 
         terms[v] = -share * inc[k]
         if k + 1 < len(z):
             lp.add_constraint(f"order[{key},{k + 1}]", {v: 1.0, z[k + 1]: -1.0}, ">=", 0.0)
+    t = None
     if ub > k_max:
         t = lp.add_var(f"tail[{key}]", 0, ub - k_max)
         size[t] = -1.0
@@ -65,8 +69,8 @@ def add_curve_capacity(lp: LinearProgram, key: str, n_var: int, load: dict[int, 
     lp.add_constraint(f"size[{key}]", size, "==", 0.0)
     lp.add_constraint(f"capacity[{key}]", terms, "<=", 0.0)
     if rates:
-        _flow_rows(lp, key, load, rates, z, inc, share, curve.tail_slope,
-                   t if ub > k_max else None)
+        _flow_rows(lp, key, load, rates, z, inc, share, curve.tail_slope, t)
+    return z, t
 
 
 def _flow_rows(lp, key, load, rates, z, inc, share, tail_slope, t) -> None:

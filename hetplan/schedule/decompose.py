@@ -9,8 +9,9 @@ decomposition the schedule MILP starts from.
 - Decomposition: committed GPUs and the P/D vendor and KV dtype from the schedule's LP
   relaxation (`relaxed_guess`), then every slot solved alone with those fixed, paying a
   pool for its hour (as a one-rate plan does) and for the whole horizon (as the schedule
-  does); `formulation.stacked_start` stacks them and raises them where pools change faster
-  than the limits allow.
+  does), sized by rho even under queueing sizing (they are starts only);
+  `formulation.stacked_start` stacks them and raises them where pools change faster than
+  the limits allow or carry less than U(n) (`starts.repair_capacity`).
 
 Slots with the same demand (to 1e-9 req/s) are solved once and share the outcome. The
 relaxation (one LP), the bound's slots and the envelope run as one batch on `parallel`, then
@@ -110,13 +111,14 @@ def lower_bound_usd(p: ScheduleProblem, solver: str, time_limit_s: float,
 
 
 def relaxed_guess(p: ScheduleProblem) -> tuple[dict[str, int], list[list[Candidate]]]:
-    """From the schedule's LP relaxation (HiGHS, whatever the MILP's solver: it only
-    guesses): committed GPUs per type, rounded up, and candidate sets for slots solved
+    """From the schedule's LP relaxation (HiGHS, whatever the MILP's solver, sized by rho
+    even under queueing sizing: it only guesses): committed GPUs per type, rounded up, and candidate sets for slots solved
     alone, narrowest first: those the relaxation uses, then those of the one vendor and KV
     dtype whose P/D pools hold the most GPU-hours there (with every colocated one), so
     that the slots agree on them. ({}, [every candidate]) when the relaxation has no
     optimum."""
-    f = ScheduleFormulation(p)
+    # on the rho row: U(n)'s step columns make the week's LP ~4x slower for a guess
+    f = ScheduleFormulation(replace(p, curves=None, down_curves=None))
     relaxed = lp_relaxation(f.lp)
     if relaxed is None:
         return {}, [list(p.candidates)]
@@ -142,7 +144,9 @@ def _stack_batch(p: ScheduleProblem, cands: list[Candidate], charge: float,
     """The decomposition's slots over `cands`, the committed GPUs fixed, each paying the
     pool cost `charge` x its $/h (slot_plans)."""
     q = replace(p, candidates=cands, pool_cost_usd_per_hour=charge * p.pool_cost_usd_per_hour)
-    return q, {"fixed_committed_gpus": committed,
+    # sized by rho (U(n)'s binaries make each one-slot MILP several times slower): a start
+    # only, which `starts.stacked_start` raises to the curves' rows
+    return q, {"fixed_committed_gpus": committed, "curves": None, "down_curves": None,
                "pool_cost_usd_per_hour": q.pool_cost_usd_per_hour}
 
 

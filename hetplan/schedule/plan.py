@@ -326,15 +326,17 @@ def plan_schedule(rs: ResolvedScenario, catalog: Catalog, spec: ScheduleSpec | N
         static=[(_with_classes(ctx, profile.slot_classes(ctx.classes, peak_t)),
                  "static: peak slot"), (_with_classes(ctx, mean_classes), "static: mean rate")])
     problem = schedule_problem(ctx, profile, tiers, spec, cands)
-    say("decomposition")
-    dec = decompose(problem, solver, time_limit_s, parallel)
-    # what does not depend on the schedule comes before it, so that the MILP can have the
-    # rest of a budget
-    say("curves and reactive")
+    say("curves")
     curves = (schedule_curves(ctx, problem, spec.sizing_percentile)
               if s.constraints.sizing == Sizing.QUEUEING else None)
     down = None if curves is None else spot_down_curves(ctx, problem, curves,
                                                          spec.sizing_percentile)
+    problem = replace(problem, curves=curves, down_curves=down)
+    say("decomposition")
+    dec = decompose(problem, solver, time_limit_s, parallel)
+    # what does not depend on the schedule comes before it, so that the MILP can have the
+    # rest of a budget
+    say("reactive")
     reactive = reactive_baseline(
         scaled_pools(ctx, peak, spec), profile.classes, profile.rates_rps, profile.lengths_s,
         profile.rates_rps[peak_t], cyclic=spec.cyclic)

@@ -11,7 +11,9 @@ O[g] the GPUs on the inventory's owned nodes (fixed: they exist in every slot).
   demand_prefill[w,t] / demand_decode[w,t]:  sum x[c,w,t] = rate[t,w]
   capacity[c,t]:     sum_w x[c,w,t] / mu[c,w] <= rho_c (n[c,od,t] + n[c,com,t]
                      + (1 - d_c) n[c,spot,t])   (d_c: capacity a spot replica loses to
-                     preemptions: rate x (warm-up + reacquire time))
+                     preemptions: rate x (warm-up + reacquire time)); under queueing
+                     sizing (`curves`) instead U(N[c,t]) on incremental binaries, and with
+                     spot replicas U_d(N - 1) with one of them down (`curve_rows.py`)
   committed[g,t]:    sum_{c on g} gpus_c n[c,com,t] <= K[g] + O[g]
   availability[g,t]: sum_{c on g} gpus_c sum_k n[c,k,t] <= available_g;  K[g] + O[g] too
   spot_share[t]:     spot GPUs <= share x all GPUs of the slot
@@ -39,7 +41,9 @@ import numpy as np
 from hetplan.candidates import Candidate
 from hetplan.milp.formulation import LINK_UTILIZATION, ONE_OF_KEYS, TIE_BREAK, add_one_of
 from hetplan.milp.lp import LinearProgram, Solution
+from hetplan.schedule.curve_rows import add_slot_rows, planned_held
 from hetplan.schedule.tiers import GpuTiers
+from hetplan.slo_capacity import PoolCurve
 
 KINDS = ("committed", "on_demand", "spot")
 
@@ -69,6 +73,10 @@ class ScheduleProblem:
     mip_rel_gap: float = 1e-6
     tie_break: float = TIE_BREAK           # $/h per replica among equal-cost schedules
     fixed_committed_gpus: dict[str, int] | None = None   # GPU -> K fixed (decomposition)
+    # queueing sizing (`curve_rows.py`): candidate key -> U(n) at the sizing percentile, and
+    # U(n) at the SLO's for the one-spot-replica-down rule; None: the rho row for all
+    curves: dict[str, PoolCurve] | None = None
+    down_curves: dict[str, PoolCurve] | None = None
 
     @property
     def num_slots(self) -> int:
@@ -105,6 +113,8 @@ class ScheduleFormulation:
         self.commit: dict[str, int] = {}
         self.owned: dict[str, int] = {}         # GPU -> its fixed owned-GPUs variable
         self.pool_open: dict[int, int] = {}
+        # (candidate, slot) -> (N, step binaries, tail, spot used) of its curve rows
+        self.steps: dict[tuple[int, int], tuple] = {}
         self.index = {c.key: i for i, c in enumerate(p.candidates)}
         self.ub = [self._upper_bound(c) for c in p.candidates]
         self._variables()
@@ -126,14 +136,27 @@ class ScheduleFormulation:
         return [k for k in KINDS if self.p.price(c, k) is not None
                 and (k != "spot" or self.p.spot_capacity_share(c) > 0)]
 
+    def max_load(self, c: Candidate, t: int) -> float:
+        """Replica-equivalents of load on c in slot t were all it can serve routed there."""
+        return sum(self.p.rates_rps[t, j] / c.capacity(w)
+                   for j, w in enumerate(self.p.class_names) if c.capacity(w) > 0)
+
+    def curve(self, c: Candidate) -> PoolCurve | None:
+        return (self.p.curves or {}).get(c.key)
+
     def _upper_bound(self, c: Candidate) -> int:
-        """Replicas of c enough for the peak slot alone (at the worst tier's capacity)."""
+        """Replicas of c enough for the peak slot alone (at the worst tier's capacity;
+        under its curve, all spot with one down)."""
         p = self.p
         share = p.spot_capacity_share(c) if "spot" in self.kinds(c) else 1.0
-        need = max(sum(p.rates_rps[t, j] / (c.capacity(w) * p.rho[c.key] * share)
-                       for j, w in enumerate(p.class_names) if c.capacity(w) > 0)
-                   for t in range(self.T))
-        bound = int(need) + 1
+        peak = max(self.max_load(c, t) for t in range(self.T))
+        bound = int(peak / (p.rho[c.key] * share)) + 1
+        if (u := self.curve(c)) is not None:
+            down = (p.down_curves or {}).get(c.key)
+            n = first = u.replicas_for(peak / share)
+            while planned_held(u, n, n, share, down) < peak and n < first + 16:
+                n += 1                  # (a replica or two more: the spot-down rule)
+            bound = max(bound, n)
         if c.shape.gpu in p.availability:
             bound = min(bound, p.availability[c.shape.gpu] // c.num_gpus)
         return bound
@@ -185,6 +208,11 @@ class ScheduleFormulation:
             for i, c in enumerate(p.candidates):
                 terms = {self.x[i, w, t]: 1.0 / c.capacity(w) for w in p.class_names
                          if (i, w, t) in self.x}
+                if (u := self.curve(c)) is not None:
+                    self.steps[i, t] = add_slot_rows(
+                        self, i, t, terms, u, (p.down_curves or {}).get(c.key),
+                        self.max_load(c, t))
+                    continue
                 rho = p.rho[c.key]
                 for k in KINDS:
                     if (i, k, t) in self.n:

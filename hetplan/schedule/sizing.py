@@ -1,13 +1,16 @@
 """Queueing sizing of a solved schedule: each slot's pools checked against the planner's
 percentile capacity U(n) and topped up with on-demand replicas where short.
 
-The schedule MILP sizes a pool linearly (load <= rho x replicas). Under queueing sizing
-(`constraints.sizing: queueing`, the planner's default) n replicas of a candidate carry U(n)
-replica-equivalents of load with the SLO percentile met (`hetplan.slo_capacity.pool_curves`,
-the curves `hetplan solve` prices; the sizing inputs are the planner's own,
-`planner.problem_for(ctx).sizing`). U(n) is convex in n: one replica with long service times
-carries far less than rho (prompts queue behind long prefills), a large pool more. So after
-the MILP, for every slot t and candidate c with replicas or routed load:
+Under queueing sizing (`constraints.sizing: queueing`, the planner's default) n replicas of a
+candidate carry U(n) replica-equivalents of load with the SLO percentile met
+(`hetplan.slo_capacity.pool_curves`, the curves `hetplan solve` prices; the sizing inputs are
+the planner's own, `planner.problem_for(ctx).sizing`). U(n) is convex in n: one replica with
+long service times carries far less than rho (prompts queue behind long prefills), a large
+pool more. The schedule MILP sizes its pools on these curves when its problem carries them
+(`ScheduleProblem.curves`, `curve_rows.py`, within the capacity below), so on its own
+routes this check adds nothing; it stays as a safety net (for a schedule sized with the rho
+row, or a solver's round-off past the tolerance) and reports what it added. After the MILP,
+for every slot t and candidate c with replicas or routed load:
 
   load[c,t] = sum_w x[c,w,t] / mu[c,w]                     (the MILP's routes, kept)
   held[c,t] = U(N) x (N - (1 - s_c) N_spot) / N            (N: replicas over the tiers;
@@ -32,9 +35,9 @@ GPUs still idle after that run extra replicas of the slot's pools on their GPU t
 most loaded under U first (`TopUp.idle_fill`): they cost nothing more and give the
 percentile headroom (a slot sized exactly to U(n) meets its percentile only on average).
 
-Assumptions: a post-solve repair, not an optimum under U: the MILP still routes and sizes
-with rho, so a slot may be cheaper served by another shape than by topping this one up; a
-top-up may step past the change limits (counted in `TopUp.step_breaks`). Slots the MILP
+Assumptions: where it adds anything it is a post-solve repair, not an optimum under U (a
+slot may be cheaper served by another shape than by topping this one up), and a top-up may
+step past the change limits (counted in `TopUp.step_breaks`). Slots the MILP
 sized above U(n) keep their replicas (no trim): the queueing formulas are least reliable for
 large, busy pools (README, Queueing). A candidate with neither an on-demand nor a spot price
 cannot be topped up; its shortfall is listed as unmet.
@@ -49,7 +52,8 @@ from hetplan.schedule.formulation import ScheduleOutcome, ScheduleProblem
 from hetplan.slo_capacity import Q_MAX, PoolCurve, pool_curves
 
 TOP_UP_TIERS = ("committed", "on_demand", "spot")   # a top-up's tiers, in order of preference
-LOAD_EPS = 1e-9                           # load within this of capacity counts as met
+LOAD_EPS = 1e-6     # load within this share of capacity counts as met (the MILP's rows
+#                     hold to the solver's feasibility tolerance, 1e-7)
 
 
 @dataclass(frozen=True)

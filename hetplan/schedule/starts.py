@@ -11,14 +11,15 @@ import numpy as np
 
 from hetplan.candidates import Candidate
 from hetplan.milp.formulation import ONE_OF_KEYS
+from hetplan.schedule.curve_rows import planned_held
 from hetplan.schedule.program import ScheduleFormulation, ScheduleOutcome
 
 
 def stacked_start(f: ScheduleFormulation, slots: Sequence[ScheduleOutcome]) -> dict[int, float]:
     """A first incumbent for the schedule MILP `f` from one-slot solutions of the same
     candidates (`slots[t]`: slot t solved alone): their replicas and routes slot by slot,
-    raised where a pool changes faster than the change limits allow (`repair_steps`), the
-    committed GPUs their most in any slot, the starts and pools they imply. It is feasible
+    raised where a pool changes faster than the change limits allow (`repair_steps`) or
+    carries less than U(n) under queueing sizing (`repair_capacity`), the committed GPUs their most in any slot, the starts and pools they imply. It is feasible
     when the slots share one vendor and KV dtype for P/D and the raised pools fit the
     GPUs available; otherwise HiGHS drops it."""
     start: dict[int, float] = {}
@@ -28,8 +29,38 @@ def stacked_start(f: ScheduleFormulation, slots: Sequence[ScheduleOutcome]) -> d
         one = slots[t].formulation
         j = one.index.get(f.p.candidates[i].key)
         start[var] = slots[t].solution.values[one.x[j, w, 0]] if (j, w, 0) in one.x else 0.0
-    repair_steps(f, start)
+    for _ in range(100):             # both only raise: a fixpoint within a few rounds
+        repair_steps(f, start)
+        if not repair_capacity(f, start):
+            break
     return implied_start(f, start)
+
+
+def repair_capacity(f: ScheduleFormulation, start: dict[int, float]) -> bool:
+    """Raise replica counts in `start` (in place) where a pool under queueing sizing
+    carries less than its routed load under the MILP's rows (`curve_rows.planned_held`):
+    one replica at a time, on-demand where the GPU has that tier (else spot, else
+    committed). Whether anything was raised."""
+    p = f.p
+    raised = False
+    loads: dict[tuple[int, int], float] = {}
+    for (i, w, t), v in f.x.items():
+        loads[i, t] = loads.get((i, t), 0.0) + start[v] / p.candidates[i].capacity(w)
+    for i, t in f.steps:
+        c = p.candidates[i]
+        load = loads.get((i, t), 0.0)
+        tier = next(k for k in ("on_demand", "spot", "committed") if (i, k, t) in f.n)
+        spot = f.n.get((i, "spot", t))
+        for _ in range(f.ub[i]):
+            n = sum(start[v] for v in f.total(i, t))
+            if planned_held(p.curves[c.key], int(round(n)),
+                            int(round(start[spot])) if spot is not None else 0,
+                            p.spot_capacity_share(c), (p.down_curves or {}).get(c.key)
+                            ) >= load * (1 - 1e-9) or n >= f.ub[i]:
+                break
+            start[f.n[i, tier, t]] += 1
+            raised = True
+    return raised
 
 
 def repair_steps(f: ScheduleFormulation, start: dict[int, float], rounds: int = 1000) -> None:
@@ -69,8 +100,8 @@ def repair_steps(f: ScheduleFormulation, start: dict[int, float], rounds: int = 
 
 def implied_start(f: ScheduleFormulation, start: dict[int, float]) -> dict[int, float]:
     """`start` (replicas and routes) completed with what they imply: committed GPUs (the
-    most any slot uses beyond the owned ones), replicas started, pools open and the one-of
-    picks."""
+    most any slot uses beyond the owned ones), replicas started, the queueing rows' steps,
+    pools open and the one-of picks."""
     for g, var in f.owned.items():
         start[var] = f.lp.vars[var].lb
     for g, var in f.commit.items():        # (at least its fixed value, when fixed)
@@ -82,6 +113,14 @@ def implied_start(f: ScheduleFormulation, start: dict[int, float]) -> dict[int, 
         prev = f._prev(t)
         before = start[f.n[i, k, prev]] if prev is not None else 0.0
         start[var] = max(0.0, start[f.n[i, k, t]] - before)
+    for (i, t), (total, z, tail, y) in f.steps.items():     # queueing rows' steps
+        n = sum(start[v] for v in f.total(i, t))
+        start[total] = n
+        start |= {v: float(n >= k) for k, v in enumerate(z, start=1)}
+        if tail is not None:
+            start[tail] = max(0.0, n - len(z))
+        if y is not None:
+            start[y] = float(start[f.n[i, "spot", t]] > 0)
     for i, var in f.pool_open.items():
         start[var] = float(any(start[v] > 0 for (j, _, _), v in f.n.items() if j == i))
     for v in range(len(f.lp.vars)):          # one-of picks: those any slot uses
