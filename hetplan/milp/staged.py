@@ -55,9 +55,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from hetplan.enums import SolveStatus
-from hetplan.milp.backends import lp_relaxation, solve
+from hetplan.milp.backends import relax_from, solve
 from hetplan.milp.formulation import ONE_OF_KEYS, Formulation, Problem
-from hetplan.milp.lp import Solution
+from hetplan.milp.lp import LinearProgram, Solution
+from hetplan.slo_capacity import PoolCurve
 
 STAGE_ABOVE = 100      # by default, stage programs with more candidates (bench: 5 x 8,
                        # 60 candidates, 3.5 CPU s in one solve, 4.2 staged; 10 x 16, 120:
@@ -66,19 +67,24 @@ SUPPORT_EPS = 1e-6     # replicas in the relaxation that count a candidate as us
 AT_ZERO = 1e-9         # a relaxation column at or below this sits at its lower bound 0
 FIX_TOL = 1e-6         # relative slack on LB + d >= UB (LP tolerances)
 PLAN_SHARE = 0.15      # most of the time limit each plan search may take
+PLAN_REL_GAP = 0.01    # the first plan's search stops within this of its optimum: it is
+                       # only a cut-off and a start; its part's last MILP proves (bench
+                       # 20 x 64: 0.4 CPU s instead of 2.1, the same plan)
 PART_WORKERS = 2       # parts finished at once (threads: HiGHS releases the GIL)
 # the last MILP is small and starts from a good plan: HiGHS's presolve (probing), its
 # restarts and its RINS / RENS sub-MIPs cost more there than they save (measured on
 # scripts/bench_solve.py's 20 x 32 and 20 x 64)
 FINAL_HIGHS_OPTIONS = {"presolve": "off", "mip_allow_restart": False,
-                       "mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False}
+                       "mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False,
+                       "mip_heuristic_run_root_reduced_cost": False}
 
 
-def staged_applies(f: Formulation, auto: bool = False) -> bool:
-    """Stages are written for min-cost programs with queueing curves; `auto`: and help
-    there (more than STAGE_ABOVE candidates)."""
-    return bool(f.curves) and f.scale is None and \
-        (not auto or len(f.p.candidates) > STAGE_ABOVE)
+def staged_applies(p: Problem, curves: dict[str, PoolCurve] | None, auto: bool = False
+                   ) -> bool:
+    """Stages are written for min-cost programs with queueing curves (`curves`: p's, from
+    `pool_curves`); `auto`: and help there (more than STAGE_ABOVE candidates)."""
+    return bool(curves) and p.objective != "max_goodput" and \
+        (not auto or len(p.candidates) > STAGE_ABOVE)
 
 
 def parts(p: Problem) -> list[list]:
@@ -103,23 +109,23 @@ class _Best:
     sol: Solution
 
 
-def solve_staged(f: Formulation, solver: str, time_limit_s: float
+def solve_staged(p: Problem, curves: dict[str, PoolCurve], solver: str, time_limit_s: float
                  ) -> tuple[Formulation, Solution]:
-    """Solve f's program by the module's stages: the formulation of the best plan (over
-    the candidates its stage kept) and its solution, with the status, bound and gap of the
-    whole program."""
+    """Solve p's program (`curves`: its candidates' U(n)) by the module's stages: the
+    formulation of the best plan (over the candidates its stage kept) and its solution,
+    with the status, bound and gap of the whole program (the full program is only built
+    when no part has a plan)."""
     t0 = time.perf_counter()
-    p, curves = f.p, f.curves
     relaxed = []
     for k, cands in enumerate(parts(p)):
         cur = Formulation(replace(p, candidates=cands), curves)
-        relax = lp_relaxation(cur.lp)
-        relaxed.append((-math.inf if relax is None else relax[0], k, cur, relax))
+        relax, basis = relax_from(cur.lp)
+        relaxed.append((-math.inf if relax is None else relax[0], k, cur, (relax, basis)))
     relaxed.sort(key=lambda r: (r[0], r[1]))
     best: _Best | None = None
     bounds: list[float] = []          # proven lower bounds of the parts not beaten by UB
     jobs: list[tuple] = []            # parts left to finish against the first plan's UB
-    for lb, _, cur, relax in relaxed:
+    for lb, _, cur, (relax, basis) in relaxed:
         if best is not None and lb >= _cut(best):
             continue
         if _left(t0, time_limit_s) <= 1.0 and best is not None:
@@ -131,10 +137,11 @@ def solve_staged(f: Formulation, solver: str, time_limit_s: float
             used = [c for i, c in enumerate(cur.p.candidates)
                     if relax[1][cur.n[i]] > SUPPORT_EPS]
             plan_f = Formulation(replace(p, candidates=used), curves)
+            plan_f.lp.mip_rel_gap = PLAN_REL_GAP
             plan = solve(plan_f.lp, solver, limit)
             best = _better(best, plan_f, plan)
             start = _values(plan_f, plan)
-        job = (cur, lb, relax, best, start, solver, t0, time_limit_s)
+        job = (cur, lb, relax, basis, best, start, solver, t0, time_limit_s)
         if best is None:              # no plan yet: this part is finished before the next
             best = _merge(best, bounds, _finish(*job))
         else:
@@ -143,16 +150,18 @@ def solve_staged(f: Formulation, solver: str, time_limit_s: float
         for result in pool.map(lambda job: _finish(*job), jobs):
             best = _merge(best, bounds, result)     # in part order: deterministic
     if best is None:                  # no part has a plan: the full program says why
+        f = Formulation(p, curves)
         return f, solve(f.lp, solver, _left(t0, time_limit_s))
-    return best.f, _overall(best, bounds)
+    return best.f, _overall(best, bounds, LinearProgram.mip_rel_gap)
 
 
-def _finish(cur: Formulation, lb: float, relax, best: _Best | None, start: dict[str, float],
-            solver: str, t0: float, time_limit_s: float
+def _finish(cur: Formulation, lb: float, relax, basis, best: _Best | None,
+            start: dict[str, float], solver: str, t0: float, time_limit_s: float
             ) -> tuple[Formulation, Solution, float] | None:
     """One part's stages 4-6 against `best` (module docstring): the last MILP's
     formulation, its solution and the bound it proved for the part; None when the part
-    cannot beat `best` (its relaxation's bound reaches the cut-off, or nothing is left)."""
+    cannot beat `best` (its relaxation's bound reaches the cut-off, or nothing is left).
+    The relaxation with flow rows starts from `basis`, the first relaxation's."""
     p, curves = cur.p, cur.curves
     if relax is None:                 # no optimum of the relaxation: the part whole
         whole = Formulation(p, curves)
@@ -163,7 +172,7 @@ def _finish(cur: Formulation, lb: float, relax, best: _Best | None, start: dict[
     caps: dict[str, int] = {}
     if keep:                          # again with the flow rows: a tighter bound
         cur = Formulation(replace(p, candidates=keep), curves, True)
-        tight = lp_relaxation(cur.lp)
+        tight = relax_from(cur.lp, basis)[0]
         if tight is not None:
             lb, values, reduced = tight
             if best is not None and lb >= _cut(best):
@@ -231,12 +240,13 @@ def _part_bound(sol: Solution, lb: float) -> float:
     return lb if sol.bound is None else max(lb, sol.bound)
 
 
-def _overall(best: _Best, bounds: list[float]) -> Solution:
-    """The best plan's solution with the whole program's status, bound and gap."""
+def _overall(best: _Best, bounds: list[float], rel_gap: float) -> Solution:
+    """The best plan's solution with the whole program's status, bound and gap (optimal
+    within `rel_gap`, the program's)."""
     bound = min([best.cost, *bounds])
     cost = best.cost
     gap = max(0.0, (cost - bound) / abs(cost)) if cost and math.isfinite(bound) else None
-    exact = gap is not None and gap <= best.f.lp.mip_rel_gap
+    exact = gap is not None and gap <= rel_gap
     return replace(best.sol, status=SolveStatus.OPTIMAL if exact else SolveStatus.FEASIBLE,
                    bound=bound, gap=0.0 if exact else gap,
                    message="" if exact else "time limit reached; best plan found")
