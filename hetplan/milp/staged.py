@@ -55,7 +55,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from hetplan.enums import SolveStatus
-from hetplan.milp.backends import relax_from, solve
+from hetplan.milp.backends import lp_relaxation, solve
 from hetplan.milp.formulation import ONE_OF_KEYS, Formulation, Problem
 from hetplan.milp.lp import LinearProgram, Solution
 from hetplan.slo_capacity import PoolCurve
@@ -75,8 +75,7 @@ PART_WORKERS = 2       # parts finished at once (threads: HiGHS releases the GIL
 # restarts and its RINS / RENS sub-MIPs cost more there than they save (measured on
 # scripts/bench_solve.py's 20 x 32 and 20 x 64)
 FINAL_HIGHS_OPTIONS = {"presolve": "off", "mip_allow_restart": False,
-                       "mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False,
-                       "mip_heuristic_run_root_reduced_cost": False}
+                       "mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False}
 
 
 def staged_applies(p: Problem, curves: dict[str, PoolCurve] | None, auto: bool = False
@@ -116,16 +115,18 @@ def solve_staged(p: Problem, curves: dict[str, PoolCurve], solver: str, time_lim
     with the status, bound and gap of the whole program (the full program is only built
     when no part has a plan)."""
     t0 = time.perf_counter()
-    relaxed = []
-    for k, cands in enumerate(parts(p)):
+
+    def relax_part(k: int, cands: list) -> tuple:
         cur = Formulation(replace(p, candidates=cands), curves)
-        relax, basis = relax_from(cur.lp)
-        relaxed.append((-math.inf if relax is None else relax[0], k, cur, (relax, basis)))
+        relax = lp_relaxation(cur.lp)
+        return -math.inf if relax is None else relax[0], k, cur, relax
+    with ThreadPoolExecutor(max_workers=PART_WORKERS) as pool:   # each part on its own
+        relaxed = list(pool.map(lambda kc: relax_part(*kc), enumerate(parts(p))))
     relaxed.sort(key=lambda r: (r[0], r[1]))
     best: _Best | None = None
     bounds: list[float] = []          # proven lower bounds of the parts not beaten by UB
     jobs: list[tuple] = []            # parts left to finish against the first plan's UB
-    for lb, _, cur, (relax, basis) in relaxed:
+    for lb, _, cur, relax in relaxed:
         if best is not None and lb >= _cut(best):
             continue
         if _left(t0, time_limit_s) <= 1.0 and best is not None:
@@ -141,7 +142,7 @@ def solve_staged(p: Problem, curves: dict[str, PoolCurve], solver: str, time_lim
             plan = solve(plan_f.lp, solver, limit)
             best = _better(best, plan_f, plan)
             start = _values(plan_f, plan)
-        job = (cur, lb, relax, basis, best, start, solver, t0, time_limit_s)
+        job = (cur, lb, relax, best, start, solver, t0, time_limit_s)
         if best is None:              # no plan yet: this part is finished before the next
             best = _merge(best, bounds, _finish(*job))
         else:
@@ -155,13 +156,12 @@ def solve_staged(p: Problem, curves: dict[str, PoolCurve], solver: str, time_lim
     return best.f, _overall(best, bounds, LinearProgram.mip_rel_gap)
 
 
-def _finish(cur: Formulation, lb: float, relax, basis, best: _Best | None,
-            start: dict[str, float], solver: str, t0: float, time_limit_s: float
+def _finish(cur: Formulation, lb: float, relax, best: _Best | None, start: dict[str, float],
+            solver: str, t0: float, time_limit_s: float
             ) -> tuple[Formulation, Solution, float] | None:
     """One part's stages 4-6 against `best` (module docstring): the last MILP's
     formulation, its solution and the bound it proved for the part; None when the part
-    cannot beat `best` (its relaxation's bound reaches the cut-off, or nothing is left).
-    The relaxation with flow rows starts from `basis`, the first relaxation's."""
+    cannot beat `best` (its relaxation's bound reaches the cut-off, or nothing is left)."""
     p, curves = cur.p, cur.curves
     if relax is None:                 # no optimum of the relaxation: the part whole
         whole = Formulation(p, curves)
@@ -172,7 +172,7 @@ def _finish(cur: Formulation, lb: float, relax, basis, best: _Best | None,
     caps: dict[str, int] = {}
     if keep:                          # again with the flow rows: a tighter bound
         cur = Formulation(replace(p, candidates=keep), curves, True)
-        tight = relax_from(cur.lp, basis)[0]
+        tight = lp_relaxation(cur.lp)
         if tight is not None:
             lb, values, reduced = tight
             if best is not None and lb >= _cut(best):
