@@ -10,9 +10,12 @@ optimum 143.9). So:
 1. parts: the program splits into one part per combination of one-of values the prefill
    and decode candidates have (each part: those candidates plus every colocated one); a
    plan's prefill and decode pools share one combination, so it is a plan of a part;
-2. per part, the LP relaxation without the flow rows gives a bound LB; parts are taken in
-   order of LB and a part whose LB reaches the best plan's cost UB is done;
-3. for the first part, the MILP over the candidates its relaxation uses: a first plan, UB;
+2. per part, the LP relaxation without the flow rows gives a bound LB (the parts in
+   PART_WORKERS threads); parts are taken in order of LB and a part whose LB reaches the
+   best plan's cost UB is done;
+3. for the first part, the MILP over the candidates its relaxation uses: a first plan, UB
+   (searched only to within PLAN_REL_GAP of that MILP's optimum: step 6 of the same part
+   starts from this plan and proves or improves it);
 4. reduced-cost fixing: a plan with candidate c in it has n[c] >= 1 and its first step
    z[c,1] = 1, so by LP duality it costs at least LB + d (d: the sum of the two columns'
    reduced costs, each >= 0 at its lower bound 0); every c with LB + d >= UB is left out;
@@ -39,12 +42,17 @@ dual bound, never above a cut-off the search pruned at) and UB, so the gap is ho
 FIX_TOL keeps candidates within LP tolerances of the cut-off. A part whose relaxation has
 no optimum is solved whole.
 
-Measured (bench 20 x 64, queueing, HiGHS, CPU s, at load 5-7): 14-16 in all (the code
-before RINS / RENS off and threads: 22.7-22.9 in the same conditions), of which pool
-curves 1.7 (two threads), relaxations 2.5 (the amd part's with flow rows 1.3), the first
-plan 1-2, the amd part's last MILP (~450 binaries, LB 139.6 vs 143.87: HiGHS's root cuts
-reach 142.3, then ~70 nodes) 6, the intel part's 2-3 beside it in a thread, building the
-programs the rest; the nvidia part ends at its first relaxation.
+Measured (bench 20 x 64, queueing, HiGHS, CPU s, load 2-3): 12-13 in all, of which pool
+curves 1.2 (two threads), the parts' first relaxations 0.6 (two threads), the first plan
+0.35 (2.1 when proven optimal: it finds its plan at 0.4 s and spent the rest proving
+what step 6 proves again), the amd part's relaxation with flow rows 1.4 and its last
+MILP (~450 binaries, LB 139.6 vs 143.87: HiGHS's root cuts reach 142.3, then ~70 nodes)
+5.5, the intel part's 2-2.5 beside them in a thread, building the programs the rest; the
+nvidia part ends at its first relaxation. Tried and dropped, because they change which
+of mooncake's equal-cost plans (its routing) the amd-like part's last MILP ends at:
+starting the flow-row relaxation from the first relaxation's basis (3x faster, the same
+bound, but another dual vertex, so other reduced costs, fixing and caps) and HiGHS's
+root reduced-cost sub-MIP off in the last MILPs (~1 of its 5.5 CPU s, the same nodes).
 """
 
 from __future__ import annotations
