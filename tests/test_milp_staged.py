@@ -139,6 +139,21 @@ def test_overlapping_quiet_solves_restore_stdout():
     assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
 
 
+def test_flow_relaxation_from_the_first_relaxations_basis():
+    """The relaxation with flow rows over fewer candidates, started from the first
+    relaxation's basis (other columns and rows: an alien basis HiGHS completes), reaches
+    the optimum a cold start does."""
+    p = instance(5, 8, seed=1, sizing="queueing")
+    first, basis = backends.relax_from(Formulation(p).lp)
+    keep = [c for i, c in enumerate(p.candidates) if i % 3]       # columns and rows differ
+    tight = Formulation(replace(p, candidates=keep), flow_rows=True)
+    cold, _ = backends.relax_from(tight.lp)
+    warm, warm_basis = backends.relax_from(tight.lp, basis)
+    assert warm[0] == pytest.approx(cold[0], rel=1e-9)
+    assert warm[0] > first[0]                   # the flow rows (and fewer columns) tighten
+    assert set(warm_basis[0]) == {v.name for v in tight.lp.vars}
+
+
 def test_overall_status_uses_the_programs_gap_not_the_first_plans():
     """The first plan's search stops within PLAN_REL_GAP; when that plan stays the best,
     the status still compares the proven gap with the program's own (1e-6)."""

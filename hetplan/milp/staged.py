@@ -20,14 +20,13 @@ optimum 143.9). So:
    z[c,1] = 1, so by LP duality it costs at least LB + d (d: the sum of the two columns'
    reduced costs, each >= 0 at its lower bound 0); every c with LB + d >= UB is left out;
 5. the relaxation again with the flow rows (`pool_sizing`, a tighter LB) over what is
-   left, fixing again, and replica caps by the same argument: m replicas of c take n[c] =
+   left (started from the first relaxation's basis: 3x faster on the bench), fixing again, and replica caps by the same argument: m replicas of c take n[c] =
    m and steps 1..m, so LB + m d_n + sum_{k <= m} d_k < UB bounds m (this shortens the
    step chains, and with them the relaxation's big-M, of the candidates kept);
 6. the MILP over what is left, started from the part's plan or cut off at UB (HiGHS's
-   objective_bound), solved to optimality without HiGHS's RINS and RENS sub-MIPs (it
-   has a plan or a cut-off already; on the bench they took a third of the time; HiGHS's
-   other heuristics stay on: without them too, the bench's amd part takes half the time,
-   but mooncake's last MILP ends at another plan of the same cost, routed differently).
+   objective_bound), solved to optimality without HiGHS's RINS, RENS and root
+   reduced-cost sub-MIPs (it has a plan or a cut-off already; on the bench they took
+   over a third of the time; HiGHS's other heuristics stay on).
 
 Once the first plan is found, steps 4-6 of every part left run against its UB in
 PART_WORKERS threads (HiGHS releases the GIL while it solves); each part's work depends
@@ -42,17 +41,15 @@ dual bound, never above a cut-off the search pruned at) and UB, so the gap is ho
 FIX_TOL keeps candidates within LP tolerances of the cut-off. A part whose relaxation has
 no optimum is solved whole.
 
-Measured (bench 20 x 64, queueing, HiGHS, CPU s, load 2-3): 12-13 in all, of which pool
-curves 1.2 (two threads), the parts' first relaxations 0.6 (two threads), the first plan
-0.35 (2.1 when proven optimal: it finds its plan at 0.4 s and spent the rest proving
-what step 6 proves again), the amd part's relaxation with flow rows 1.4 and its last
-MILP (~450 binaries, LB 139.6 vs 143.87: HiGHS's root cuts reach 142.3, then ~70 nodes)
-5.5, the intel part's 2-2.5 beside them in a thread, building the programs the rest; the
-nvidia part ends at its first relaxation. Tried and dropped, because they change which
-of mooncake's equal-cost plans (its routing) the amd-like part's last MILP ends at:
-starting the flow-row relaxation from the first relaxation's basis (3x faster, the same
-bound, but another dual vertex, so other reduced costs, fixing and caps) and HiGHS's
-root reduced-cost sub-MIP off in the last MILPs (~1 of its 5.5 CPU s, the same nodes).
+Measured (bench 20 x 64, queueing, HiGHS, CPU s, load 1.5-4): 10-11 in all, of which
+pool curves 1.2 (two threads), the parts' first relaxations 0.6 (two threads), the first
+plan 0.35 (2.1 when proven optimal: it has its plan at 0.4 s and spent the rest proving
+what step 6 proves again), the amd part's relaxation with flow rows 0.5 (1.4 from a
+cold start) and its last MILP (~450 binaries, LB 139.6 vs 143.87: HiGHS's root cuts
+reach 142.3, then ~70 nodes) 4.5, the intel part's ~2 beside them in a thread, building
+the programs the rest; the nvidia part ends at its first relaxation. The warm basis
+(another dual vertex: other reduced costs, fixing and caps) and the root reduced-cost
+sub-MIP off each change which of mooncake's equal-cost plans (its routing) step 6 ends at.
 """
 
 from __future__ import annotations
@@ -63,7 +60,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from hetplan.enums import SolveStatus
-from hetplan.milp.backends import lp_relaxation, solve
+from hetplan.milp.backends import relax_from, solve
 from hetplan.milp.formulation import ONE_OF_KEYS, Formulation, Problem
 from hetplan.milp.lp import LinearProgram, Solution
 from hetplan.slo_capacity import PoolCurve
@@ -83,7 +80,8 @@ PART_WORKERS = 2       # parts finished at once (threads: HiGHS releases the GIL
 # restarts and its RINS / RENS sub-MIPs cost more there than they save (measured on
 # scripts/bench_solve.py's 20 x 32 and 20 x 64)
 FINAL_HIGHS_OPTIONS = {"presolve": "off", "mip_allow_restart": False,
-                       "mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False}
+                       "mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False,
+                       "mip_heuristic_run_root_reduced_cost": False}
 
 
 def staged_applies(p: Problem, curves: dict[str, PoolCurve] | None, auto: bool = False
@@ -126,15 +124,15 @@ def solve_staged(p: Problem, curves: dict[str, PoolCurve], solver: str, time_lim
 
     def relax_part(k: int, cands: list) -> tuple:
         cur = Formulation(replace(p, candidates=cands), curves)
-        relax = lp_relaxation(cur.lp)
-        return -math.inf if relax is None else relax[0], k, cur, relax
+        relax, basis = relax_from(cur.lp)
+        return -math.inf if relax is None else relax[0], k, cur, (relax, basis)
     with ThreadPoolExecutor(max_workers=PART_WORKERS) as pool:   # each part on its own
         relaxed = list(pool.map(lambda kc: relax_part(*kc), enumerate(parts(p))))
     relaxed.sort(key=lambda r: (r[0], r[1]))
     best: _Best | None = None
     bounds: list[float] = []          # proven lower bounds of the parts not beaten by UB
     jobs: list[tuple] = []            # parts left to finish against the first plan's UB
-    for lb, _, cur, relax in relaxed:
+    for lb, _, cur, (relax, basis) in relaxed:
         if best is not None and lb >= _cut(best):
             continue
         if _left(t0, time_limit_s) <= 1.0 and best is not None:
@@ -150,7 +148,7 @@ def solve_staged(p: Problem, curves: dict[str, PoolCurve], solver: str, time_lim
             plan = solve(plan_f.lp, solver, limit)
             best = _better(best, plan_f, plan)
             start = _values(plan_f, plan)
-        job = (cur, lb, relax, best, start, solver, t0, time_limit_s)
+        job = (cur, lb, relax, basis, best, start, solver, t0, time_limit_s)
         if best is None:              # no plan yet: this part is finished before the next
             best = _merge(best, bounds, _finish(*job))
         else:
@@ -164,12 +162,13 @@ def solve_staged(p: Problem, curves: dict[str, PoolCurve], solver: str, time_lim
     return best.f, _overall(best, bounds, LinearProgram.mip_rel_gap)
 
 
-def _finish(cur: Formulation, lb: float, relax, best: _Best | None, start: dict[str, float],
-            solver: str, t0: float, time_limit_s: float
+def _finish(cur: Formulation, lb: float, relax, basis, best: _Best | None,
+            start: dict[str, float], solver: str, t0: float, time_limit_s: float
             ) -> tuple[Formulation, Solution, float] | None:
     """One part's stages 4-6 against `best` (module docstring): the last MILP's
     formulation, its solution and the bound it proved for the part; None when the part
-    cannot beat `best` (its relaxation's bound reaches the cut-off, or nothing is left)."""
+    cannot beat `best` (its relaxation's bound reaches the cut-off, or nothing is left).
+    The relaxation with flow rows starts from `basis`, the first relaxation's."""
     p, curves = cur.p, cur.curves
     if relax is None:                 # no optimum of the relaxation: the part whole
         whole = Formulation(p, curves)
@@ -180,7 +179,7 @@ def _finish(cur: Formulation, lb: float, relax, best: _Best | None, start: dict[
     caps: dict[str, int] = {}
     if keep:                          # again with the flow rows: a tighter bound
         cur = Formulation(replace(p, candidates=keep), curves, True)
-        tight = lp_relaxation(cur.lp)
+        tight = relax_from(cur.lp, basis)[0]
         if tight is not None:
             lb, values, reduced = tight
             if best is not None and lb >= _cut(best):
