@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from hetplan.enums import SolveStatus
 from hetplan.milp import backends, solve_problem, staged
 from hetplan.milp.backends import lp_relaxation
 from hetplan.milp.formulation import Formulation
+from hetplan.milp.lp import Solution
 from hetplan.milp.staged import _opening_cost, _replica_caps, parts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
@@ -135,3 +137,31 @@ def test_overlapping_quiet_solves_restore_stdout():
     after = os.fstat(1)
     assert (during.st_rdev, during.st_ino) == (null.st_rdev, null.st_ino)
     assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+
+
+def test_flow_relaxation_from_the_first_relaxations_basis():
+    """The relaxation with flow rows over fewer candidates, started from the first
+    relaxation's basis (other columns and rows: an alien basis HiGHS completes), reaches
+    the optimum a cold start does."""
+    p = instance(5, 8, seed=1, sizing="queueing")
+    first, basis = backends.relax_from(Formulation(p).lp)
+    keep = [c for i, c in enumerate(p.candidates) if i % 3]       # columns and rows differ
+    tight = Formulation(replace(p, candidates=keep), flow_rows=True)
+    cold, _ = backends.relax_from(tight.lp)
+    warm, warm_basis = backends.relax_from(tight.lp, basis)
+    assert warm[0] == pytest.approx(cold[0], rel=1e-9)
+    assert warm[0] > first[0]                   # the flow rows (and fewer columns) tighten
+    assert set(warm_basis[0]) == {v.name for v in tight.lp.vars}
+
+
+def test_overall_status_uses_the_programs_gap_not_the_first_plans():
+    """The first plan's search stops within PLAN_REL_GAP; when that plan stays the best,
+    the status still compares the proven gap with the program's own (1e-6)."""
+    p = instance(5, 8, sizing="queueing")
+    f = Formulation(p)
+    f.lp.mip_rel_gap = staged.PLAN_REL_GAP
+    sol = Solution(SolveStatus.OPTIMAL, 100.0, [0.0] * len(f.lp.vars), "highs")
+    best = staged._Best(100.0, f, sol)
+    loose = staged._overall(best, [99.5], 1e-6)          # 0.5% gap: below PLAN_REL_GAP
+    assert loose.status == SolveStatus.FEASIBLE and loose.gap == pytest.approx(0.005)
+    assert staged._overall(best, [100.0, 101.0], 1e-6).status == SolveStatus.OPTIMAL

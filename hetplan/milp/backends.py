@@ -80,6 +80,17 @@ def lp_relaxation(lp: LinearProgram, drop: str | None = None
     """The LP relaxation of a minimization `lp` by HiGHS (highspy, single-threaded): its
     optimal value, column values and reduced costs; None unless solved to optimality.
     Rows of family `drop` are left out (a weaker relaxation of the same program)."""
+    return relax_from(lp, drop=drop)[0]
+
+
+Basis = tuple[dict[str, object], dict[str, object]]   # column / row name -> HiGHS status
+
+
+def relax_from(lp: LinearProgram, warm: Basis | None = None, drop: str | None = None
+               ) -> tuple[tuple[float, list[float], list[float]] | None, Basis | None]:
+    """`lp_relaxation`, started from `warm` (the optimal basis of a related program, by
+    column and row names; HiGHS completes it where the programs differ, as an alien
+    basis), and the optimal basis of this one (None with no optimum)."""
     import highspy
     import numpy as np
 
@@ -97,18 +108,35 @@ def lp_relaxation(lp: LinearProgram, drop: str | None = None
     for i, c in lp.objective.items():
         cost[i] = c
     h.changeColsCost(n, np.arange(n, dtype=np.int32), cost)
-    for c in lp.constraints:
-        if drop is not None and c.family == drop:
-            continue
+    rows = [c for c in lp.constraints if drop is None or c.family != drop]
+    for c in rows:
         lo, hi = {"<=": (-inf, c.rhs), ">=": (c.rhs, inf), "==": (c.rhs, c.rhs)}[c.sense]
         h.addRow(lo, hi, len(c.terms), np.fromiter(c.terms, dtype=np.int32, count=len(c.terms)),
                  np.fromiter(c.terms.values(), dtype=float, count=len(c.terms)))
+    if warm is not None:
+        _set_basis(h, highspy, lp, rows, warm)
     with _quiet_stdout():
         h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        return None
-    sol = h.getSolution()
-    return h.getInfo().objective_function_value, list(sol.col_value), list(sol.col_dual)
+        return None, None
+    sol, basis = h.getSolution(), h.getBasis()
+    names = ({v.name: s for v, s in zip(lp.vars, basis.col_status)},
+             {c.name: s for c, s in zip(rows, basis.row_status)})
+    return (h.getInfo().objective_function_value, list(sol.col_value),
+            list(sol.col_dual)), names
+
+
+def _set_basis(h, highspy, lp: LinearProgram, rows, warm: Basis) -> None:
+    """Hand h the statuses `warm` gives lp's columns and rows: new columns nonbasic at
+    their lower bound, new rows basic (their slack); HiGHS repairs the rest (alien)."""
+    cols, old_rows = warm
+    at_lower, basic = highspy.HighsBasisStatus.kLower, highspy.HighsBasisStatus.kBasic
+    b = highspy.HighsBasis()
+    b.col_status = [cols.get(v.name, at_lower) for v in lp.vars]
+    b.row_status = [old_rows.get(c.name, basic) for c in rows]
+    b.alien = True
+    b.valid = True
+    h.setBasis(b)
 
 
 def _highs_with_start(pulp, xs, start: dict[int, float] | None):

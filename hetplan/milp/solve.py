@@ -16,6 +16,7 @@ from hetplan.milp.formulation import Formulation, Problem
 from hetplan.milp.lp import Solution
 from hetplan.milp.prune import PRUNE_ABOVE, prune_dominated
 from hetplan.milp.staged import solve_staged, staged_applies
+from hetplan.slo_capacity import pool_curves
 
 EPS = 1e-7
 LARGE_GAP = 0.01      # relative MIP gap worth a warning
@@ -88,12 +89,13 @@ def solve_problem(p: Problem, solver: str = "highs", time_limit_s: float = 60.0,
     solves ignore `start`); the outcome's
     formulation then covers the candidates the last stage kept."""
     p = pruned(p, prune)
-    f = Formulation(p)
+    curves = None if p.sizing is None else pool_curves(p.candidates, p.classes, p.sizing)
     searched = len(p.candidates)      # the warning's count (a staged f holds fewer)
-    if staged is not False and staged_applies(f, auto=staged is None):
-        f, sol = solve_staged(f, solver, time_limit_s)
+    if staged is not False and staged_applies(p, curves, auto=staged is None):
+        f, sol = solve_staged(p, curves, solver, time_limit_s)
         p = f.p
     else:
+        f = Formulation(p, curves)
         if start is not None and start.solution.has_solution:
             f.start_from(start.values_by_name())
         sol = solve(f.lp, solver, time_limit_s)

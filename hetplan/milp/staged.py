@@ -10,21 +10,23 @@ optimum 143.9). So:
 1. parts: the program splits into one part per combination of one-of values the prefill
    and decode candidates have (each part: those candidates plus every colocated one); a
    plan's prefill and decode pools share one combination, so it is a plan of a part;
-2. per part, the LP relaxation without the flow rows gives a bound LB; parts are taken in
-   order of LB and a part whose LB reaches the best plan's cost UB is done;
-3. for the first part, the MILP over the candidates its relaxation uses: a first plan, UB;
+2. per part, the LP relaxation without the flow rows gives a bound LB (the parts in
+   PART_WORKERS threads); parts are taken in order of LB and a part whose LB reaches the
+   best plan's cost UB is done;
+3. for the first part, the MILP over the candidates its relaxation uses: a first plan, UB
+   (searched only to within PLAN_REL_GAP of that MILP's optimum: step 6 of the same part
+   starts from this plan and proves or improves it);
 4. reduced-cost fixing: a plan with candidate c in it has n[c] >= 1 and its first step
    z[c,1] = 1, so by LP duality it costs at least LB + d (d: the sum of the two columns'
    reduced costs, each >= 0 at its lower bound 0); every c with LB + d >= UB is left out;
 5. the relaxation again with the flow rows (`pool_sizing`, a tighter LB) over what is
-   left, fixing again, and replica caps by the same argument: m replicas of c take n[c] =
+   left (started from the first relaxation's basis: 3x faster on the bench), fixing again, and replica caps by the same argument: m replicas of c take n[c] =
    m and steps 1..m, so LB + m d_n + sum_{k <= m} d_k < UB bounds m (this shortens the
    step chains, and with them the relaxation's big-M, of the candidates kept);
 6. the MILP over what is left, started from the part's plan or cut off at UB (HiGHS's
-   objective_bound), solved to optimality without HiGHS's RINS and RENS sub-MIPs (it
-   has a plan or a cut-off already; on the bench they took a third of the time; HiGHS's
-   other heuristics stay on: without them too, the bench's amd part takes half the time,
-   but mooncake's last MILP ends at another plan of the same cost, routed differently).
+   objective_bound), solved to optimality without HiGHS's RINS, RENS and root
+   reduced-cost sub-MIPs (it has a plan or a cut-off already; on the bench they took
+   over a third of the time; HiGHS's other heuristics stay on).
 
 Once the first plan is found, steps 4-6 of every part left run against its UB in
 PART_WORKERS threads (HiGHS releases the GIL while it solves); each part's work depends
@@ -39,12 +41,15 @@ dual bound, never above a cut-off the search pruned at) and UB, so the gap is ho
 FIX_TOL keeps candidates within LP tolerances of the cut-off. A part whose relaxation has
 no optimum is solved whole.
 
-Measured (bench 20 x 64, queueing, HiGHS, CPU s, at load 5-7): 14-16 in all (the code
-before RINS / RENS off and threads: 22.7-22.9 in the same conditions), of which pool
-curves 1.7 (two threads), relaxations 2.5 (the amd part's with flow rows 1.3), the first
-plan 1-2, the amd part's last MILP (~450 binaries, LB 139.6 vs 143.87: HiGHS's root cuts
-reach 142.3, then ~70 nodes) 6, the intel part's 2-3 beside it in a thread, building the
-programs the rest; the nvidia part ends at its first relaxation.
+Measured (bench 20 x 64, queueing, HiGHS, CPU s, load 1.5-4): 10-11 in all, of which
+pool curves 1.2 (two threads), the parts' first relaxations 0.6 (two threads), the first
+plan 0.35 (2.1 when proven optimal: it has its plan at 0.4 s and spent the rest proving
+what step 6 proves again), the amd part's relaxation with flow rows 0.5 (1.4 from a
+cold start) and its last MILP (~450 binaries, LB 139.6 vs 143.87: HiGHS's root cuts
+reach 142.3, then ~70 nodes) 4.5, the intel part's ~2 beside them in a thread, building
+the programs the rest; the nvidia part ends at its first relaxation. The warm basis
+(another dual vertex: other reduced costs, fixing and caps) and the root reduced-cost
+sub-MIP off each change which of mooncake's equal-cost plans (its routing) step 6 ends at.
 """
 
 from __future__ import annotations
@@ -55,9 +60,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from hetplan.enums import SolveStatus
-from hetplan.milp.backends import lp_relaxation, solve
+from hetplan.milp.backends import relax_from, solve
 from hetplan.milp.formulation import ONE_OF_KEYS, Formulation, Problem
-from hetplan.milp.lp import Solution
+from hetplan.milp.lp import LinearProgram, Solution
+from hetplan.slo_capacity import PoolCurve
 
 STAGE_ABOVE = 100      # by default, stage programs with more candidates (bench: 5 x 8,
                        # 60 candidates, 3.5 CPU s in one solve, 4.2 staged; 10 x 16, 120:
@@ -66,19 +72,24 @@ SUPPORT_EPS = 1e-6     # replicas in the relaxation that count a candidate as us
 AT_ZERO = 1e-9         # a relaxation column at or below this sits at its lower bound 0
 FIX_TOL = 1e-6         # relative slack on LB + d >= UB (LP tolerances)
 PLAN_SHARE = 0.15      # most of the time limit each plan search may take
+PLAN_REL_GAP = 0.01    # the first plan's search stops within this of its optimum: it is
+                       # only a cut-off and a start; its part's last MILP proves (bench
+                       # 20 x 64: 0.4 CPU s instead of 2.1, the same plan)
 PART_WORKERS = 2       # parts finished at once (threads: HiGHS releases the GIL)
 # the last MILP is small and starts from a good plan: HiGHS's presolve (probing), its
 # restarts and its RINS / RENS sub-MIPs cost more there than they save (measured on
 # scripts/bench_solve.py's 20 x 32 and 20 x 64)
 FINAL_HIGHS_OPTIONS = {"presolve": "off", "mip_allow_restart": False,
-                       "mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False}
+                       "mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False,
+                       "mip_heuristic_run_root_reduced_cost": False}
 
 
-def staged_applies(f: Formulation, auto: bool = False) -> bool:
-    """Stages are written for min-cost programs with queueing curves; `auto`: and help
-    there (more than STAGE_ABOVE candidates)."""
-    return bool(f.curves) and f.scale is None and \
-        (not auto or len(f.p.candidates) > STAGE_ABOVE)
+def staged_applies(p: Problem, curves: dict[str, PoolCurve] | None, auto: bool = False
+                   ) -> bool:
+    """Stages are written for min-cost programs with queueing curves (`curves`: p's, from
+    `pool_curves`); `auto`: and help there (more than STAGE_ABOVE candidates)."""
+    return bool(curves) and p.objective != "max_goodput" and \
+        (not auto or len(p.candidates) > STAGE_ABOVE)
 
 
 def parts(p: Problem) -> list[list]:
@@ -103,23 +114,25 @@ class _Best:
     sol: Solution
 
 
-def solve_staged(f: Formulation, solver: str, time_limit_s: float
+def solve_staged(p: Problem, curves: dict[str, PoolCurve], solver: str, time_limit_s: float
                  ) -> tuple[Formulation, Solution]:
-    """Solve f's program by the module's stages: the formulation of the best plan (over
-    the candidates its stage kept) and its solution, with the status, bound and gap of the
-    whole program."""
+    """Solve p's program (`curves`: its candidates' U(n)) by the module's stages: the
+    formulation of the best plan (over the candidates its stage kept) and its solution,
+    with the status, bound and gap of the whole program (the full program is only built
+    when no part has a plan)."""
     t0 = time.perf_counter()
-    p, curves = f.p, f.curves
-    relaxed = []
-    for k, cands in enumerate(parts(p)):
+
+    def relax_part(k: int, cands: list) -> tuple:
         cur = Formulation(replace(p, candidates=cands), curves)
-        relax = lp_relaxation(cur.lp)
-        relaxed.append((-math.inf if relax is None else relax[0], k, cur, relax))
+        relax, basis = relax_from(cur.lp)
+        return -math.inf if relax is None else relax[0], k, cur, (relax, basis)
+    with ThreadPoolExecutor(max_workers=PART_WORKERS) as pool:   # each part on its own
+        relaxed = list(pool.map(lambda kc: relax_part(*kc), enumerate(parts(p))))
     relaxed.sort(key=lambda r: (r[0], r[1]))
     best: _Best | None = None
     bounds: list[float] = []          # proven lower bounds of the parts not beaten by UB
     jobs: list[tuple] = []            # parts left to finish against the first plan's UB
-    for lb, _, cur, relax in relaxed:
+    for lb, _, cur, (relax, basis) in relaxed:
         if best is not None and lb >= _cut(best):
             continue
         if _left(t0, time_limit_s) <= 1.0 and best is not None:
@@ -131,10 +144,11 @@ def solve_staged(f: Formulation, solver: str, time_limit_s: float
             used = [c for i, c in enumerate(cur.p.candidates)
                     if relax[1][cur.n[i]] > SUPPORT_EPS]
             plan_f = Formulation(replace(p, candidates=used), curves)
+            plan_f.lp.mip_rel_gap = PLAN_REL_GAP
             plan = solve(plan_f.lp, solver, limit)
             best = _better(best, plan_f, plan)
             start = _values(plan_f, plan)
-        job = (cur, lb, relax, best, start, solver, t0, time_limit_s)
+        job = (cur, lb, relax, basis, best, start, solver, t0, time_limit_s)
         if best is None:              # no plan yet: this part is finished before the next
             best = _merge(best, bounds, _finish(*job))
         else:
@@ -143,16 +157,18 @@ def solve_staged(f: Formulation, solver: str, time_limit_s: float
         for result in pool.map(lambda job: _finish(*job), jobs):
             best = _merge(best, bounds, result)     # in part order: deterministic
     if best is None:                  # no part has a plan: the full program says why
+        f = Formulation(p, curves)
         return f, solve(f.lp, solver, _left(t0, time_limit_s))
-    return best.f, _overall(best, bounds)
+    return best.f, _overall(best, bounds, LinearProgram.mip_rel_gap)
 
 
-def _finish(cur: Formulation, lb: float, relax, best: _Best | None, start: dict[str, float],
-            solver: str, t0: float, time_limit_s: float
+def _finish(cur: Formulation, lb: float, relax, basis, best: _Best | None,
+            start: dict[str, float], solver: str, t0: float, time_limit_s: float
             ) -> tuple[Formulation, Solution, float] | None:
     """One part's stages 4-6 against `best` (module docstring): the last MILP's
     formulation, its solution and the bound it proved for the part; None when the part
-    cannot beat `best` (its relaxation's bound reaches the cut-off, or nothing is left)."""
+    cannot beat `best` (its relaxation's bound reaches the cut-off, or nothing is left).
+    The relaxation with flow rows starts from `basis`, the first relaxation's."""
     p, curves = cur.p, cur.curves
     if relax is None:                 # no optimum of the relaxation: the part whole
         whole = Formulation(p, curves)
@@ -163,7 +179,7 @@ def _finish(cur: Formulation, lb: float, relax, best: _Best | None, start: dict[
     caps: dict[str, int] = {}
     if keep:                          # again with the flow rows: a tighter bound
         cur = Formulation(replace(p, candidates=keep), curves, True)
-        tight = lp_relaxation(cur.lp)
+        tight = relax_from(cur.lp, basis)[0]
         if tight is not None:
             lb, values, reduced = tight
             if best is not None and lb >= _cut(best):
@@ -231,12 +247,13 @@ def _part_bound(sol: Solution, lb: float) -> float:
     return lb if sol.bound is None else max(lb, sol.bound)
 
 
-def _overall(best: _Best, bounds: list[float]) -> Solution:
-    """The best plan's solution with the whole program's status, bound and gap."""
+def _overall(best: _Best, bounds: list[float], rel_gap: float) -> Solution:
+    """The best plan's solution with the whole program's status, bound and gap (optimal
+    within `rel_gap`, the program's)."""
     bound = min([best.cost, *bounds])
     cost = best.cost
     gap = max(0.0, (cost - bound) / abs(cost)) if cost and math.isfinite(bound) else None
-    exact = gap is not None and gap <= best.f.lp.mip_rel_gap
+    exact = gap is not None and gap <= rel_gap
     return replace(best.sol, status=SolveStatus.OPTIMAL if exact else SolveStatus.FEASIBLE,
                    bound=bound, gap=0.0 if exact else gap,
                    message="" if exact else "time limit reached; best plan found")
