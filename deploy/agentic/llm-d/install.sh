@@ -8,9 +8,9 @@ helm repo add llm-d-modelservice https://llm-d-incubation.github.io/llm-d-models
 helm upgrade --install ms-llama-3-1-70b-prefill-b200-tp8-wfp8-kvfp8 \
   llm-d-modelservice/llm-d-modelservice \
   --version v0.4.12 -f values/prefill-b200-tp8-wfp8-kvfp8.yaml
-helm upgrade --install ms-llama-3-1-70b-prefill-h100-sxm-tp4-wfp8-kvfp8 \
+helm upgrade --install ms-llama-3-1-70b-prefill-h100-sxm-tp2-wfp8-kvfp8 \
   llm-d-modelservice/llm-d-modelservice \
-  --version v0.4.12 -f values/prefill-h100-sxm-tp4-wfp8-kvfp8.yaml
+  --version v0.4.12 -f values/prefill-h100-sxm-tp2-wfp8-kvfp8.yaml
 helm upgrade --install ms-llama-3-1-70b-decode-h100-sxm-tp4-wfp8-kvfp8 \
   llm-d-modelservice/llm-d-modelservice \
   --version v0.4.12 -f values/decode-h100-sxm-tp4-wfp8-kvfp8.yaml

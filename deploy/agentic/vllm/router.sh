@@ -13,7 +13,8 @@ vllm-router \
   --prefill http://prefill-b200-2:8000 \
   --prefill http://prefill-h100-sxm-0:8000 \
   --prefill http://prefill-h100-sxm-0:8001 \
-  --prefill http://prefill-h100-sxm-1:8000 \
+  --prefill http://prefill-h100-sxm-0:8002 \
+  --prefill http://prefill-h100-sxm-0:8003 \
   --decode http://decode-h100-sxm-0:8000 \
   --prefill-policy power_of_two \
   --decode-policy power_of_two \

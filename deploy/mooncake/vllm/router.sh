@@ -8,8 +8,9 @@ vllm-router \
   --host 0.0.0.0 \
   --port 30000 \
   --vllm-pd-disaggregation \
-  --prefill http://prefill-b200-0:8000 \
   --prefill http://prefill-h100-sxm-0:8000 \
+  --prefill http://prefill-h100-sxm-0:8001 \
+  --prefill http://prefill-h100-sxm-0:8002 \
   --prefill http://prefill-h100-sxm-1:8000 \
   --prefill http://prefill-h100-sxm-2:8000 \
   --decode http://decode-b200-0:8000 \

@@ -6,7 +6,7 @@ set -euo pipefail
 
 mkdir -p results
 
-# class in47-313_out3-20: served by colocated-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
+# class in47-313_out3-20: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -24,9 +24,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in47-313_out3-20.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in47-313_out3-20 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=colocated-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in47-313_out3-20.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in47-313_out3-20 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in47-313_out3-20.log 2>&1 &
 
-# class in47-313_out21-143: served by colocated-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
+# class in47-313_out21-143: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -44,9 +44,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in47-313_out21-143.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in47-313_out21-143 hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_pools=colocated-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:1 > results/bench-in47-313_out21-143.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in47-313_out21-143 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in47-313_out21-143.log 2>&1 &
 
-# class in47-313_out144-1000: served by colocated-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
+# class in47-313_out144-1000: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -64,9 +64,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in47-313_out144-1000.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in47-313_out144-1000 hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_pools=colocated-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:1 > results/bench-in47-313_out144-1000.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in47-313_out144-1000 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in47-313_out144-1000.log 2>&1 &
 
-# class in314-2100_out3-20: served by colocated-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
+# class in314-2100_out3-20: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -84,9 +84,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in314-2100_out3-20.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in314-2100_out3-20 hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_pools=colocated-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:1 > results/bench-in314-2100_out3-20.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in314-2100_out3-20 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in314-2100_out3-20.log 2>&1 &
 
-# class in314-2100_out21-143: served by colocated-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
+# class in314-2100_out21-143: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -104,9 +104,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in314-2100_out21-143.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in314-2100_out21-143 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=colocated-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in314-2100_out21-143.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in314-2100_out21-143 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in314-2100_out21-143.log 2>&1 &
 
-# class in314-2100_out144-1000: served by colocated-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
+# class in314-2100_out144-1000: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -124,9 +124,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in314-2100_out144-1000.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in314-2100_out144-1000 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=colocated-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in314-2100_out144-1000.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in314-2100_out144-1000 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in314-2100_out144-1000.log 2>&1 &
 
-# class in2101-14050_out3-20: served by colocated-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
+# class in2101-14050_out3-20: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -144,9 +144,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in2101-14050_out3-20.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in2101-14050_out3-20 hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_pools=colocated-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:1 > results/bench-in2101-14050_out3-20.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in2101-14050_out3-20 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in2101-14050_out3-20.log 2>&1 &
 
-# class in2101-14050_out21-143: served by colocated-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
+# class in2101-14050_out21-143: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -164,9 +164,9 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in2101-14050_out21-143.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in2101-14050_out21-143 hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_pools=colocated-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:1 > results/bench-in2101-14050_out21-143.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in2101-14050_out21-143 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in2101-14050_out21-143.log 2>&1 &
 
-# class in2101-14050_out144-1000: served by colocated-H100-SXM-tp4-wfp8-kvfp8 (H100-SXM tp=4, 100%)
+# class in2101-14050_out144-1000: served by decode-A100-80G-PCIe-tp4-wbf16-kvbf16 (A100-80G-PCIe tp=4, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -184,6 +184,6 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in2101-14050_out144-1000.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in2101-14050_out144-1000 hetplan_gpu=H100-SXM hetplan_tp=4 hetplan_pools=colocated-H100-SXM-tp4-wfp8-kvfp8:H100-SXM:tp4:1 > results/bench-in2101-14050_out144-1000.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in2101-14050_out144-1000 hetplan_gpu=A100-80G-PCIe hetplan_tp=4 hetplan_pools=decode-A100-80G-PCIe-tp4-wbf16-kvbf16:A100-80G-PCIe:tp4:1 > results/bench-in2101-14050_out144-1000.log 2>&1 &
 
 wait

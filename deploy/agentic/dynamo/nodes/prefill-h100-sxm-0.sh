@@ -5,11 +5,11 @@ set -euo pipefail
 
 mkdir -p logs
 
-# prefill-H100-SXM-tp4-wfp8-kvfp8-r0: prefill, H100-SXM tp=4
-env CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 python3 -m dynamo.vllm \
+# prefill-H100-SXM-tp2-wfp8-kvfp8-r0: prefill, H100-SXM tp=2
+env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
-  --tensor-parallel-size 4 \
+  --tensor-parallel-size 2 \
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
@@ -19,13 +19,13 @@ env CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-H100-SXM-tp4-wfp8-kvfp8-r0.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-H100-SXM-tp2-wfp8-kvfp8-r0.log 2>&1 &
 
-# prefill-H100-SXM-tp4-wfp8-kvfp8-r1: prefill, H100-SXM tp=4
-env CUDA_VISIBLE_DEVICES=4,5,6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 python3 -m dynamo.vllm \
+# prefill-H100-SXM-tp2-wfp8-kvfp8-r1: prefill, H100-SXM tp=2
+env CUDA_VISIBLE_DEVICES=2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
-  --tensor-parallel-size 4 \
+  --tensor-parallel-size 2 \
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
@@ -35,6 +35,38 @@ env CUDA_VISIBLE_DEVICES=4,5,6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-H100-SXM-tp4-wfp8-kvfp8-r1.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-H100-SXM-tp2-wfp8-kvfp8-r1.log 2>&1 &
+
+# prefill-H100-SXM-tp2-wfp8-kvfp8-r2: prefill, H100-SXM tp=2
+env CUDA_VISIBLE_DEVICES=4,5 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5602 python3 -m dynamo.vllm \
+  --model meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --tensor-parallel-size 2 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 34816 \
+  --max-num-seqs 1 \
+  --max-num-batched-tokens 33024 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
+  --disaggregation-mode prefill > logs/prefill-H100-SXM-tp2-wfp8-kvfp8-r2.log 2>&1 &
+
+# prefill-H100-SXM-tp2-wfp8-kvfp8-r3: prefill, H100-SXM tp=2
+env CUDA_VISIBLE_DEVICES=6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5603 python3 -m dynamo.vllm \
+  --model meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --tensor-parallel-size 2 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 34816 \
+  --max-num-seqs 1 \
+  --max-num-batched-tokens 33024 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
+  --disaggregation-mode prefill > logs/prefill-H100-SXM-tp2-wfp8-kvfp8-r3.log 2>&1 &
 
 wait

@@ -8,12 +8,12 @@ set -euo pipefail
 
 mkdir -p logs
 
-# prefill-H100-SXM-tp4-wfp8-kvfp8-r0: prefill, H100-SXM tp=4 pp=1, GPUs 0,1,2,3, port 8000
-env CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+# prefill-H100-SXM-tp2-wfp8-kvfp8-r0: prefill, H100-SXM tp=2 pp=1, GPUs 0,1, port 8000
+env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --host 0.0.0.0 \
   --port 8000 \
-  --tensor-parallel-size 4 \
+  --tensor-parallel-size 2 \
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
@@ -22,14 +22,14 @@ env CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 
   --max-num-batched-tokens 33024 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-H100-SXM-tp4-wfp8-kvfp8-r0.node0.log 2>&1 &
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-H100-SXM-tp2-wfp8-kvfp8-r0.node0.log 2>&1 &
 
-# prefill-H100-SXM-tp4-wfp8-kvfp8-r1: prefill, H100-SXM tp=4 pp=1, GPUs 4,5,6,7, port 8001
-env CUDA_VISIBLE_DEVICES=4,5,6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+# prefill-H100-SXM-tp2-wfp8-kvfp8-r1: prefill, H100-SXM tp=2 pp=1, GPUs 2,3, port 8001
+env CUDA_VISIBLE_DEVICES=2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --host 0.0.0.0 \
   --port 8001 \
-  --tensor-parallel-size 4 \
+  --tensor-parallel-size 2 \
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
@@ -38,6 +38,38 @@ env CUDA_VISIBLE_DEVICES=4,5,6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 
   --max-num-batched-tokens 33024 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-H100-SXM-tp4-wfp8-kvfp8-r1.node0.log 2>&1 &
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-H100-SXM-tp2-wfp8-kvfp8-r1.node0.log 2>&1 &
+
+# prefill-H100-SXM-tp2-wfp8-kvfp8-r2: prefill, H100-SXM tp=2 pp=1, GPUs 4,5, port 8002
+env CUDA_VISIBLE_DEVICES=4,5 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5602 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --host 0.0.0.0 \
+  --port 8002 \
+  --tensor-parallel-size 2 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 34816 \
+  --max-num-seqs 1 \
+  --max-num-batched-tokens 33024 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-H100-SXM-tp2-wfp8-kvfp8-r2.node0.log 2>&1 &
+
+# prefill-H100-SXM-tp2-wfp8-kvfp8-r3: prefill, H100-SXM tp=2 pp=1, GPUs 6,7, port 8003
+env CUDA_VISIBLE_DEVICES=6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5603 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --host 0.0.0.0 \
+  --port 8003 \
+  --tensor-parallel-size 2 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 34816 \
+  --max-num-seqs 1 \
+  --max-num-batched-tokens 33024 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-H100-SXM-tp2-wfp8-kvfp8-r3.node0.log 2>&1 &
 
 wait

@@ -14,7 +14,7 @@ env CUDA_VISIBLE_DEVICES=0,1 python3 -m dynamo.vllm \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 1024 \
-  --max-num-seqs 235 \
+  --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r4.log 2>&1 &
@@ -28,7 +28,7 @@ env CUDA_VISIBLE_DEVICES=2,3 python3 -m dynamo.vllm \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 1024 \
-  --max-num-seqs 235 \
+  --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r5.log 2>&1 &
@@ -42,7 +42,7 @@ env CUDA_VISIBLE_DEVICES=4,5 python3 -m dynamo.vllm \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 1024 \
-  --max-num-seqs 235 \
+  --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r6.log 2>&1 &
@@ -56,7 +56,7 @@ env CUDA_VISIBLE_DEVICES=6,7 python3 -m dynamo.vllm \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 1024 \
-  --max-num-seqs 235 \
+  --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r7.log 2>&1 &

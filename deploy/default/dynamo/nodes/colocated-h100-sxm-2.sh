@@ -14,7 +14,7 @@ env CUDA_VISIBLE_DEVICES=0,1 python3 -m dynamo.vllm \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 1024 \
-  --max-num-seqs 235 \
+  --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r8.log 2>&1 &

@@ -18,7 +18,7 @@ env CUDA_VISIBLE_DEVICES=0,1 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 1024 \
-  --max-num-seqs 235 \
+  --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r0.node0.log 2>&1 &
@@ -33,7 +33,7 @@ env CUDA_VISIBLE_DEVICES=2,3 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 1024 \
-  --max-num-seqs 235 \
+  --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r1.node0.log 2>&1 &
@@ -48,7 +48,7 @@ env CUDA_VISIBLE_DEVICES=4,5 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 1024 \
-  --max-num-seqs 235 \
+  --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r2.node0.log 2>&1 &
@@ -63,7 +63,7 @@ env CUDA_VISIBLE_DEVICES=6,7 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 1024 \
-  --max-num-seqs 235 \
+  --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r3.node0.log 2>&1 &

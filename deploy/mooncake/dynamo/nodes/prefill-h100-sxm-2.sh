@@ -5,7 +5,7 @@ set -euo pipefail
 
 mkdir -p logs
 
-# prefill-H100-SXM-tp8-wfp8-kvfp8-r2: prefill, H100-SXM tp=8
+# prefill-H100-SXM-tp8-wfp8-kvfp8-r1: prefill, H100-SXM tp=8
 env CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-2 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
@@ -19,6 +19,6 @@ env CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h10
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-H100-SXM-tp8-wfp8-kvfp8-r2.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-H100-SXM-tp8-wfp8-kvfp8-r1.log 2>&1 &
 
 wait

@@ -8,7 +8,7 @@ set -euo pipefail
 
 mkdir -p logs
 
-# prefill-H100-SXM-tp8-wfp8-kvfp8-r1: prefill, H100-SXM tp=8 pp=1, GPUs 0,1,2,3,4,5,6,7, port 8000
+# prefill-H100-SXM-tp8-wfp8-kvfp8-r0: prefill, H100-SXM tp=8 pp=1, GPUs 0,1,2,3,4,5,6,7, port 8000
 env CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-1 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --host 0.0.0.0 \
@@ -22,6 +22,6 @@ env CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h10
   --max-num-batched-tokens 131072 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-H100-SXM-tp8-wfp8-kvfp8-r1.node0.log 2>&1 &
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-H100-SXM-tp8-wfp8-kvfp8-r0.node0.log 2>&1 &
 
 wait

@@ -18,7 +18,7 @@ env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=decode-h100-sxm-0 VLLM_
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 9472 \
-  --max-num-seqs 455 \
+  --max-num-seqs 461 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \

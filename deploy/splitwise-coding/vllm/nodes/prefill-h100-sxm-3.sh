@@ -18,7 +18,7 @@ env CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-3 
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 9472 \
-  --max-num-seqs 61 \
+  --max-num-seqs 62 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
@@ -34,7 +34,7 @@ env CUDA_VISIBLE_DEVICES=4,5,6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-3 
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 9472 \
-  --max-num-seqs 61 \
+  --max-num-seqs 62 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \

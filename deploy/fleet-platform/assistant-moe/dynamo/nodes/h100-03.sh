@@ -6,7 +6,7 @@ set -euo pipefail
 mkdir -p logs
 
 # decode-H100-SXM-tp1-wfp8-kvfp8-r0: decode, H100-SXM tp=1
-env CUDA_VISIBLE_DEVICES=2 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.3 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 python3 -m dynamo.vllm \
+env CUDA_VISIBLE_DEVICES=6 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.3 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 python3 -m dynamo.vllm \
   --model Qwen/Qwen3-30B-A3B \
   --served-model-name qwen3-30b-a3b \
   --tensor-parallel-size 1 \

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# hetplan: vLLM instances on node l40s-02: 6x L40S used of 8 on the node, address 10.0.1.2.
+# Plan: scenario default-inventory, model llama-3.1-70b.
+# Hosts from the plan's placement (inventory inventories/lab.yaml).
+# Run on that node; logs go to ./logs/.
+set -euo pipefail
+
+mkdir -p logs
+
+# prefill-L40S-tp2-wfp8-kvfp8-r3: prefill, L40S tp=2 pp=1, GPUs 0,1, port 8000
+env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --host 0.0.0.0 \
+  --port 8000 \
+  --tensor-parallel-size 2 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 1024 \
+  --max-num-seqs 5 \
+  --max-num-batched-tokens 8192 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp2-wfp8-kvfp8-r3.node0.log 2>&1 &
+
+# prefill-L40S-tp2-wfp8-kvfp8-r4: prefill, L40S tp=2 pp=1, GPUs 2,3, port 8001
+env CUDA_VISIBLE_DEVICES=2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --host 0.0.0.0 \
+  --port 8001 \
+  --tensor-parallel-size 2 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 1024 \
+  --max-num-seqs 5 \
+  --max-num-batched-tokens 8192 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp2-wfp8-kvfp8-r4.node0.log 2>&1 &
+
+# prefill-L40S-tp2-wfp8-kvfp8-r5: prefill, L40S tp=2 pp=1, GPUs 4,5, port 8002
+env CUDA_VISIBLE_DEVICES=4,5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5602 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --host 0.0.0.0 \
+  --port 8002 \
+  --tensor-parallel-size 2 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 1024 \
+  --max-num-seqs 5 \
+  --max-num-batched-tokens 8192 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp2-wfp8-kvfp8-r5.node0.log 2>&1 &
+
+wait
