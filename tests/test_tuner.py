@@ -169,3 +169,26 @@ def test_resolve_under_queueing_sizing_uses_the_learnt_capacity(write):
               for p in first.pools}
     again = solve_context(learnt_context(ctx, first, bounds))
     assert sum(p.gpus for p in again.pools) >= 1.5 * sum(p.gpus for p in first.pools)
+
+
+def test_cheapest_placed_ranks_by_the_placed_cost():
+    """With an inventory the tuner keeps the passing plan cheapest once placed: a plan
+    simulated cheaper but needing more spares loses, and plans simulated at or above the
+    best placed cost are not placed at all (placement only adds spares)."""
+    from types import SimpleNamespace as NS
+
+    from hetplan.simulate.repair import cheapest_placed
+    trials = [NS(cost=45.24, round=3), NS(cost=46.26, round=2), NS(cost=70.0, round=1)]
+    placed_cost = {45.24: 78.14, 46.26: 66.82, 70.0: 70.0}
+    calls = []
+
+    def place(t):
+        calls.append(t.cost)
+        return NS(cost_usd_per_hour=placed_cost[t.cost])
+    chosen, plan = cheapest_placed(trials, place)
+    assert (chosen.cost, plan.cost_usd_per_hour) == (46.26, 66.82)
+    assert calls == [45.24, 46.26]              # 70.0 >= 66.82: never placed
+    # without an inventory the plan is itself: the first (cheapest) trial wins
+    chosen, plan = cheapest_placed(trials, lambda t: NS(cost_usd_per_hour=t.cost))
+    assert chosen is trials[0]
+    assert cheapest_placed(trials, lambda t: None) == (None, None)

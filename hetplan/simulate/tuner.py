@@ -21,7 +21,8 @@ searched the same way. Under queueing sizing the re-solve sizes by utilization w
 scales (`learnt_context`): the queueing curves take no scale, so the re-solve would
 otherwise return the first plan. Deterministic (seeded simulation, fixed order). With an inventory, replicas the placement added as spares (N+1, spot headroom) are
 left out of the search and added back when the chosen plan is placed. The result is the
-cheapest plan the simulator passed; when none passed, the one with
+cheapest plan the simulator passed (with an inventory: the cheapest once placed, spares
+included; `repair.cheapest_placed`); when none passed, the one with
 the best worst-class attainment, with the reason (a blamed pool whose attainment stopped
 rising while it doubled, or the rounds ran out).
 Rounds left at the end polish the cheapest passing plan one replica at a time (`polish`).
