@@ -5,11 +5,8 @@ set -euo pipefail
 
 helm repo add llm-d-modelservice https://llm-d-incubation.github.io/llm-d-modelservice/
 
-helm upgrade --install ms-llama-3-1-70b-prefill-l40s-tp2-wfp8-kvfp8 \
+helm upgrade --install ms-llama-3-1-70b-colocated-h100-sxm-tp2-wfp8-kvfp8 \
   llm-d-modelservice/llm-d-modelservice \
-  --version v0.4.12 -f values/prefill-l40s-tp2-wfp8-kvfp8.yaml
-helm upgrade --install ms-llama-3-1-70b-decode-h100-sxm-tp2-wfp8-kvfp8 \
-  llm-d-modelservice/llm-d-modelservice \
-  --version v0.4.12 -f values/decode-h100-sxm-tp2-wfp8-kvfp8.yaml
+  --version v0.4.12 -f values/colocated-h100-sxm-tp2-wfp8-kvfp8.yaml
 
 kubectl apply -f inferencepool.yaml

@@ -3,39 +3,11 @@
 # Policies balance load inside a phase; the plan's class split is not enforced.
 set -euo pipefail
 
-# router for the prefill/decode instances
+# router for the colocated instances
 vllm-router \
   --host 0.0.0.0 \
   --port 30000 \
-  --vllm-pd-disaggregation \
-  --prefill http://10.0.1.1:8000 \
-  --prefill http://10.0.1.1:8001 \
-  --prefill http://10.0.1.1:8002 \
-  --prefill http://10.0.1.2:8000 \
-  --prefill http://10.0.1.2:8001 \
-  --prefill http://10.0.1.2:8002 \
-  --prefill http://10.0.1.3:8000 \
-  --prefill http://10.0.1.3:8001 \
-  --prefill http://10.0.1.3:8002 \
-  --prefill http://10.0.1.4:8000 \
-  --prefill http://10.0.1.4:8001 \
-  --prefill http://10.0.1.4:8002 \
-  --prefill http://10.0.1.5:8000 \
-  --prefill http://10.0.1.5:8001 \
-  --prefill http://10.0.1.5:8002 \
-  --decode http://10.0.2.1:8000 \
-  --decode http://10.0.2.1:8001 \
-  --decode http://10.0.2.1:8002 \
-  --decode http://10.0.2.2:8000 \
-  --decode http://10.0.2.2:8001 \
-  --decode http://10.0.2.2:8002 \
-  --decode http://10.0.2.3:8000 \
-  --decode http://10.0.2.3:8001 \
-  --decode http://10.0.2.3:8002 \
-  --decode http://10.0.2.4:8000 \
-  --decode http://10.0.2.4:8001 \
-  --prefill-policy power_of_two \
-  --decode-policy power_of_two \
-  --kv-connector nixl &
+  --policy power_of_two \
+  --worker-urls http://h100-s1:8000 http://10.0.2.1:8000 http://10.0.2.1:8001 http://10.0.2.1:8002 http://10.0.2.2:8000 http://10.0.2.2:8001 http://10.0.2.2:8002 http://10.0.2.3:8000 http://10.0.2.3:8001 http://10.0.2.3:8002 http://10.0.2.4:8000 http://10.0.2.4:8001 http://10.0.2.4:8002 &
 
 wait

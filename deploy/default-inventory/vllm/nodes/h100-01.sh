@@ -7,8 +7,8 @@ set -euo pipefail
 
 mkdir -p logs
 
-# decode-H100-SXM-tp2-wfp8-kvfp8-r0: decode, H100-SXM tp=2 pp=1, GPUs 0,1, port 8000
-env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.1 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+# colocated-H100-SXM-tp2-wfp8-kvfp8-r1: colocated, H100-SXM tp=2 pp=1, GPUs 0,1, port 8000
+env CUDA_VISIBLE_DEVICES=0,1 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --host 0.0.0.0 \
   --port 8000 \
@@ -17,14 +17,13 @@ env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.1 VLLM_NIXL_SIDE
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 1024 \
-  --max-num-seqs 423 \
+  --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
-  --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/decode-H100-SXM-tp2-wfp8-kvfp8-r0.node0.log 2>&1 &
+  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r1.node0.log 2>&1 &
 
-# decode-H100-SXM-tp2-wfp8-kvfp8-r1: decode, H100-SXM tp=2 pp=1, GPUs 2,3, port 8001
-env CUDA_VISIBLE_DEVICES=2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.1 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+# colocated-H100-SXM-tp2-wfp8-kvfp8-r2: colocated, H100-SXM tp=2 pp=1, GPUs 2,3, port 8001
+env CUDA_VISIBLE_DEVICES=2,3 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --host 0.0.0.0 \
   --port 8001 \
@@ -33,14 +32,13 @@ env CUDA_VISIBLE_DEVICES=2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.1 VLLM_NIXL_SIDE
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 1024 \
-  --max-num-seqs 423 \
+  --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
-  --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/decode-H100-SXM-tp2-wfp8-kvfp8-r1.node0.log 2>&1 &
+  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r2.node0.log 2>&1 &
 
-# decode-H100-SXM-tp2-wfp8-kvfp8-r2: decode, H100-SXM tp=2 pp=1, GPUs 4,5, port 8002
-env CUDA_VISIBLE_DEVICES=4,5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.1 VLLM_NIXL_SIDE_CHANNEL_PORT=5602 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+# colocated-H100-SXM-tp2-wfp8-kvfp8-r3: colocated, H100-SXM tp=2 pp=1, GPUs 4,5, port 8002
+env CUDA_VISIBLE_DEVICES=4,5 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --host 0.0.0.0 \
   --port 8002 \
@@ -49,10 +47,9 @@ env CUDA_VISIBLE_DEVICES=4,5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.1 VLLM_NIXL_SIDE
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 1024 \
-  --max-num-seqs 423 \
+  --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
-  --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/decode-H100-SXM-tp2-wfp8-kvfp8-r2.node0.log 2>&1 &
+  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r3.node0.log 2>&1 &
 
 wait

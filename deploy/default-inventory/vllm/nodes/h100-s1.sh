@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# hetplan: vLLM instances on node h100-s1: 2x H100-SXM used of 8 on the node, address h100-s1.
+# Plan: scenario default-inventory, model llama-3.1-70b.
+# Hosts from the plan's placement (inventory inventories/lab.yaml).
+# Run on that node; logs go to ./logs/.
+set -euo pipefail
+
+mkdir -p logs
+
+# colocated-H100-SXM-tp2-wfp8-kvfp8-r0: colocated, H100-SXM tp=2 pp=1, GPUs 0,1, port 8000
+env CUDA_VISIBLE_DEVICES=0,1 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --host 0.0.0.0 \
+  --port 8000 \
+  --tensor-parallel-size 2 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 1024 \
+  --max-num-seqs 293 \
+  --max-num-batched-tokens 512 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r0.node0.log 2>&1 &
+
+wait
