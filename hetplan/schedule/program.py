@@ -264,11 +264,11 @@ class ScheduleFormulation:
                 for i, c in enumerate(p.candidates):
                     if c.role != role:
                         continue
-                    for w in p.class_names:
-                        if (i, w, t) in self.x:
-                            terms[self.x[i, w, t]] = kvb[c.shape.kv_dtype, w]
+                    for w in p.class_names:       # in link-seconds per second: bytes / bw
+                        if (i, w, t) in self.x:       # (bytes/s rows spanned 1e-3..7e10)
+                            terms[self.x[i, w, t]] = kvb[c.shape.kv_dtype, w] / bw
                     for v in self.total(i, t):
-                        terms[v] = -bw * LINK_UTILIZATION * c.num_gpus
+                        terms[v] = -LINK_UTILIZATION * c.num_gpus
                 if terms:
                     self.lp.add_constraint(f"{family}[fabric,{t}]", terms, "<=", 0.0)
 
