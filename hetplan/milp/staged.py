@@ -20,8 +20,9 @@ optimum 143.9). So:
    z[c,1] = 1, so by LP duality it costs at least LB + d (d: the sum of the two columns'
    reduced costs, each >= 0 at its lower bound 0); every c with LB + d >= UB is left out;
 5. the relaxation again with the flow rows (`pool_sizing`, a tighter LB) over what is
-   left (started from the first relaxation's basis: 3x faster on the bench), fixing again, and replica caps by the same argument: m replicas of c take n[c] =
-   m and steps 1..m, so LB + m d_n + sum_{k <= m} d_k < UB bounds m (this shortens the
+   left (started from the first relaxation's basis: 3x faster on the bench), fixing
+   again, and replica caps by the same argument: m replicas of c take n[c] = m and steps
+   1..m, so LB + m d_n + sum_{k <= m} d_k < UB bounds m (this shortens the
    step chains, and with them the relaxation's big-M, of the candidates kept);
 6. the MILP over what is left, started from the part's plan or cut off at UB (HiGHS's
    objective_bound), solved to optimality without HiGHS's RINS, RENS and root

@@ -25,10 +25,10 @@ from pathlib import Path
 
 from hetplan.bounds import MAX_YAML_BYTES
 from hetplan.catalog import GPU
-from hetplan.dtypes import bytes_per_element
 from hetplan.errors import InputError
 from hetplan.io import read_text
 from hetplan.perf.estimator import PerfModel
+from hetplan.perf.optable_import import gemm_roofline_s
 from hetplan.perf.shape import ReplicaShape
 
 STEP_KINDS = ("compiled", "graph", "eager")
@@ -107,12 +107,10 @@ def gemm_efficiencies(data: dict, gpu: GPU) -> list[dict]:
         for r in data.get(section, []):
             dt = "fp8" if r["gemm_dtype"] == "fp8" else "bf16"
             m, n, k = r["m_run"], r["n"], r["k"]
-            flops_s = 2 * m * n * k / (gpu.tflops(dt) * 1e12)
-            bytes_s = (bytes_per_element(dt) * (n * k + m * k) + 2.0 * m * n) \
-                / gpu.mem_bw_bytes_per_s
+            roof_s = float(gemm_roofline_s(gpu, dt, m, n, k))
             out.append({"dtype": dt, "name": r["name"], "m": m, "weight_elements": n * k,
                         "measured_ms": r["latency"],
-                        "efficiency": min(1.0, max(flops_s, bytes_s) / (r["latency"] * 1e-3))})
+                        "efficiency": min(1.0, roof_s / (r["latency"] * 1e-3))})
     return out
 
 
@@ -134,8 +132,10 @@ FP8_RECIPES = ("tensor", "rowwise", "rowwise_dynamic")
 def fp8_recipe_layer_ms(data: dict, gpu: GPU, tables) -> dict[int, dict[str, float]]:
     """Per token count m, one layer's four FP8 GEMMs (ms, summed) under each activation
     recipe timed by `gpu_engine_bench.py fp8_recipes`, and under the planner's op table
-    ("table": roofline / the table's efficiency at each GEMM's (m, n*k), as roofline.py
-    prices it). Shapes with a failed recipe are left out of every column."""
+    ("table": the GEMM's roofline / the table's efficiency at its (m, n*k), the roofline
+    the table's efficiencies were derived against, `optable_import.gemm_roofline_s`; where
+    the GEMMs are compute-bound, as at 1k-4k tokens, this is roofline.py's price too).
+    Shapes with a failed recipe are left out of every column."""
     out: dict[int, dict[str, float]] = {}
     rows = [r for r in data.get("fp8_recipes", []) if "latency" in r]
     failed = {(r["m"], r["name"]) for r in data.get("fp8_recipes", []) if "error" in r}
@@ -146,8 +146,6 @@ def fp8_recipe_layer_ms(data: dict, gpu: GPU, tables) -> dict[int, dict[str, flo
         col[r["recipe"]] += r["latency"]
         if r["recipe"] == "tensor" and tables is not None:
             m, n, k = r["m_run"], r["n"], r["k"]
-            flops_s = 2 * m * n * k / (gpu.tflops("fp8") * 1e12)
-            bytes_s = (n * k + m * k + 2.0 * m * n) / gpu.mem_bw_bytes_per_s
             eff = tables.gemm_efficiency_at("fp8", m, n * k).value
-            col["table"] += max(flops_s, bytes_s) / eff * 1e3
+            col["table"] += float(gemm_roofline_s(gpu, "fp8", m, n, k)) / eff * 1e3
     return out

@@ -133,6 +133,15 @@ def derive_allreduce(df, src: TableSource, nccl: bool = False) -> dict[int, Curv
     return out
 
 
+def gemm_roofline_s(gpu: GPU, dtype: str, m, n, k):
+    """Seconds of an m x k by k x n GEMM at 100% of the catalog's peak and bandwidth: the
+    larger of its FLOPs and its bytes (`dtype` operands, 16-bit output). The GEMM tables'
+    efficiency is this over the measured time. Scalars or numpy arrays."""
+    flops_s = 2 * m * n * k / (gpu.tflops(dtype) * 1e12)
+    bytes_s = (bytes_per_element(dtype) * (n * k + m * k) + 2.0 * m * n) / gpu.mem_bw_bytes_per_s
+    return np.maximum(flops_s, bytes_s)
+
+
 def derive_gemm(df, gpu: GPU, src: TableSource) -> dict[str, Grid]:
     out = {}
     for raw, dt in GEMM_DTYPES.items():
@@ -142,10 +151,7 @@ def derive_gemm(df, gpu: GPU, src: TableSource) -> dict[str, Grid]:
         d = d[(d["n"] >= MIN_GEMM_DIM) & (d["k"] >= MIN_GEMM_DIM)]
         d = d.groupby(["m", "n", "k"], as_index=False)["latency"].min()   # fastest kernel
         m, n, k = (d[c].to_numpy(float) for c in ("m", "n", "k"))
-        bpe = bytes_per_element(dt)
-        flops_s = 2 * m * n * k / (gpu.tflops(dt) * 1e12)
-        bytes_s = (bpe * (n * k + m * k) + 2.0 * m * n) / gpu.mem_bw_bytes_per_s
-        eff = _eff(np.maximum(flops_s, bytes_s), d["latency"].to_numpy(float))
+        eff = _eff(gemm_roofline_s(gpu, dt, m, n, k), d["latency"].to_numpy(float))
         grid = _grid(GEMM_AXES, _with(src, f"gemm_dtype={raw}; n,k>={MIN_GEMM_DIM}; fastest "
                                       "kernel per shape; median per cell (x4 bins)"),
                      grid_of(m, n * k, eff, GEMM_M, GEMM_NK, 1.0, 1.0))

@@ -19,7 +19,8 @@ def stacked_start(f: ScheduleFormulation, slots: Sequence[ScheduleOutcome]) -> d
     """A first incumbent for the schedule MILP `f` from one-slot solutions of the same
     candidates (`slots[t]`: slot t solved alone): their replicas and routes slot by slot,
     raised where a pool changes faster than the change limits allow (`repair_steps`) or
-    carries less than U(n) under queueing sizing (`repair_capacity`), the committed GPUs their most in any slot, the starts and pools they imply. It is feasible
+    carries less than U(n) under queueing sizing (`repair_capacity`), the committed GPUs
+    their most in any slot, the starts and pools they imply. It is feasible
     when the slots share one vendor and KV dtype for P/D and the raised pools fit the
     GPUs available; otherwise HiGHS drops it."""
     start: dict[int, float] = {}
