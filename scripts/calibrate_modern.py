@@ -6,6 +6,8 @@
 2. The overrides below, each with the reason it is not the fit's value (written into the
    calibration's provenance notes).
 3. GPUs without 2025+ rows take calibration.MODERN_ENGINE_OVERHEADS (medians of step 1's fits).
+4. Every file whose layer_overhead_us is calibration.EAGER_LAYER_DISPATCH_US says so (a cited
+   figure, not fitted); the refit of step 1 rewrites the notes after its own.
 
     python scripts/calibrate_modern.py [--dry-run]
 
@@ -24,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hetplan.perf.calibration import (MODERN_ENGINE_OVERHEADS, calibration_dir,  # noqa: E402
+from hetplan.perf.calibration import (EAGER_LAYER_DISPATCH_US,  # noqa: E402
+                                      MODERN_ENGINE_OVERHEADS, calibration_dir,
                                       load_calibration_file, load_calibrations,
                                       save_calibration)
 from hetplan.perf.measured import load_measurements  # noqa: E402
@@ -81,7 +84,7 @@ def main() -> None:
     # fit-overhead fits every GPU of the table that has a calibration file (and skips the rest)
     calibrated = load_calibrations(str(cal_dir))
     fitted = {g: calibrated[g] for g in sorted({m.gpu for m in load_measurements(TABLE)})
-              if g in calibrated}
+              if (cal_dir / f"{g}.yaml").exists()}     # not the SAME_SILICON borrowers
     for gpu, fields in OVERRIDES.items():
         p = cal_dir / f"{gpu}.yaml"
         c = load_calibration_file(p)
@@ -107,6 +110,16 @@ def main() -> None:
             f"{TABLE.name} on {', '.join(sorted(fitted))}), this GPU having no 2025+ rows")
         save_calibration(c.model_copy(update={**MODERN_ENGINE_OVERHEADS, "provenance":
                                               c.provenance.model_copy(update={"notes": notes})}), p)
+    layer_note = (f"; layer_overhead_us = {EAGER_LAYER_DISPATCH_US:g}: vLLM's CPU launch per "
+                  "layer of an eager step (calibration.EAGER_LAYER_DISPATCH_US, cited from "
+                  "aiconfigurator's vLLM backend), not fitted to this GPU")
+    for p in sorted(cal_dir.glob("*.yaml")):
+        c = load_calibration_file(p)
+        if c.layer_overhead_us != EAGER_LAYER_DISPATCH_US:
+            continue
+        notes = c.provenance.notes.split("; layer_overhead_us = ")[0] + layer_note
+        save_calibration(c.model_copy(update={"provenance": c.provenance.model_copy(
+            update={"notes": notes})}), p)
     print("fitted:", ", ".join(f"{g} step {c.step_overhead_ms} ms, kernel "
                                f"{c.kernel_overhead_us} us" for g, c in sorted(fitted.items())))
 

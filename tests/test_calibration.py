@@ -89,11 +89,13 @@ def _rows():
 
 def test_fit_step_overhead_recovers_known_value():
     base = default_calibration("H100-SXM")
-    truth = Predictor(CAT, {"H100-SXM": base.model_copy(update={"step_overhead_ms": 3.5})})
+    truth = Predictor(CAT, {"H100-SXM": base.model_copy(   # both on the fit's grids
+        update={"step_overhead_ms": 3.5, "kernel_overhead_us": 1.0})})
     rows = [Measurement(**{**r.__dict__, "measured_ms": truth(r)}) for r in _rows()]
     pred = Predictor(CAT, {"H100-SXM": base})
     fitted = fit_step_overhead(pred, "H100-SXM", rows, base)
     assert fitted.step_overhead_ms == pytest.approx(3.5)
+    assert fitted.kernel_overhead_us == pytest.approx(1.0)
     assert "fitted to 6 end-to-end rows" in fitted.provenance.notes
     assert fitted.layer_overhead_us == base.layer_overhead_us   # the truth used the base value
     errs = cross_validated_errors(Predictor(CAT, {"H100-SXM": base}), rows, folds=3)

@@ -184,6 +184,42 @@ def test_derive_gemm_recovers_the_set_efficiencies():
     assert len(grids["bf16"].filled) == 5          # m 4..1024 copy their nearest measured cell
 
 
+def test_step_prices_each_matmul_against_the_tables_roofline():
+    """A layer's matmuls measured at one efficiency (0.5, against this file's own roofline:
+    weights + activations + output bytes) give a table the step must read back as those
+    latencies, at decode and prefill token counts: the step prices a matmul against the
+    roofline the table was derived with (weights-only bytes under-priced decode GEMMs by
+    their activation and output traffic)."""
+    from dataclasses import replace
+
+    from hetplan.model import load_model
+    from hetplan.perf import PerfModel, ReplicaShape
+    from hetplan.perf.roofline import _gemm_time
+
+    model, tp = load_model("llama-3.1-8b"), 2
+    h, hd, i = model.hidden_size, model.head_dim, model.intermediate_size
+    qkv_n = (model.num_attention_heads + 2 * model.num_kv_heads) * hd
+    layer = [(qkv_n // tp, h), (h, model.num_attention_heads * hd // tp),
+             (2 * i // tp, h), (h, i // tp)]
+    head = (model.vocab_size // tp, h)
+    m_points = [1, 4, 16, 64, 256, 1024, 4096]
+    rows = [dict(gemm_dtype="bfloat16", m=m, n=n, k=k,
+                 latency=_gemm_roofline_s(m, n, k, 2, H100.tflops("bf16")) / 0.5 * 1e3)
+            for m in m_points for n, k in layer + [head]]
+    t = _tables(gemm_efficiency=derive_gemm(pd.DataFrame(rows), H100, SRC))
+    hw = replace(PerfModel(model, CAT).hardware("H100-SXM"), tables=t)
+    assert "gemm" in hw.cal.optable_ops
+    shape = ReplicaShape(gpu="H100-SXM", tp=tp, weight_dtype="bf16", kv_dtype="bf16")
+    lat = {(r["m"], r["n"], r["k"]): r["latency"] * 1e-3 for r in rows}
+    for m in (4, 64, 1024):
+        seqs = m if m <= 64 else 1               # decode: m sequences; prefill: one prompt
+        want = (model.num_layers * sum(lat[(m, n, k)] for n, k in layer)
+                + _gemm_roofline_s(seqs, *head, 2, H100.tflops("bf16")) / 0.5)
+        got, _, src = _gemm_time(model, hw, shape, float(m), float(seqs), "bf16", 1.0)
+        assert got == pytest.approx(want, rel=1e-6), m
+        assert src.startswith("table")
+
+
 def _attn_rows(kind):
     rows = []
     pts = ((1, 512), (16, 512), (16, 2048)) if kind == "decode" else \

@@ -216,7 +216,7 @@ def _fit_overhead(paths, gpu, tp, model, cal_dir, include_uncalibrated=False) ->
     from hetplan.catalog import load_catalog
     from hetplan.perf import default_calibration, load_calibrations
     from hetplan.perf.bench_import import measurements_from_bench
-    from hetplan.perf.calibration import calibration_dir, save_calibration
+    from hetplan.perf.calibration import SAME_SILICON, calibration_dir, save_calibration
     from hetplan.perf.measured import Predictor, fit_step_overhead, load_measurements
 
     cal_dir = Path(cal_dir) if cal_dir else calibration_dir()
@@ -229,6 +229,10 @@ def _fit_overhead(paths, gpu, tp, model, cal_dir, include_uncalibrated=False) ->
     cals = dict(load_calibrations(str(cal_dir)))
     pred = Predictor(load_catalog(), cals, base=Path(paths[0]).resolve().parent)
     for g in sorted({r.gpu for r in rows}):
+        if g in SAME_SILICON and not (cal_dir / f"{g}.yaml").exists():
+            typer.echo(f"{g}: skipped (it uses {SAME_SILICON[g]}'s calibration: "
+                       "calibration.SAME_SILICON)")
+            continue
         if g not in cals and not include_uncalibrated:
             typer.echo(f"{g}: skipped (no kernel calibration; fitting overheads onto default "
                        "efficiencies would absorb their error; --include-uncalibrated to force)")

@@ -28,7 +28,7 @@ from hetplan.catalog import GPU
 from hetplan.errors import InputError
 from hetplan.io import read_text
 from hetplan.perf.estimator import PerfModel
-from hetplan.perf.optable_import import gemm_roofline_s
+from hetplan.perf.roofline import gemm_roofline_s
 from hetplan.perf.shape import ReplicaShape
 
 STEP_KINDS = ("compiled", "graph", "eager")
@@ -133,8 +133,8 @@ def fp8_recipe_layer_ms(data: dict, gpu: GPU, tables) -> dict[int, dict[str, flo
     """Per token count m, one layer's four FP8 GEMMs (ms, summed) under each activation
     recipe timed by `gpu_engine_bench.py fp8_recipes`, and under the planner's op table
     ("table": the GEMM's roofline / the table's efficiency at its (m, n*k), the roofline
-    the table's efficiencies were derived against, `optable_import.gemm_roofline_s`; where
-    the GEMMs are compute-bound, as at 1k-4k tokens, this is roofline.py's price too).
+    the table's efficiencies were derived against, `roofline.gemm_roofline_s`, which is
+    roofline.py's price for a matmul too).
     Shapes with a failed recipe are left out of every column."""
     out: dict[int, dict[str, float]] = {}
     rows = [r for r in data.get("fp8_recipes", []) if "latency" in r]

@@ -46,6 +46,7 @@ from hetplan.perf.aiconfig_import import SYSTEM_TO_GPU, _short, _Tables
 from hetplan.perf.calibration import Provenance
 from hetplan.perf.optables import (CONTEXT_AXES, DECODE_AXES, GEMM_AXES, MOE_AXES, Curve, Grid,
                                    OpTables, TableSource)
+from hetplan.perf.roofline import gemm_roofline_s
 
 PACKAGE = "aiconfigurator-core"
 GEMM_DTYPES = {"bfloat16": "bf16", "fp8": "fp8", "nvfp4": "fp4"}   # table name -> hetplan
@@ -131,15 +132,6 @@ def derive_allreduce(df, src: TableSource, nccl: bool = False) -> dict[int, Curv
         if int(tp) >= 2 and pts:
             out[int(tp)] = Curve(source=src, points=pts)
     return out
-
-
-def gemm_roofline_s(gpu: GPU, dtype: str, m, n, k):
-    """Seconds of an m x k by k x n GEMM at 100% of the catalog's peak and bandwidth: the
-    larger of its FLOPs and its bytes (`dtype` operands, 16-bit output). The GEMM tables'
-    efficiency is this over the measured time. Scalars or numpy arrays."""
-    flops_s = 2 * m * n * k / (gpu.tflops(dtype) * 1e12)
-    bytes_s = (bytes_per_element(dtype) * (n * k + m * k) + 2.0 * m * n) / gpu.mem_bw_bytes_per_s
-    return np.maximum(flops_s, bytes_s)
 
 
 def derive_gemm(df, gpu: GPU, src: TableSource) -> dict[str, Grid]:

@@ -52,6 +52,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from hetplan.catalog import GPU
 from hetplan.dtypes import bytes_per_element
 from hetplan.model import ModelSpec
@@ -181,16 +183,41 @@ def kernels_per_layer(model: ModelSpec, tp: int) -> float:
     return attn + mlp
 
 
-def block_gemm_weight_elements(model: ModelSpec) -> tuple[float, ...]:
-    """Weight elements (n x k) of each matmul of one dense layer, whole replica: QKV, O,
-    gate+up, down (MLA: its attention projections as one). Biases and norms left out."""
+def gemm_roofline_parts_s(gpu: GPU, dtype: str, m, n, k, weight_dtype: str | None = None):
+    """(compute s, memory s) of an m x k by k x n GEMM at 100% of the catalog's peak and
+    bandwidth: its FLOPs at `dtype`'s peak; the bytes it moves: the n x k weights
+    (`weight_dtype`, default `dtype`), the m x k activations in `dtype` and the 16-bit m x n
+    output. Scalars or numpy arrays."""
+    w_bpe = bytes_per_element(weight_dtype or dtype)
+    flops_s = 2 * m * n * k / (gpu.tflops(dtype) * 1e12)
+    bytes_s = (w_bpe * n * k + bytes_per_element(dtype) * m * k + 2.0 * m * n) \
+        / gpu.mem_bw_bytes_per_s
+    return flops_s, bytes_s
+
+
+def gemm_roofline_s(gpu: GPU, dtype: str, m, n, k):
+    """The larger of `gemm_roofline_parts_s`: the roofline the GEMM tables' efficiencies are
+    defined against (optable_import.derive_gemm: this / the measured time), and so the one
+    the step prices each matmul at (this / the table's efficiency), which reproduces a
+    table point exactly."""
+    return np.maximum(*gemm_roofline_parts_s(gpu, dtype, m, n, k))
+
+
+def block_gemm_shapes(model: ModelSpec, tp: int) -> tuple[tuple[float, float], ...]:
+    """(n, k) of each matmul of one dense layer on one of `tp` GPUs: QKV and gate+up split
+    along n (column-parallel), O and down along k (row-parallel) (MLA: its attention
+    projections as one k = hidden matmul, approximate). KV heads are divided by TP like the
+    rest (replicated KV heads at TP > KV heads are left out, as in the weight bytes). Biases
+    and norms left out."""
     h, hd = model.hidden_size, model.head_dim
     if model.mla is not None:
-        attn: tuple[float, ...] = (float(model.attention_params_per_layer()),)
+        attn: tuple[tuple[float, float], ...] = (
+            (model.attention_params_per_layer() / h / tp, float(h)),)
     else:
-        attn = (float(h * (model.num_attention_heads + 2 * model.num_kv_heads) * hd),
-                float(model.num_attention_heads * hd * h))
-    return attn + (2.0 * h * model.intermediate_size, float(model.intermediate_size * h))
+        attn = (((model.num_attention_heads + 2 * model.num_kv_heads) * hd / tp, float(h)),
+                (float(h), model.num_attention_heads * hd / tp))
+    inter = model.intermediate_size
+    return attn + ((2.0 * inter / tp, float(h)), (float(h), inter / tp))
 
 
 def prefill_gemm_scale(compute_dtype: str, compute_scale: float) -> float:
@@ -286,18 +313,20 @@ def _gemm_time(model: ModelSpec, hw: StepHardware, shape: ReplicaShape, tokens: 
     grid = _table_grid(hw, "gemm", compute_dtype)
     if grid is None:
         return (*_scalar_time(cal, compute_dtype, scale, t_compute, t_weights), ROOFLINE)
-    b = bytes_per_element(shape.weight_dtype)
+    wdt = shape.weight_dtype
 
-    def matmul_s(m: float, n_k: float) -> float:
-        """One matmul of m rows by n_k weights (per GPU) at the table's efficiency."""
-        eff = hw.tables.gemm_efficiency_at(compute_dtype, m, n_k).value
-        return _at_efficiency(2.0 * m * n_k / peak, n_k * b / bw, eff, scale)
+    def matmul_s(m: float, n: float, k: float) -> float:
+        """One matmul (per GPU) at the table's efficiency for its (m, n x k)."""
+        eff = hw.tables.gemm_efficiency_at(compute_dtype, m, n * k).value
+        return _at_efficiency(*gemm_roofline_parts_s(gpu, compute_dtype, m, n, k, wdt),
+                              eff, scale)
 
-    per_layer = [nk / tp for nk in block_gemm_weight_elements(model)]
+    shapes = block_gemm_shapes(model, tp)
     t_block = _non_decreasing(
-        lambda m: model.num_layers * sum(matmul_s(m, nk) for nk in per_layer), tokens, grid,
-        ("gemm", compute_dtype, peak, bw, b, scale, model.num_layers, *per_layer))
-    t_head = matmul_s(seqs, model.vocab_size * model.hidden_size / tp) if seqs > 0 else 0.0
+        lambda m: model.num_layers * sum(matmul_s(m, n, k) for n, k in shapes), tokens, grid,
+        ("gemm", peak, bw, compute_dtype, wdt, scale, model.num_layers, *shapes))
+    t_head = (matmul_s(seqs, model.vocab_size / tp, float(model.hidden_size))
+              if seqs > 0 else 0.0)
     return t_block + t_head, t_compute >= t_weights, grid.source.label
 
 
