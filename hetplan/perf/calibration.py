@@ -84,7 +84,7 @@ class Calibration(BaseModel):
 # Documented fallback for GPUs never measured: mid-range figures typical of vLLM on
 # datacenter GPUs (GEMM ~70% of peak, FlashAttention ~50%, HBM streaming ~80%, NCCL ~75%).
 # They are assumptions, not measurements; output built on them says so.
-MODERN_ENGINE_OVERHEADS = dict(step_overhead_ms=1.0, kernel_overhead_us=0.25)
+MODERN_ENGINE_OVERHEADS = dict(step_overhead_ms=0.75, kernel_overhead_us=0.75)
 """Per-step and per-kernel overheads of a 2025+ engine for GPUs with no end-to-end rows of
 their own: the medians of the fits to tests/data/modern_perf.csv on A100-80G-SXM, B200,
 H100-SXM and H200 (`hetplan calibrate fit-overhead`, 2026-11-30)."""

@@ -211,8 +211,9 @@ PREFILL_COMPUTE_SCALE_GRID = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6)
 def fit_step_overhead(pred: Predictor, gpu: str, rows: list[Measurement],
                       base: Calibration) -> Calibration:
     """Fit the GPU's end-to-end terms to whole-model rows, kernel efficiencies kept: the
-    (step_overhead_ms, kernel_overhead_us) grid point with the least mean over phases of the
-    median absolute % error (ties: the smaller overheads), then prefill_compute_scale on its
+    (step_overhead_ms, kernel_overhead_us) grid point with the least median absolute % error
+    over the decode rows (the prefill rows' where there are none; ties: the smaller
+    overheads), then prefill_compute_scale on its
     grid by the prefill rows' median (ties: the scale nearest 1, no derate), then the
     overheads again. The eager launch cost (layer_overhead_us) is not fitted here: rows of
     today's engines run their decode steps as CUDA graphs and never expose it.
@@ -231,8 +232,11 @@ def fit_step_overhead(pred: Predictor, gpu: str, rows: list[Measurement],
         return abs_pct_errors(np.array([pred(r) for r in mine]), meas)
 
     def balanced(e: np.ndarray) -> float:
-        """Mean of the phases' medians, so the larger phase does not outvote the other."""
-        return float(np.mean([np.median(e[m]) for m in (is_prefill, ~is_prefill) if m.any()]))
+        """The decode rows' median where there are decode rows, else the prefill rows': the
+        overheads are per-step costs, which a decode row (one step per token) isolates; a
+        TTFT also holds per-request costs outside any step (HTTP, tokenizer, admission) that
+        a step overhead fitted to it would absorb and then charge to every decode step."""
+        return float(np.median(e[~is_prefill] if (~is_prefill).any() else e))
 
     def best_overheads(cal: Calibration) -> tuple[float, Calibration]:
         best = (np.inf, cal)
