@@ -12,8 +12,9 @@ O[g] the GPUs on the inventory's owned nodes (fixed: they exist in every slot).
   capacity[c,t]:     sum_w x[c,w,t] / mu[c,w] <= rho_c (n[c,od,t] + n[c,com,t]
                      + (1 - d_c) n[c,spot,t])   (d_c: capacity a spot replica loses to
                      preemptions: rate x (warm-up + reacquire time)); under queueing
-                     sizing (`curves`) instead U(N[c,t]) on incremental binaries, and with
-                     spot replicas U_d(N - 1) with one of them down (`curve_rows.py`)
+                     sizing (`curves`) instead U(N[c,t]) on a binary per replica count,
+                     and with spot replicas U_d(N - 1) with one of them down
+                     (`curve_rows.py`)
   committed[g,t]:    sum_{c on g} gpus_c n[c,com,t] <= K[g] + O[g]
   availability[g,t]: sum_{c on g} gpus_c sum_k n[c,k,t] <= available_g;  K[g] + O[g] too
   spot_share[t]:     spot GPUs <= share x all GPUs of the slot
