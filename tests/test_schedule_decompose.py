@@ -73,14 +73,17 @@ def test_batched_slots_give_the_stage_by_stage_bound_envelope_and_stacks():
     (12.0, 30.0, 12.0),                                        # the deadline does
     (-5.0, 30.0, formulation.MIN_DEADLINE_LIMIT_S)])           # past: the floor
 def test_a_deadline_caps_the_schedule_milps_limit(monkeypatch, left_s, limit_s, want_s):
+    """The time limit HiGHS runs under, read from it as it starts (after PuLP has built
+    the model, which counts against the deadline)."""
+    import pulp
     seen = []
-    real = formulation.solve
+    real = pulp.HiGHS.callSolver
 
-    def spy(lp, solver, time_limit_s):
-        seen.append(time_limit_s)
-        return real(lp, solver, time_limit_s)
+    def spy(self, prob):
+        seen.append(prob.solverModel.getOptionValue("time_limit")[1])
+        return real(self, prob)
 
-    monkeypatch.setattr(formulation, "solve", spy)
+    monkeypatch.setattr(pulp.HiGHS, "callSolver", spy)
     out = solve_schedule(_problem([1.0, 2.5]), "highs", limit_s,
                          deadline=time.perf_counter() + left_s)
     assert out.solution.has_solution

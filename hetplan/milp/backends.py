@@ -24,9 +24,16 @@ from hetplan.milp.lp import INF, LinearProgram, Solution
 SOLVERS = tuple(Solver)
 
 
-def solve(lp: LinearProgram, solver: str = "highs", time_limit_s: float = 60.0) -> Solution:
+def solve(lp: LinearProgram, solver: str = "highs", time_limit_s: float = 60.0,
+          deadline: float | None = None, min_limit_s: float = 0.0) -> Solution:
+    """Solve `lp` within `time_limit_s`. With a `deadline` (a `time.perf_counter()`
+    instant) the limit is also at most the time left to it once the solver starts (HiGHS:
+    after PuLP has built its model, ~2 s for the week's schedule MILP), and no less than
+    `min_limit_s`."""
     if solver == Solver.HIGHS:
-        return _solve_pulp(lp, "highs", time_limit_s)
+        return _solve_pulp(lp, "highs", time_limit_s, deadline, min_limit_s)
+    if deadline is not None:
+        time_limit_s = _limit(time_limit_s, deadline, min_limit_s)
     if solver == Solver.CBC:
         return _solve_pulp(lp, "cbc", time_limit_s)
     if solver in (Solver.ORTOOLS, "ortools-scip", "scip"):
@@ -35,7 +42,12 @@ def solve(lp: LinearProgram, solver: str = "highs", time_limit_s: float = 60.0) 
                      field="--solver")
 
 
-def _solve_pulp(lp: LinearProgram, which: str, time_limit_s: float) -> Solution:
+def _limit(time_limit_s: float, deadline: float, min_limit_s: float) -> float:
+    return min(time_limit_s, max(min_limit_s, deadline - time.perf_counter()))
+
+
+def _solve_pulp(lp: LinearProgram, which: str, time_limit_s: float,
+                deadline: float | None = None, min_limit_s: float = 0.0) -> Solution:
     import pulp
 
     prob = pulp.LpProblem("hetplan", pulp.LpMaximize if lp.maximize else pulp.LpMinimize)
@@ -48,13 +60,15 @@ def _solve_pulp(lp: LinearProgram, which: str, time_limit_s: float) -> Solution:
         expr = pulp.lpSum(coef * xs[i] for i, coef in c.terms.items())
         rel = {"<=": expr <= c.rhs, ">=": expr >= c.rhs, "==": expr == c.rhs}[c.sense]
         prob += rel, f"c{j}"
+    t0 = time.perf_counter()
+    # the limit HiGHS runs under, set when it starts, and that instant (for _classify)
+    ran = {"limit_s": time_limit_s, "at": t0}
     if which == "highs":
-        cmd = _highs_with_start(pulp, xs, lp.start)(msg=False, timeLimit=time_limit_s,
-                                                    threads=1, mip_rel_gap=lp.mip_rel_gap,
-                                                    **lp.highs_options)
+        cmd = _highs_with_start(pulp, xs, lp.start, deadline, min_limit_s, ran)(
+            msg=False, timeLimit=time_limit_s, threads=1, mip_rel_gap=lp.mip_rel_gap,
+            **lp.highs_options)
     else:
         cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, threads=1, gapRel=lp.mip_rel_gap)
-    t0 = time.perf_counter()
     try:
         with _quiet_stdout():
             prob.solve(cmd)
@@ -70,9 +84,10 @@ def _solve_pulp(lp: LinearProgram, which: str, time_limit_s: float) -> Solution:
         gap = float(info.mip_gap) if math.isfinite(info.mip_gap) else None
         bound = float(info.mip_dual_bound) if math.isfinite(info.mip_dual_bound) else None
         model_status = prob.solverModel.modelStatusToString(prob.solverModel.getModelStatus())
-        if "Time limit" in model_status:
-            status = "TimeLimit"
-    return _classify(status, has_values, values, lp, which, gap, bound, elapsed, time_limit_s)
+        if "Time limit" in model_status or "Interrupted" in model_status:
+            status = "TimeLimit"        # (interrupted: only by _stop_before)
+    return _classify(status, has_values, values, lp, which, gap, bound, elapsed,
+                     ran["at"] - t0 + ran["limit_s"])
 
 
 def lp_relaxation(lp: LinearProgram, drop: str | None = None
@@ -139,15 +154,28 @@ def _set_basis(h, highspy, lp: LinearProgram, rows, warm: Basis) -> None:
     h.setBasis(b)
 
 
-def _highs_with_start(pulp, xs, start: dict[int, float] | None):
+def _highs_with_start(pulp, xs, start: dict[int, float] | None, deadline: float | None,
+                      min_limit_s: float, ran: dict[str, float]):
     """PuLP's HiGHS class, handing the model `start` (LinearProgram.start) as a first
-    incumbent when given (PuLP itself has no warm start for HiGHS)."""
-    if not start:
+    incumbent when given (PuLP itself has no warm start for HiGHS) and, with a `deadline`,
+    setting its time limit (`_limit`) when it starts, noted in `ran`."""
+    if not start and deadline is None:
         return pulp.HiGHS
 
     class HiGHSWithStart(pulp.HiGHS):
+        def callSolver(self, prob):
+            if deadline is not None:
+                ran["at"] = time.perf_counter()
+                ran["limit_s"] = _limit(ran["limit_s"], deadline, min_limit_s)
+                prob.solverModel.setOptionValue("time_limit", float(ran["limit_s"]))
+                prob.solverModel.cbMipInterrupt.subscribe(
+                    _stop_before(ran["at"] + ran["limit_s"], ran["at"]))
+            super().callSolver(prob)
+
         def buildSolverModel(self, prob):
             super().buildSolverModel(prob)
+            if not start:
+                return
             import highspy
             col = [0.0] * len(xs)
             for i, x in enumerate(xs):
@@ -158,6 +186,24 @@ def _highs_with_start(pulp, xs, start: dict[int, float] | None):
             prob.solverModel.setSolution(sol)
 
     return HiGHSWithStart
+
+
+def _stop_before(end: float, started: float, clock=time.perf_counter):
+    """A HiGHS MIP-interrupt callback that stops the solve at the last of its checks from
+    which the longest stretch it has gone between two of them (counted from `started`)
+    would end past `end`. HiGHS checks its time limit at the same points only, and on the
+    week's schedule MILP a root cut round ran ~6 s between two (33 s before
+    `curve_rows`' one-binary rows): past its limit by as much."""
+    seen = {"last": started, "longest": 0.0}
+
+    def check(event) -> None:
+        now = clock()
+        seen["longest"] = max(seen["longest"], now - seen["last"])
+        seen["last"] = now
+        if now + seen["longest"] > end:
+            event.interrupt()
+
+    return check
 
 
 _QUIET_LOCK = threading.Lock()

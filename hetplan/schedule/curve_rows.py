@@ -1,15 +1,26 @@
 """Queueing sizing inside the schedule MILP: each slot's pool carries its load within the
-capacity the top-up checks (`sizing.held`), written on `milp.pool_sizing`'s incremental
-binaries over the slot's replica count.
+capacity the top-up checks (`sizing.held`), written on binaries that pick the slot's
+replica count.
 
 For candidate c with curve U (at the schedule's sizing percentile), the SLO-percentile curve
 U_d (the one-spot-replica-down check; U itself when no other percentile is asked), spot
-capacity share s and slot t, with N[c,t] = sum_k n[c,k,t] (the replicas over the tiers):
+capacity share s and slot t, with N[c,t] = sum_k n[c,k,t] (the replicas over the tiers) and
+w[c,t,n] = 1 when the pool has exactly n <= K_t replicas (n = K_t: at least K_t):
 
-  capacity[c,t]:  load[c,t] + (1 - s) dU_max n[c,spot,t] <= U(N)   (`add_curve_capacity`:
-                  z[c,t,k] = 1 when the pool has a k-th replica, exact for N <= K_t)
-  spot_down[c,t]: load[c,t] <= U_d(N - 1) + M_c (1 - y[c,t]),   n[c,spot,t] <= ub y[c,t]
-                  (U_d(N - 1) = sum_k (U_d(k) - U_d(k - 1)) z[c,t,k+1] on the same binaries)
+  one_size[c,t]:  sum_n w[c,t,n] <= 1
+  size[c,t]:      N[c,t] = sum_n n w[c,t,n] + r[c,t],   tail[c,t]: r <= (ub - K_t) w[c,t,K_t]
+  capacity[c,t]:  load[c,t] + (1 - s) dU_max n[c,spot,t] <= sum_n U(n) w[c,t,n] + m r[c,t]
+  spot_down[c,t]: load[c,t] <= sum_n U_d(n - 1) w[c,t,n] + m_d r[c,t] + M_c (1 - y[c,t]),
+                  n[c,spot,t] <= ub y[c,t]
+
+(m, m_d: linear lower bounds of U and U_d past K_t, `lower_tail`), so load <= U(N) exactly
+for N <= K_t. These are the integer points of `milp.pool_sizing`'s incremental binaries
+(z_k = 1 with a k-th replica, z_k >= z_(k+1)) with the same LP relaxation: U is convex
+(increments grow with pooling), so both relax to the chord, U(K_t) / K_t per replica. But in
+that relaxation the incremental chain leaves all K_t steps of a pool fractional (equal),
+the choice of N one: 542 fractional binaries against 2,530 on the week bench, each of
+which HiGHS probes in its root cut round (implied-bound separation), which took 33 s there
+against ~6 s with this form, too long between two checks of its time limit.
 
 `planned_held` states the capacity these rows give a pool; it never exceeds `sizing.held`
 (U(N)/N <= dU_max, the increment of U at most; the row is exact for U_d), so the post-solve
@@ -18,10 +29,9 @@ t, is the fewest replicas that carry all of the slot's demand the candidate can 
 `planned_held` with every replica spot (beyond it the rows use a linear lower bound of the
 curve, `lower_tail`), so low slots take few binaries and the truncation never binds.
 """
-
 from __future__ import annotations
 
-from hetplan.milp.pool_sizing import add_curve_capacity
+from hetplan.milp.lp import LinearProgram
 from hetplan.slo_capacity import PoolCurve
 
 
@@ -63,8 +73,8 @@ def truncated(curve: PoolCurve, k: int) -> PoolCurve:
 def add_slot_rows(f, i: int, t: int, load: dict[int, float], curve: PoolCurve,
                   down: PoolCurve | None, max_load: float) -> tuple:
     """The rows of the module docstring for candidate i in slot t of the schedule
-    formulation `f` (`load`: x var -> 1 / mu). Returns (N var, z vars, tail var or None,
-    y var or None), what `starts.implied_start` fills."""
+    formulation `f` (`load`: x var -> 1 / mu). Returns (N var, w vars (w[n - 1]: exactly
+    n replicas), tail var or None, y var or None), what `starts.implied_start` fills."""
     p, lp = f.p, f.lp
     c = p.candidates[i]
     key = f"{c.key},{t}"
@@ -77,7 +87,7 @@ def add_slot_rows(f, i: int, t: int, load: dict[int, float], curve: PoolCurve,
     terms = dict(load)
     if (i, "spot", t) in f.n:
         terms[f.n[i, "spot", t]] = (1.0 - share) * curve.max_increment()
-    z, tail = add_curve_capacity(lp, key, total, terms, truncated(curve, k), 1.0, ub)
+    z, tail = _size_rows(lp, key, total, terms, truncated(curve, k), ub)
     y = None
     if (i, "spot", t) in f.n and down is not None:
         y = lp.add_var(f"spot_used[{key}]", 0, 1, integer=True)
@@ -88,6 +98,30 @@ def add_slot_rows(f, i: int, t: int, load: dict[int, float], curve: PoolCurve,
     return total, z, tail, y
 
 
+def _size_rows(lp: LinearProgram, key: str, total: int, terms: dict[int, float],
+               cap: PoolCurve, ub: int) -> tuple[list[int], int | None]:
+    """one_size, size, tail and capacity (module docstring) for the pool `key` with N var
+    `total` and capacity-row terms `terms`, on `cap` (U exact for its steps, linear past
+    them); a curve without exact steps is one row, terms <= slope x N. Returns (w, r)."""
+    if cap.steps == 0 or ub == 0:
+        lp.add_constraint(f"capacity[{key}]", terms | {total: -cap.tail_slope}, "<=", 0.0)
+        return [], None
+    k = min(cap.steps, ub)
+    w = [lp.add_var(f"size_is[{key},{n}]", 0, 1, integer=True) for n in range(1, k + 1)]
+    lp.add_constraint(f"one_size[{key}]", {v: 1.0 for v in w}, "<=", 1.0)
+    size = {total: 1.0, **{v: -float(n) for n, v in enumerate(w, start=1)}}
+    row = terms | {v: cap.at(0) - cap.at(n) for n, v in enumerate(w, start=1)}
+    tail = None
+    if ub > k:
+        tail = lp.add_var(f"tail[{key}]", 0, ub - k)
+        size[tail] = -1.0
+        row[tail] = -cap.tail_slope
+        lp.add_constraint(f"tail[{key}]", {tail: 1.0, w[-1]: -float(ub - k)}, "<=", 0.0)
+    lp.add_constraint(f"size[{key}]", size, "==", 0.0)
+    lp.add_constraint(f"capacity[{key}]", row, "<=", 0.0)
+    return w, tail
+
+
 def _spot_down_row(lp, key, load, total, z, tail, y, cap: PoolCurve, short: PoolCurve,
                    k: int, ub: int) -> None:
     """spot_down[c,t] on the steps of the capacity row (`cap`: U as that row has it,
@@ -96,7 +130,7 @@ def _spot_down_row(lp, key, load, total, z, tail, y, cap: PoolCurve, short: Pool
     if z:
         inc = short.increments()
         slope = min(short.tail_slope, inc[-1])      # past k: below U_d(N - 1) (convex)
-        row |= {v: -inc[j] for j, v in enumerate(z[1:])}    # replica j + 2 adds dU_d(j + 1)
+        row |= {v: short.at(0) - short.at(n - 1) for n, v in enumerate(z, start=1)}
         if tail is not None:
             row[tail] = -slope
         shifted = lambda n: (short.at(n - 1) if n <= k  # noqa: E731

@@ -4,7 +4,6 @@ re-exported here, where the schedule's callers import them."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,7 +31,7 @@ def solve_schedule(p: ScheduleProblem, solver: str = "highs", time_limit_s: floa
     (`start_slots` and each of `more_starts`, `stacked_start`) and the envelope held
     constant (`envelope`: its one-slot solution and rates, `envelope_start`). With a
     `deadline` (a `time.perf_counter()` instant), the solver's limit is also at most the
-    time left to it once the program and its starts are built, and no less than
+    time left to it when it starts (`backends.solve`), and no less than
     MIN_DEADLINE_LIMIT_S."""
     f = ScheduleFormulation(p)
     starts = []
@@ -45,10 +44,7 @@ def solve_schedule(p: ScheduleProblem, solver: str = "highs", time_limit_s: floa
               if (c := start_cost(f, s)) is not None]
     if priced:
         f.lp.start = min(priced, key=lambda x: (x[0], x[1]))[2]
-    if deadline is not None:
-        time_limit_s = min(time_limit_s,
-                           max(MIN_DEADLINE_LIMIT_S, deadline - time.perf_counter()))
-    sol = solve(f.lp, solver, time_limit_s)
+    sol = solve(f.lp, solver, time_limit_s, deadline, MIN_DEADLINE_LIMIT_S)
     if not sol.has_solution:
         return ScheduleOutcome(sol, {}, {}, {}, 0.0, [], f)
     v = sol.values

@@ -12,13 +12,15 @@ O[g] the GPUs on the inventory's owned nodes (fixed: they exist in every slot).
   capacity[c,t]:     sum_w x[c,w,t] / mu[c,w] <= rho_c (n[c,od,t] + n[c,com,t]
                      + (1 - d_c) n[c,spot,t])   (d_c: capacity a spot replica loses to
                      preemptions: rate x (warm-up + reacquire time)); under queueing
-                     sizing (`curves`) instead U(N[c,t]) on incremental binaries, and with
-                     spot replicas U_d(N - 1) with one of them down (`curve_rows.py`)
+                     sizing (`curves`) instead U(N[c,t]) on a binary per replica count,
+                     and with spot replicas U_d(N - 1) with one of them down
+                     (`curve_rows.py`)
   committed[g,t]:    sum_{c on g} gpus_c n[c,com,t] <= K[g] + O[g]
   availability[g,t]: sum_{c on g} gpus_c sum_k n[c,k,t] <= available_g;  K[g] + O[g] too
   spot_share[t]:     spot GPUs <= share x all GPUs of the slot
   kv_bandwidth_out/in[t]: as the planning MILP, per slot
-  vendor_compat / kv_format: one vendor and one KV dtype for P/D over the horizon
+  vendor_compat / kv_format: one vendor and one KV dtype for P/D over the horizon (per
+                     slot, N[c,t] <= ub pick; with a pool cost, pool_open[c] <= pick)
   started[c,k,t]:    u[c,k,t] >= n[c,k,t] - n[c,k,t-1]   (k in od, spot; cyclic: t-1 of
                      slot 0 is the last slot; otherwise every replica of slot 0 starts)
   step_up/step_down[c,t]: |N[c,t] - N[c,t-1]| <= step + share x N[c,t-1]  (N = sum_k n)
@@ -124,10 +126,10 @@ class ScheduleFormulation:
         self.availability()
         self.spot_share()
         self.kv_bandwidth()
+        self.pools_open()
         self.vendor_compat()
         self.started()
         self.change_limits()
-        self.pools_open()
         self.objective()
         self.lp.mip_rel_gap = p.mip_rel_gap
 
@@ -273,9 +275,18 @@ class ScheduleFormulation:
                     self.lp.add_constraint(f"{family}[fabric,{t}]", terms, "<=", 0.0)
 
     def _one_of(self, family: str, key_of) -> None:
-        add_one_of(self.lp, self.p.candidates, family, key_of,
-                   lambda i, c: [(f",{t}", self.total(i, t), float(self.ub[i]))
-                                 for t in range(self.T)])
+        """With pool_open (a pool cost), one row per candidate, pool_open[c] <= its pick:
+        the per-slot rows N[c,t] <= ub pick follow from it and pool_open's rows (the
+        same schedules, an LP at least as tight), and HiGHS's root probing, which followed
+        each of them from one fractional binary to every slot of the other vendor's
+        candidates, kept 270k implied-bound cuts of them on the week bench (~15k now)."""
+        if self.pool_open:
+            def usage(i, c):
+                return [("", {self.pool_open[i]: 1.0}, 1.0)]
+        else:
+            def usage(i, c):
+                return [(f",{t}", self.total(i, t), float(self.ub[i])) for t in range(self.T)]
+        add_one_of(self.lp, self.p.candidates, family, key_of, usage)
 
     def vendor_compat(self) -> None:
         if not self.p.allow_cross_vendor:

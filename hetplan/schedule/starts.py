@@ -117,7 +117,7 @@ def implied_start(f: ScheduleFormulation, start: dict[int, float]) -> dict[int, 
     for (i, t), (total, z, tail, y) in f.steps.items():     # queueing rows' steps
         n = sum(start[v] for v in f.total(i, t))
         start[total] = n
-        start |= {v: float(n >= k) for k, v in enumerate(z, start=1)}
+        start |= {v: float(min(n, len(z)) == k) for k, v in enumerate(z, start=1)}
         if tail is not None:
             start[tail] = max(0.0, n - len(z))
         if y is not None:
