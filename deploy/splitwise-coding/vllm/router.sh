@@ -22,7 +22,9 @@ vllm-router \
   --prefill http://prefill-h100-sxm-5:8001 \
   --prefill http://prefill-h100-sxm-6:8000 \
   --prefill http://prefill-h100-sxm-6:8001 \
+  --prefill http://prefill-h100-sxm-7:8000 \
   --prefill http://prefill-l40s-0:8000 \
+  --prefill http://prefill-l40s-0:8001 \
   --decode http://decode-h100-sxm-0:8000 \
   --prefill-policy power_of_two \
   --decode-policy power_of_two \

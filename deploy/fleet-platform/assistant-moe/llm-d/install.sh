@@ -5,11 +5,8 @@ set -euo pipefail
 
 helm repo add llm-d-modelservice https://llm-d-incubation.github.io/llm-d-modelservice/
 
-helm upgrade --install ms-qwen3-30b-a3b-prefill-l40s-tp1-wfp8-kvfp8 \
+helm upgrade --install ms-qwen3-30b-a3b-colocated-b200-tp1-wfp8-kvfp8 \
   llm-d-modelservice/llm-d-modelservice \
-  --version v0.4.12 -f values/prefill-l40s-tp1-wfp8-kvfp8.yaml
-helm upgrade --install ms-qwen3-30b-a3b-decode-h100-sxm-tp1-wfp8-kvfp8 \
-  llm-d-modelservice/llm-d-modelservice \
-  --version v0.4.12 -f values/decode-h100-sxm-tp1-wfp8-kvfp8.yaml
+  --version v0.4.12 -f values/colocated-b200-tp1-wfp8-kvfp8.yaml
 
 kubectl apply -f inferencepool.yaml

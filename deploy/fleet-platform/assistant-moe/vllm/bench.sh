@@ -6,7 +6,7 @@ set -euo pipefail
 
 mkdir -p results
 
-# class in1024-1024_out256-256: served by decode-H100-SXM-tp1-wfp8-kvfp8 (H100-SXM tp=1, 100%)
+# class in1024-1024_out256-256: served by colocated-B200-tp1-wfp8-kvfp8 (B200 tp=1, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -24,6 +24,6 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in1024-1024_out256-256.json \
-  --metadata hetplan_model=qwen3-30b-a3b hetplan_class=in1024-1024_out256-256 hetplan_gpu=H100-SXM hetplan_tp=1 hetplan_pools=decode-H100-SXM-tp1-wfp8-kvfp8:H100-SXM:tp1:1 > results/bench-in1024-1024_out256-256.log 2>&1 &
+  --metadata hetplan_model=qwen3-30b-a3b hetplan_class=in1024-1024_out256-256 hetplan_gpu=B200 hetplan_tp=1 hetplan_pools=colocated-B200-tp1-wfp8-kvfp8:B200:tp1:1 > results/bench-in1024-1024_out256-256.log 2>&1 &
 
 wait

@@ -3,16 +3,11 @@
 # Policies balance load inside a phase; the plan's class split is not enforced.
 set -euo pipefail
 
-# router for the prefill/decode instances
+# router for the colocated instances
 vllm-router \
   --host 0.0.0.0 \
   --port 30000 \
-  --vllm-pd-disaggregation \
-  --prefill http://10.0.1.1:8000 \
-  --prefill http://10.0.1.1:8001 \
-  --decode http://10.0.2.3:8000 \
-  --prefill-policy power_of_two \
-  --decode-policy power_of_two \
-  --kv-connector nixl &
+  --policy power_of_two \
+  --worker-urls http://b200-01:8000 &
 
 wait

@@ -5,9 +5,6 @@ set -euo pipefail
 
 helm repo add llm-d-modelservice https://llm-d-incubation.github.io/llm-d-modelservice/
 
-helm upgrade --install ms-llama-3-1-70b-colocated-b200-tp1-wfp8-kvfp8 \
-  llm-d-modelservice/llm-d-modelservice \
-  --version v0.4.12 -f values/colocated-b200-tp1-wfp8-kvfp8.yaml
 helm upgrade --install ms-llama-3-1-70b-colocated-h100-sxm-tp2-wfp8-kvfp8 \
   llm-d-modelservice/llm-d-modelservice \
   --version v0.4.12 -f values/colocated-h100-sxm-tp2-wfp8-kvfp8.yaml

@@ -6,8 +6,7 @@ set -euo pipefail
 
 mkdir -p results
 
-# class in256-256_out512-512: served by colocated-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 87%), colocated-B200-tp1-wfp8-kvfp8 (B200 tp=1, 13%)
-# pools of different GPUs or TP serve it: the run measures them together; import-bench needs --gpu and --tp for it
+# class in256-256_out512-512: served by colocated-H100-SXM-tp2-wfp8-kvfp8 (H100-SXM tp=2, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -25,6 +24,6 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in256-256_out512-512.json \
-  --metadata hetplan_model=llama-3.1-70b hetplan_class=in256-256_out512-512 hetplan_pools=colocated-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:0.869,colocated-B200-tp1-wfp8-kvfp8:B200:tp1:0.131 > results/bench-in256-256_out512-512.log 2>&1 &
+  --metadata hetplan_model=llama-3.1-70b hetplan_class=in256-256_out512-512 hetplan_gpu=H100-SXM hetplan_tp=2 hetplan_pools=colocated-H100-SXM-tp2-wfp8-kvfp8:H100-SXM:tp2:1 > results/bench-in256-256_out512-512.log 2>&1 &
 
 wait

@@ -6,7 +6,7 @@ set -euo pipefail
 
 mkdir -p results
 
-# class in4096-4096_out256-256: served by colocated-H100-SXM-tp1-wfp8-kvfp8 (H100-SXM tp=1, 100%)
+# class in4096-4096_out256-256: served by decode-B200-tp1-wfp8-kvfp8 (B200 tp=1, 100%)
 vllm bench serve \
   --backend openai \
   --base-url http://127.0.0.1:30000 \
@@ -24,6 +24,6 @@ vllm bench serve \
   --save-result \
   --result-dir results \
   --result-filename bench-in4096-4096_out256-256.json \
-  --metadata hetplan_model=qwen3-32b hetplan_class=in4096-4096_out256-256 hetplan_gpu=H100-SXM hetplan_tp=1 hetplan_pools=colocated-H100-SXM-tp1-wfp8-kvfp8:H100-SXM:tp1:1 > results/bench-in4096-4096_out256-256.log 2>&1 &
+  --metadata hetplan_model=qwen3-32b hetplan_class=in4096-4096_out256-256 hetplan_gpu=B200 hetplan_tp=1 hetplan_pools=decode-B200-tp1-wfp8-kvfp8:B200:tp1:1 > results/bench-in4096-4096_out256-256.log 2>&1 &
 
 wait

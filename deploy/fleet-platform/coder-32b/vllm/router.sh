@@ -3,11 +3,25 @@
 # Policies balance load inside a phase; the plan's class split is not enforced.
 set -euo pipefail
 
-# router for the colocated instances
+# router for the prefill/decode instances
 vllm-router \
   --host 0.0.0.0 \
   --port 30000 \
-  --policy power_of_two \
-  --worker-urls http://h100-s1:8000 http://h100-s1:8001 http://h100-s1:8002 http://h100-s1:8003 http://h100-s1:8004 &
+  --vllm-pd-disaggregation \
+  --prefill http://10.0.1.1:8000 \
+  --prefill http://10.0.1.1:8001 \
+  --prefill http://10.0.1.1:8002 \
+  --prefill http://10.0.1.1:8003 \
+  --prefill http://10.0.1.1:8004 \
+  --prefill http://10.0.1.1:8005 \
+  --prefill http://10.0.1.1:8006 \
+  --prefill http://10.0.1.1:8007 \
+  --prefill http://10.0.1.2:8000 \
+  --prefill http://10.0.1.2:8001 \
+  --prefill http://10.0.1.2:8002 \
+  --decode http://b200-01:8000 \
+  --prefill-policy power_of_two \
+  --decode-policy power_of_two \
+  --kv-connector nixl &
 
 wait

@@ -8,26 +8,20 @@ vllm-router \
   --host 0.0.0.0 \
   --port 30000 \
   --vllm-pd-disaggregation \
+  --prefill http://10.0.2.3:8000 \
   --prefill http://10.0.2.4:8000 \
   --prefill http://10.0.2.4:8001 \
   --prefill http://10.0.2.4:8002 \
   --prefill http://10.0.2.4:8003 \
   --prefill http://10.0.2.4:8004 \
   --prefill http://10.0.2.4:8005 \
-  --prefill http://10.0.1.1:8000 \
-  --prefill http://10.0.1.1:8001 \
-  --prefill http://10.0.1.1:8002 \
-  --prefill http://10.0.1.1:8003 \
-  --prefill http://10.0.1.1:8004 \
-  --prefill http://10.0.1.1:8005 \
+  --prefill http://10.0.2.4:8006 \
+  --prefill http://10.0.2.4:8007 \
   --prefill http://10.0.1.2:8000 \
   --prefill http://10.0.1.2:8001 \
   --prefill http://10.0.1.2:8002 \
   --prefill http://10.0.1.2:8003 \
   --prefill http://10.0.1.2:8004 \
-  --prefill http://10.0.1.2:8005 \
-  --prefill http://10.0.1.2:8006 \
-  --prefill http://10.0.1.2:8007 \
   --prefill http://10.0.1.3:8000 \
   --prefill http://10.0.1.3:8001 \
   --prefill http://10.0.1.3:8002 \
@@ -51,10 +45,9 @@ vllm-router \
   --prefill http://10.0.1.5:8004 \
   --prefill http://10.0.1.5:8005 \
   --prefill http://10.0.1.5:8006 \
-  --prefill http://10.0.1.5:8007 \
-  --decode http://10.0.2.3:8000 \
-  --decode http://10.0.2.4:8006 \
-  --decode http://10.0.2.4:8007 \
+  --decode http://10.0.2.3:8001 \
+  --decode http://10.0.2.3:8002 \
+  --decode http://10.0.2.3:8003 \
   --prefill-policy power_of_two \
   --decode-policy power_of_two \
   --kv-connector nixl &

@@ -14,7 +14,7 @@ env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 VLLM
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 16640 \
-  --max-num-seqs 1 \
+  --max-num-seqs 11 \
   --max-num-batched-tokens 12032 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
@@ -30,7 +30,7 @@ env CUDA_VISIBLE_DEVICES=2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 VLLM
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 16640 \
-  --max-num-seqs 1 \
+  --max-num-seqs 11 \
   --max-num-batched-tokens 12032 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
@@ -46,7 +46,7 @@ env CUDA_VISIBLE_DEVICES=4,5 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-0 VLLM
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 16640 \
-  --max-num-seqs 1 \
+  --max-num-seqs 11 \
   --max-num-batched-tokens 12032 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \

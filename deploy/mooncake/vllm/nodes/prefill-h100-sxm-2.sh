@@ -18,7 +18,7 @@ env CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h10
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 131072 \
-  --max-num-seqs 11 \
+  --max-num-seqs 1 \
   --max-num-batched-tokens 131072 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hetplan: vLLM instances on node prefill-l40s-0: 2x L40S (a node with at least 2; up to 8 per node), address prefill-l40s-0.
+# hetplan: vLLM instances on node prefill-l40s-0: 4x L40S (a node with at least 4; up to 8 per node), address prefill-l40s-0.
 # Plan: scenario splitwise-coding, model llama-3.1-70b.
 # Host names are placeholders hetplan chose (the plan has no placement): make
 # each name in hosts.txt resolve to a real node (DNS or /etc/hosts), or edit it.
@@ -17,11 +17,27 @@ env CUDA_VISIBLE_DEVICES=0,1 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-0 VLLM_NIX
   --pipeline-parallel-size 1 \
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
-  --max-model-len 1536 \
-  --max-num-seqs 1 \
+  --max-model-len 1792 \
+  --max-num-seqs 5 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp2-wfp8-kvfp8-r0.node0.log 2>&1 &
+
+# prefill-L40S-tp2-wfp8-kvfp8-r1: prefill, L40S tp=2 pp=1, GPUs 2,3, port 8001
+env CUDA_VISIBLE_DEVICES=2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-l40s-0 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --host 0.0.0.0 \
+  --port 8001 \
+  --tensor-parallel-size 2 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 1792 \
+  --max-num-seqs 5 \
+  --max-num-batched-tokens 8192 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp2-wfp8-kvfp8-r1.node0.log 2>&1 &
 
 wait

@@ -14,7 +14,7 @@ env CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=decode-a100-80g-pci
   --dtype bfloat16 \
   --kv-cache-dtype auto \
   --max-model-len 15360 \
-  --max-num-seqs 124 \
+  --max-num-seqs 126 \
   --max-num-batched-tokens 256 \
   --gpu-memory-utilization 0.9 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \

@@ -5,7 +5,7 @@ set -euo pipefail
 
 mkdir -p logs
 
-# colocated-H100-SXM-tp2-wfp8-kvfp8-r5: colocated, H100-SXM tp=2
+# colocated-H100-SXM-tp2-wfp8-kvfp8-r8: colocated, H100-SXM tp=2
 env CUDA_VISIBLE_DEVICES=0,1 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
@@ -17,9 +17,9 @@ env CUDA_VISIBLE_DEVICES=0,1 python3 -m dynamo.vllm \
   --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
-  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r5.log 2>&1 &
+  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r8.log 2>&1 &
 
-# colocated-H100-SXM-tp2-wfp8-kvfp8-r6: colocated, H100-SXM tp=2
+# colocated-H100-SXM-tp2-wfp8-kvfp8-r9: colocated, H100-SXM tp=2
 env CUDA_VISIBLE_DEVICES=2,3 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
@@ -31,9 +31,9 @@ env CUDA_VISIBLE_DEVICES=2,3 python3 -m dynamo.vllm \
   --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
-  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r6.log 2>&1 &
+  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r9.log 2>&1 &
 
-# colocated-H100-SXM-tp2-wfp8-kvfp8-r7: colocated, H100-SXM tp=2
+# colocated-H100-SXM-tp2-wfp8-kvfp8-r10: colocated, H100-SXM tp=2
 env CUDA_VISIBLE_DEVICES=4,5 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
@@ -45,9 +45,9 @@ env CUDA_VISIBLE_DEVICES=4,5 python3 -m dynamo.vllm \
   --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
-  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r7.log 2>&1 &
+  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r10.log 2>&1 &
 
-# colocated-H100-SXM-tp2-wfp8-kvfp8-r8: colocated, H100-SXM tp=2
+# colocated-H100-SXM-tp2-wfp8-kvfp8-r11: colocated, H100-SXM tp=2
 env CUDA_VISIBLE_DEVICES=6,7 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
@@ -59,6 +59,6 @@ env CUDA_VISIBLE_DEVICES=6,7 python3 -m dynamo.vllm \
   --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
-  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r8.log 2>&1 &
+  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r11.log 2>&1 &
 
 wait

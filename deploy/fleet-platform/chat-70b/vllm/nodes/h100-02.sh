@@ -7,7 +7,7 @@ set -euo pipefail
 
 mkdir -p logs
 
-# colocated-H100-SXM-tp2-wfp8-kvfp8-r5: colocated, H100-SXM tp=2 pp=1, GPUs 0,1, port 8000
+# colocated-H100-SXM-tp2-wfp8-kvfp8-r8: colocated, H100-SXM tp=2 pp=1, GPUs 0,1, port 8000
 env CUDA_VISIBLE_DEVICES=0,1 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --host 0.0.0.0 \
@@ -20,9 +20,9 @@ env CUDA_VISIBLE_DEVICES=0,1 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
-  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r5.node0.log 2>&1 &
+  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r8.node0.log 2>&1 &
 
-# colocated-H100-SXM-tp2-wfp8-kvfp8-r6: colocated, H100-SXM tp=2 pp=1, GPUs 2,3, port 8001
+# colocated-H100-SXM-tp2-wfp8-kvfp8-r9: colocated, H100-SXM tp=2 pp=1, GPUs 2,3, port 8001
 env CUDA_VISIBLE_DEVICES=2,3 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --host 0.0.0.0 \
@@ -35,9 +35,9 @@ env CUDA_VISIBLE_DEVICES=2,3 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
-  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r6.node0.log 2>&1 &
+  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r9.node0.log 2>&1 &
 
-# colocated-H100-SXM-tp2-wfp8-kvfp8-r7: colocated, H100-SXM tp=2 pp=1, GPUs 4,5, port 8002
+# colocated-H100-SXM-tp2-wfp8-kvfp8-r10: colocated, H100-SXM tp=2 pp=1, GPUs 4,5, port 8002
 env CUDA_VISIBLE_DEVICES=4,5 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --host 0.0.0.0 \
@@ -50,9 +50,9 @@ env CUDA_VISIBLE_DEVICES=4,5 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
-  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r7.node0.log 2>&1 &
+  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r10.node0.log 2>&1 &
 
-# colocated-H100-SXM-tp2-wfp8-kvfp8-r8: colocated, H100-SXM tp=2 pp=1, GPUs 6,7, port 8003
+# colocated-H100-SXM-tp2-wfp8-kvfp8-r11: colocated, H100-SXM tp=2 pp=1, GPUs 6,7, port 8003
 env CUDA_VISIBLE_DEVICES=6,7 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --host 0.0.0.0 \
@@ -65,6 +65,6 @@ env CUDA_VISIBLE_DEVICES=6,7 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
-  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r8.node0.log 2>&1 &
+  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r11.node0.log 2>&1 &
 
 wait

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hetplan: vLLM instances on node h100-03: 6x H100-SXM used of 8 on the node, address 10.0.2.3.
+# hetplan: vLLM instances on node h100-03: 4x H100-SXM used of 8 on the node, address 10.0.2.3.
 # Plan: scenario chat-70b, model llama-3.1-70b.
 # Hosts from the plan's placement (inventory inventories/lab.yaml).
 # Run on that node; logs go to ./logs/.
@@ -7,7 +7,7 @@ set -euo pipefail
 
 mkdir -p logs
 
-# colocated-H100-SXM-tp2-wfp8-kvfp8-r9: colocated, H100-SXM tp=2 pp=1, GPUs 0,1, port 8000
+# colocated-H100-SXM-tp2-wfp8-kvfp8-r12: colocated, H100-SXM tp=2 pp=1, GPUs 0,1, port 8000
 env CUDA_VISIBLE_DEVICES=0,1 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --host 0.0.0.0 \
@@ -20,9 +20,9 @@ env CUDA_VISIBLE_DEVICES=0,1 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
-  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r9.node0.log 2>&1 &
+  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r12.node0.log 2>&1 &
 
-# colocated-H100-SXM-tp2-wfp8-kvfp8-r10: colocated, H100-SXM tp=2 pp=1, GPUs 2,3, port 8001
+# colocated-H100-SXM-tp2-wfp8-kvfp8-r13: colocated, H100-SXM tp=2 pp=1, GPUs 2,3, port 8001
 env CUDA_VISIBLE_DEVICES=2,3 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --served-model-name llama-3.1-70b \
   --host 0.0.0.0 \
@@ -35,21 +35,6 @@ env CUDA_VISIBLE_DEVICES=2,3 vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --max-num-seqs 293 \
   --max-num-batched-tokens 512 \
   --gpu-memory-utilization 0.9 \
-  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r10.node0.log 2>&1 &
-
-# colocated-H100-SXM-tp2-wfp8-kvfp8-r11: colocated, H100-SXM tp=2 pp=1, GPUs 4,5, port 8002
-env CUDA_VISIBLE_DEVICES=4,5 vllm serve meta-llama/Llama-3.1-70B-Instruct \
-  --served-model-name llama-3.1-70b \
-  --host 0.0.0.0 \
-  --port 8002 \
-  --tensor-parallel-size 2 \
-  --pipeline-parallel-size 1 \
-  --dtype bfloat16 \
-  --kv-cache-dtype fp8 \
-  --max-model-len 1024 \
-  --max-num-seqs 293 \
-  --max-num-batched-tokens 512 \
-  --gpu-memory-utilization 0.9 \
-  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r11.node0.log 2>&1 &
+  --quantization fp8 > logs/colocated-H100-SXM-tp2-wfp8-kvfp8-r13.node0.log 2>&1 &
 
 wait

@@ -5,8 +5,24 @@ set -euo pipefail
 
 mkdir -p logs
 
-# decode-H100-SXM-tp1-wfp8-kvfp8-r0: decode, H100-SXM tp=1
+# prefill-H100-SXM-tp1-wfp8-kvfp8-r0: prefill, H100-SXM tp=1
 env CUDA_VISIBLE_DEVICES=7 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.3 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 python3 -m dynamo.vllm \
+  --model meta-llama/Llama-3.1-8B-Instruct \
+  --served-model-name llama-3.1-8b \
+  --tensor-parallel-size 1 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 768 \
+  --max-num-seqs 16 \
+  --max-num-batched-tokens 8192 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
+  --disaggregation-mode prefill > logs/prefill-H100-SXM-tp1-wfp8-kvfp8-r0.log 2>&1 &
+
+# decode-H100-SXM-tp1-wfp8-kvfp8-r0: decode, H100-SXM tp=1
+env CUDA_VISIBLE_DEVICES=4 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.3 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -20,5 +36,37 @@ env CUDA_VISIBLE_DEVICES=7 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.3 VLLM_NIXL_SIDE_C
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
   --disaggregation-mode decode > logs/decode-H100-SXM-tp1-wfp8-kvfp8-r0.log 2>&1 &
+
+# decode-H100-SXM-tp1-wfp8-kvfp8-r1: decode, H100-SXM tp=1
+env CUDA_VISIBLE_DEVICES=5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.3 VLLM_NIXL_SIDE_CHANNEL_PORT=5602 python3 -m dynamo.vllm \
+  --model meta-llama/Llama-3.1-8B-Instruct \
+  --served-model-name llama-3.1-8b \
+  --tensor-parallel-size 1 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 768 \
+  --max-num-seqs 512 \
+  --max-num-batched-tokens 512 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
+  --disaggregation-mode decode > logs/decode-H100-SXM-tp1-wfp8-kvfp8-r1.log 2>&1 &
+
+# decode-H100-SXM-tp1-wfp8-kvfp8-r2: decode, H100-SXM tp=1
+env CUDA_VISIBLE_DEVICES=6 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.3 VLLM_NIXL_SIDE_CHANNEL_PORT=5603 python3 -m dynamo.vllm \
+  --model meta-llama/Llama-3.1-8B-Instruct \
+  --served-model-name llama-3.1-8b \
+  --tensor-parallel-size 1 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 768 \
+  --max-num-seqs 512 \
+  --max-num-batched-tokens 512 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
+  --disaggregation-mode decode > logs/decode-H100-SXM-tp1-wfp8-kvfp8-r2.log 2>&1 &
 
 wait

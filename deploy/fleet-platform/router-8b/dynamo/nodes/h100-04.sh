@@ -5,24 +5,8 @@ set -euo pipefail
 
 mkdir -p logs
 
-# prefill-H100-SXM-tp1-wfp8-kvfp8-r0: prefill, H100-SXM tp=1
-env CUDA_VISIBLE_DEVICES=2 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 python3 -m dynamo.vllm \
-  --model meta-llama/Llama-3.1-8B-Instruct \
-  --served-model-name llama-3.1-8b \
-  --tensor-parallel-size 1 \
-  --pipeline-parallel-size 1 \
-  --dtype bfloat16 \
-  --kv-cache-dtype fp8 \
-  --max-model-len 768 \
-  --max-num-seqs 16 \
-  --max-num-batched-tokens 8192 \
-  --gpu-memory-utilization 0.9 \
-  --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-H100-SXM-tp1-wfp8-kvfp8-r0.log 2>&1 &
-
 # prefill-H100-SXM-tp1-wfp8-kvfp8-r1: prefill, H100-SXM tp=1
-env CUDA_VISIBLE_DEVICES=3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 python3 -m dynamo.vllm \
+env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -38,7 +22,7 @@ env CUDA_VISIBLE_DEVICES=3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_C
   --disaggregation-mode prefill > logs/prefill-H100-SXM-tp1-wfp8-kvfp8-r1.log 2>&1 &
 
 # prefill-H100-SXM-tp1-wfp8-kvfp8-r2: prefill, H100-SXM tp=1
-env CUDA_VISIBLE_DEVICES=4 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5602 python3 -m dynamo.vllm \
+env CUDA_VISIBLE_DEVICES=1 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -54,7 +38,7 @@ env CUDA_VISIBLE_DEVICES=4 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_C
   --disaggregation-mode prefill > logs/prefill-H100-SXM-tp1-wfp8-kvfp8-r2.log 2>&1 &
 
 # prefill-H100-SXM-tp1-wfp8-kvfp8-r3: prefill, H100-SXM tp=1
-env CUDA_VISIBLE_DEVICES=5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5603 python3 -m dynamo.vllm \
+env CUDA_VISIBLE_DEVICES=2 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5602 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -70,7 +54,7 @@ env CUDA_VISIBLE_DEVICES=5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_C
   --disaggregation-mode prefill > logs/prefill-H100-SXM-tp1-wfp8-kvfp8-r3.log 2>&1 &
 
 # prefill-H100-SXM-tp1-wfp8-kvfp8-r4: prefill, H100-SXM tp=1
-env CUDA_VISIBLE_DEVICES=6 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5604 python3 -m dynamo.vllm \
+env CUDA_VISIBLE_DEVICES=3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5603 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -86,7 +70,7 @@ env CUDA_VISIBLE_DEVICES=6 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_C
   --disaggregation-mode prefill > logs/prefill-H100-SXM-tp1-wfp8-kvfp8-r4.log 2>&1 &
 
 # prefill-H100-SXM-tp1-wfp8-kvfp8-r5: prefill, H100-SXM tp=1
-env CUDA_VISIBLE_DEVICES=7 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5605 python3 -m dynamo.vllm \
+env CUDA_VISIBLE_DEVICES=4 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5604 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -101,8 +85,8 @@ env CUDA_VISIBLE_DEVICES=7 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_C
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
   --disaggregation-mode prefill > logs/prefill-H100-SXM-tp1-wfp8-kvfp8-r5.log 2>&1 &
 
-# decode-H100-SXM-tp1-wfp8-kvfp8-r1: decode, H100-SXM tp=1
-env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5606 python3 -m dynamo.vllm \
+# prefill-H100-SXM-tp1-wfp8-kvfp8-r6: prefill, H100-SXM tp=1
+env CUDA_VISIBLE_DEVICES=5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5605 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -110,15 +94,15 @@ env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_C
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 768 \
-  --max-num-seqs 512 \
-  --max-num-batched-tokens 512 \
+  --max-num-seqs 16 \
+  --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode decode > logs/decode-H100-SXM-tp1-wfp8-kvfp8-r1.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-H100-SXM-tp1-wfp8-kvfp8-r6.log 2>&1 &
 
-# decode-H100-SXM-tp1-wfp8-kvfp8-r2: decode, H100-SXM tp=1
-env CUDA_VISIBLE_DEVICES=1 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5607 python3 -m dynamo.vllm \
+# prefill-H100-SXM-tp1-wfp8-kvfp8-r7: prefill, H100-SXM tp=1
+env CUDA_VISIBLE_DEVICES=6 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5606 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -126,11 +110,27 @@ env CUDA_VISIBLE_DEVICES=1 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_C
   --dtype bfloat16 \
   --kv-cache-dtype fp8 \
   --max-model-len 768 \
-  --max-num-seqs 512 \
-  --max-num-batched-tokens 512 \
+  --max-num-seqs 16 \
+  --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode decode > logs/decode-H100-SXM-tp1-wfp8-kvfp8-r2.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-H100-SXM-tp1-wfp8-kvfp8-r7.log 2>&1 &
+
+# prefill-H100-SXM-tp1-wfp8-kvfp8-r8: prefill, H100-SXM tp=1
+env CUDA_VISIBLE_DEVICES=7 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.2.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5607 python3 -m dynamo.vllm \
+  --model meta-llama/Llama-3.1-8B-Instruct \
+  --served-model-name llama-3.1-8b \
+  --tensor-parallel-size 1 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 768 \
+  --max-num-seqs 16 \
+  --max-num-batched-tokens 8192 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
+  --disaggregation-mode prefill > logs/prefill-H100-SXM-tp1-wfp8-kvfp8-r8.log 2>&1 &
 
 wait

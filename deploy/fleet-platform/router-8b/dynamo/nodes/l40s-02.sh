@@ -5,8 +5,8 @@ set -euo pipefail
 
 mkdir -p logs
 
-# prefill-L40S-tp1-wfp8-kvfp8-r6: prefill, L40S tp=1
-env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 python3 -m dynamo.vllm \
+# prefill-L40S-tp1-wfp8-kvfp8-r0: prefill, L40S tp=1
+env CUDA_VISIBLE_DEVICES=3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -19,10 +19,10 @@ env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_C
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r6.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r0.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r7: prefill, L40S tp=1
-env CUDA_VISIBLE_DEVICES=1 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 python3 -m dynamo.vllm \
+# prefill-L40S-tp1-wfp8-kvfp8-r1: prefill, L40S tp=1
+env CUDA_VISIBLE_DEVICES=4 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -35,10 +35,10 @@ env CUDA_VISIBLE_DEVICES=1 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_C
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r7.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r1.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r8: prefill, L40S tp=1
-env CUDA_VISIBLE_DEVICES=2 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5602 python3 -m dynamo.vllm \
+# prefill-L40S-tp1-wfp8-kvfp8-r2: prefill, L40S tp=1
+env CUDA_VISIBLE_DEVICES=5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5602 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -51,10 +51,10 @@ env CUDA_VISIBLE_DEVICES=2 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_C
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r8.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r2.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r9: prefill, L40S tp=1
-env CUDA_VISIBLE_DEVICES=3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5603 python3 -m dynamo.vllm \
+# prefill-L40S-tp1-wfp8-kvfp8-r3: prefill, L40S tp=1
+env CUDA_VISIBLE_DEVICES=6 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5603 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -67,10 +67,10 @@ env CUDA_VISIBLE_DEVICES=3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_C
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r9.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r3.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r10: prefill, L40S tp=1
-env CUDA_VISIBLE_DEVICES=4 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5604 python3 -m dynamo.vllm \
+# prefill-L40S-tp1-wfp8-kvfp8-r4: prefill, L40S tp=1
+env CUDA_VISIBLE_DEVICES=7 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5604 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -83,54 +83,6 @@ env CUDA_VISIBLE_DEVICES=4 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_C
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r10.log 2>&1 &
-
-# prefill-L40S-tp1-wfp8-kvfp8-r11: prefill, L40S tp=1
-env CUDA_VISIBLE_DEVICES=5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5605 python3 -m dynamo.vllm \
-  --model meta-llama/Llama-3.1-8B-Instruct \
-  --served-model-name llama-3.1-8b \
-  --tensor-parallel-size 1 \
-  --pipeline-parallel-size 1 \
-  --dtype bfloat16 \
-  --kv-cache-dtype fp8 \
-  --max-model-len 768 \
-  --max-num-seqs 5 \
-  --max-num-batched-tokens 8192 \
-  --gpu-memory-utilization 0.9 \
-  --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r11.log 2>&1 &
-
-# prefill-L40S-tp1-wfp8-kvfp8-r12: prefill, L40S tp=1
-env CUDA_VISIBLE_DEVICES=6 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5606 python3 -m dynamo.vllm \
-  --model meta-llama/Llama-3.1-8B-Instruct \
-  --served-model-name llama-3.1-8b \
-  --tensor-parallel-size 1 \
-  --pipeline-parallel-size 1 \
-  --dtype bfloat16 \
-  --kv-cache-dtype fp8 \
-  --max-model-len 768 \
-  --max-num-seqs 5 \
-  --max-num-batched-tokens 8192 \
-  --gpu-memory-utilization 0.9 \
-  --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r12.log 2>&1 &
-
-# prefill-L40S-tp1-wfp8-kvfp8-r13: prefill, L40S tp=1
-env CUDA_VISIBLE_DEVICES=7 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5607 python3 -m dynamo.vllm \
-  --model meta-llama/Llama-3.1-8B-Instruct \
-  --served-model-name llama-3.1-8b \
-  --tensor-parallel-size 1 \
-  --pipeline-parallel-size 1 \
-  --dtype bfloat16 \
-  --kv-cache-dtype fp8 \
-  --max-model-len 768 \
-  --max-num-seqs 5 \
-  --max-num-batched-tokens 8192 \
-  --gpu-memory-utilization 0.9 \
-  --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r13.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r4.log 2>&1 &
 
 wait

@@ -5,7 +5,7 @@ set -euo pipefail
 
 mkdir -p logs
 
-# prefill-L40S-tp1-wfp8-kvfp8-r22: prefill, L40S tp=1
+# prefill-L40S-tp1-wfp8-kvfp8-r13: prefill, L40S tp=1
 env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
@@ -19,9 +19,9 @@ env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_C
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r22.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r13.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r23: prefill, L40S tp=1
+# prefill-L40S-tp1-wfp8-kvfp8-r14: prefill, L40S tp=1
 env CUDA_VISIBLE_DEVICES=1 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
@@ -35,9 +35,9 @@ env CUDA_VISIBLE_DEVICES=1 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_C
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r23.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r14.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r24: prefill, L40S tp=1
+# prefill-L40S-tp1-wfp8-kvfp8-r15: prefill, L40S tp=1
 env CUDA_VISIBLE_DEVICES=2 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5602 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
@@ -51,9 +51,9 @@ env CUDA_VISIBLE_DEVICES=2 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_C
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r24.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r15.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r25: prefill, L40S tp=1
+# prefill-L40S-tp1-wfp8-kvfp8-r16: prefill, L40S tp=1
 env CUDA_VISIBLE_DEVICES=3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5603 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
@@ -67,9 +67,9 @@ env CUDA_VISIBLE_DEVICES=3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_C
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r25.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r16.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r26: prefill, L40S tp=1
+# prefill-L40S-tp1-wfp8-kvfp8-r17: prefill, L40S tp=1
 env CUDA_VISIBLE_DEVICES=4 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5604 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
@@ -83,9 +83,9 @@ env CUDA_VISIBLE_DEVICES=4 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_C
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r26.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r17.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r27: prefill, L40S tp=1
+# prefill-L40S-tp1-wfp8-kvfp8-r18: prefill, L40S tp=1
 env CUDA_VISIBLE_DEVICES=5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5605 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
@@ -99,9 +99,9 @@ env CUDA_VISIBLE_DEVICES=5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_C
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r27.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r18.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r28: prefill, L40S tp=1
+# prefill-L40S-tp1-wfp8-kvfp8-r19: prefill, L40S tp=1
 env CUDA_VISIBLE_DEVICES=6 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5606 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
@@ -115,9 +115,9 @@ env CUDA_VISIBLE_DEVICES=6 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_C
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r28.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r19.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r29: prefill, L40S tp=1
+# prefill-L40S-tp1-wfp8-kvfp8-r20: prefill, L40S tp=1
 env CUDA_VISIBLE_DEVICES=7 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5607 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
@@ -131,6 +131,6 @@ env CUDA_VISIBLE_DEVICES=7 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_C
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r29.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r20.log 2>&1 &
 
 wait

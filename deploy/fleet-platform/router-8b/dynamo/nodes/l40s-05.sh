@@ -5,7 +5,7 @@ set -euo pipefail
 
 mkdir -p logs
 
-# prefill-L40S-tp1-wfp8-kvfp8-r30: prefill, L40S tp=1
+# prefill-L40S-tp1-wfp8-kvfp8-r21: prefill, L40S tp=1
 env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.5 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
@@ -19,9 +19,9 @@ env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.5 VLLM_NIXL_SIDE_C
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r30.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r21.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r31: prefill, L40S tp=1
+# prefill-L40S-tp1-wfp8-kvfp8-r22: prefill, L40S tp=1
 env CUDA_VISIBLE_DEVICES=1 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.5 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
@@ -35,9 +35,9 @@ env CUDA_VISIBLE_DEVICES=1 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.5 VLLM_NIXL_SIDE_C
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r31.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r22.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r32: prefill, L40S tp=1
+# prefill-L40S-tp1-wfp8-kvfp8-r23: prefill, L40S tp=1
 env CUDA_VISIBLE_DEVICES=2 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.5 VLLM_NIXL_SIDE_CHANNEL_PORT=5602 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
@@ -51,9 +51,9 @@ env CUDA_VISIBLE_DEVICES=2 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.5 VLLM_NIXL_SIDE_C
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r32.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r23.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r33: prefill, L40S tp=1
+# prefill-L40S-tp1-wfp8-kvfp8-r24: prefill, L40S tp=1
 env CUDA_VISIBLE_DEVICES=3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.5 VLLM_NIXL_SIDE_CHANNEL_PORT=5603 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
@@ -67,9 +67,9 @@ env CUDA_VISIBLE_DEVICES=3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.5 VLLM_NIXL_SIDE_C
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r33.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r24.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r34: prefill, L40S tp=1
+# prefill-L40S-tp1-wfp8-kvfp8-r25: prefill, L40S tp=1
 env CUDA_VISIBLE_DEVICES=4 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.5 VLLM_NIXL_SIDE_CHANNEL_PORT=5604 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
@@ -83,9 +83,9 @@ env CUDA_VISIBLE_DEVICES=4 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.5 VLLM_NIXL_SIDE_C
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r34.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r25.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r35: prefill, L40S tp=1
+# prefill-L40S-tp1-wfp8-kvfp8-r26: prefill, L40S tp=1
 env CUDA_VISIBLE_DEVICES=5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.5 VLLM_NIXL_SIDE_CHANNEL_PORT=5605 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
@@ -99,9 +99,9 @@ env CUDA_VISIBLE_DEVICES=5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.5 VLLM_NIXL_SIDE_C
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r35.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r26.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r36: prefill, L40S tp=1
+# prefill-L40S-tp1-wfp8-kvfp8-r27: prefill, L40S tp=1
 env CUDA_VISIBLE_DEVICES=6 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.5 VLLM_NIXL_SIDE_CHANNEL_PORT=5606 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
@@ -115,22 +115,6 @@ env CUDA_VISIBLE_DEVICES=6 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.5 VLLM_NIXL_SIDE_C
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r36.log 2>&1 &
-
-# prefill-L40S-tp1-wfp8-kvfp8-r37: prefill, L40S tp=1
-env CUDA_VISIBLE_DEVICES=7 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.5 VLLM_NIXL_SIDE_CHANNEL_PORT=5607 python3 -m dynamo.vllm \
-  --model meta-llama/Llama-3.1-8B-Instruct \
-  --served-model-name llama-3.1-8b \
-  --tensor-parallel-size 1 \
-  --pipeline-parallel-size 1 \
-  --dtype bfloat16 \
-  --kv-cache-dtype fp8 \
-  --max-model-len 768 \
-  --max-num-seqs 5 \
-  --max-num-batched-tokens 8192 \
-  --gpu-memory-utilization 0.9 \
-  --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r37.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r27.log 2>&1 &
 
 wait

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# hetplan: Dynamo vLLM workers on node prefill-h100-sxm-7.
+# Needs Dynamo's discovery (etcd) reachable; see README.md.
+set -euo pipefail
+
+mkdir -p logs
+
+# prefill-H100-SXM-tp4-wfp8-kvfp8-r14: prefill, H100-SXM tp=4
+env CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST=prefill-h100-sxm-7 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 python3 -m dynamo.vllm \
+  --model meta-llama/Llama-3.1-70B-Instruct \
+  --served-model-name llama-3.1-70b \
+  --tensor-parallel-size 4 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 9472 \
+  --max-num-seqs 62 \
+  --max-num-batched-tokens 8192 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
+  --disaggregation-mode prefill > logs/prefill-H100-SXM-tp4-wfp8-kvfp8-r14.log 2>&1 &
+
+wait
