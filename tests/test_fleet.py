@@ -270,3 +270,39 @@ def test_validate_names_a_member_left_missing_when_the_availability_runs_out(thr
     assert embed.added == {} and r.plans["embed"] is short.plans["embed"]
     assert "L40S availability (0 GPUs left" in embed.stopped, embed.stopped
     assert _l40s(r.plans) == 9                            # nothing over-allocated
+
+
+def test_validate_places_the_top_up_again_or_keeps_the_first_plans(tmp_path, catalog,
+                                                                   monkeypatch):
+    from dataclasses import replace
+    import hetplan.fleet.validate as fv
+    from hetplan.placement.place import PlacementInfeasible
+    from hetplan.simulate.tuner import with_replicas
+    (tmp_path / "inv.yaml").write_text(yaml.safe_dump({"name": "two", "nodes": [
+        {"id": f"l40s-{i}", "gpu": "L40S", "gpus": 8, "rack": "r1", "fabric": "f",
+         "nic_gbps": 400} for i in (1, 2)]}))
+    raw = {"name": "shared", "inventory": "inv.yaml",
+           "members": [_member(n, "llama-3.1-8b", 30.0, 256, 50.0) for n in ("chat", "code")],
+           "catalog": {"gpus": ["L40S"], "prices": "2026-04-17-seed"},
+           "constraints": {"max_tp": 1, "weight_dtypes": ["fp8"], "kv_dtypes": ["fp8"]}}
+    r = _plan(tmp_path, raw, catalog)
+    pool = "colocated-L40S-tp1-wfp8-kvfp8"
+    assert [p.replicas for p in r.plans["chat"].pools] == [2]
+    short = replace(r, plans={**r.plans, "chat": with_replicas(r.plans["chat"], {pool: 1})})
+    got, sims, rows = fv.tune_members(short, catalog)
+    chat = rows[0]
+    assert not chat.first_met and chat.added == {pool: (1, 2)} and chat.slo_met
+    placed = got.plans["chat"]            # placed again: a shard per replica, its own GPUs
+    assert placed.placement is not None and sum(
+        s.pool == pool for s in placed.placement.shards) == 2
+    assert sims["chat"].slo_met and chat.simulations <= 16
+    assert rows[1].simulations == 2       # code: checked, then re-checked once placed
+
+    def refuse(*a, **k):
+        raise PlacementInfeasible(["l40s-1: no room"])
+    monkeypatch.setattr(fv, "place_members", refuse)
+    got, sims, rows = fv.tune_members(short, catalog)
+    assert got.plans["chat"] is short.plans["chat"] and not sims["chat"].slo_met
+    assert rows[0].added == {} and "could not be placed" in rows[0].stopped
+    assert "l40s-1: no room" in rows[0].stopped and any("l40s-1: no room" in n
+                                                       for n in got.notes)
