@@ -77,7 +77,9 @@ def register(app: typer.Typer, echo_json) -> None:
                                       "pools that miss, remove them where there is slack, "
                                       "re-solve with the learnt capacities; keep the cheapest "
                                       "plan that passes. Fleet files: each member's plan is "
-                                      "simulated on its own workload, not tuned."),
+                                      "simulated on its own workload and a member that "
+                                      "misses gets replicas added within the fleet's "
+                                      "shared GPUs and budget (no re-solve)."),
         max_rounds: int = typer.Option(VALIDATE_ROUNDS, min=1, max=100,
                                        help="Most simulated plans (--validate)."),
         failed: list[str] = typer.Option(None, "--failed", help="Inventory node(s) lost "
