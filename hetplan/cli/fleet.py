@@ -12,12 +12,13 @@ from hetplan.errors import InputError
 
 def solve_fleet(path: Path, out: Path | None, solver: str, time_limit: float, emit: str | None,
                 as_json: bool, echo_json, progress, refused: dict[str, bool],
-                validate: bool = False) -> None:
+                validate: bool = False, max_rounds: int | None = None) -> None:
     """`hetplan solve FLEET.yaml`: one plan per member under --out/<member>/ plus fleet.json
     and fleet.md. `refused`: single-scenario options given (none apply to a fleet).
     `validate`: simulate each member's plan on its own workload and top up the replica
     counts of members that miss (`fleet.validate`), adding the attainment per member and
-    the top-ups."""
+    the top-ups, at most `max_rounds` simulations per member (default
+    `bounds.VALIDATE_ROUNDS`)."""
     for flag, given in refused.items():
         if given:
             raise InputError("is for single-model scenarios, not fleet files", field=flag)
@@ -33,7 +34,9 @@ def solve_fleet(path: Path, out: Path | None, solver: str, time_limit: float, em
     sims = tuned = None
     if validate:
         from hetplan.fleet.validate import simulated_rows, tune_members
-        r, sims, rows = tune_members(r, cat, solver=solver, time_limit_s=time_limit)
+        from hetplan.bounds import VALIDATE_ROUNDS
+        r, sims, rows = tune_members(r, cat, solver=solver, time_limit_s=time_limit,
+                                     max_rounds=max_rounds or VALIDATE_ROUNDS)
         tuned = [row.row() for row in rows]
     options = None
     if emit:

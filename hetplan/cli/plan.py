@@ -112,7 +112,8 @@ def register(app: typer.Typer, echo_json) -> None:
             return solve_fleet(scenario, out, solver, time_limit, emit, as_json, echo_json,
                                _progress, {"--failed": bool(failed),
                                            "--previous": previous is not None,
-                                           "--plots": plots}, validate=validate)
+                                           "--plots": plots}, validate=validate,
+                               max_rounds=max_rounds)
         # every argument is checked before solving, and nothing is written before the plan
         if plots and out is None:
             raise InputError("--plots needs --out DIR", field="--plots")

@@ -144,8 +144,8 @@ GATEWAY_DIR = "llm-d-gateway"      # --emit llm-d: the route by model name to ev
 def write_fleet(out: Path, r: FleetResult, emit: str | None = None, options=None,
                 sims: dict | None = None, tuned: list[dict] | None = None) -> dict:
     """fleet.json, fleet.md and one folder per member (plan.json, report.md, sim.json when
-    simulated (`sims`: member -> SimReport; `tuned`: the top-up rows), and the emitted `<target>/` when asked, with
-    EmitOptions `options`), swapped into `out` as a whole; with llm-d also GATEWAY_DIR/,
+    simulated (`sims`: member -> SimReport; `tuned`: the top-up rows), and the emitted
+    `<target>/` when asked, with EmitOptions `options`), swapped into `out` as a whole; with llm-d also GATEWAY_DIR/,
     the shared gateway's route to every member (`emit/llmd_gateway.py`). Returns the
     summary."""
     from hetplan.io import output_folder, write_atomic

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field, replace
 from hetplan.bounds import VALIDATE_ROUNDS
 from hetplan.catalog import Catalog
 from hetplan.fleet.solve import BUDGET_TOL, FleetResult, place_members
-from hetplan.fleet.spec import ResolvedFleet
 from hetplan.perf import PerfModel
 from hetplan.placement.place import PlacementInfeasible
 from hetplan.plan import Plan
@@ -46,19 +45,6 @@ from hetplan.simulate.workload import scenario_trace
 
 INTERFERENCE_NOTE = ("each member simulated alone on its own GPUs; members sharing a node "
                      "share its host and NICs, which the simulator does not model")
-
-
-def simulate_members(rf: ResolvedFleet, plans: dict[str, Plan], catalog: Catalog,
-                     seed: int = 0) -> dict[str, SimReport]:
-    """Member -> the report of its plan replayed on its own workload (the trace it was
-    planned from), in fleet file order."""
-    out = {}
-    for m in rf.members:
-        rs = m.resolved
-        report, _ = simulate_plan(plans[m.name], scenario_trace(rs), PerfModel(rs.model, catalog),
-                                  SimOptions(seed=seed))
-        out[m.name] = report
-    return out
 
 
 @dataclass
