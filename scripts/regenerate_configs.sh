@@ -51,9 +51,10 @@ for scenario in "${scenarios[@]}"; do
   out="$tmp/deploy/$name"
   if grep -q '^members:' "$scenario"; then
     # a fleet (hetplan/fleet): one plan per member under $out/<member>/ plus fleet.json and
-    # fleet.md; --validate simulates each member's plan alone on its workload (sim.json, not
-    # tuned); --emit llm-d writes each member's llm-d/ and the shared llm-d-gateway/; the
-    # other targets are emitted beside each member's plan
+    # fleet.md; --validate simulates each member's plan alone on its workload (sim.json) and
+    # tops up the replica counts of a member that misses (hetplan/fleet/validate.py);
+    # --emit llm-d writes each member's llm-d/ and the shared llm-d-gateway/; the other
+    # targets are emitted beside each member's plan
     echo "[$i/$n] $name: fleet solve --validate, emit ${targets[*]} per member" >&2
     "${hetplan[@]}" solve "$scenario" --validate --emit llm-d --out "$out" >/dev/null
     # every target but llm-d in one `hetplan emit` per member: several --target write

@@ -217,3 +217,92 @@ def test_member_overrides_merge_over_the_fleet_constraints(tmp_path, catalog):
     assert (chat.max_tp, chat.budget_usd_per_hour, chat.weight_dtypes) == (1, 50, ["fp8"])
     assert (code.max_tp, code.budget_usd_per_hour) == (4, None)
     assert rf.member("chat").resolved.scenario.catalog == rf.fleet.catalog
+
+
+PREFILL = "prefill-L40S-tp1-wfp8-kvfp8"
+
+
+def _l40s(plans) -> int:
+    return sum(p.gpus for plan in plans.values() for p in plan.pools if p.gpu == "L40S")
+
+
+def _short(three, l40s: int, **shrink):
+    """`three` with members' pools cut (member -> {pool: replicas}) so they miss in
+    simulation, and L40S availability `l40s` (the fixture's catalog leaves L40S unlimited)."""
+    from dataclasses import replace
+    from hetplan.simulate.tuner import with_replicas
+    plans = {n: with_replicas(p, shrink[n]) if n in shrink else p for n, p in three.plans.items()}
+    return replace(three, plans=plans, availability={**three.availability, "L40S": l40s})
+
+
+def test_validate_tops_up_a_missing_member_within_the_fleet_availability(three, catalog):
+    from hetplan.fleet.validate import tune_members
+    short = _short(three, 13, chat={PREFILL: 2})       # 10 L40S used, 3 free
+    r, sims, rows = tune_members(short, catalog)
+    chat = {row.name: row for row in rows}["chat"]
+    assert not chat.first_met and chat.first_attainment < 0.9    # the cut plan misses
+    # the blamed prefill pool grew (to 4, the most that fits) and was bisected back to the
+    # least count that passes; the decode pool and the routing stay as planned
+    assert chat.added == {PREFILL: (2, 3)} and chat.slo_met and sims["chat"].slo_met
+    assert chat.simulations <= 16
+    plan = r.plans["chat"]
+    assert {p.name: p.replicas for p in plan.pools} == {PREFILL: 3,
+                                                       "decode-H100-SXM-tp1-wfp8-kvfp8": 2}
+    assert [p.routes for p in plan.pools] == [p.routes for p in short.plans["chat"].pools]
+    assert chat.cost_usd_per_hour == pytest.approx(plan.cost_usd_per_hour)
+    assert chat.cost_usd_per_hour > chat.first_cost_usd_per_hour
+    assert _l40s(r.plans) <= 13
+    assert r.plans["code"] is short.plans["code"] and r.plans["embed"] is short.plans["embed"]
+    s = fleet_summary(r, None, [row.row() for row in rows])
+    assert s["tuned"][0]["added"] == [f"{PREFILL}: 2 -> 3 replicas"]
+
+
+def test_validate_names_a_member_left_missing_when_the_availability_runs_out(three, catalog):
+    from hetplan.fleet.validate import tune_members
+    # both L40S members cut: 2 + 6 used of 9; chat (first in file order) takes the one free
+    # GPU and passes, embed finds none left
+    short = _short(three, 9, chat={PREFILL: 2}, embed={"colocated-L40S-tp1-wfp8-kvfp8": 6})
+    r, sims, rows = tune_members(short, catalog)
+    by = {row.name: row for row in rows}
+    assert by["chat"].added == {PREFILL: (2, 3)} and by["chat"].slo_met
+    embed = by["embed"]
+    assert not embed.first_met and not embed.slo_met and not sims["embed"].slo_met
+    assert embed.added == {} and r.plans["embed"] is short.plans["embed"]
+    assert "L40S availability (0 GPUs left" in embed.stopped, embed.stopped
+    assert _l40s(r.plans) == 9                            # nothing over-allocated
+
+
+def test_validate_places_the_top_up_again_or_keeps_the_first_plans(tmp_path, catalog,
+                                                                   monkeypatch):
+    from dataclasses import replace
+    import hetplan.fleet.validate as fv
+    from hetplan.placement.place import PlacementInfeasible
+    from hetplan.simulate.tuner import with_replicas
+    (tmp_path / "inv.yaml").write_text(yaml.safe_dump({"name": "two", "nodes": [
+        {"id": f"l40s-{i}", "gpu": "L40S", "gpus": 8, "rack": "r1", "fabric": "f",
+         "nic_gbps": 400} for i in (1, 2)]}))
+    raw = {"name": "shared", "inventory": "inv.yaml",
+           "members": [_member(n, "llama-3.1-8b", 30.0, 256, 50.0) for n in ("chat", "code")],
+           "catalog": {"gpus": ["L40S"], "prices": "2026-04-17-seed"},
+           "constraints": {"max_tp": 1, "weight_dtypes": ["fp8"], "kv_dtypes": ["fp8"]}}
+    r = _plan(tmp_path, raw, catalog)
+    pool = "colocated-L40S-tp1-wfp8-kvfp8"
+    assert [p.replicas for p in r.plans["chat"].pools] == [2]
+    short = replace(r, plans={**r.plans, "chat": with_replicas(r.plans["chat"], {pool: 1})})
+    got, sims, rows = fv.tune_members(short, catalog)
+    chat = rows[0]
+    assert not chat.first_met and chat.added == {pool: (1, 2)} and chat.slo_met
+    placed = got.plans["chat"]            # placed again: a shard per replica, its own GPUs
+    assert placed.placement is not None and sum(
+        s.pool == pool for s in placed.placement.shards) == 2
+    assert sims["chat"].slo_met and chat.simulations <= 16
+    assert rows[1].simulations == 2       # code: checked, then re-checked once placed
+
+    def refuse(*a, **k):
+        raise PlacementInfeasible(["l40s-1: no room"])
+    monkeypatch.setattr(fv, "place_members", refuse)
+    got, sims, rows = fv.tune_members(short, catalog)
+    assert got.plans["chat"] is short.plans["chat"] and not sims["chat"].slo_met
+    assert rows[0].added == {} and "could not be placed" in rows[0].stopped
+    assert "l40s-1: no room" in rows[0].stopped and any("l40s-1: no room" in n
+                                                       for n in got.notes)

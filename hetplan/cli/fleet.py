@@ -12,11 +12,13 @@ from hetplan.errors import InputError
 
 def solve_fleet(path: Path, out: Path | None, solver: str, time_limit: float, emit: str | None,
                 as_json: bool, echo_json, progress, refused: dict[str, bool],
-                validate: bool = False) -> None:
+                validate: bool = False, max_rounds: int | None = None) -> None:
     """`hetplan solve FLEET.yaml`: one plan per member under --out/<member>/ plus fleet.json
     and fleet.md. `refused`: single-scenario options given (none apply to a fleet).
-    `validate`: simulate each member's plan on its own workload (`fleet.validate`; checked,
-    not tuned) and add the attainment per member."""
+    `validate`: simulate each member's plan on its own workload and top up the replica
+    counts of members that miss (`fleet.validate`), adding the attainment per member and
+    the top-ups, at most `max_rounds` simulations per member (default
+    `bounds.VALIDATE_ROUNDS`)."""
     for flag, given in refused.items():
         if given:
             raise InputError("is for single-model scenarios, not fleet files", field=flag)
@@ -29,16 +31,19 @@ def solve_fleet(path: Path, out: Path | None, solver: str, time_limit: float, em
     r = plan_fleet(load_fleet(path, cat), cat, solver=solver, time_limit_s=time_limit,
                    progress=progress)
     progress("")
-    sims = None
+    sims = tuned = None
     if validate:
-        from hetplan.fleet.validate import simulate_members, simulated_rows
-        sims = simulate_members(r.fleet, r.plans, cat)
+        from hetplan.fleet.validate import simulated_rows, tune_members
+        from hetplan.bounds import VALIDATE_ROUNDS
+        r, sims, rows = tune_members(r, cat, solver=solver, time_limit_s=time_limit,
+                                     max_rounds=max_rounds or VALIDATE_ROUNDS)
+        tuned = [row.row() for row in rows]
     options = None
     if emit:
         from hetplan.cli.emit import emit_options
         options = emit_options(None, None, "nixl")
-    s = write_fleet(out, r, emit, options, sims) if out else \
-        fleet_summary(r, None if sims is None else simulated_rows(sims))
+    s = write_fleet(out, r, emit, options, sims, tuned) if out else \
+        fleet_summary(r, None if sims is None else simulated_rows(sims), tuned)
     typer.echo(f"fleet MILP over {len(r.joint)} of {len(r.plans)} members solved in "
                f"{r.solve_s:.2f} s ({r.solve_cpu_s:.2f} CPU s)" if r.joint else
                "no fleet MILP: every member's plan alone on the whole inventory fits beside "

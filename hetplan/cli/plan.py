@@ -77,7 +77,9 @@ def register(app: typer.Typer, echo_json) -> None:
                                       "pools that miss, remove them where there is slack, "
                                       "re-solve with the learnt capacities; keep the cheapest "
                                       "plan that passes. Fleet files: each member's plan is "
-                                      "simulated on its own workload, not tuned."),
+                                      "simulated on its own workload and a member that "
+                                      "misses gets replicas added within the fleet's "
+                                      "shared GPUs and budget (no re-solve)."),
         max_rounds: int = typer.Option(VALIDATE_ROUNDS, min=1, max=100,
                                        help="Most simulated plans (--validate)."),
         failed: list[str] = typer.Option(None, "--failed", help="Inventory node(s) lost "
@@ -110,7 +112,8 @@ def register(app: typer.Typer, echo_json) -> None:
             return solve_fleet(scenario, out, solver, time_limit, emit, as_json, echo_json,
                                _progress, {"--failed": bool(failed),
                                            "--previous": previous is not None,
-                                           "--plots": plots}, validate=validate)
+                                           "--plots": plots}, validate=validate,
+                               max_rounds=max_rounds)
         # every argument is checked before solving, and nothing is written before the plan
         if plots and out is None:
             raise InputError("--plots needs --out DIR", field="--plots")

@@ -24,8 +24,10 @@ def _gpus(plan) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def fleet_summary(r: FleetResult, simulated: list[dict] | None = None) -> dict:
-    """`simulated`: `fleet.validate.simulated_rows` of the members' plans, when simulated."""
+def fleet_summary(r: FleetResult, simulated: list[dict] | None = None,
+                  tuned: list[dict] | None = None) -> dict:
+    """`simulated`: `fleet.validate.simulated_rows` of the members' plans, when simulated;
+    `tuned`: `MemberTuning.row()` per member, when topped up (`fleet.validate`)."""
     f = r.fleet.fleet
     members = []
     for m in r.fleet.members:
@@ -64,6 +66,8 @@ def fleet_summary(r: FleetResult, simulated: list[dict] | None = None) -> dict:
             sum(r.whole_cost_usd_per_hour.values()), 4)
     if simulated is not None:
         out["simulated"] = simulated
+    if tuned is not None:
+        out["tuned"] = tuned
     return out
 
 
@@ -98,6 +102,10 @@ def fleet_markdown(s: dict) -> str:
     if "simulated" in s:
         from hetplan.fleet.validate import simulated_table
         lines += ["", "## Simulated, member by member", "", simulated_table(s["simulated"])]
+    if "tuned" in s:
+        from hetplan.fleet.validate import tuned_table
+        lines += ["", "## Topped up by the simulator (replicas added, routing as planned)", "",
+                  tuned_table(s["tuned"])]
     if s["notes"]:
         lines += ["", "Notes:"] + [f"- {n}" for n in s["notes"]]
     return "\n".join(lines) + "\n"
@@ -134,10 +142,10 @@ GATEWAY_DIR = "llm-d-gateway"      # --emit llm-d: the route by model name to ev
 
 
 def write_fleet(out: Path, r: FleetResult, emit: str | None = None, options=None,
-                sims: dict | None = None) -> dict:
+                sims: dict | None = None, tuned: list[dict] | None = None) -> dict:
     """fleet.json, fleet.md and one folder per member (plan.json, report.md, sim.json when
-    simulated (`sims`: member -> SimReport), and the emitted `<target>/` when asked, with
-    EmitOptions `options`), swapped into `out` as a whole; with llm-d also GATEWAY_DIR/,
+    simulated (`sims`: member -> SimReport; `tuned`: the top-up rows), and the emitted
+    `<target>/` when asked, with EmitOptions `options`), swapped into `out` as a whole; with llm-d also GATEWAY_DIR/,
     the shared gateway's route to every member (`emit/llmd_gateway.py`). Returns the
     summary."""
     from hetplan.io import output_folder, write_atomic
@@ -147,7 +155,7 @@ def write_fleet(out: Path, r: FleetResult, emit: str | None = None, options=None
     if sims is not None:
         from hetplan.fleet.validate import simulated_rows
         simulated = simulated_rows(sims)
-    s = fleet_summary(r, simulated)
+    s = fleet_summary(r, simulated, tuned)
     names = {m.name for m in r.fleet.members}
     gateway = None
     if emit == "llm-d":

@@ -64,6 +64,9 @@ class FleetResult:
     # the members the fleet MILP covered (the others' plans alone on the whole inventory
     # fit beside theirs: `solve_joint`), in file order
     joint: tuple[str, ...] = ()
+    # the fleet's shared GPUs per type (catalog availability, or the inventory's healthy
+    # GPUs) before any placement round trimmed them: what the plans together may use
+    availability: dict[str, int] = field(default_factory=dict)
 
 
 def _member_problem(ctx: Context, cands, availability: dict[str, int]) -> Problem:
@@ -198,6 +201,20 @@ def _solve_milp(rf: ResolvedFleet, problems: dict[str, Problem], availability: d
             for name, (fm, _) in ff.parts.items()}
 
 
+def place_members(rf: ResolvedFleet, plans: dict[str, Plan], perfs: dict, *, solver: str,
+                  time_limit_s: float) -> dict[str, Plan]:
+    """Every member's plan placed on the fleet's inventory in one pass (`perfs`: member ->
+    PerfModel, for its model and the KV links); raises PlacementInfeasible."""
+    f = rf.fleet
+    rel = f.constraints.reliability
+    first = next(iter(perfs.values()))
+    return place_fleet(f.name, plans, {n: p.model for n, p in perfs.items()}, rf.inventory,
+                       reliability=Reliability(rel.n_plus_one, rel.spot_headroom),
+                       solver=solver, time_limit_s=time_limit_s,
+                       translation_us=first.links.kv.cross_vendor_translation_us,
+                       label=f.inventory)
+
+
 def _plan_label(fleet: str, name: str, joint: tuple[str, ...]) -> str:
     if name not in joint:
         return (f"fleet {fleet}: its plan alone on the whole inventory (its own optimum) "
@@ -246,6 +263,7 @@ def plan_fleet(rf: ResolvedFleet, catalog: Catalog, *, solver: str = "highs",
     for ctx in ctxs.values():
         availability |= ctx.availability
     cands = {name: list(ctx.candidates) for name, ctx in ctxs.items()}
+    shared = dict(availability)
     rounds: list[str] = []
     for _ in range(PLACEMENT_ROUNDS):
         problems = {name: _member_problem(ctx, cands[name], availability)
@@ -270,15 +288,11 @@ def plan_fleet(rf: ResolvedFleet, catalog: Catalog, *, solver: str = "highs",
         inv = rf.inventory
         if inv is None:
             return FleetResult(rf, plans, costs, shares, solve_s, solve_cpu_s, alone=alone,
-                               notes=rounds, whole_cost_usd_per_hour=whole_cost, joint=joint)
-        rel = f.constraints.reliability
-        first = next(iter(ctxs.values()))
+                               notes=rounds, whole_cost_usd_per_hour=whole_cost, joint=joint,
+                               availability=shared)
         try:
-            plans = place_fleet(f.name, plans, {n: c.perf.model for n, c in ctxs.items()},
-                                inv, reliability=Reliability(rel.n_plus_one, rel.spot_headroom),
-                                solver=solver, time_limit_s=time_limit_s,
-                                translation_us=first.perf.links.kv.cross_vendor_translation_us,
-                                label=f.inventory)
+            plans = place_members(rf, plans, {n: c.perf for n, c in ctxs.items()},
+                                  solver=solver, time_limit_s=time_limit_s)
         except PlacementInfeasible as e:
             if not e.blocked and not e.spare_gpus:
                 raise Infeasible(rounds + e.reasons) from None
@@ -292,5 +306,6 @@ def plan_fleet(rf: ResolvedFleet, catalog: Catalog, *, solver: str = "highs",
             continue
         return FleetResult(rf, plans, costs, shares, solve_s, solve_cpu_s, alone=alone,
                            notes=[f"re-sized after {r}" for r in rounds],
-                           whole_cost_usd_per_hour=whole_cost, joint=joint)
+                           whole_cost_usd_per_hour=whole_cost, joint=joint,
+                           availability=shared)
     raise Infeasible(rounds)

@@ -19,6 +19,7 @@ vllm-router \
   --prefill http://10.0.1.2:8000 \
   --prefill http://10.0.1.2:8001 \
   --prefill http://10.0.1.2:8002 \
+  --prefill http://10.0.1.2:8003 \
   --decode http://b200-01:8000 \
   --prefill-policy power_of_two \
   --decode-policy power_of_two \

@@ -21,7 +21,6 @@ vllm-router \
   --prefill http://10.0.1.2:8001 \
   --prefill http://10.0.1.2:8002 \
   --prefill http://10.0.1.2:8003 \
-  --prefill http://10.0.1.2:8004 \
   --prefill http://10.0.1.3:8000 \
   --prefill http://10.0.1.3:8001 \
   --prefill http://10.0.1.3:8002 \
@@ -45,6 +44,7 @@ vllm-router \
   --prefill http://10.0.1.5:8004 \
   --prefill http://10.0.1.5:8005 \
   --prefill http://10.0.1.5:8006 \
+  --prefill http://10.0.1.5:8007 \
   --decode http://10.0.2.3:8001 \
   --decode http://10.0.2.3:8002 \
   --decode http://10.0.2.3:8003 \

@@ -6,7 +6,7 @@ set -euo pipefail
 mkdir -p logs
 
 # prefill-L40S-tp1-wfp8-kvfp8-r0: prefill, L40S tp=1
-env CUDA_VISIBLE_DEVICES=3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 python3 -m dynamo.vllm \
+env CUDA_VISIBLE_DEVICES=4 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -22,7 +22,7 @@ env CUDA_VISIBLE_DEVICES=3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_C
   --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r0.log 2>&1 &
 
 # prefill-L40S-tp1-wfp8-kvfp8-r1: prefill, L40S tp=1
-env CUDA_VISIBLE_DEVICES=4 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 python3 -m dynamo.vllm \
+env CUDA_VISIBLE_DEVICES=5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -38,7 +38,7 @@ env CUDA_VISIBLE_DEVICES=4 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_C
   --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r1.log 2>&1 &
 
 # prefill-L40S-tp1-wfp8-kvfp8-r2: prefill, L40S tp=1
-env CUDA_VISIBLE_DEVICES=5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5602 python3 -m dynamo.vllm \
+env CUDA_VISIBLE_DEVICES=6 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5602 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -54,7 +54,7 @@ env CUDA_VISIBLE_DEVICES=5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_C
   --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r2.log 2>&1 &
 
 # prefill-L40S-tp1-wfp8-kvfp8-r3: prefill, L40S tp=1
-env CUDA_VISIBLE_DEVICES=6 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5603 python3 -m dynamo.vllm \
+env CUDA_VISIBLE_DEVICES=7 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5603 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -68,21 +68,5 @@ env CUDA_VISIBLE_DEVICES=6 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_C
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
   --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r3.log 2>&1 &
-
-# prefill-L40S-tp1-wfp8-kvfp8-r4: prefill, L40S tp=1
-env CUDA_VISIBLE_DEVICES=7 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.2 VLLM_NIXL_SIDE_CHANNEL_PORT=5604 python3 -m dynamo.vllm \
-  --model meta-llama/Llama-3.1-8B-Instruct \
-  --served-model-name llama-3.1-8b \
-  --tensor-parallel-size 1 \
-  --pipeline-parallel-size 1 \
-  --dtype bfloat16 \
-  --kv-cache-dtype fp8 \
-  --max-model-len 768 \
-  --max-num-seqs 5 \
-  --max-num-batched-tokens 8192 \
-  --gpu-memory-utilization 0.9 \
-  --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r4.log 2>&1 &
 
 wait

@@ -5,8 +5,24 @@ set -euo pipefail
 
 mkdir -p logs
 
-# prefill-L40S-tp1-wfp8-kvfp8-r13: prefill, L40S tp=1
+# prefill-L40S-tp1-wfp8-kvfp8-r12: prefill, L40S tp=1
 env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 python3 -m dynamo.vllm \
+  --model meta-llama/Llama-3.1-8B-Instruct \
+  --served-model-name llama-3.1-8b \
+  --tensor-parallel-size 1 \
+  --pipeline-parallel-size 1 \
+  --dtype bfloat16 \
+  --kv-cache-dtype fp8 \
+  --max-model-len 768 \
+  --max-num-seqs 5 \
+  --max-num-batched-tokens 8192 \
+  --gpu-memory-utilization 0.9 \
+  --quantization fp8 \
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r12.log 2>&1 &
+
+# prefill-L40S-tp1-wfp8-kvfp8-r13: prefill, L40S tp=1
+env CUDA_VISIBLE_DEVICES=1 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -22,7 +38,7 @@ env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_C
   --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r13.log 2>&1 &
 
 # prefill-L40S-tp1-wfp8-kvfp8-r14: prefill, L40S tp=1
-env CUDA_VISIBLE_DEVICES=1 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 python3 -m dynamo.vllm \
+env CUDA_VISIBLE_DEVICES=2 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5602 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -38,7 +54,7 @@ env CUDA_VISIBLE_DEVICES=1 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_C
   --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r14.log 2>&1 &
 
 # prefill-L40S-tp1-wfp8-kvfp8-r15: prefill, L40S tp=1
-env CUDA_VISIBLE_DEVICES=2 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5602 python3 -m dynamo.vllm \
+env CUDA_VISIBLE_DEVICES=3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5603 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -54,7 +70,7 @@ env CUDA_VISIBLE_DEVICES=2 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_C
   --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r15.log 2>&1 &
 
 # prefill-L40S-tp1-wfp8-kvfp8-r16: prefill, L40S tp=1
-env CUDA_VISIBLE_DEVICES=3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5603 python3 -m dynamo.vllm \
+env CUDA_VISIBLE_DEVICES=4 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5604 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -70,7 +86,7 @@ env CUDA_VISIBLE_DEVICES=3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_C
   --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r16.log 2>&1 &
 
 # prefill-L40S-tp1-wfp8-kvfp8-r17: prefill, L40S tp=1
-env CUDA_VISIBLE_DEVICES=4 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5604 python3 -m dynamo.vllm \
+env CUDA_VISIBLE_DEVICES=5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5605 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -86,7 +102,7 @@ env CUDA_VISIBLE_DEVICES=4 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_C
   --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r17.log 2>&1 &
 
 # prefill-L40S-tp1-wfp8-kvfp8-r18: prefill, L40S tp=1
-env CUDA_VISIBLE_DEVICES=5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5605 python3 -m dynamo.vllm \
+env CUDA_VISIBLE_DEVICES=6 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5606 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --tensor-parallel-size 1 \
@@ -102,22 +118,6 @@ env CUDA_VISIBLE_DEVICES=5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_C
   --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r18.log 2>&1 &
 
 # prefill-L40S-tp1-wfp8-kvfp8-r19: prefill, L40S tp=1
-env CUDA_VISIBLE_DEVICES=6 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5606 python3 -m dynamo.vllm \
-  --model meta-llama/Llama-3.1-8B-Instruct \
-  --served-model-name llama-3.1-8b \
-  --tensor-parallel-size 1 \
-  --pipeline-parallel-size 1 \
-  --dtype bfloat16 \
-  --kv-cache-dtype fp8 \
-  --max-model-len 768 \
-  --max-num-seqs 5 \
-  --max-num-batched-tokens 8192 \
-  --gpu-memory-utilization 0.9 \
-  --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r19.log 2>&1 &
-
-# prefill-L40S-tp1-wfp8-kvfp8-r20: prefill, L40S tp=1
 env CUDA_VISIBLE_DEVICES=7 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_CHANNEL_PORT=5607 python3 -m dynamo.vllm \
   --model meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
@@ -131,6 +131,6 @@ env CUDA_VISIBLE_DEVICES=7 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.4 VLLM_NIXL_SIDE_C
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
-  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r20.log 2>&1 &
+  --disaggregation-mode prefill > logs/prefill-L40S-tp1-wfp8-kvfp8-r19.log 2>&1 &
 
 wait

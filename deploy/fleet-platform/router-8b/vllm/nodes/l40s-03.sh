@@ -7,7 +7,7 @@ set -euo pipefail
 
 mkdir -p logs
 
-# prefill-L40S-tp1-wfp8-kvfp8-r5: prefill, L40S tp=1 pp=1, GPUs 0, port 8000
+# prefill-L40S-tp1-wfp8-kvfp8-r4: prefill, L40S tp=1 pp=1, GPUs 0, port 8000
 env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.3 VLLM_NIXL_SIDE_CHANNEL_PORT=5600 vllm serve meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --host 0.0.0.0 \
@@ -21,9 +21,9 @@ env CUDA_VISIBLE_DEVICES=0 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.3 VLLM_NIXL_SIDE_C
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp1-wfp8-kvfp8-r5.node0.log 2>&1 &
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp1-wfp8-kvfp8-r4.node0.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r6: prefill, L40S tp=1 pp=1, GPUs 1, port 8001
+# prefill-L40S-tp1-wfp8-kvfp8-r5: prefill, L40S tp=1 pp=1, GPUs 1, port 8001
 env CUDA_VISIBLE_DEVICES=1 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.3 VLLM_NIXL_SIDE_CHANNEL_PORT=5601 vllm serve meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --host 0.0.0.0 \
@@ -37,9 +37,9 @@ env CUDA_VISIBLE_DEVICES=1 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.3 VLLM_NIXL_SIDE_C
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp1-wfp8-kvfp8-r6.node0.log 2>&1 &
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp1-wfp8-kvfp8-r5.node0.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r7: prefill, L40S tp=1 pp=1, GPUs 2, port 8002
+# prefill-L40S-tp1-wfp8-kvfp8-r6: prefill, L40S tp=1 pp=1, GPUs 2, port 8002
 env CUDA_VISIBLE_DEVICES=2 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.3 VLLM_NIXL_SIDE_CHANNEL_PORT=5602 vllm serve meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --host 0.0.0.0 \
@@ -53,9 +53,9 @@ env CUDA_VISIBLE_DEVICES=2 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.3 VLLM_NIXL_SIDE_C
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp1-wfp8-kvfp8-r7.node0.log 2>&1 &
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp1-wfp8-kvfp8-r6.node0.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r8: prefill, L40S tp=1 pp=1, GPUs 3, port 8003
+# prefill-L40S-tp1-wfp8-kvfp8-r7: prefill, L40S tp=1 pp=1, GPUs 3, port 8003
 env CUDA_VISIBLE_DEVICES=3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.3 VLLM_NIXL_SIDE_CHANNEL_PORT=5603 vllm serve meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --host 0.0.0.0 \
@@ -69,9 +69,9 @@ env CUDA_VISIBLE_DEVICES=3 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.3 VLLM_NIXL_SIDE_C
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp1-wfp8-kvfp8-r8.node0.log 2>&1 &
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp1-wfp8-kvfp8-r7.node0.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r9: prefill, L40S tp=1 pp=1, GPUs 4, port 8004
+# prefill-L40S-tp1-wfp8-kvfp8-r8: prefill, L40S tp=1 pp=1, GPUs 4, port 8004
 env CUDA_VISIBLE_DEVICES=4 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.3 VLLM_NIXL_SIDE_CHANNEL_PORT=5604 vllm serve meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --host 0.0.0.0 \
@@ -85,9 +85,9 @@ env CUDA_VISIBLE_DEVICES=4 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.3 VLLM_NIXL_SIDE_C
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp1-wfp8-kvfp8-r9.node0.log 2>&1 &
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp1-wfp8-kvfp8-r8.node0.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r10: prefill, L40S tp=1 pp=1, GPUs 5, port 8005
+# prefill-L40S-tp1-wfp8-kvfp8-r9: prefill, L40S tp=1 pp=1, GPUs 5, port 8005
 env CUDA_VISIBLE_DEVICES=5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.3 VLLM_NIXL_SIDE_CHANNEL_PORT=5605 vllm serve meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --host 0.0.0.0 \
@@ -101,9 +101,9 @@ env CUDA_VISIBLE_DEVICES=5 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.3 VLLM_NIXL_SIDE_C
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp1-wfp8-kvfp8-r10.node0.log 2>&1 &
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp1-wfp8-kvfp8-r9.node0.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r11: prefill, L40S tp=1 pp=1, GPUs 6, port 8006
+# prefill-L40S-tp1-wfp8-kvfp8-r10: prefill, L40S tp=1 pp=1, GPUs 6, port 8006
 env CUDA_VISIBLE_DEVICES=6 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.3 VLLM_NIXL_SIDE_CHANNEL_PORT=5606 vllm serve meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --host 0.0.0.0 \
@@ -117,9 +117,9 @@ env CUDA_VISIBLE_DEVICES=6 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.3 VLLM_NIXL_SIDE_C
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp1-wfp8-kvfp8-r11.node0.log 2>&1 &
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp1-wfp8-kvfp8-r10.node0.log 2>&1 &
 
-# prefill-L40S-tp1-wfp8-kvfp8-r12: prefill, L40S tp=1 pp=1, GPUs 7, port 8007
+# prefill-L40S-tp1-wfp8-kvfp8-r11: prefill, L40S tp=1 pp=1, GPUs 7, port 8007
 env CUDA_VISIBLE_DEVICES=7 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.3 VLLM_NIXL_SIDE_CHANNEL_PORT=5607 vllm serve meta-llama/Llama-3.1-8B-Instruct \
   --served-model-name llama-3.1-8b \
   --host 0.0.0.0 \
@@ -133,6 +133,6 @@ env CUDA_VISIBLE_DEVICES=7 VLLM_NIXL_SIDE_CHANNEL_HOST=10.0.1.3 VLLM_NIXL_SIDE_C
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.9 \
   --quantization fp8 \
-  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp1-wfp8-kvfp8-r12.node0.log 2>&1 &
+  --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' > logs/prefill-L40S-tp1-wfp8-kvfp8-r11.node0.log 2>&1 &
 
 wait
