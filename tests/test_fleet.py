@@ -32,11 +32,9 @@ def _member(name: str, model: str, rate: float, input_tokens: int, tpot_ms: floa
             "slo": {"ttft_ms": 1000, "tpot_ms": tpot_ms}, **extra}
 
 
-# Contention: chat (planned first, priority 1) is cheapest alone as L40S prefill x3 + H100
-# TP1 decode x2, which leaves the 32B coder one H100 of the 3 (too few for its H100 TP2), so
-# alone in turn it falls back to a B200; the fleet puts chat on L40S alone (colocated x14, a
-# little dearer) and gives code its two H100s. (At TPOT 21 ms chat alone picks L40S only and
-# nothing contends.)
+# Two members, 3 H100s: chat (planned first, priority 1) is cheapest alone as L40S prefill x3
+# + H100 TP1 decode x2. Since the 2026-11-30 perf refit the 32B coder's cheapest plan is one
+# B200, so nothing contends here; CONTENDED_THREE (below) leaves B200 out to make them contend.
 CONTENDED = {
     "name": "contended",
     "members": [_member("chat", "llama-3.1-8b", 200.0, 256, 20.0, priority=1),
@@ -72,8 +70,21 @@ def three(tmp_path_factory, catalog):
     return _plan(tmp_path_factory.mktemp("three"), THREE, catalog)
 
 
-def test_fleet_never_costlier_than_members_alone_and_cheaper_under_contention(three):
-    r = three
+# THREE without B200: since the 2026-11-30 perf refit the 32B coder's cheapest plan alone is
+# one B200, which leaves nothing to contend for. Without it, chat alone in turn takes 2 of
+# the 3 H100s for decode; the fleet moves chat's decode to L40S and gives code the H100s.
+CONTENDED_THREE = copy.deepcopy(THREE)
+CONTENDED_THREE["catalog"]["gpus"] = ["H100-SXM", "L40S"]
+
+
+@pytest.fixture(scope="module")
+def contended_three(tmp_path_factory, catalog):
+    return _plan(tmp_path_factory.mktemp("contended"), CONTENDED_THREE, catalog)
+
+
+def test_fleet_never_costlier_than_members_alone_and_cheaper_under_contention(
+        contended_three):
+    r = contended_three
     s = fleet_summary(r)
     alone = s["alone_in_turn"]["sizing_cost_usd_per_hour"]
     assert alone is not None
@@ -83,7 +94,7 @@ def test_fleet_never_costlier_than_members_alone_and_cheaper_under_contention(th
     assert s["alone_on_whole_inventory_usd_per_hour"] <= s["sizing_cost_usd_per_hour"] + 1e-6
     assert s["alone_in_turn"]["fleet_saves_usd_per_hour"] > 0.5      # chat moved off H100
     h100 = sum(p.gpus for plan in r.plans.values() for p in plan.pools if p.gpu == "H100-SXM")
-    assert h100 <= THREE["catalog"]["availability"]["H100-SXM"]     # shared availability
+    assert h100 <= CONTENDED_THREE["catalog"]["availability"]["H100-SXM"]   # shared
     # each member's plan serves its own demand, by its own model
     assert {n: p.model for n, p in r.plans.items()} == {"chat": "llama-3.1-8b",
                                                          "code": "qwen3-32b",
@@ -94,15 +105,15 @@ def test_fleet_never_costlier_than_members_alone_and_cheaper_under_contention(th
 
 
 def test_fleet_milp_covers_only_the_contending_members_and_matches_the_full_milp(
-        three, tmp_path, catalog, monkeypatch):
+        contended_three, tmp_path, catalog, monkeypatch):
     import hetplan.fleet.solve as fsolve
-    r = three
+    r = contended_three
     assert r.joint == ("chat", "code")
     assert r.sizing_cost_usd_per_hour["embed"] == pytest.approx(
         r.whole_cost_usd_per_hour["embed"], rel=1e-9)
     # cross-check: every member in one MILP (as if the plans alone never fit) costs the same
     monkeypatch.setattr(fsolve, "_over", lambda outs, availability, budget: (set(), True))
-    full = _plan(tmp_path, THREE, catalog)
+    full = _plan(tmp_path, CONTENDED_THREE, catalog)
     assert full.joint == ("chat", "code", "embed")
     assert sum(r.sizing_cost_usd_per_hour.values()) == pytest.approx(
         sum(full.sizing_cost_usd_per_hour.values()), rel=1e-6)
