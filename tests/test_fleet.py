@@ -176,14 +176,19 @@ def test_bad_fleet_files_give_one_line_errors(tmp_path, catalog, edit, where):
     assert "\n" not in msg and where in msg, msg
 
 
-def test_cli_solve_places_members_on_shared_nodes_never_a_shared_gpu(tmp_path):
+def _shared_l40s_fleet(tmp_path: Path) -> dict:
+    """Two small 8B members on an inventory of two 8-GPU L40S nodes (written to tmp_path)."""
     (tmp_path / "inv.yaml").write_text(yaml.safe_dump({"name": "two", "nodes": [
         {"id": f"l40s-{i}", "gpu": "L40S", "gpus": 8, "rack": "r1", "fabric": "f",
          "nic_gbps": 400} for i in (1, 2)]}))
-    raw = {"name": "shared", "inventory": "inv.yaml",
-           "members": [_member(n, "llama-3.1-8b", 30.0, 256, 50.0) for n in ("chat", "code")],
-           "catalog": {"gpus": ["L40S"], "prices": "2026-04-17-seed"},
-           "constraints": {"max_tp": 1, "weight_dtypes": ["fp8"], "kv_dtypes": ["fp8"]}}
+    return {"name": "shared", "inventory": "inv.yaml",
+            "members": [_member(n, "llama-3.1-8b", 30.0, 256, 50.0) for n in ("chat", "code")],
+            "catalog": {"gpus": ["L40S"], "prices": "2026-04-17-seed"},
+            "constraints": {"max_tp": 1, "weight_dtypes": ["fp8"], "kv_dtypes": ["fp8"]}}
+
+
+def test_cli_solve_places_members_on_shared_nodes_never_a_shared_gpu(tmp_path):
+    raw = _shared_l40s_fleet(tmp_path)
     path = _write(tmp_path, raw)
     out = tmp_path / "out"
     run = run_main("solve", path, "--out", out, "--validate")
@@ -289,13 +294,7 @@ def test_validate_places_the_top_up_again_or_keeps_the_first_plans(tmp_path, cat
     import hetplan.fleet.validate as fv
     from hetplan.placement.place import PlacementInfeasible
     from hetplan.simulate.tuner import with_replicas
-    (tmp_path / "inv.yaml").write_text(yaml.safe_dump({"name": "two", "nodes": [
-        {"id": f"l40s-{i}", "gpu": "L40S", "gpus": 8, "rack": "r1", "fabric": "f",
-         "nic_gbps": 400} for i in (1, 2)]}))
-    raw = {"name": "shared", "inventory": "inv.yaml",
-           "members": [_member(n, "llama-3.1-8b", 30.0, 256, 50.0) for n in ("chat", "code")],
-           "catalog": {"gpus": ["L40S"], "prices": "2026-04-17-seed"},
-           "constraints": {"max_tp": 1, "weight_dtypes": ["fp8"], "kv_dtypes": ["fp8"]}}
+    raw = _shared_l40s_fleet(tmp_path)
     r = _plan(tmp_path, raw, catalog)
     pool = "colocated-L40S-tp1-wfp8-kvfp8"
     assert [p.replicas for p in r.plans["chat"].pools] == [2]
