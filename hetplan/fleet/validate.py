@@ -40,7 +40,8 @@ from hetplan.plan import Plan
 from hetplan.simulate import SimOptions, simulate_plan
 from hetplan.simulate.engine import RunResult
 from hetplan.simulate.metrics import SimReport
-from hetplan.simulate.tuner import PoolBounds, blame, counts, next_counts, with_replicas
+from hetplan.simulate.tuner import (PoolBounds, blame, counts, next_counts, trim_growth,
+                                    with_replicas)
 from hetplan.simulate.workload import scenario_trace
 
 INTERFERENCE_NOTE = ("each member simulated alone on its own GPUs; members sharing a node "
@@ -61,6 +62,10 @@ class MemberTuning:
     added: dict[str, tuple[int, int]] = field(default_factory=dict)   # pool -> (first, tuned)
     simulations: int = 0
     stopped: str = ""                        # why a member that misses has no top-up
+
+    def change(self) -> str:
+        """The pools added to, "pool first -> tuned, ..."."""
+        return ", ".join(f"{p} {a} -> {b}" for p, (a, b) in self.added.items())
 
     def row(self) -> dict:
         return {"name": self.name, "first_slo_attainment": round(self.first_attainment, 4),
@@ -94,21 +99,10 @@ class Room:
     def clamp(self, first: Plan, member_budget: float | None, hits: list[str]
               ) -> Callable[[dict[str, int]], dict[str, int]]:
         """Proposed counts -> counts at least the first plan's whose growth fits the room
-        (and `member_budget` $/h for the member's growth), growth trimmed one replica at a
-        time from the pool grown most; `hits` gets the limits that trimmed."""
+        (and `member_budget` $/h for the member's growth), growth trimmed as the tuner's
+        (`tuner.trim_growth`); `hits` gets the limits that trimmed."""
         base = counts(first)
         pools = {p.name: p for p in first.pools}
-
-        def trim(out: dict[str, int], names: list[str], over: Callable[[], bool]) -> bool:
-            cut = False
-            while over():
-                growing = [n for n in names if out[n] > base[n]]
-                if not growing:
-                    break
-                n = max(growing, key=lambda n: (out[n] - base[n], n))
-                out[n] -= 1
-                cut = True
-            return cut
 
         def gpus(out, names):
             return sum((out[n] - base[n]) * (pools[n].gpus // pools[n].replicas) for n in names)
@@ -123,12 +117,13 @@ class Room:
             for g in sorted({p.gpu for p in first.pools}):
                 if g in self.gpus:
                     names = [n for n, p in pools.items() if p.gpu == g]
-                    if trim(out, names, lambda: gpus(out, names) > self.gpus[g]):
+                    if trim_growth(out, base, names, lambda: gpus(out, names) > self.gpus[g]):
                         hits.append(f"{g} availability ({max(self.gpus[g], 0)} GPUs left "
                                     "in the fleet)")
             for what, left in (("fleet budget", self.budget_usd_per_hour),
                                ("member budget", member_budget)):
-                if left is not None and trim(out, list(out), lambda: cost(out) > left):
+                if left is not None and trim_growth(out, base, list(out),
+                                                     lambda: cost(out) > left):
                     hits.append(f"{what} (${max(left, 0.0):.2f}/h left)")
             return out
         return clamp
@@ -220,9 +215,8 @@ def tune_members(r: FleetResult, catalog: Catalog, *, solver: str = "highs",
         room.take(first, best)
         row.added = {a.name: (a.replicas, b.replicas) for a, b in zip(first.pools, best.pools)
                      if b.replicas != a.replicas}
-        change = ", ".join(f"{p} {a} -> {b}" for p, (a, b) in row.added.items())
         plans[m.name] = best.model_copy(update={"notes": best.notes + [
-            f"fleet --validate: topped up by the simulator ({change} replicas; attainment "
+            f"fleet --validate: topped up by the simulator ({row.change()} replicas; attainment "
             f"{rep.slo_attainment:.1%} -> {best_rep.slo_attainment:.1%}), routing as planned"]})
         sims[m.name] = best_rep
     tuned = [row for row in rows if row.added]
@@ -256,8 +250,7 @@ def _replace(r: FleetResult, plans: dict[str, Plan], rows: list[MemberTuning],
         why = "; ".join(e.reasons[:2])
         for row in rows:
             if row.added:
-                grown = ", ".join(f"{p} {a} -> {b}" for p, (a, b) in row.added.items())
-                row.stopped = (f"its top-up ({grown}) could not be placed on the inventory "
+                row.stopped = (f"its top-up ({row.change()}) could not be placed on the inventory "
                                f"({why}); its first plan stays")
                 row.added = {}
         return dict(r.plans), dict(firsts), notes + [

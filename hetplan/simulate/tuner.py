@@ -95,6 +95,20 @@ def counts(plan: Plan) -> dict[str, int]:
     return {p.name: p.replicas for p in plan.pools}
 
 
+def trim_growth(out: dict[str, int], base: dict[str, int], names: list[str],
+                over: Callable[[], bool]) -> bool:
+    """While over(), take back one replica of growth (`out` above `base`) from the pool of
+    `names` grown most (ties: the last name); in place. True if any was taken back."""
+    cut = False
+    while over():
+        growing = [n for n in names if out[n] > base[n]]
+        if not growing:
+            break
+        out[max(growing, key=lambda n: (out[n] - base[n], n))] -= 1
+        cut = True
+    return cut
+
+
 def with_replicas(plan: Plan, new: dict[str, int]) -> Plan:
     """The plan with pool replica counts changed; routes (hence loads) kept, utilization,
     GPUs and cost rescaled; an inventory placement is dropped (it no longer matches)."""
@@ -275,23 +289,16 @@ class Tuner:
         return self.max_rounds - len(self.trials)
 
     def room(self, plan: Plan) -> Callable[[dict[str, int]], dict[str, int]]:
-        """Clamp proposed counts to the GPUs available per type (growth is trimmed in pool
-        order until it fits)."""
-        avail = self.ctx.availability
+        """Clamp proposed counts to the GPUs available per type (growth trimmed by
+        `trim_growth` until it fits)."""
+        avail, base = self.ctx.availability, counts(plan)
 
         def clamp(new: dict[str, int]) -> dict[str, int]:
             out = dict(new)
             for g, cap in sorted(avail.items()):
-                pools = [p for p in plan.pools if p.gpu == g]
-                per = {p.name: p.gpus // p.replicas for p in pools}
-                used = sum(out[p.name] * per[p.name] for p in pools)
-                while used > cap:
-                    growing = [p for p in pools if out[p.name] > p.replicas]
-                    if not growing:
-                        break
-                    p = max(growing, key=lambda p: (out[p.name] - p.replicas, p.name))
-                    out[p.name] -= 1
-                    used -= per[p.name]
+                per = {p.name: p.gpus // p.replicas for p in plan.pools if p.gpu == g}
+                trim_growth(out, base, list(per),
+                            lambda: sum(out[n] * k for n, k in per.items()) > cap)
             return out
         return clamp
 
